@@ -1,0 +1,62 @@
+"""Options shared by several commands, defined once so they read the same everywhere."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from nnprobe.report import FORMATS
+
+
+def report_options(func: Callable) -> Callable:
+    func = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+                        help="Write the report to this file (atomically) instead of stdout.")(func)
+    func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                        help="Report format: table for people, json or junit for CI.")(func)
+    return func
+
+
+def device_options(func: Callable) -> Callable:
+    func = click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+                        show_default=True, help="Compute precision (autocast for bf16/fp16).")(func)
+    func = click.option("--device", default="auto", show_default=True,
+                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")(func)
+    return func
+
+
+def model_options(func: Callable) -> Callable:
+    """--model and friends: every source of classifier a user may have."""
+    options = [
+        click.option("--model", "model", default=None, metavar="SPEC",
+                     help="torchvision name (resnet50), timm:NAME, a .pt/.ts/.pt2/.pth/.safetensors file, "
+                          "or path/file.py:function / package.module:function. Default: the embedded "
+                          "EfficientNet-Lite0."),
+        click.option("--weights", default=None, metavar="ENUM|DEFAULT|PATH",
+                     help="torchvision weights enum (IMAGENET1K_V2), DEFAULT, or a checkpoint file."),
+        click.option("--arch", default=None, metavar="NAME",
+                     help="Architecture for a state-dict checkpoint (torchvision name or timm:NAME)."),
+        click.option("--trust-pickle", is_flag=True,
+                     help="Allow full unpickling of checkpoints. Unpickling runs code: only for files you trust."),
+        click.option("--num-classes", "model_num_classes", type=int, default=None,
+                     help="Number of classes for --arch when the checkpoint is not 1000-way."),
+        click.option("--resize", type=int, default=None, help="Resize the short side to this (pixels)."),
+        click.option("--crop", type=int, default=None, help="Centre-crop to this size (pixels)."),
+        click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]), default=None),
+        click.option("--mean", default=None, metavar="R,G,B", help="Normalisation mean (0..1 scale)."),
+        click.option("--std", default=None, metavar="R,G,B", help="Normalisation std (0..1 scale)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def parse_triple(text: str | None, name: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise click.BadParameter(f"expected three comma-separated numbers, got {text!r}", param_hint=name)
+    return values  # type: ignore[return-value]

@@ -1,0 +1,61 @@
+"""The one reporting layer: every command's result goes out through `emit` as table, json or junit.
+
+stdout carries only the report; `-o PATH` writes it atomically instead (a partial file never looks
+complete). Table renderers are looked up by result type, so the core never imports rich.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+from typing import Any
+
+from nnprobe.report.files import atomic_write_text
+
+FORMATS = ("table", "json", "junit")
+
+# Result type name -> "module:function" that renders it as a rich table.
+TABLE_RENDERERS = {
+    "EvalResult": "nnprobe.report.eval_table:render",
+}
+
+
+def render_json(result: Any) -> str:
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def render_table(result: Any, *, color: bool) -> str:
+    from rich.console import Console
+
+    target = TABLE_RENDERERS.get(type(result).__name__)
+    if target is None:
+        raise TypeError(f"no table renderer for {type(result).__name__}")
+    module, func = target.split(":")
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=None if color else 120,
+                      soft_wrap=False, highlight=False)
+    getattr(importlib.import_module(module), func)(result, console)
+    return buffer.getvalue()
+
+
+def render(result: Any, fmt: str, *, color: bool = False) -> str:
+    if fmt == "json":
+        return render_json(result)
+    if fmt == "junit":
+        from nnprobe.report.junit import render_junit
+
+        return render_junit(result.junit_cases(), suite=f"nnprobe.{result.to_dict().get('kind', 'run')}")
+    if fmt == "table":
+        return render_table(result, color=color)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def emit(result: Any, fmt: str, output: str | None) -> None:
+    """Write the report to `output` (atomically) or to stdout."""
+    if output:
+        atomic_write_text(output, render(result, fmt, color=False))
+    else:
+        color = fmt == "table" and sys.stdout.isatty()
+        sys.stdout.write(render(result, fmt, color=color))
+        sys.stdout.flush()

@@ -1,0 +1,166 @@
+"""Results are data: frozen dataclasses with raw integer counts, fractions in [0, 1] and provenance.
+
+Every command returns one of these; `nnprobe.report` is the only place that formats them. `to_dict`
+gives the JSON form (with `schema_version`), so JSON output is exactly the dataclass, nothing more.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, tuples and paths to plain JSON types; non-finite floats to None (strict JSON)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A threshold the user asked for (`--min-top1 0.75`) and whether the measurement met it."""
+
+    name: str
+    threshold: float
+    measured: float
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class JUnitCase:
+    """One testcase of a JUnit report: status is 'passed', 'failed' or 'skipped'."""
+
+    classname: str
+    name: str
+    status: str
+    message: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """An input that was not used, and why: skips are reported, never silent."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes the model's input: resize the short side, centre-crop, normalise.
+
+    `resize_size` None means no resize (the crop alone, or the image as it is when crop is None too).
+    Normalisation (mean/std) is applied inside the classifier, so attacks work in [0, 1] pixels.
+    """
+
+    resize_size: int | None = 256
+    crop_size: int | None = 224
+    interpolation: str = "bilinear"  # bilinear | bicubic | nearest
+    antialias: bool = True
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    source: str = "default"  # where these values came from: torchvision weights, timm pretrained_cfg, flags
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Provenance of a classifier: what was loaded, from where, with which preprocessing."""
+
+    spec: str
+    source: str  # torchvision | timm | torchscript | export | state_dict | factory | pickle | default
+    weights: str | None
+    architecture: str | None
+    num_classes: int
+    preprocessing: Preprocessing
+    published_top1: float | None = None  # fraction, from the weights' own metadata
+    published_top5: float | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Where and how a computation ran."""
+
+    device: str
+    precision: str
+    world_size: int
+    seconds: float
+    versions: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class PerClass:
+    index: int
+    name: str
+    correct_top1: int
+    total: int
+
+    @property
+    def top1(self) -> float:
+        return self.correct_top1 / self.total if self.total else float("nan")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Top-k accuracy of a classifier over a labelled image set, as exact integer counts."""
+
+    correct_top1: int
+    correct_top5: int
+    total: int
+    mean_loss: float
+    skipped: tuple[SkippedFile, ...]
+    converted: int  # decodable odd images (grayscale, CMYK, RGBA, palette, 16-bit) converted to RGB
+    per_class: tuple[PerClass, ...]
+    model: ModelInfo
+    data: dict[str, Any]  # path, layout, class mapping used, restricted logits, limit
+    run: RunInfo
+    images_per_second: float
+    gates: tuple[Gate, ...] = ()
+
+    @property
+    def top1(self) -> float:
+        return self.correct_top1 / self.total if self.total else float("nan")
+
+    @property
+    def top5(self) -> float:
+        return self.correct_top5 / self.total if self.total else float("nan")
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = to_jsonable(self)
+        body["per_class"] = [dict(to_jsonable(pc), top1=to_jsonable(pc.top1)) for pc in self.per_class]
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "eval",
+            "top1": to_jsonable(self.top1),
+            "top5": to_jsonable(self.top5),
+            **body,
+        }
+
+    def junit_cases(self) -> list[JUnitCase]:
+        cases = [
+            JUnitCase("nnprobe.eval", g.name, "passed" if g.passed else "failed", g.message)
+            for g in self.gates
+        ]
+        if not cases:  # no gate asked for: still one case that records the measurement
+            cases.append(
+                JUnitCase("nnprobe.eval", "accuracy", "passed",
+                          f"top-1 {self.top1:.4f}, top-5 {self.top5:.4f} on {self.total} images")
+            )
+        return cases
