@@ -1,0 +1,69 @@
+"""The model's eval transform in two interchangeable forms.
+
+- `pil_resize_crop`: what data-loader workers run on decoded PIL images (same calls as torchvision's
+  `Weights.transforms()`, so counts match a torchvision reference loop exactly).
+- `tensor_resize_crop`: the same resize (antialiased) and centre crop on float tensors, differentiable,
+  so an attack can run in the photo's own resolution with preprocessing in the forward pass.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nnprobe.errors import UsageError
+from nnprobe.results import Preprocessing
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+def _mode(name: str):
+    from torchvision.transforms import InterpolationMode
+
+    if name not in INTERPOLATIONS:
+        raise UsageError(f"interpolation {name!r} is not one of {', '.join(INTERPOLATIONS)}.")
+    return InterpolationMode(name)
+
+
+def with_overrides(base: Preprocessing, *, resize: int | None = None, crop: int | None = None,
+                   interpolation: str | None = None, mean=None, std=None) -> Preprocessing:
+    """Flags win over what the model carries; the result says so in `source`."""
+    import dataclasses
+
+    changes = {k: v for k, v in dict(resize_size=resize, crop_size=crop, interpolation=interpolation,
+                                     mean=mean, std=std).items() if v is not None}
+    if not changes:
+        return base
+    for key in ("resize_size", "crop_size"):
+        if key in changes and changes[key] <= 0:
+            raise UsageError(f"--{key.split('_')[0]} must be a positive number of pixels.")
+    if "interpolation" in changes:
+        _mode(changes["interpolation"])
+    if "std" in changes and any(s <= 0 for s in changes["std"]):
+        raise UsageError("--std values must be positive.")
+    return dataclasses.replace(base, **changes, source=f"{base.source} + flags ({', '.join(sorted(changes))})")
+
+
+def pil_resize_crop(image: "Image.Image", pre: Preprocessing) -> "Image.Image":
+    import torchvision.transforms.functional as F
+
+    if pre.resize_size is not None:
+        image = F.resize(image, pre.resize_size, interpolation=_mode(pre.interpolation), antialias=pre.antialias)
+    if pre.crop_size is not None:
+        image = F.center_crop(image, pre.crop_size)
+    return image
+
+
+def tensor_resize_crop(x: "torch.Tensor", pre: Preprocessing) -> "torch.Tensor":
+    """Float NCHW in [0, 1] at any size -> model input size, differentiable (antialias as PIL does)."""
+    import torchvision.transforms.v2.functional as F
+
+    if pre.resize_size is not None:
+        x = F.resize(x, [pre.resize_size], interpolation=_mode(pre.interpolation), antialias=pre.antialias)
+        if pre.interpolation == "bicubic":
+            x = x.clamp(0, 1)  # bicubic overshoots; PIL clamps to the 8-bit range
+    if pre.crop_size is not None:
+        x = F.center_crop(x, [pre.crop_size])
+    return x
