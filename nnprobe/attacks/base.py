@@ -1,0 +1,299 @@
+"""The attack base class: every invariant lives here, so a new attack writes only its update rule.
+
+Guaranteed for every registered attack (foolbox 3 style, tested by parametrizing over the registry):
+
+- inputs are float NCHW pixels in [0, 1] (else `InputError`, one sentence);
+- the model runs in eval mode and every module's train/eval flag is restored afterwards;
+- parameters do not require grad during the attack (gradients are taken w.r.t. the input only, which
+  skips weight-gradient work), and each parameter's flag is restored afterwards;
+- after each step the perturbation is projected onto the eps ball (L∞ or L2) and the image clamped
+  to [0, 1];
+- `success` and `logits` describe exactly the tensor that is returned.
+
+Losses are summed per sample (not averaged), so a sample's gradient does not depend on which other
+samples share its batch: early stopping (dropping fooled samples from the batch) then changes the work
+done, never the result.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from nnprobe.errors import InputError, UsageError
+
+NORMS = ("linf", "l2")
+REGISTRY: dict[str, type["Attack"]] = {}
+ProgressCallback = Callable[[int, int], None]
+
+
+def register(attack_id: str) -> Callable[[type["Attack"]], type["Attack"]]:
+    """Class decorator: make an attack available under a stable id (`pgd`); a duplicate id raises."""
+
+    def decorate(cls: type["Attack"]) -> type["Attack"]:
+        if attack_id in REGISTRY:
+            raise ValueError(f"attack id {attack_id!r} is already registered by {REGISTRY[attack_id].__name__}")
+        cls.id = attack_id
+        REGISTRY[attack_id] = cls
+        return cls
+
+    return decorate
+
+
+def get_attack(attack_id: str) -> type["Attack"]:
+    _load_builtin_attacks()
+    try:
+        return REGISTRY[attack_id]
+    except KeyError:
+        raise UsageError(f"--attack {attack_id!r} is not one of {', '.join(sorted(REGISTRY))}.") from None
+
+
+def attack_ids() -> list[str]:
+    _load_builtin_attacks()
+    return sorted(REGISTRY)
+
+
+def _load_builtin_attacks() -> None:
+    from nnprobe.attacks import bim, fgsm, mifgsm, pgd  # noqa: F401  (registration side effect)
+
+
+@dataclasses.dataclass
+class AttackOutput:
+    """What an attack returns; `logits` and `success` are measured on `adversarial` itself."""
+
+    adversarial: torch.Tensor  # same shape as the input, in [0, 1]
+    logits: torch.Tensor  # float32 logits of the model on `adversarial`
+    success: torch.Tensor  # bool per sample: moved off the label (untargeted) or onto the target
+    steps: torch.Tensor  # int64 per sample: update steps that produced the returned image
+    gradient_passes: int  # forward+backward passes summed over samples: the work done
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients for the duration; every flag restored exactly afterwards."""
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    model.eval()
+    for param, _ in flags:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
+
+
+def check_pixels(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise InputError("Attack inputs must be a float tensor of pixels in [0, 1].")
+    if x.dim() != 4:
+        raise InputError(f"Attack inputs must be a batch of images (N, C, H, W); got shape {tuple(x.shape)}.")
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise InputError("Attack inputs must be pixels in [0, 1] (normalisation happens inside the classifier); "
+                         f"got values in [{x.min().item():.4g}, {x.max().item():.4g}].")
+
+
+class Attack:
+    """Base class. Subclasses set `norm`, defaults, and implement `update` (and maybe `start`)."""
+
+    id: ClassVar[str] = ""
+    norm: ClassVar[str] = "linf"
+    iterative: ClassVar[bool] = True
+    default_steps: ClassVar[int] = 10
+    default_random_start: ClassVar[bool] = False
+    supports_random_start: ClassVar[bool] = False
+    # True when the update at x depends only on the gradient at x (FGSM): a sweep over several eps
+    # then needs one gradient, not one per eps.
+    single_gradient: ClassVar[bool] = False
+
+    def __init__(self, eps: float, *, steps: int | None = None, step_size: float | None = None,
+                 random_start: bool | None = None, seed: int | None = None) -> None:
+        if not (isinstance(eps, (int, float)) and eps >= 0 and eps == eps):
+            raise UsageError(f"eps must be a non-negative number, got {eps!r}.")
+        if self.norm == "linf" and eps > 1:
+            raise UsageError(f"an L∞ eps of {eps:g} is above 1; pixels are in [0, 1] (write 2/255, not 2).")
+        if not self.iterative and steps not in (None, 1):
+            raise UsageError(f"{self.id} takes one step; --steps {steps} needs an iterative attack (bim, pgd, mifgsm).")
+        if steps is not None and steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {steps}.")
+        if step_size is not None and not step_size > 0:
+            raise UsageError(f"--step-size must be positive, got {step_size}.")
+        if random_start and not self.supports_random_start:
+            raise UsageError(f"{self.id} has no random start; use pgd or pgd-l2 for one.")
+        self.eps = float(eps)
+        self.steps = (steps or self.default_steps) if self.iterative else 1
+        self.step_size = float(step_size) if step_size is not None else self.default_step_size()
+        self.random_start = self.default_random_start if random_start is None else bool(random_start)
+        self.seed = seed
+
+    # ------------------------------------------------------------------ what an attack writes
+    def default_step_size(self) -> float:
+        """2.5·eps/steps (Madry et al.): enough to reach the ball's surface from any start."""
+        return 2.5 * self.eps / self.steps
+
+    def start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The first iterate (before projection); x itself unless the attack has a random start."""
+        return x.clone()
+
+    def init_state(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample state tensors (first dim = batch), e.g. MI-FGSM's momentum."""
+        return {}
+
+    def update(self, adv: torch.Tensor, grad: torch.Tensor,
+               state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One ascent step on the objective's gradient: the new (unprojected) iterate and state."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the invariants
+    def project(self, x: torch.Tensor, adv: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+        """Onto the eps ball around x (L∞: clamp; L2: rescale), then into [0, 1]."""
+        eps = self.eps if eps is None else eps
+        delta = adv - x
+        if self.norm == "linf":
+            delta = torch.clamp(delta, min=-eps, max=eps)
+        else:
+            norms = delta.flatten(1).norm(p=2, dim=1)
+            factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
+            delta = delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+        return torch.clamp(x + delta, min=0, max=1).detach()
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None, *,
+                 targets: torch.Tensor | None = None, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 early_stop: bool = False, autocast: contextlib.AbstractContextManager | None = None,
+                 gradient: torch.Tensor | None = None) -> AttackOutput:
+        """Attack a batch.
+
+        labels: the classes to move away from (default: the model's own predictions on x).
+        targets: when given, a targeted attack: move onto these classes instead.
+        forward: the differentiable function to attack (default `model`; e.g. `model.forward_image`).
+        early_stop: stop spending gradient passes on a sample once it is fooled, and return that
+            first fooling iterate (robust accuracy uses this; a sample counts as fooled as soon as any
+            iterate fools it). Without it every sample runs every step and the last iterate is returned.
+        gradient: a precomputed objective gradient at x (FGSM sweeps share one).
+        """
+        check_pixels(x)
+        forward = forward or model
+        autocast = autocast or contextlib.nullcontext()
+        x = x.detach()
+        with frozen(model):
+            if labels is None and targets is None:
+                with torch.no_grad(), autocast:
+                    labels = forward(x).float().argmax(dim=1)
+            goal, targeted = self._goal(labels, targets, x.shape[0], x.device)
+            return self._run(forward, x, goal, targeted, early_stop, autocast, gradient)
+
+    @staticmethod
+    def _goal(labels, targets, n, device) -> tuple[torch.Tensor, bool]:
+        goal = targets if targets is not None else labels
+        goal = torch.as_tensor(goal, device=device).long().reshape(-1)
+        if goal.numel() == 1 and n != 1:
+            goal = goal.expand(n)
+        if goal.shape[0] != n:
+            raise InputError(f"got {goal.shape[0]} labels for {n} images.")
+        return goal, targets is not None
+
+    @staticmethod
+    def objective(logits: torch.Tensor, goal: torch.Tensor, targeted: bool) -> torch.Tensor:
+        """What the attack ascends: cross-entropy of the label (untargeted) or minus that of the target."""
+        loss = nn.functional.cross_entropy(logits.float(), goal, reduction="sum")
+        return -loss if targeted else loss
+
+    @staticmethod
+    def fooled(logits: torch.Tensor, goal: torch.Tensor, targeted: bool) -> torch.Tensor:
+        predicted = logits.argmax(dim=1)
+        return predicted == goal if targeted else predicted != goal
+
+    def input_gradient(self, forward, x, goal, targeted, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objective gradient w.r.t. the input only, and the logits at x."""
+        x = x.detach().requires_grad_(True)
+        with autocast:
+            logits = forward(x)
+        logits = logits.float()
+        grad, = torch.autograd.grad(self.objective(logits, goal, targeted), x)
+        return grad, logits.detach()
+
+    def _run(self, forward, x, goal, targeted, early_stop, autocast, gradient) -> AttackOutput:
+        n = x.shape[0]
+        generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        if generator is None:
+            generator = torch.Generator()
+            generator.seed()
+        adv = self.project(x, self.start(x, generator)) if self.random_start else x.clone()
+        state = self.init_state(x)
+        steps = torch.zeros(n, dtype=torch.long, device=x.device)
+        logits_out: torch.Tensor | None = None
+        done = torch.zeros(n, dtype=torch.bool, device=x.device)  # frozen by early stop
+        active = torch.arange(n, device=x.device)
+        passes = 0
+        for step in range(self.steps):
+            if active.numel() == 0:
+                break
+            if step == 0 and gradient is not None and not self.random_start:
+                grad, logits = gradient[active], None
+            else:
+                grad, logits = self.input_gradient(forward, adv[active], goal[active], targeted, autocast)
+            passes += int(active.numel())
+            if early_stop and logits is not None:
+                hit = self.fooled(logits, goal[active], targeted)
+                if hit.any():
+                    if logits_out is None:
+                        logits_out = torch.empty(n, logits.shape[1], device=x.device)
+                    logits_out[active[hit]] = logits[hit]
+                    done[active[hit]] = True
+                    keep = ~hit
+                    active, grad = active[keep], grad[keep]
+                    if active.numel() == 0:
+                        break
+            sub_state = {k: v[active] for k, v in state.items()}
+            new, sub_state = self.update(adv[active], grad, sub_state)
+            adv[active] = self.project(x[active], new)
+            for k, v in sub_state.items():
+                state[k][active] = v
+            steps[active] += 1
+        remaining = (~done).nonzero().flatten()
+        if remaining.numel():
+            with torch.no_grad(), autocast:
+                final = forward(adv[remaining]).float()
+            if logits_out is None:
+                logits_out = torch.empty(n, final.shape[1], device=x.device)
+            logits_out[remaining] = final
+        assert logits_out is not None
+        return AttackOutput(adversarial=adv, logits=logits_out, success=self.fooled(logits_out, goal, targeted),
+                            steps=steps, gradient_passes=passes)
+
+
+def build(attack_id: str, eps: float, **options) -> Attack:
+    """An attack instance by registry id; options left None take the attack's defaults."""
+    cls = get_attack(attack_id)
+    return cls(eps, **{k: v for k, v in options.items() if v is not None})
+
+
+def sweep(attack_id: str, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, eps: Sequence[float], *,
+          targets: torch.Tensor | None = None, forward=None, early_stop: bool = False, autocast=None,
+          progress: ProgressCallback | None = None, **options) -> list[tuple[Attack, AttackOutput]]:
+    """Run one attack at several budgets; single-gradient attacks (FGSM) compute one gradient for all."""
+    attacks = [build(attack_id, e, **options) for e in eps]
+    autocast = autocast or contextlib.nullcontext()
+    forward_fn = forward or model
+    shared = None
+    check_pixels(x)
+    if labels is None and targets is None:
+        with frozen(model), torch.no_grad(), autocast:
+            labels = forward_fn(x.detach()).float().argmax(dim=1)
+    if len(attacks) > 1 and attacks[0].single_gradient and not attacks[0].random_start:
+        goal, targeted = Attack._goal(labels, targets, x.shape[0], x.device)
+        with frozen(model):
+            shared, _ = attacks[0].input_gradient(forward_fn, x, goal, targeted, autocast)
+    outputs = []
+    for i, attack in enumerate(attacks):
+        outputs.append((attack, attack(model, x, labels, targets=targets, forward=forward, early_stop=early_stop,
+                                       autocast=autocast, gradient=shared)))
+        if progress is not None:
+            progress(i + 1, len(attacks))
+    return outputs

@@ -1,0 +1,41 @@
+"""PGD (Madry et al. 2018): iterated steepest ascent from a random point in the ball, L∞ or L2."""
+from __future__ import annotations
+
+import torch
+
+from nnprobe.attacks.base import Attack, register
+
+
+@register("pgd")
+class PGD(Attack):
+    """L∞: step along sign(grad); random start uniform in [-eps, eps] per pixel."""
+
+    default_random_start = True
+    supports_random_start = True
+
+    def start(self, x, generator):
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        return x + (2 * noise - 1) * self.eps
+
+    def update(self, adv, grad, state):
+        return adv + self.step_size * grad.sign(), state
+
+
+@register("pgd-l2")
+class PGDL2(Attack):
+    """L2: step along grad/‖grad‖₂; random start uniform in radius, uniform in direction."""
+
+    norm = "l2"
+    default_random_start = True
+    supports_random_start = True
+
+    def start(self, x, generator):
+        n = x.shape[0]
+        direction = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        radius = torch.rand(n, generator=generator, dtype=x.dtype).to(x.device)
+        norms = direction.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
+        return x + direction * (radius * self.eps / norms).view(n, 1, 1, 1)
+
+    def update(self, adv, grad, state):
+        norms = grad.flatten(1).norm(p=2, dim=1) + 1e-10
+        return adv + self.step_size * grad / norms.view(-1, *([1] * (grad.dim() - 1))), state

@@ -1,0 +1,264 @@
+"""`fool`: adversarial versions of real photos, written as lossless PNGs and re-checked from disk.
+
+In image space (default) the attack runs at the photo's own resolution through
+`Classifier.forward_image`, whose resize and crop are differentiable, so the fooled PNG has the size of
+the input and can be opened, shared and re-classified like the original. In model space it attacks the
+resized, cropped model input (as the eval pipeline produces it) and the PNG has the model's input size.
+
+A photo has no label: an untargeted attack moves the model away from its own top-1 on the original.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnprobe.attacks.base import build, sweep
+from nnprobe.attacks.budget import format_eps, parse_eps_list
+from nnprobe.attacks.pixels import quantize
+from nnprobe.attacks.results import AttackSettings, FoolItem, FoolResult, Prediction
+from nnprobe.errors import InputError, UsageError
+from nnprobe.results import Gate, RunInfo
+
+SPACES = ("image", "model")
+DEFAULT_OUT = "nnprobe-fool"
+
+
+def top_k(logits: torch.Tensor, classifier, k: int = 5) -> tuple[Prediction, ...]:
+    probs = torch.softmax(logits.float().reshape(-1), dim=0)
+    values, indices = probs.topk(min(k, probs.numel()))
+    return tuple(Prediction(int(i), classifier.label(int(i)), float(v)) for v, i in zip(values, indices))
+
+
+def resolve_target(classifier, text: str | int | None) -> int | None:
+    """A class index (`859`), a class name (`toaster`, any case) or a wnid (`n04442312`)."""
+    if text is None:
+        return None
+    names = classifier.class_names
+    spelled = str(text).strip()
+    if spelled.lstrip("-").isdigit():
+        index = int(spelled)
+        if not 0 <= index < classifier.num_classes:
+            raise UsageError(f"--target {index} is not a class index of this model (0..{classifier.num_classes - 1}).")
+        return index
+    lowered = spelled.lower()
+    hits = [i for i, name in enumerate(names) if name.lower() == lowered]
+    if not hits and classifier.wnids:
+        hits = [i for i, wnid in enumerate(classifier.wnids) if wnid == lowered]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise UsageError(f"--target {spelled!r} names several classes ({', '.join(map(str, hits))}); give the index.")
+    import difflib
+
+    close = difflib.get_close_matches(lowered, [n.lower() for n in names], n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UsageError(f"--target {spelled!r} is not a class name, wnid or index of this model.{hint}")
+
+
+def read_rgb(path: str):
+    """Decode an image file to RGB (grayscale, palette, RGBA converted), or one-sentence InputError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(f"Image {path!r} does not exist.") from None
+    except IsADirectoryError:
+        raise InputError(f"{path!r} is a folder, not an image; give image files (e.g. {path}/*.jpg).") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"Image {path!r} cannot be decoded ({type(exc).__name__}); is it an image file?") from None
+
+
+def _check_readable(path: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            pass
+    except FileNotFoundError:
+        raise InputError(f"Image {path!r} does not exist.") from None
+    except IsADirectoryError:
+        raise InputError(f"{path!r} is a folder, not an image; give image files (e.g. {path}/*.jpg).") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"Image {path!r} cannot be decoded ({type(exc).__name__}); is it an image file?") from None
+
+
+def output_names(images: Sequence[str], out_dir: str, eps: Sequence[float]) -> list[list[tuple[str, str]]]:
+    """(adversarial PNG, panel PNG) per image and eps; never an input's path, unique among outputs."""
+    seen: dict[str, int] = {}
+    inputs = {os.path.realpath(p) for p in images}
+    names = []
+    for path in images:
+        stem = Path(path).stem
+        count = seen.get(stem, 0) + 1
+        seen[stem] = count
+        if count > 1:
+            stem = f"{stem}-{count}"
+        row = []
+        for e in eps:
+            tag = "" if len(eps) == 1 else ".eps" + format_eps(e).replace("/", "-")
+            adv = os.path.join(out_dir, f"{stem}{tag}.adv.png")
+            pan = os.path.join(out_dir, f"{stem}{tag}.panel.png")
+            for out in (adv, pan):
+                if os.path.realpath(out) in inputs or (os.path.exists(out) and any(
+                        os.path.exists(p) and os.path.samefile(out, p) for p in images)):
+                    raise InputError(f"Writing {out} would overwrite an input image; choose another --out folder.")
+            row.append((adv, pan))
+        names.append(row)
+    return names
+
+
+def to_uint8_hwc(pixels: torch.Tensor) -> np.ndarray:
+    return pixels.detach().cpu().squeeze(0).permute(1, 2, 0).numpy()
+
+
+def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm",
+         eps: float | str | Sequence[float] = 2 / 255, steps: int | None = None, step_size: float | None = None,
+         random_start: bool | None = None, target: str | int | None = None, seed: int | None = 0,
+         space: str = "image", out_dir: str | os.PathLike = DEFAULT_OUT, precision: str = "fp32",
+         device: str = "auto", panels: bool = True, fail_if_fooled: bool = False,
+         progress: Callable[[int, int], None] | None = None) -> FoolResult:
+    """Fool a classifier on photos; write `<stem>.adv.png` (+ `<stem>.panel.png`) into `out_dir`.
+
+    model: a `Classifier`, a `--model` spec string, or None for the embedded default.
+    eps: one budget or several (`"1/255,2/255"` or a list); FGSM computes one gradient for all.
+    Returns one item per (image, eps), each judged on the written PNG re-read from disk.
+    """
+    from nnprobe.device import autocast as make_autocast
+    from nnprobe.device import resolve_device, versions
+    from nnprobe.models.classifier import Classifier
+    from nnprobe.models.preprocessing import pil_resize_crop
+    from nnprobe.report.files import atomic_write_bytes
+    from nnprobe.report.images import png_bytes, write_panel
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor
+
+    started = time.perf_counter()
+    if space not in SPACES:
+        raise UsageError(f"--space {space!r} is not one of {', '.join(SPACES)}.")
+    paths = [os.fspath(p) for p in images]
+    if not paths:
+        raise UsageError("Give at least one image to fool.")
+    budgets = _budgets(eps, attack)
+    dev = resolve_device(device)
+    autocast = make_autocast(dev, precision)
+    if model is None or isinstance(model, str):
+        from nnprobe.models import load_classifier
+
+        model = load_classifier(model)
+    if not isinstance(model, Classifier):
+        raise UsageError("model must be a nnprobe Classifier, a --model spec or None for the default.")
+    classifier = model.to(dev).eval()
+    target_index = resolve_target(classifier, target)
+    options = dict(steps=steps, step_size=step_size, random_start=random_start, seed=seed)
+    attacks = [build(attack, e, **options) for e in budgets]  # validates options before any work
+    out = os.fspath(out_dir)
+    for path in paths:
+        _check_readable(path)
+    names = output_names(paths, out, budgets)
+    forward = classifier.forward_image if space == "image" else classifier
+    fp32 = torch.autocast(dev.type, enabled=False) if precision != "fp32" else None
+
+    items: list[FoolItem] = []
+    total = len(paths) * len(budgets)
+    for path, row in zip(paths, names):
+        photo = read_rgb(path)
+        if space == "model":
+            photo = pil_resize_crop(photo, classifier.preprocessing)
+        original_u8 = torch.from_numpy(np.asarray(photo, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
+        x = original_u8.to(dev, torch.float32) / 255
+        with torch.no_grad(), autocast:
+            clean_logits = forward(x).float()
+        original = top_k(clean_logits, classifier)
+        targets = torch.tensor([target_index], device=dev) if target_index is not None else None
+        t0 = time.perf_counter()
+        runs = sweep(attack, classifier, x, clean_logits.argmax(1), budgets, targets=targets, forward=forward,
+                     autocast=autocast, **options)
+        attack_seconds = (time.perf_counter() - t0) / len(budgets)
+        for (instance, result), (adv_path, panel_path) in zip(runs, row):
+            t1 = time.perf_counter()
+            adv_u8 = quantize(result.adversarial, original_u8, instance.eps, instance.norm)
+            atomic_write_bytes(adv_path, png_bytes(Image.fromarray(to_uint8_hwc(adv_u8), "RGB")))
+            reread = read_rgb(adv_path)  # judge exactly what was written
+            reread_u8 = torch.from_numpy(np.asarray(reread, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
+            if not torch.equal(reread_u8, adv_u8):
+                raise InputError(f"{adv_path} did not read back as written; is the disk full?")
+            xr = reread_u8.to(dev, torch.float32) / 255
+            with torch.no_grad(), autocast:
+                adv_logits = forward(xr).float()
+            goal = target_index if target_index is not None else original[0].index
+            predicted = int(adv_logits.argmax(1))
+            success = predicted == goal if target_index is not None else predicted != goal
+            eval_fooled = None
+            if space == "image":
+                with torch.no_grad(), autocast:
+                    eval_logits = classifier(to_tensor(pil_resize_crop(reread, classifier.preprocessing))[None]
+                                             .to(dev)).float()
+                eval_pred = int(eval_logits.argmax(1))
+                eval_fooled = eval_pred == goal if target_index is not None else eval_pred != goal
+            check = None
+            if fp32 is not None:
+                with torch.no_grad(), fp32:
+                    ref = forward(xr.float()).float()
+                ref_pred = int(ref.argmax(1))
+                check = {"precision": precision, "fp32_top1": top_k(ref, classifier, 1)[0],
+                         "fp32_success": ref_pred == goal if target_index is not None else ref_pred != goal,
+                         "max_probability_difference": float((ref.softmax(1) - adv_logits.softmax(1)).abs().max())}
+            delta = (adv_u8.to(torch.int64) - original_u8.to(torch.int64)).double() / 255
+            adversarial = top_k(adv_logits, classifier)
+            if panels:
+                captions = (f"original: {original[0].label}\n{original[0].confidence:.1%}",
+                            f"perturbation x{127 / max(int(delta.abs().max() * 255 + 0.5), 1):.0f}\n"
+                            f"Linf {delta.abs().max() * 255:.0f}/255 ({attack})",
+                            f"adversarial: {adversarial[0].label}\n{adversarial[0].confidence:.1%}")
+                write_panel(panel_path, to_uint8_hwc(original_u8), to_uint8_hwc(adv_u8), captions)
+            items.append(FoolItem(
+                image=path, adversarial_image=adv_path, panel_image=panel_path if panels else None,
+                eps=instance.eps, space=space, width=int(x.shape[-1]), height=int(x.shape[-2]),
+                original=original, adversarial=adversarial, success=bool(success),
+                success_before_rounding=bool(result.success[0]), fools_eval_pipeline=eval_fooled,
+                linf=float(delta.abs().max()), l2=float(delta.flatten().norm()), steps=int(result.steps[0]),
+                seconds=attack_seconds + time.perf_counter() - t1, precision_check=check))
+            if progress is not None:
+                progress(len(items), total)
+
+    gates: tuple[Gate, ...] = ()
+    if fail_if_fooled:
+        fooled = sum(i.success for i in items)
+        gates = (Gate("fail-if-fooled", 0.0, float(fooled), fooled == 0,
+                      f"{fooled} of {len(items)} adversarial images fool the model"),)
+    settings = AttackSettings(
+        attack=attack, norm=attacks[0].norm, eps=tuple(budgets), steps=attacks[0].steps,
+        step_size=tuple(a.step_size for a in attacks), random_start=attacks[0].random_start,
+        targeted=target_index is not None,
+        target_index=target_index,
+        target_label=classifier.label(target_index) if target_index is not None else None)
+    run = RunInfo(device=str(dev), precision=precision, world_size=1, seconds=time.perf_counter() - started,
+                  versions=versions(), seed=seed)
+    return FoolResult(items=tuple(items), settings=settings, model=classifier.info, run=run, out_dir=out,
+                      gates=gates)
+
+
+def _budgets(eps, attack: str) -> tuple[float, ...]:
+    from nnprobe.attacks.base import get_attack
+
+    l2 = get_attack(attack).norm == "l2"
+    limit = None if l2 else 1.0
+    if isinstance(eps, str):
+        return parse_eps_list(eps, max_value=limit)
+    if isinstance(eps, (int, float)):
+        eps = (float(eps),)
+    values = tuple(float(e) for e in eps)
+    if not values:
+        raise UsageError("Give at least one --eps.")
+    for e in values:
+        if not e >= 0 or (limit is not None and e > limit):
+            raise UsageError(f"--eps {e:g} is outside [0, {limit if limit is not None else 'inf'}].")
+    return values

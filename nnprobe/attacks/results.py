@@ -1,0 +1,159 @@
+"""Results of `fool` and `robust`: frozen dataclasses, raw counts, fractions in [0, 1], provenance.
+
+Units: every `eps`, `linf` and `l2` is in [0, 1] pixel units (the same unit as the attack budget);
+`*_255` fields repeat a value in grey levels of an 8-bit image for people.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nnprobe.results import SCHEMA_VERSION, Gate, JUnitCase, ModelInfo, RunInfo, to_jsonable
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    confidence: float  # softmax probability
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    attack: str
+    norm: str  # linf | l2
+    eps: tuple[float, ...]
+    steps: int
+    step_size: tuple[float, ...]  # one per eps (defaults are relative to eps)
+    random_start: bool
+    targeted: bool
+    target_index: int | None  # the class a targeted attack aims at
+    target_label: str | None
+    early_stop: bool = False
+
+
+@dataclass(frozen=True)
+class FoolItem:
+    """One (image, eps): what the written 8-bit PNG does to the model, re-read from disk."""
+
+    image: str
+    adversarial_image: str
+    panel_image: str | None
+    eps: float
+    space: str  # image (photo's own resolution) | model (the cropped model input)
+    width: int
+    height: int
+    original: tuple[Prediction, ...]  # top-5 on the original
+    adversarial: tuple[Prediction, ...]  # top-5 on the written PNG, re-read
+    success: bool  # the written PNG fools the model (untargeted: top-1 moved; targeted: top-1 is the target)
+    success_before_rounding: bool  # the float attack output fooled it
+    fools_eval_pipeline: bool | None  # the PNG also fools through PIL resize/crop as `nnprobe eval` reads it
+    linf: float  # max |δ| of the 8-bit perturbation, pixel units
+    l2: float  # ‖δ‖₂ of the 8-bit perturbation over all pixels and channels, pixel units
+    steps: int
+    seconds: float
+    precision_check: dict[str, Any] | None = None  # bf16/fp16 runs: the fp32 verdict on the same PNG
+
+    @property
+    def rounding_undid(self) -> bool:
+        return self.success_before_rounding and not self.success
+
+    @property
+    def linf_255(self) -> float:
+        return self.linf * 255
+
+
+@dataclass(frozen=True)
+class FoolResult:
+    items: tuple[FoolItem, ...]
+    settings: AttackSettings
+    model: ModelInfo
+    run: RunInfo
+    out_dir: str
+    gates: tuple[Gate, ...] = ()
+
+    @property
+    def fooled(self) -> int:
+        return sum(item.success for item in self.items)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = to_jsonable(self)
+        body["items"] = [
+            dict(to_jsonable(item), original_prediction=to_jsonable(item.original[0]),
+                 adversarial_prediction=to_jsonable(item.adversarial[0]), linf_255=item.linf_255,
+                 rounding_undid=item.rounding_undid)
+            for item in self.items
+        ]
+        return {"schema_version": SCHEMA_VERSION, "kind": "fool", "fooled": self.fooled,
+                "total": len(self.items), "passed": self.passed, **body}
+
+    def junit_cases(self) -> list[JUnitCase]:
+        failing = any(g.name == "fail-if-fooled" for g in self.gates)
+        cases = []
+        for item in self.items:
+            verdict = (f"{item.original[0].label} -> {item.adversarial[0].label} at L∞ {item.linf_255:.0f}/255: "
+                       f"{'fooled' if item.success else 'not fooled'}")
+            status = "failed" if (failing and item.success) else "passed"
+            cases.append(JUnitCase("nnprobe.fool", f"{item.image} eps={item.eps:.6g}", status, verdict))
+        return cases
+
+
+@dataclass(frozen=True)
+class RobustPoint:
+    """Robust accuracy at one budget, as exact counts over the whole data set."""
+
+    eps: float
+    correct_top1: int  # still right under attack (top-1)
+    correct_top5: int
+    total: int
+    clean_correct: int  # right before the attack: the samples the attack success rate is about
+    fooled: int  # of clean_correct, how many the attack moved off the true label
+    mean_linf: float  # mean ‖δ‖∞ over attacked (initially correct) samples, pixel units
+    mean_l2: float  # mean ‖δ‖₂ over attacked samples, pixel units
+    gradient_passes: int  # forward+backward passes actually run (early stop saves these)
+    fp32_correct_top1: int | None = None  # bf16/fp16 runs: the same adversarial images judged in fp32
+
+    @property
+    def top1(self) -> float:
+        return self.correct_top1 / self.total if self.total else float("nan")
+
+    @property
+    def top5(self) -> float:
+        return self.correct_top5 / self.total if self.total else float("nan")
+
+    @property
+    def attack_success_rate(self) -> float:
+        return self.fooled / self.clean_correct if self.clean_correct else float("nan")
+
+
+@dataclass(frozen=True)
+class RobustResult:
+    points: tuple[RobustPoint, ...]
+    settings: AttackSettings
+    model: ModelInfo
+    data: dict[str, Any]
+    run: RunInfo
+    plot: str | None = None
+    gates: tuple[Gate, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = to_jsonable(self)
+        body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5),
+                               attack_success_rate=to_jsonable(p.attack_success_rate)) for p in self.points]
+        return {"schema_version": SCHEMA_VERSION, "kind": "robust", "passed": self.passed, **body}
+
+    def junit_cases(self) -> list[JUnitCase]:
+        cases = [JUnitCase("nnprobe.robust", g.name, "passed" if g.passed else "failed", g.message)
+                 for g in self.gates]
+        if not cases:
+            cases = [JUnitCase("nnprobe.robust", f"eps={p.eps:.6g}", "passed",
+                               f"robust top-1 {p.top1:.4f} ({p.correct_top1}/{p.total})") for p in self.points]
+        return cases

@@ -1,0 +1,105 @@
+"""Tiny offline models for attack tests: a conv net trained in a second on synthetic data, and a
+linear model with known weights. Importable as a `--model tests/attacks/tinymodels.py:tiny_classifier`
+factory so the CLI tests run the real loading path."""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from nnprobe.models.classifier import Classifier
+from nnprobe.results import ModelInfo, Preprocessing
+
+SIZE = 16
+CLASSES = 4
+PRE = Preprocessing(resize_size=SIZE, crop_size=SIZE, interpolation="bilinear", antialias=True,
+                    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="tiny test model")
+
+
+def make_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class k: stripes at one of four orientations, random phase and contrast, plus noise; in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % CLASSES
+    coords = torch.arange(SIZE, dtype=torch.float32)
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    angles = y.float() * (torch.pi / CLASSES)
+    phase = torch.rand(n, generator=g) * 2 * torch.pi
+    wave = torch.sin(0.9 * (xx[None] * torch.cos(angles)[:, None, None] + yy[None] * torch.sin(angles)[:, None, None])
+                     + phase[:, None, None])
+    contrast = 0.05 + 0.05 * torch.rand(n, 1, 1, generator=g)
+    x = 0.5 + contrast * wave
+    x = x[:, None].repeat(1, 3, 1, 1) + 0.03 * torch.randn(n, 3, SIZE, SIZE, generator=g)
+    return x.clamp(0, 1), y
+
+
+class TinyNet(nn.Module):
+    """Has BatchNorm and Dropout, so train mode would change its outputs (the mode invariant matters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Dropout(0.2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@functools.lru_cache(maxsize=1)
+def _trained_state() -> dict:
+    torch.manual_seed(0)
+    net = TinyNet()
+    x, y = make_data(512, seed=1)
+    mean = torch.tensor(PRE.mean).view(1, 3, 1, 1)
+    std = torch.tensor(PRE.std).view(1, 3, 1, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.03)
+    for step in range(50):
+        idx = torch.randint(0, len(x), (32,))
+        loss = nn.functional.cross_entropy(net((x[idx] - mean) / std), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def info(name: str, pre: Preprocessing = PRE, classes: int = CLASSES) -> ModelInfo:
+    return ModelInfo(spec=name, source="factory", weights=None, architecture=name, num_classes=classes,
+                     preprocessing=pre)
+
+
+def tiny_classifier() -> Classifier:
+    """A fresh copy each call (tests change its modes and flags)."""
+    net = TinyNet()
+    net.load_state_dict(_trained_state())
+    return Classifier(net, info("tiny"), [f"class{i}" for i in range(CLASSES)]).eval()
+
+
+class Linear(nn.Module):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.fc = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.fc.weight.copy_(weight)
+            self.fc.bias.copy_(bias)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def linear_classifier(bias: torch.Tensor | None = None) -> Classifier:
+    """Known weights: class k's weight is +1 on channel k mod 3 and −1 elsewhere (scaled), so any
+    target is reachable by brightening one channel: an easy model for targeted attacks."""
+    d = 3 * SIZE * SIZE
+    weight = torch.full((CLASSES, 3, SIZE, SIZE), -1.0)
+    for k in range(CLASSES):
+        weight[k, k % 3] = 1.0
+        if k == 3:
+            weight[k] = weight[k] * 0.5
+    weight = weight.reshape(CLASSES, d) / d
+    pre = Preprocessing(resize_size=SIZE, crop_size=SIZE, interpolation="bilinear", antialias=True,
+                        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), source="linear test model")
+    net = Linear(weight, bias if bias is not None else torch.zeros(CLASSES))
+    return Classifier(net, info("linear", pre), [f"class{i}" for i in range(CLASSES)]).eval()
