@@ -1,0 +1,93 @@
+"""`nnprobe eval`: parse options -> load classifier and images -> evaluate -> render -> exit code."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from nnprobe.cli.options import device_options, model_options, parse_triple, report_options
+from nnprobe.errors import ExitCode, UsageError
+
+
+def bundled_samples() -> str:
+    """The sample photos of the source tree (`samples/imagenet`), the default --data."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(here, "samples", "imagenet")
+
+
+def fraction(text: str | None, name: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number", param_hint=name) from None
+    if not 0 <= value <= 1:
+        raise click.BadParameter(f"{text!r} is not a fraction in [0, 1] (or a percentage like 75%)",
+                                 param_hint=name)
+    return value
+
+
+@click.command("eval")
+@click.argument("data_arg", metavar="[DATA]", required=False, type=click.Path())
+@click.option("--data", "data_opt", type=click.Path(), default=None,
+              help="Labelled image folder (default: the bundled sample photos).")
+@model_options
+@click.option("--labels", "labels_file", type=click.Path(), default=None,
+              help="Labels for a flat folder: LOC_val_solution.csv, file,label CSV, or the devkit ground truth.")
+@click.option("--devkit", type=click.Path(), default=None, help="ImageNet devkit folder (meta.mat + ground truth).")
+@click.option("--class-map", type=click.Path(), default=None, help="Folder name -> class index (CSV or JSON).")
+@click.option("--limit", type=int, default=None, help="Evaluate N images, evenly spaced (deterministic).")
+@click.option("--restrict-to-present", is_flag=True,
+              help="Argmax over the classes present in the data only (ImageNet-A/R style subsets).")
+@click.option("--strict", is_flag=True, help="Fail on the first undecodable or non-image file instead of skipping.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--workers", type=int, default=None, help="Data-loader worker processes (default: cores - 1, max 8).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model first.")
+@click.option("--min-top1", default=None, metavar="F", help="Gate: exit 1 when top-1 is below F (0.75 or 75%).")
+@click.option("--min-top5", default=None, metavar="F", help="Gate: exit 1 when top-5 is below F.")
+@device_options
+@report_options
+def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+            mean, std, labels_file, devkit, class_map, limit, restrict_to_present, strict, batch_size, workers,
+            compile_, min_top1, min_top5, device, precision, fmt, output) -> int:
+    """Top-1/top-5 accuracy of a classifier on a labelled image set, exactly (integer counts).
+
+    Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
+    disjoint shard and rank 0 writes the report.
+    """
+    if data_arg and data_opt and data_arg != data_opt:
+        raise UsageError("Give the data folder once: as DATA or as --data, not both.")
+    data = data_arg or data_opt or bundled_samples()
+    gates = (fraction(min_top1, "--min-top1"), fraction(min_top5, "--min-top5"))
+    mean_v, std_v = parse_triple(mean, "--mean"), parse_triple(std, "--std")
+
+    from nnprobe import distributed
+    from nnprobe.data.layouts import find_images
+    from nnprobe.evaluate import evaluate
+    from nnprobe.models import load_classifier
+    from nnprobe.report import emit
+    from nnprobe.report.progress import progress_bar
+
+    if not (data_arg or data_opt) and not os.path.isdir(data):
+        raise UsageError("No data folder given and the bundled samples are not here (they ship in the source "
+                         "tree): pass --data DIR.")
+    ctx = distributed.from_env()
+    classifier = load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
+                                 num_classes=model_num_classes, resize=resize, crop=crop,
+                                 interpolation=interpolation, mean=mean_v, std=std_v)
+    images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
+                         num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
+                         class_map=class_map).limited(limit)
+    with progress_bar("evaluating", enabled=ctx.is_main) as progress:
+        result = evaluate(classifier, images, device=device, precision=precision, batch_size=batch_size,
+                          workers=workers, strict=strict, restrict_to_present=restrict_to_present,
+                          compile=compile_, min_top1=gates[0], min_top5=gates[1], progress=progress)
+    if ctx.is_main:
+        emit(result, fmt, output)
+        for note in result.data["notes"]:
+            click.echo(f"note: {note}", err=True)
+        if result.skipped:
+            click.echo(f"note: {len(result.skipped)} file(s) skipped; the report lists each with its reason.",
+                       err=True)
+    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED

@@ -1,0 +1,76 @@
+"""Data loading for evaluation: workers decode and resize/crop to uint8; the device does the rest.
+
+Broken files do not stop the run: a worker returns the reason instead of a tensor, the collate keeps
+the good images and the reasons, and the caller reports each skip (or fails on the first, --strict).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from nnprobe.data.decode import UndecodableImage, decode_rgb
+from nnprobe.models.preprocessing import pil_resize_crop
+from nnprobe.results import Preprocessing
+
+
+class ImageSamples(Dataset):
+    """(path, label) pairs -> (uint8 CHW tensor or None, label, position, converted, skip reason)."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], preprocessing: Preprocessing,
+                 positions: Sequence[int] | None = None) -> None:
+        self.samples = samples
+        self.preprocessing = preprocessing
+        self.positions = list(positions) if positions is not None else list(range(len(samples)))
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int):
+        position = self.positions[i]
+        path, label = self.samples[position]
+        try:
+            image, converted = decode_rgb(path)
+        except UndecodableImage as exc:
+            return None, label, position, False, str(exc)
+        image = pil_resize_crop(image, self.preprocessing)
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return pixels, label, position, converted, None
+
+
+@dataclass
+class Batch:
+    pixels: torch.Tensor  # uint8 NCHW (possibly empty)
+    labels: torch.Tensor  # int64 N
+    positions: list[int]
+    converted: int
+    skipped: list[tuple[int, str]]  # (position, reason)
+
+
+def collate(items) -> Batch:
+    good = [item for item in items if item[0] is not None]
+    skipped = [(item[2], item[4]) for item in items if item[0] is None]
+    if good:
+        sizes = {tuple(item[0].shape) for item in good}
+        if len(sizes) > 1:
+            raise ValueError(f"images of different sizes in one batch: {sorted(sizes)[:2]}")
+        pixels = torch.stack([item[0] for item in good])
+    else:
+        pixels = torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    labels = torch.tensor([item[1] for item in good], dtype=torch.int64)
+    return Batch(pixels, labels, [item[2] for item in good], sum(item[3] for item in good), skipped)
+
+
+def make_loader(dataset: ImageSamples, *, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+                      pin_memory=pin_memory, persistent_workers=False,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def shard_positions(total: int, rank: int, world_size: int) -> list[int]:
+    """Disjoint, padding-free shard of `range(total)` for one rank: every image is evaluated exactly once,
+    whatever the world size (DistributedSampler pads with repeats and skews the counts)."""
+    return list(range(rank, total, world_size))

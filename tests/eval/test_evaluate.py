@@ -1,0 +1,141 @@
+"""evaluate(): exact counts on models with known answers, and agreement with an independent
+torchvision ImageFolder + DataLoader reference loop."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import PLAIN, TESTS, make_wnid_folders, noise_image
+from data.test_decode import make_broken_files, make_odd_images
+from torchvision import datasets, transforms
+
+from nnprobe.data.layouts import find_images
+from nnprobe.errors import DataError
+from nnprobe.evaluate import evaluate
+from nnprobe.models import load_classifier
+from nnprobe.models.imagenet import imagenet_wnids
+
+
+def images_of(root, clf):
+    return find_images(str(root), class_names=clf.class_names, wnids=clf.wnids, num_classes=clf.num_classes)
+
+
+def test_known_answers_exact_counts(tmp_path, color_classifier):
+    # 3 classes x 4 correct images, plus 2 + 1 images painted the colour of another class.
+    make_wnid_folders(tmp_path, {5: 4, 350: 4, 998: 4}, wrong={5: 2, 998: 1})
+    result = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0,
+                      batch_size=5)
+    assert (result.correct_top1, result.total) == (12, 15)
+    # Colour (k + 500) is 5 grid steps away: never in the true class's top-5.
+    assert result.correct_top5 == 12
+    assert {pc.index: (pc.correct_top1, pc.total) for pc in result.per_class} == {5: (4, 6), 350: (4, 4),
+                                                                                   998: (4, 5)}
+    assert result.top1 == pytest.approx(12 / 15)
+    assert result.skipped == () and result.converted == 0
+    assert result.run.world_size == 1 and result.data["layout"] == "folders:wnid"
+
+
+def test_top5_counts_near_misses(tmp_path, color_classifier):
+    # An image of class 123's colour labelled as its grid neighbour 124: wrong top-1, right top-5.
+    from conftest import solid_image
+    from tiny_models import class_color
+
+    wn = imagenet_wnids()
+    solid_image(tmp_path / wn[124] / "near.png", class_color(123))
+    solid_image(tmp_path / wn[124] / "exact.png", class_color(124))
+    result = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0)
+    assert (result.correct_top1, result.correct_top5, result.total) == (1, 2, 2)
+
+
+def test_restrict_to_present_classes(tmp_path, color_classifier):
+    # Class 124's colour labelled 124, and class 123's colour labelled 129: over all 1000 classes the second
+    # is wrong (predicts 123); restricted to the present classes {124, 129} the nearer colour is 124 -> wrong
+    # too, while an image of colour 128 labelled 129 is wrong over 1000 but right over {124, 129}.
+    from conftest import solid_image
+    from tiny_models import class_color
+
+    wn = imagenet_wnids()
+    solid_image(tmp_path / wn[124] / "a.png", class_color(124))
+    solid_image(tmp_path / wn[129] / "b.png", class_color(128))
+    full = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0)
+    restricted = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0,
+                          restrict_to_present=True)
+    assert (full.correct_top1, restricted.correct_top1) == (1, 2)
+    assert restricted.correct_top5 == 2 and restricted.data["top_k"] == 2
+    assert "restricted to the 2 classes" in restricted.data["logits"]
+
+
+def test_broken_and_odd_files_are_counted_not_fatal(tmp_path, color_classifier):
+    make_wnid_folders(tmp_path, {7: 3})
+    folder = tmp_path / imagenet_wnids()[7]
+    odd = make_odd_images(folder / "odd")
+    broken = make_broken_files(folder / "broken")
+    result = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=2, batch_size=3)
+    assert result.total == 3 + len(odd)
+    assert result.converted == len(odd)
+    reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in result.skipped}
+    assert set(reasons) == set(broken)
+    for name, prefix in broken.items():
+        assert reasons[name].startswith(prefix)
+
+
+def test_strict_fails_on_first_broken_file(tmp_path, color_classifier):
+    make_wnid_folders(tmp_path, {7: 2})
+    make_broken_files(tmp_path / imagenet_wnids()[7] / "broken")
+    with pytest.raises(DataError, match="--strict"):
+        evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0, strict=True)
+
+
+def test_agrees_exactly_with_torchvision_reference_loop(tmp_path):
+    """A seeded random CNN on noise photos of many sizes: nnprobe's counts equal those of a plain
+    ImageFolder + DataLoader + transforms loop on the same model, image for image."""
+    classifier = load_classifier(f"{TESTS / 'tiny_models.py'}:random_cnn_10", **PLAIN)
+    sizes = [(50, 37), (64, 64), (41, 90), (33, 33), (120, 45), (40, 40)]
+    for i in range(30):
+        noise_image(tmp_path / "src" / f"{i:02d}.png", seed=i, size=sizes[i % len(sizes)])
+    ref_tf = transforms.Compose([transforms.Resize(40, interpolation=transforms.InterpolationMode.BILINEAR,
+                                                   antialias=True), transforms.CenterCrop(32), transforms.ToTensor()])
+    net = classifier.net
+    # Label each photo from the reference's own ranking: 12 with its top-1, 9 with its 3rd choice,
+    # 9 with its last choice -> expected top-1 = 12, top-5 = 21 exactly.
+    from PIL import Image
+
+    root = tmp_path / "data"
+    expected = []
+    for i in range(30):
+        path = tmp_path / "src" / f"{i:02d}.png"
+        with torch.no_grad():
+            order = net(ref_tf(Image.open(path).convert("RGB"))[None]).argsort(dim=1, descending=True)[0]
+        label = int(order[0] if i < 12 else order[2] if i < 21 else order[-1])
+        expected.append(label)
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        path.rename(root / str(label) / path.name)
+    # Independent reference loop (torchvision's ImageFolder sorts folder names as text: map back).
+    dataset = datasets.ImageFolder(str(root), transform=ref_tf)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=7)
+    ref1 = ref5 = 0
+    with torch.no_grad():
+        for x, y in loader:
+            y = torch.tensor([int(dataset.classes[i]) for i in y])
+            top = net(x).topk(5, dim=1).indices
+            ref1 += int((top[:, 0] == y).sum())
+            ref5 += int((top == y[:, None]).any(dim=1).sum())
+    assert (ref1, ref5) == (12, 21)
+    result = evaluate(classifier, images_of(root, classifier), device="cpu", workers=2, batch_size=4)
+    assert (result.correct_top1, result.correct_top5, result.total) == (ref1, ref5, 30)
+
+
+def test_gates(tmp_path, color_classifier):
+    make_wnid_folders(tmp_path, {5: 3}, wrong={5: 1})
+    images = images_of(tmp_path, color_classifier)
+    ok = evaluate(color_classifier, images, device="cpu", workers=0, min_top1=0.75, min_top5=0.7)
+    assert ok.passed and [g.passed for g in ok.gates] == [True, True]
+    bad = evaluate(color_classifier, images, device="cpu", workers=0, min_top1=0.76)
+    assert not bad.passed and bad.gates[0].measured == 0.75
+    assert [c.status for c in bad.junit_cases()] == ["failed"]
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path, color_classifier):
+    make_wnid_folders(tmp_path, {5: 2, 600: 2})
+    result = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0,
+                      precision="bf16")
+    assert result.run.precision == "bf16" and result.total == 4
