@@ -165,16 +165,19 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None, *,
                  targets: torch.Tensor | None = None, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 early_stop: bool = False, autocast: contextlib.AbstractContextManager | None = None,
+                 first_success: bool = False, early_stop: bool = False,
+                 autocast: contextlib.AbstractContextManager | None = None,
                  gradient: torch.Tensor | None = None) -> AttackOutput:
         """Attack a batch.
 
         labels: the classes to move away from (default: the model's own predictions on x).
         targets: when given, a targeted attack: move onto these classes instead.
         forward: the differentiable function to attack (default `model`; e.g. `model.forward_image`).
-        early_stop: stop spending gradient passes on a sample once it is fooled, and return that
-            first fooling iterate (robust accuracy uses this; a sample counts as fooled as soon as any
-            iterate fools it). Without it every sample runs every step and the last iterate is returned.
+        first_success: return, per sample, the first iterate that fools the model (a sample counts as
+            fooled as soon as any iterate fools it, as robust accuracy requires); otherwise the last
+            iterate (torchattacks' semantics), which `fool` uses for the most confident image.
+        early_stop: with first_success, stop spending gradient passes on a sample once it is fooled.
+            Only the work changes: the returned images and verdicts are those of running every step.
         gradient: a precomputed objective gradient at x (FGSM sweeps share one).
         """
         check_pixels(x)
@@ -186,7 +189,8 @@ class Attack:
                 with torch.no_grad(), autocast:
                     labels = forward(x).float().argmax(dim=1)
             goal, targeted = self._goal(labels, targets, x.shape[0], x.device)
-            return self._run(forward, x, goal, targeted, early_stop, autocast, gradient)
+            return self._run(forward, x, goal, targeted, first_success or early_stop, early_stop, autocast,
+                             gradient)
 
     @staticmethod
     def _goal(labels, targets, n, device) -> tuple[torch.Tensor, bool]:
@@ -218,18 +222,21 @@ class Attack:
         grad, = torch.autograd.grad(self.objective(logits, goal, targeted), x)
         return grad, logits.detach()
 
-    def _run(self, forward, x, goal, targeted, early_stop, autocast, gradient) -> AttackOutput:
+    def _run(self, forward, x, goal, targeted, first_success, early_stop, autocast, gradient) -> AttackOutput:
         n = x.shape[0]
-        generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
-        if generator is None:
-            generator = torch.Generator()
+        generator = torch.Generator()
+        if self.seed is not None:
+            generator.manual_seed(self.seed)
+        else:
             generator.seed()
         adv = self.project(x, self.start(x, generator)) if self.random_start else x.clone()
         state = self.init_state(x)
         steps = torch.zeros(n, dtype=torch.long, device=x.device)
+        done = torch.zeros(n, dtype=torch.bool, device=x.device)  # first success recorded
+        kept = adv.clone() if first_success else adv  # per sample: the first fooling iterate
+        kept_steps = torch.zeros_like(steps)
         logits_out: torch.Tensor | None = None
-        done = torch.zeros(n, dtype=torch.bool, device=x.device)  # frozen by early stop
-        active = torch.arange(n, device=x.device)
+        active = torch.arange(n, device=x.device)  # samples still being updated
         passes = 0
         for step in range(self.steps):
             if active.numel() == 0:
@@ -239,14 +246,18 @@ class Attack:
             else:
                 grad, logits = self.input_gradient(forward, adv[active], goal[active], targeted, autocast)
             passes += int(active.numel())
-            if early_stop and logits is not None:
-                hit = self.fooled(logits, goal[active], targeted)
+            if first_success and logits is not None:
+                hit = self.fooled(logits, goal[active], targeted) & ~done[active]
                 if hit.any():
                     if logits_out is None:
                         logits_out = torch.empty(n, logits.shape[1], device=x.device)
-                    logits_out[active[hit]] = logits[hit]
-                    done[active[hit]] = True
-                    keep = ~hit
+                    newly = active[hit]
+                    logits_out[newly] = logits[hit]
+                    kept[newly] = adv[newly]
+                    kept_steps[newly] = steps[newly]
+                    done[newly] = True
+                if early_stop:
+                    keep = ~done[active]
                     active, grad = active[keep], grad[keep]
                     if active.numel() == 0:
                         break
@@ -263,8 +274,12 @@ class Attack:
             if logits_out is None:
                 logits_out = torch.empty(n, final.shape[1], device=x.device)
             logits_out[remaining] = final
+            if first_success:
+                kept[remaining] = adv[remaining]
         assert logits_out is not None
-        return AttackOutput(adversarial=adv, logits=logits_out, success=self.fooled(logits_out, goal, targeted),
+        if first_success:  # a sample's steps are those that produced the image it returns
+            steps = torch.where(done, kept_steps, steps)
+        return AttackOutput(adversarial=kept, logits=logits_out, success=self.fooled(logits_out, goal, targeted),
                             steps=steps, gradient_passes=passes)
 
 
@@ -275,7 +290,8 @@ def build(attack_id: str, eps: float, **options) -> Attack:
 
 
 def sweep(attack_id: str, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, eps: Sequence[float], *,
-          targets: torch.Tensor | None = None, forward=None, early_stop: bool = False, autocast=None,
+          targets: torch.Tensor | None = None, forward=None, first_success: bool = False,
+          early_stop: bool = False, autocast=None,
           progress: ProgressCallback | None = None, **options) -> list[tuple[Attack, AttackOutput]]:
     """Run one attack at several budgets; single-gradient attacks (FGSM) compute one gradient for all."""
     attacks = [build(attack_id, e, **options) for e in eps]
@@ -292,7 +308,8 @@ def sweep(attack_id: str, model: nn.Module, x: torch.Tensor, labels: torch.Tenso
             shared, _ = attacks[0].input_gradient(forward_fn, x, goal, targeted, autocast)
     outputs = []
     for i, attack in enumerate(attacks):
-        outputs.append((attack, attack(model, x, labels, targets=targets, forward=forward, early_stop=early_stop,
+        outputs.append((attack, attack(model, x, labels, targets=targets, forward=forward,
+                                       first_success=first_success, early_stop=early_stop,
                                        autocast=autocast, gradient=shared)))
         if progress is not None:
             progress(i + 1, len(attacks))

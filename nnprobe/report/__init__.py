@@ -18,6 +18,8 @@ FORMATS = ("table", "json", "junit")
 # Result type name -> "module:function" that renders it as a rich table.
 TABLE_RENDERERS = {
     "EvalResult": "nnprobe.report.eval_table:render",
+    "FoolResult": "nnprobe.report.fool_table:render",
+    "RobustResult": "nnprobe.report.robust_table:render",
 }
 
 

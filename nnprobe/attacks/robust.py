@@ -1,0 +1,235 @@
+"""Robust accuracy over a labelled data set as the budget grows, counted in exact integers.
+
+Per eps, on the model's input (the resized, cropped image, as every robustness benchmark does):
+robust top-1/top-5 on the attack's images, the attack success rate on the samples the model got right
+before the attack, and mean perturbation norms. The attack moves away from the true label.
+
+A sample counts as fooled as soon as any iterate fools it, and from then on no gradient pass is spent
+on it (early stop; 81% of PGD-10 passes went to already-fooled images in the reference measurement).
+Samples the model already gets wrong at eps 0 need no attack: the image itself is their adversarial.
+`early_stop=False` does all the work for every sample and reports the same numbers (tested).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from nnprobe.attacks.base import build
+from nnprobe.attacks.budget import format_eps, parse_eps_list, same_eps
+from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult
+from nnprobe.errors import DataError, UsageError
+from nnprobe.results import Gate, RunInfo
+
+# per eps: correct_top1, correct_top5, total, clean_correct, fooled, gradient_passes, fp32_correct_top1
+_COUNTS = 7
+
+
+@dataclasses.dataclass
+class Tally:
+    """Integer counts and float sums per eps; summed over batches and (under torchrun) over ranks."""
+
+    counts: torch.Tensor  # int64 (len(eps), _COUNTS)
+    norms: torch.Tensor  # float64 (len(eps), 2): sum of L∞ and of L2 over attacked samples
+
+    @classmethod
+    def zeros(cls, n: int, device) -> "Tally":
+        return cls(torch.zeros(n, _COUNTS, dtype=torch.int64, device=device),
+                   torch.zeros(n, 2, dtype=torch.float64, device=device))
+
+
+def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, attacks: Sequence, tally: Tally, *,
+                 early_stop: bool = True, autocast=None, fp32_check: bool = False) -> None:
+    """Attack one batch of float pixels in [0, 1] at model input size at every budget; add to `tally`."""
+    autocast = autocast or contextlib.nullcontext()
+    with torch.no_grad(), autocast:
+        clean_logits = classifier(x).float()
+    clean_right = clean_logits.argmax(1) == labels
+    k = min(5, clean_logits.shape[1])
+    n = labels.numel()
+    for row, attack in enumerate(attacks):
+        logits = clean_logits
+        adv = x
+        passes = 0
+        if attack.eps > 0:
+            # Early stop skips the samples that are already wrong (fooled at iterate zero); without it
+            # every sample runs every step, and any iterate that fools counts, so the numbers agree.
+            chosen = clean_right.nonzero().flatten() if early_stop else torch.arange(n, device=x.device)
+            if chosen.numel():
+                out = attack(classifier, x[chosen], labels[chosen], first_success=True, early_stop=early_stop,
+                             autocast=autocast)
+                logits = clean_logits.clone()
+                logits[chosen] = out.logits
+                adv = x.clone()
+                adv[chosen] = out.adversarial
+                passes = out.gradient_passes
+        top = logits.topk(k, dim=1).indices
+        right1 = top[:, 0] == labels
+        right5 = (top == labels[:, None]).any(dim=1)
+        delta = (adv - x)[clean_right].flatten(1)
+        fp32_right = 0
+        if fp32_check:
+            with torch.no_grad():
+                fp32_right = int((classifier(adv.float()).float().argmax(1) == labels).sum())
+        tally.counts[row] += torch.tensor(
+            [int(right1.sum()), int(right5.sum()), n, int(clean_right.sum()), int((clean_right & ~right1).sum()),
+             passes, fp32_right], dtype=torch.int64, device=tally.counts.device)
+        if delta.numel():
+            tally.norms[row, 0] += delta.abs().amax(dim=1).double().sum()
+            tally.norms[row, 1] += delta.norm(p=2, dim=1).double().sum()
+
+
+def robust_batches(classifier, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, attack: str = "pgd",
+                   eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255), steps: int | None = None,
+                   step_size: float | None = None, random_start: bool | None = None, seed: int | None = 0,
+                   early_stop: bool = True, precision: str = "fp32", device: str = "auto",
+                   progress: Callable[[int, int], None] | None = None,
+                   total: int | None = None) -> tuple[list, Tally]:
+    """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels)."""
+    from nnprobe.device import autocast as make_autocast
+    from nnprobe.device import resolve_device
+
+    dev = resolve_device(device) if isinstance(device, str) else device
+    budgets = budgets_of(eps, attack)
+    attacks = [build(attack, e, steps=steps, step_size=step_size, random_start=random_start, seed=seed)
+               for e in budgets]
+    autocast = make_autocast(dev, precision)
+    classifier = classifier.to(dev).eval()
+    tally = Tally.zeros(len(attacks), dev)
+    done = 0
+    for x, labels in batches:
+        if x.numel() == 0:
+            continue
+        x = x.to(dev)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        attack_batch(classifier, x, labels.to(dev).long(), attacks, tally, early_stop=early_stop,
+                     autocast=autocast, fp32_check=precision != "fp32")
+        done += labels.numel()
+        if progress is not None:
+            progress(done, total if total is not None else done)
+    return attacks, tally
+
+
+def budgets_of(eps, attack: str) -> tuple[float, ...]:
+    from nnprobe.attacks.base import get_attack
+
+    limit = None if get_attack(attack).norm == "l2" else 1.0
+    if isinstance(eps, str):
+        return parse_eps_list(eps, max_value=limit)
+    values = tuple(float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps))
+    if not values:
+        raise UsageError("Give at least one --eps.")
+    if any(not e >= 0 or (limit is not None and e > limit) for e in values):
+        raise UsageError(f"--eps values must be in [0, {limit}] for {attack}.")
+    return values
+
+
+def gates_for(points: Sequence[RobustPoint], min_robust_top1: Mapping[float, float] | None) -> tuple[Gate, ...]:
+    gates = []
+    for gate_eps, threshold in (min_robust_top1 or {}).items():
+        point = next((p for p in points if same_eps(p.eps, gate_eps)), None)
+        if point is None:
+            raise UsageError(f"--min-robust-top1 names eps {format_eps(gate_eps)}, which is not among --eps "
+                             f"({', '.join(format_eps(p.eps) for p in points)}).")
+        passed = point.top1 >= threshold
+        gates.append(Gate(f"min-robust-top1@{format_eps(gate_eps)}", threshold, point.top1, passed,
+                          f"robust top-1 at eps {format_eps(gate_eps)} is {point.top1:.4f} "
+                          f"({point.correct_top1}/{point.total}), {'meets' if passed else 'below'} the required "
+                          f"{threshold:.4f}"))
+    return tuple(gates)
+
+
+def points_from(attacks, tally: Tally, fp32_check: bool) -> tuple[RobustPoint, ...]:
+    counts = tally.counts.cpu().tolist()
+    norms = tally.norms.cpu().tolist()
+    points = []
+    for attack, row, (linf, l2) in zip(attacks, counts, norms):
+        right1, right5, total, clean, fooled, passes, fp32_right = row
+        points.append(RobustPoint(eps=attack.eps, correct_top1=right1, correct_top5=right5, total=total,
+                                  clean_correct=clean, fooled=fooled,
+                                  mean_linf=linf / clean if clean else float("nan"),
+                                  mean_l2=l2 / clean if clean else float("nan"), gradient_passes=passes,
+                                  fp32_correct_top1=fp32_right if fp32_check else None))
+    return tuple(points)
+
+
+def settings_of(attack: str, attacks, early_stop: bool) -> AttackSettings:
+    return AttackSettings(attack=attack, norm=attacks[0].norm, eps=tuple(a.eps for a in attacks),
+                          steps=attacks[0].steps, step_size=tuple(a.step_size for a in attacks),
+                          random_start=attacks[0].random_start, targeted=False, target_index=None,
+                          target_label=None, early_stop=early_stop)
+
+
+def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255),
+           steps: int | None = None, step_size: float | None = None, random_start: bool | None = None,
+           seed: int | None = 0, early_stop: bool = True, batch_size: int = 32, workers: int | None = None,
+           precision: str = "fp32", device: str = "auto", min_robust_top1: Mapping[float, float] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> RobustResult:
+    """Robust accuracy of `classifier` on `data` per budget.
+
+    data: a `nnprobe.data.layouts.LabelledImages` (any layout `nnprobe eval` reads; decoded and
+    resized/cropped by the model's preprocessing, sharded over torchrun ranks with exact counts), or an
+    iterable of (pixels, labels) batches already at the model's input size.
+    """
+    from nnprobe import distributed
+    from nnprobe.data.layouts import LabelledImages
+    from nnprobe.device import versions
+
+    if batch_size <= 0:
+        raise UsageError("--batch-size must be positive.")
+    started = time.perf_counter()
+    budgets = budgets_of(eps, attack)
+    fp32_check = precision != "fp32"
+    data_info: dict
+    if isinstance(data, LabelledImages):
+        from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
+        from nnprobe.evaluate import _rank_device, default_workers
+
+        if classifier.preprocessing.crop_size is None:
+            raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")
+        ctx = distributed.from_env()
+        dev = _rank_device(device, ctx)
+        distributed.init(ctx, dev.type)
+        positions = shard_positions(len(data.samples), ctx.rank, ctx.world_size)
+        dataset = ImageSamples(data.samples, classifier.preprocessing, positions)
+        loader = make_loader(dataset, batch_size=batch_size,
+                             workers=default_workers() if workers is None else workers, pin_memory=dev.type == "cuda")
+        skipped: list[tuple[int, str]] = []
+
+        def batches():
+            for batch in loader:
+                skipped.extend(batch.skipped)
+                yield batch.pixels, batch.labels
+
+        attacks, tally = robust_batches(classifier, batches(), attack=attack, eps=budgets, steps=steps,
+                                        step_size=step_size, random_start=random_start, seed=seed,
+                                        early_stop=early_stop, precision=precision, device=dev,
+                                        progress=progress, total=len(dataset))
+        distributed.sum_tensor(tally.counts, ctx)
+        distributed.sum_tensor(tally.norms, ctx)
+        all_skipped = sorted(s for part in distributed.gather_objects(skipped, ctx) for s in part)
+        world = ctx.world_size
+        distributed.finish(ctx)
+        data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
+                     "notes": list(data.notes),
+                     "skipped": [{"path": data.samples[p][0], "reason": r} for p, r in all_skipped]
+                     + [{"path": s.path, "reason": s.reason} for s in data.skipped]}
+    else:
+        from nnprobe.device import resolve_device
+
+        dev = resolve_device(device)
+        world = 1
+        attacks, tally = robust_batches(classifier, data, attack=attack, eps=budgets, steps=steps,
+                                        step_size=step_size, random_start=random_start, seed=seed,
+                                        early_stop=early_stop, precision=precision, device=dev, progress=progress)
+        data_info = {"path": None, "layout": "tensors"}
+    points = points_from(attacks, tally, fp32_check)
+    if not points[0].total:
+        raise DataError("No image could be attacked: the data set is empty or nothing decoded.")
+    return RobustResult(points=points, settings=settings_of(attack, attacks, early_stop), model=classifier.info,
+                        data=data_info, gates=gates_for(points, min_robust_top1),
+                        run=RunInfo(device=str(dev), precision=precision, world_size=world,
+                                    seconds=time.perf_counter() - started, versions=versions(), seed=seed))

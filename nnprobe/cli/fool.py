@@ -1,0 +1,96 @@
+"""`nnprobe fool`: parse options -> load classifier -> fool the photos -> render -> exit code.
+
+Exit codes: 0 the measurement ran (fooled or not: "not fooled" is a result, not an error); 1 only with
+--fail-if-fooled when any written image fools the model; 2 unreadable image, bad --eps, unknown
+--target, an output that would overwrite an input; 3 internal error.
+"""
+from __future__ import annotations
+
+import click
+
+from nnprobe.cli.options import device_options, model_options, parse_triple, report_options
+from nnprobe.errors import ExitCode
+
+# The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
+# this list equal to the registry).
+ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm")
+
+
+def attack_options(func):
+    """--attack, --eps, --steps, --step-size, --random-start, --seed: shared by fool and robust."""
+    options = [
+        click.option("--attack", type=click.Choice(ATTACKS), default=None,
+                     help="fgsm (one step), bim (I-FGSM), pgd (L∞, random start), pgd-l2, mifgsm (momentum)."),
+        click.option("--steps", type=int, default=None,
+                     help="Iterations of bim/pgd/pgd-l2/mifgsm (default 10)."),
+        click.option("--step-size", default=None, metavar="ALPHA",
+                     help="Step per iteration, e.g. 0.5/255 (default 2.5·eps/steps; mifgsm eps/steps)."),
+        click.option("--random-start/--no-random-start", default=None,
+                     help="pgd/pgd-l2 start at a random point in the ball (default on)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the random start: the same seed gives the same images."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std):
+    from nnprobe.models import load_classifier
+
+    return load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
+                           num_classes=model_num_classes, resize=resize, crop=crop, interpolation=interpolation,
+                           mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"))
+
+
+@click.command("fool")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@model_options
+@attack_options
+@click.option("--eps", default="2/255", show_default=True, metavar="EPS[,EPS...]",
+              help="Budget in pixel units: 2/255, 0.01, or a list 1/255,2/255,4/255 (one item per image and eps; "
+                   "FGSM computes one gradient for all).")
+@click.option("--target", default=None, metavar="INDEX|NAME",
+              help="Targeted: make the model answer this class (index, name such as 'toaster', or wnid).")
+@click.option("--space", type=click.Choice(["image", "model"]), default="image", show_default=True,
+              help="image: attack the photo at its own size through the differentiable resize/crop; "
+                   "model: attack the cropped model input.")
+@click.option("--out", "out_dir", default="nnprobe-fool", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for <stem>.adv.png and <stem>.panel.png (never an input's path).")
+@click.option("--no-panel", is_flag=True, help="Write only the adversarial PNGs, no side-by-side panels.")
+@click.option("--fail-if-fooled", is_flag=True,
+              help="Gate: exit 1 when any written image fools the model (for robustness CI).")
+@device_options
+@report_options
+def command(images, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std,
+            attack, steps, step_size, random_start, seed, eps, target, space, out_dir, no_panel, fail_if_fooled,
+            device, precision, fmt, output) -> int:
+    """Fool a classifier on photos: adversarial PNGs that flip its answer, judged after writing.
+
+    Default: the embedded EfficientNet-Lite0, FGSM at eps 2/255, output into ./nnprobe-fool/.
+    Each adversarial PNG is rounded to 8 bits inside the budget, written losslessly, re-read and
+    re-classified; the report says whether it still fools (and if rounding undid the attack).
+
+    Exit codes: 0 done (fooled or not), 1 with --fail-if-fooled when an image fools the model,
+    2 bad input or option, 3 internal error.
+    """
+    from nnprobe.attacks.budget import parse_eps
+    from nnprobe.attacks.photo import fool
+    from nnprobe.report import emit
+    from nnprobe.report.progress import progress_bar
+
+    attack = attack or "fgsm"
+    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
+    classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                            mean, std)
+    with progress_bar("fooling") as progress:
+        result = fool(list(images), model=classifier, attack=attack, eps=eps, steps=steps, step_size=alpha,
+                      random_start=random_start, target=target, seed=seed, space=space, out_dir=out_dir,
+                      precision=precision, device=device, panels=not no_panel, fail_if_fooled=fail_if_fooled,
+                      progress=progress)
+    emit(result, fmt, output)
+    undone = [item for item in result.items if item.rounding_undid]
+    if undone:
+        click.echo(f"note: rounding to 8 bits undid the attack on {len(undone)} image(s); try a larger --eps or "
+                   "more --steps.", err=True)
+    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED

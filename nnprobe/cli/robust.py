@@ -1,0 +1,85 @@
+"""`nnprobe robust`: parse options -> load classifier and data -> robust accuracy per eps -> render -> exit.
+
+Exit codes: 0 measured (and every --min-robust-top1 gate met), 1 a gate failed, 2 bad option or data,
+3 internal error. Runs under torchrun like eval: disjoint shards, counts summed exactly, rank 0 reports.
+"""
+from __future__ import annotations
+
+import click
+
+from nnprobe.cli.fool import attack_options, load_model
+from nnprobe.cli.options import device_options, model_options, report_options
+from nnprobe.errors import ExitCode, UsageError
+
+
+@click.command("robust")
+@click.argument("data_arg", metavar="[DATA]", required=False, type=click.Path())
+@click.option("--data", "data_opt", type=click.Path(), default=None,
+              help="Labelled image folder, any layout `nnprobe eval` reads (default: the bundled samples).")
+@model_options
+@click.option("--labels", "labels_file", type=click.Path(), default=None,
+              help="Labels for a flat folder: LOC_val_solution.csv, file,label CSV, or the devkit ground truth.")
+@click.option("--devkit", type=click.Path(), default=None, help="ImageNet devkit folder (meta.mat + ground truth).")
+@click.option("--class-map", type=click.Path(), default=None, help="Folder name -> class index (CSV or JSON).")
+@click.option("--limit", type=int, default=None, help="Attack N images, evenly spaced (deterministic).")
+@attack_options
+@click.option("--eps", default="0,1/255,2/255,4/255", show_default=True, metavar="EPS[,EPS...]",
+              help="Budgets in pixel units (k/255 or decimals); 0 gives the clean accuracy.")
+@click.option("--min-robust-top1", "gates", multiple=True, metavar="EPS=F",
+              help="Gate: exit 1 when robust top-1 at EPS is below F, e.g. 2/255=0.30 (repeatable).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of accuracy vs eps here.")
+@click.option("--early-stop/--no-early-stop", default=True, show_default=True,
+              help="Stop attacking a sample once fooled (same numbers, less work).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=None, help="Data-loader worker processes (default: cores - 1, max 8).")
+@device_options
+@report_options
+def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+            mean, std, labels_file, devkit, class_map, limit, attack, steps, step_size, random_start, seed, eps,
+            gates, plot, early_stop, batch_size, workers, device, precision, fmt, output) -> int:
+    """Robust top-1/top-5 of a classifier over a labelled data set as the perturbation budget grows.
+
+    The attack (default PGD, L∞, 10 steps, random start) moves each image away from its true label;
+    a sample counts as fooled as soon as any iterate fools it.
+    """
+    import dataclasses
+    import os
+
+    from nnprobe import distributed
+    from nnprobe.attacks.budget import parse_eps, parse_gate
+    from nnprobe.attacks.robust import robust
+    from nnprobe.cli.eval import bundled_samples
+    from nnprobe.data.layouts import find_images
+    from nnprobe.report import emit
+    from nnprobe.report.progress import progress_bar
+
+    if data_arg and data_opt and data_arg != data_opt:
+        raise UsageError("Give the data folder once: as DATA or as --data, not both.")
+    data = data_arg or data_opt or bundled_samples()
+    attack = attack or "pgd"
+    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
+    thresholds = dict(parse_gate(g) for g in gates)
+    if not (data_arg or data_opt) and not os.path.isdir(data):
+        raise UsageError("No data folder given and the bundled samples are not here: pass --data DIR.")
+    ctx = distributed.from_env()
+    classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                            mean, std)
+    images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
+                         num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
+                         class_map=class_map).limited(limit)
+    with progress_bar("attacking", enabled=ctx.is_main) as progress:
+        result = robust(classifier, images, attack=attack, eps=eps, steps=steps, step_size=alpha,
+                        random_start=random_start, seed=seed, early_stop=early_stop, batch_size=batch_size,
+                        workers=workers, precision=precision, device=device, min_robust_top1=thresholds,
+                        progress=progress)
+    if not ctx.is_main:
+        return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+    if plot:
+        from nnprobe.report.plots import write_accuracy_plot
+
+        write_accuracy_plot(result, plot)
+        result = dataclasses.replace(result, plot=plot)
+    emit(result, fmt, output)
+    for note in result.data.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED

@@ -1,0 +1,37 @@
+"""Plots as PNG files; matplotlib is imported only here and only when a plot is asked for."""
+from __future__ import annotations
+
+import io
+
+from nnprobe.errors import UsageError
+from nnprobe.report.files import atomic_write_bytes
+
+
+def write_accuracy_plot(result, path: str) -> None:
+    """Robust top-1 and top-5 against eps (in /255 units), with the attack named in the title."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
+    eps = [p.eps * 255 for p in result.points]
+    s = result.settings
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    try:
+        ax.plot(eps, [p.top1 for p in result.points], marker="o", label="robust top-1")
+        ax.plot(eps, [p.top5 for p in result.points], marker="s", linestyle="--", label="robust top-5")
+        ax.set_xlabel("eps (L∞, /255)" if s.norm == "linf" else "eps (L2, ×1/255)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        steps = f"-{s.steps}" if s.steps > 1 else ""
+        ax.set_title(f"{result.model.spec}: {s.attack}{steps}, n={result.points[0].total}", fontsize=10)
+        buffer = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

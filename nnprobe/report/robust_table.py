@@ -1,0 +1,52 @@
+"""Console rendering of a RobustResult: one row per budget, each number labelled for what it is."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nnprobe.attacks.budget import format_eps
+from nnprobe.attacks.results import RobustResult
+
+
+def _pct(value: float) -> str:
+    return "—" if value != value else f"{100 * value:.2f}%"
+
+
+def render(result: RobustResult, console: Console) -> None:
+    s = result.settings
+    detail = f"{s.steps} steps, " if s.steps > 1 else ""
+    start = ", random start" if s.random_start else ""
+    table = Table(title=escape(f"nnprobe robust — {result.model.spec}: {s.attack} ({s.norm}, {detail}"
+                               f"untargeted{start})"), title_justify="left", show_edge=False)
+    for name, justify in [("eps", "right"), ("robust top-1", "right"), ("count", "right"), ("robust top-5", "right"),
+                          ("attack success\n(on initially correct)", "right"), ("mean L∞ of δ", "right"),
+                          ("mean L2 of δ", "right"), ("gradient passes", "right")]:
+        table.add_column(name, justify=justify)
+    fp32 = any(p.fp32_correct_top1 is not None for p in result.points)
+    if fp32:
+        table.add_column("top-1 judged in fp32", justify="right")
+    for p in result.points:
+        row = [format_eps(p.eps), _pct(p.top1), f"{p.correct_top1}/{p.total}", _pct(p.top5),
+               f"{_pct(p.attack_success_rate)} ({p.fooled}/{p.clean_correct})",
+               "—" if p.mean_linf != p.mean_linf else f"{p.mean_linf * 255:.2f}/255",
+               "—" if p.mean_l2 != p.mean_l2 else f"{p.mean_l2:.4f}", str(p.gradient_passes)]
+        if fp32:
+            row.append(f"{p.fp32_correct_top1}/{p.total}" if p.fp32_correct_top1 is not None else "—")
+        table.add_row(*row)
+    console.print(table)
+    data = result.data
+    console.print(escape(
+        "robust top-k: accuracy on the attack's images (the attack targets top-1); a sample counts as fooled "
+        "as soon as any iterate fools it; norms averaged over the initially correct samples.\n"
+        f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped; "
+        f"early stop {'on' if s.early_stop else 'off'}\n"
+        f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
+        f"{result.run.seconds:.2f} s, seed {result.run.seed}"))
+    if result.plot:
+        console.print(escape(f"plot: {result.plot}"))
+    for skip in data.get("skipped", [])[:20]:
+        console.print(escape(f"  skipped {skip['path']}: {skip['reason']}"))
+    for gate in result.gates:
+        mark = "[green]PASS[/green]" if gate.passed else "[red]FAIL[/red]"
+        console.print(f"{mark} {escape(gate.name)}: {escape(gate.message)}")
