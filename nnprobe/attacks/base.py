@@ -99,6 +99,44 @@ def check_pixels(x: torch.Tensor) -> None:
                          f"got values in [{x.min().item():.4g}, {x.max().item():.4g}].")
 
 
+class SampleRandom:
+    """Random numbers for a random start, drawn per sample when sample ids are known.
+
+    With ids, sample i's draws come from a generator seeded by (seed, id): its start does not depend on
+    which other samples share its batch, so batch size, early stop and torchrun shards cannot change
+    the result. Draws are made on the CPU and moved, so a seed means the same start on every device.
+    """
+
+    def __init__(self, seed: int | None, n: int, sample_ids: torch.Tensor | None, device) -> None:
+        self.device = device
+        base = torch.Generator()
+        if seed is None:
+            base.seed()
+        else:
+            base.manual_seed(seed)
+        if sample_ids is None:
+            self.generators = [base]
+        else:
+            offset = int(torch.randint(0, 2**31, (1,), generator=base)) if seed is None else seed
+            self.generators = [torch.Generator().manual_seed((offset * 1_000_003 + int(i)) % 2**63)
+                               for i in sample_ids.tolist()]
+        self.n = n
+
+    def _draw(self, fn, shape: tuple[int, ...], dtype) -> torch.Tensor:
+        if len(self.generators) == 1:
+            out = fn(shape, generator=self.generators[0], dtype=dtype)
+        else:
+            out = torch.stack([fn(shape[1:], generator=g, dtype=dtype) for g in self.generators])
+        return out.to(self.device)
+
+    def uniform(self, shape, dtype=torch.float32) -> torch.Tensor:
+        """U[0, 1) of `shape` (first dim = samples)."""
+        return self._draw(torch.rand, tuple(shape), dtype)
+
+    def normal(self, shape, dtype=torch.float32) -> torch.Tensor:
+        return self._draw(torch.randn, tuple(shape), dtype)
+
+
 class Attack:
     """Base class. Subclasses set `norm`, defaults, and implement `update` (and maybe `start`)."""
 
@@ -137,7 +175,7 @@ class Attack:
         """2.5·eps/steps (Madry et al.): enough to reach the ball's surface from any start."""
         return 2.5 * self.eps / self.steps
 
-    def start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def start(self, x: torch.Tensor, random: SampleRandom) -> torch.Tensor:
         """The first iterate (before projection); x itself unless the attack has a random start."""
         return x.clone()
 
@@ -167,7 +205,7 @@ class Attack:
                  targets: torch.Tensor | None = None, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  first_success: bool = False, early_stop: bool = False,
                  autocast: contextlib.AbstractContextManager | None = None,
-                 gradient: torch.Tensor | None = None) -> AttackOutput:
+                 gradient: torch.Tensor | None = None, sample_ids: torch.Tensor | None = None) -> AttackOutput:
         """Attack a batch.
 
         labels: the classes to move away from (default: the model's own predictions on x).
@@ -179,6 +217,8 @@ class Attack:
         early_stop: with first_success, stop spending gradient passes on a sample once it is fooled.
             Only the work changes: the returned images and verdicts are those of running every step.
         gradient: a precomputed objective gradient at x (FGSM sweeps share one).
+        sample_ids: a stable id per sample (its position in the data set): the random start of a sample
+            then depends on (seed, id) only, not on the batch it is in.
         """
         check_pixels(x)
         forward = forward or model
@@ -190,7 +230,7 @@ class Attack:
                     labels = forward(x).float().argmax(dim=1)
             goal, targeted = self._goal(labels, targets, x.shape[0], x.device)
             return self._run(forward, x, goal, targeted, first_success or early_stop, early_stop, autocast,
-                             gradient)
+                             gradient, sample_ids)
 
     @staticmethod
     def _goal(labels, targets, n, device) -> tuple[torch.Tensor, bool]:
@@ -222,14 +262,13 @@ class Attack:
         grad, = torch.autograd.grad(self.objective(logits, goal, targeted), x)
         return grad, logits.detach()
 
-    def _run(self, forward, x, goal, targeted, first_success, early_stop, autocast, gradient) -> AttackOutput:
+    def _run(self, forward, x, goal, targeted, first_success, early_stop, autocast, gradient,
+             sample_ids) -> AttackOutput:
         n = x.shape[0]
-        generator = torch.Generator()
-        if self.seed is not None:
-            generator.manual_seed(self.seed)
+        if self.random_start:
+            adv = self.project(x, self.start(x, SampleRandom(self.seed, n, sample_ids, x.device)))
         else:
-            generator.seed()
-        adv = self.project(x, self.start(x, generator)) if self.random_start else x.clone()
+            adv = x.clone()
         state = self.init_state(x)
         steps = torch.zeros(n, dtype=torch.long, device=x.device)
         done = torch.zeros(n, dtype=torch.bool, device=x.device)  # first success recorded

@@ -13,9 +13,8 @@ class PGD(Attack):
     default_random_start = True
     supports_random_start = True
 
-    def start(self, x, generator):
-        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        return x + (2 * noise - 1) * self.eps
+    def start(self, x, random):
+        return x + (2 * random.uniform(x.shape, x.dtype) - 1) * self.eps
 
     def update(self, adv, grad, state):
         return adv + self.step_size * grad.sign(), state
@@ -29,10 +28,10 @@ class PGDL2(Attack):
     default_random_start = True
     supports_random_start = True
 
-    def start(self, x, generator):
+    def start(self, x, random):
         n = x.shape[0]
-        direction = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        radius = torch.rand(n, generator=generator, dtype=x.dtype).to(x.device)
+        direction = random.normal(x.shape, x.dtype)
+        radius = random.uniform((n,), x.dtype)
         norms = direction.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
         return x + direction * (radius * self.eps / norms).view(n, 1, 1, 1)
 

@@ -41,9 +41,12 @@ class Tally:
                    torch.zeros(n, 2, dtype=torch.float64, device=device))
 
 
-def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, attacks: Sequence, tally: Tally, *,
-                 early_stop: bool = True, autocast=None, fp32_check: bool = False) -> None:
-    """Attack one batch of float pixels in [0, 1] at model input size at every budget; add to `tally`."""
+def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, attacks: Sequence,
+                 tally: Tally, *, early_stop: bool = True, autocast=None, fp32_check: bool = False) -> None:
+    """Attack one batch of float pixels in [0, 1] at model input size at every budget; add to `tally`.
+
+    ids: each sample's position in the data set (its random start depends on it, not on the batch).
+    """
     autocast = autocast or contextlib.nullcontext()
     with torch.no_grad(), autocast:
         clean_logits = classifier(x).float()
@@ -60,7 +63,7 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, attacks: Seq
             chosen = clean_right.nonzero().flatten() if early_stop else torch.arange(n, device=x.device)
             if chosen.numel():
                 out = attack(classifier, x[chosen], labels[chosen], first_success=True, early_stop=early_stop,
-                             autocast=autocast)
+                             autocast=autocast, sample_ids=ids[chosen.cpu()])
                 logits = clean_logits.clone()
                 logits[chosen] = out.logits
                 adv = x.clone()
@@ -82,13 +85,15 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, attacks: Seq
             tally.norms[row, 1] += delta.norm(p=2, dim=1).double().sum()
 
 
-def robust_batches(classifier, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, attack: str = "pgd",
+def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
                    eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255), steps: int | None = None,
                    step_size: float | None = None, random_start: bool | None = None, seed: int | None = 0,
                    early_stop: bool = True, precision: str = "fp32", device: str = "auto",
                    progress: Callable[[int, int], None] | None = None,
                    total: int | None = None) -> tuple[list, Tally]:
-    """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels)."""
+    """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels) or
+    (pixels, labels, ids) where ids are the samples' positions in the data set (default: the running
+    count, i.e. the position in the order given)."""
     from nnprobe.device import autocast as make_autocast
     from nnprobe.device import resolve_device
 
@@ -100,12 +105,14 @@ def robust_batches(classifier, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     classifier = classifier.to(dev).eval()
     tally = Tally.zeros(len(attacks), dev)
     done = 0
-    for x, labels in batches:
+    for item in batches:
+        x, labels = item[0], item[1]
+        ids = torch.as_tensor(item[2]) if len(item) > 2 else torch.arange(done, done + labels.numel())
         if x.numel() == 0:
             continue
         x = x.to(dev)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        attack_batch(classifier, x, labels.to(dev).long(), attacks, tally, early_stop=early_stop,
+        attack_batch(classifier, x, labels.to(dev).long(), ids, attacks, tally, early_stop=early_stop,
                      autocast=autocast, fp32_check=precision != "fp32")
         done += labels.numel()
         if progress is not None:
@@ -202,7 +209,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
         def batches():
             for batch in loader:
                 skipped.extend(batch.skipped)
-                yield batch.pixels, batch.labels
+                yield batch.pixels, batch.labels, torch.tensor(batch.positions, dtype=torch.int64)
 
         attacks, tally = robust_batches(classifier, batches(), attack=attack, eps=budgets, steps=steps,
                                         step_size=step_size, random_start=random_start, seed=seed,

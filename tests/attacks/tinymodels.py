@@ -103,3 +103,41 @@ def linear_classifier(bias: torch.Tensor | None = None) -> Classifier:
                         mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), source="linear test model")
     net = Linear(weight, bias if bias is not None else torch.zeros(CLASSES))
     return Classifier(net, info("linear", pre), [f"class{i}" for i in range(CLASSES)]).eval()
+
+
+def rounding_edge_classifier() -> Classifier:
+    """The linear model with class 0 ahead of class 1 by 0.001 on a mid-grey image: an attack below half
+    a grey level flips it in float, and rounding to 8 bits undoes that (the perturbation rounds to 0)."""
+    return linear_classifier(torch.tensor([0.001, 0.0, -1.0, -1.0]))
+
+
+def save_photo(path, seed: int, size=(24, 20)) -> str:
+    """A synthetic 8-bit photo (stripes of a random class, upscaled) saved losslessly; returns the path."""
+    import numpy as np
+    from PIL import Image
+
+    x, _ = make_data(1, seed=seed)
+    image = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "RGB")
+    image = image.resize(size, Image.BILINEAR)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return str(path)
+
+
+def save_class_folders(root, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`root/class{k}/img{i}.png` from make_data, 16x16 8-bit; returns (uint8 pixels, labels) in the
+    order the data layer lists them (sorted folders, sorted files)."""
+    import numpy as np
+    from PIL import Image
+
+    x, y = make_data(n, seed=seed)
+    pixels = (x * 255).round().to(torch.uint8)
+    order = []
+    for i in range(n):
+        folder = root / f"class{int(y[i])}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels[i].permute(1, 2, 0).numpy().astype(np.uint8), "RGB").save(folder / f"img{i:03d}.png")
+        order.append((int(y[i]), f"img{i:03d}.png", i))
+    order.sort()
+    index = torch.tensor([i for _, _, i in order])
+    return pixels[index], y[index]
