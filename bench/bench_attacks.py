@@ -1,0 +1,185 @@
+"""FGSM and PGD-10 throughput of nnprobe vs torchattacks on the same model, batch and device, in one run.
+
+    PYTHONPATH=. python bench/bench_attacks.py                       # CPU: resnet18 (random init), batch 16
+    PYTHONPATH=. python bench/bench_attacks.py --model default --eps 0.0019608   # EfficientNet-Lite0, photos
+    PYTHONPATH=. python bench/bench_attacks.py --model resnet50 --batch 256 --precision fp32,bf16   # GPU
+
+Every workload ends with the verdict (is each image fooled?), since that is what a user attacks for:
+nnprobe's attacks return it (one forward on the returned images); for torchattacks the benchmark adds
+the same forward. Workloads:
+
+- fgsm: one eps, like for like (one gradient + one forward each).
+- fgsm-sweep: eps 1/255, 2/255, 4/255; nnprobe computes one gradient for the sweep, torchattacks one per eps.
+- pgd10: ten steps for every image, last iterate (torchattacks' semantics), like for like.
+- pgd10-robust: robust accuracy with PGD-10: nnprobe stops working on an image once it is fooled
+  (first_success + early_stop); torchattacks runs every step. Both robust accuracies are printed.
+
+Timings interleave the two libraries round by round and keep the best of `--repeats` (the machine may be
+shared); images/s = batch / seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import platform
+import statistics
+import time
+
+import torch
+import torchattacks
+import torchvision
+
+from nnprobe.attacks import build, sweep
+from nnprobe.models.classifier import Classifier
+from nnprobe.results import ModelInfo, Preprocessing
+
+SWEEP = (1 / 255, 2 / 255, 4 / 255)
+
+
+def sample_batch(model: Classifier, batch: int) -> torch.Tensor:
+    """The bundled sample photos at the model's input size: 85% windows at the four corners and the
+    centre, each also flipped (40 distinct views), repeated up to `batch`."""
+    import glob
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from nnprobe.models.preprocessing import pil_resize_crop
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "imagenet")
+    photos = [Image.open(p).convert("RGB") for p in sorted(glob.glob(os.path.join(root, "*", "*")))]
+    pre = model.preprocessing
+    views = []
+    for fx, fy in ((0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1)):
+        for flip in (False, True):
+            for photo in photos:
+                w, h = round(photo.width * 0.85), round(photo.height * 0.85)
+                left, top = round((photo.width - w) * fx), round((photo.height - h) * fy)
+                image = photo.crop((left, top, left + w, top + h))
+                image = image.transpose(Image.FLIP_LEFT_RIGHT) if flip else image
+                views.append(np.asarray(pil_resize_crop(image, pre), dtype=np.uint8))
+    views = (views * (batch // len(views) + 1))[:batch]
+    return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).float() / 255
+
+
+def make_model(name: str, device) -> Classifier:
+    if name == "default":
+        from nnprobe.models import load_classifier
+
+        return load_classifier().to(device).eval()
+    torch.manual_seed(0)
+    net = getattr(torchvision.models, name)(weights=None).eval()
+    info = ModelInfo(spec=name, source="torchvision", weights=None, architecture=name, num_classes=1000,
+                     preprocessing=Preprocessing())
+    return Classifier(net, info, [str(i) for i in range(1000)]).to(device).eval()
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def workloads(model, x, y, eps, autocast_fn):
+    """name -> (nnprobe callable, torchattacks callable); each returns the number of images still right."""
+
+    def verdict(adv):
+        with torch.no_grad(), autocast_fn():
+            return int((model(adv).float().argmax(1) == y).sum())
+
+    def ta_fgsm():
+        with autocast_fn():
+            adv = torchattacks.FGSM(model, eps=eps)(x, y)
+        return verdict(adv)
+
+    def ta_sweep():
+        right = 0
+        for e in SWEEP:
+            with autocast_fn():
+                adv = torchattacks.FGSM(model, eps=e)(x, y)
+            right += verdict(adv)
+        return right
+
+    def ta_pgd():
+        with autocast_fn():
+            adv = torchattacks.PGD(model, eps=eps, alpha=eps / 4, steps=10, random_start=True)(x, y)
+        return verdict(adv)
+
+    def nn_fgsm():
+        return int((~build("fgsm", eps)(model, x, y, autocast=autocast_fn()).success).sum())
+
+    def nn_sweep():
+        return sum(int((~out.success).sum()) for _, out in sweep("fgsm", model, x, y, SWEEP, autocast=autocast_fn()))
+
+    def nn_pgd(**kw):
+        out = build("pgd", eps, steps=10, step_size=eps / 4, seed=0)(model, x, y, autocast=autocast_fn(), **kw)
+        return int((~out.success).sum())
+
+    return {
+        "fgsm": (nn_fgsm, ta_fgsm),
+        "fgsm-sweep(3 eps)": (nn_sweep, ta_sweep),
+        "pgd10": (nn_pgd, ta_pgd),
+        "pgd10-robust": (lambda: nn_pgd(first_success=True, early_stop=True), ta_pgd),
+    }
+
+
+def measure(fn, device, repeats_out: list) -> int:
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    repeats_out.append(time.perf_counter() - start)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet18", help="torchvision name (random init) or 'default' "
+                        "(the embedded EfficientNet-Lite0 on the bundled photos, flipped and rescaled)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--eps", type=float, default=4 / 255)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", help="comma list: fp32,bf16")
+    parser.add_argument("--only", default=None, help="comma list of workloads")
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    model = make_model(args.model, device)
+    if args.model == "default":  # a trained model on real photos: fooling takes several steps
+        x = sample_batch(model, args.batch).to(device)
+    else:
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(args.batch, 3, 224, 224, generator=g).to(device)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # the model's own answers: every image starts "correct"
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"# {datetime.date.today()} {args.model} batch {args.batch} on {device} ({gpu}), "
+          f"torch {torch.__version__}, torchattacks {torchattacks.__version__}, threads {torch.get_num_threads()}, "
+          f"eps {args.eps * 255:.0f}/255, best of {args.repeats}")
+    print("| workload | precision | nnprobe img/s | torchattacks img/s | ratio | still right (nnprobe / torchattacks) |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    for precision in args.precision.split(","):
+        if precision == "fp32":
+            autocast_fn = contextlib.nullcontext
+        else:
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+            autocast_fn = lambda: torch.autocast(device.type, dtype=dtype)  # noqa: E731
+        jobs = workloads(model, x, y, args.eps, autocast_fn)
+        if args.only:
+            jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
+        for name, (ours, theirs) in jobs.items():
+            ours(), theirs()  # warm-up
+            t_ours, t_theirs = [], []
+            for _ in range(args.repeats):
+                right_ours = measure(ours, device, t_ours)
+                right_theirs = measure(theirs, device, t_theirs)
+            a, b = min(t_ours), min(t_theirs)
+            print(f"| {name} | {precision} | {args.batch / a:.2f} | {args.batch / b:.2f} | {b / a:.2f}x | "
+                  f"{right_ours} / {right_theirs} (median s: {statistics.median(t_ours):.2f} / "
+                  f"{statistics.median(t_theirs):.2f}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
