@@ -9,22 +9,8 @@ from __future__ import annotations
 
 from nnprobe.attacks.base import REGISTRY, Attack, AttackOutput, attack_ids, build, get_attack, register, sweep
 from nnprobe.attacks.budget import format_eps, parse_eps, parse_eps_list, parse_gate
+from nnprobe.attacks.photo import fool
+from nnprobe.attacks.robustness import robust
 
 __all__ = ["REGISTRY", "Attack", "AttackOutput", "attack_ids", "build", "get_attack", "register", "sweep",
            "format_eps", "parse_eps", "parse_eps_list", "parse_gate", "fool", "robust"]
-
-
-def fool(*args, **kwargs):
-    from nnprobe.attacks.photo import fool as _fool
-
-    return _fool(*args, **kwargs)
-
-
-def robust(*args, **kwargs):
-    from nnprobe.attacks.robust import robust as _robust
-
-    return _robust(*args, **kwargs)
-
-
-fool.__doc__ = "Adversarial PNGs of photos; see `nnprobe.attacks.photo.fool`."
-robust.__doc__ = "Robust accuracy per budget over labelled batches; see `nnprobe.attacks.robust.robust`."

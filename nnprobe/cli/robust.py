@@ -47,7 +47,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
 
     from nnprobe import distributed
     from nnprobe.attacks.budget import parse_eps, parse_gate
-    from nnprobe.attacks.robust import robust
+    from nnprobe.attacks.robustness import robust
     from nnprobe.cli.eval import bundled_samples
     from nnprobe.data.layouts import find_images
     from nnprobe.report import emit

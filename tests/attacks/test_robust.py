@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tinymodels
-from nnprobe.attacks.robust import gates_for, robust, robust_batches
+from nnprobe.attacks.robustness import gates_for, robust, robust_batches
 from nnprobe.data.layouts import find_images
 from nnprobe.errors import UsageError
 
