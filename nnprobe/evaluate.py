@@ -19,7 +19,7 @@ from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
 from nnprobe.device import autocast, resolve_device, versions
 from nnprobe.errors import DataError, NnprobeError, UsageError
 from nnprobe.models.classifier import Classifier
-from nnprobe.results import EvalResult, Gate, PerClass, RunInfo, SkippedFile
+from nnprobe.results import EvalResult, Gate, PerClass, PredictionSpread, RunInfo, SkippedFile
 
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -66,6 +66,7 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     loss_sum = torch.zeros(1, dtype=torch.float64, device=dev)
     class_total = torch.zeros(num_classes, dtype=torch.int64, device=dev)
     class_correct = torch.zeros(num_classes, dtype=torch.int64, device=dev)
+    class_predicted = torch.zeros(num_classes, dtype=torch.int64, device=dev)
     skipped: list[tuple[int, str]] = []
     k = min(5, len(present) if restrict_to_present else num_classes)
     chunk = batch_size
@@ -98,6 +99,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
                 counts[2] += labels.numel()
                 class_total += torch.bincount(labels, minlength=num_classes)
                 class_correct += torch.bincount(labels[hit1], minlength=num_classes)
+                predicted = present_t[top[:, 0]] if restrict_to_present else top[:, 0]
+                class_predicted += torch.bincount(predicted, minlength=num_classes)
             counts[3] += batch.converted
             done += len(batch.positions) + len(batch.skipped)
             if progress is not None:
@@ -108,15 +111,16 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     distributed.sum_tensor(loss_sum, ctx)
     distributed.sum_tensor(class_total, ctx)
     distributed.sum_tensor(class_correct, ctx)
+    distributed.sum_tensor(class_predicted, ctx)
     seconds = time.perf_counter() - start
     all_skipped = sorted(s for part in distributed.gather_objects(skipped, ctx) for s in part)
     seconds = max(distributed.gather_objects(seconds, ctx))
     distributed.finish(ctx)
 
     correct1, correct5, total, converted = (int(v) for v in counts.tolist())
-    totals, corrects = class_total.tolist(), class_correct.tolist()
-    per_class = tuple(PerClass(i, classifier.label(i), corrects[i], totals[i])
-                      for i in range(num_classes) if totals[i])
+    totals, corrects, predicted = class_total.tolist(), class_correct.tolist(), class_predicted.tolist()
+    per_class = tuple(PerClass(i, classifier.label(i), corrects[i], totals[i], predicted[i])
+                      for i in range(num_classes) if totals[i] or predicted[i])
     skipped_files = images.skipped + tuple(SkippedFile(images.samples[p][0], r) for p, r in all_skipped)
     if total == 0:
         raise DataError(f"None of the {len(images.samples)} images could be decoded "
@@ -124,7 +128,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     result = EvalResult(
         correct_top1=correct1, correct_top5=correct5, total=total,
         mean_loss=float(loss_sum.item()) / total, skipped=skipped_files, converted=converted,
-        per_class=per_class, model=classifier.info,
+        per_class=per_class, predictions=PredictionSpread.from_counts(predicted, classifier.label),
+        model=classifier.info,
         data={"path": images.root, "layout": images.layout, "images_found": len(images.samples),
               "class_mapping": images.mapping, "notes": list(images.notes),
               "logits": f"restricted to the {len(present)} classes present" if restrict_to_present
