@@ -31,6 +31,7 @@ def default_workers() -> int:
 def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "auto", precision: str = "fp32",
              batch_size: int = 64, workers: int | None = None, strict: bool = False,
              restrict_to_present: bool = False, compile: bool = False, channels_last: bool | None = None,
+             decode: str = "workers",
              min_top1: float | None = None, min_top5: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
     if batch_size <= 0:
@@ -58,7 +59,9 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     forward = torch.compile(model) if compile else model
 
     positions = shard_positions(len(images.samples), ctx.rank, ctx.world_size)
-    dataset = ImageSamples(images.samples, classifier.preprocessing, positions)
+    if decode not in ("workers", "device"):
+        raise UsageError(f"--decode {decode!r} is not one of workers, device.")
+    dataset = ImageSamples(images.samples, classifier.preprocessing, positions, encoded_jpeg=decode == "device")
     loader = make_loader(dataset, batch_size=batch_size, workers=default_workers() if workers is None else workers,
                          pin_memory=dev.type == "cuda")
     # counts[0..4] = correct_top1, correct_top5, total, converted, loss_sum*1 (float64 kept separately)
@@ -74,14 +77,13 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in loader:
-            if batch.skipped:
+            x, labels, decode_skips = _batch_on_device(batch, dev, classifier.preprocessing)
+            if batch.skipped or decode_skips:
                 if strict:
-                    position, reason = batch.skipped[0]
+                    position, reason = (batch.skipped + decode_skips)[0]
                     raise DataError(f"{images.samples[position][0]}: {reason} (--strict).")
-                skipped.extend(batch.skipped)
-            if batch.labels.numel():
-                x = batch.pixels.to(dev, non_blocking=True)
-                labels = batch.labels.to(dev, non_blocking=True)
+                skipped.extend(batch.skipped + decode_skips)
+            if labels.numel():
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 logits, chunk = _forward_with_backoff(forward, x.float().div_(255), dev, precision, chunk)
@@ -102,7 +104,7 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
                 predicted = present_t[top[:, 0]] if restrict_to_present else top[:, 0]
                 class_predicted += torch.bincount(predicted, minlength=num_classes)
             counts[3] += batch.converted
-            done += len(batch.positions) + len(batch.skipped)
+            done += len(batch.positions) + len(batch.skipped) + len(batch.encoded)
             if progress is not None:
                 progress(done, len(dataset))
     if dev.type == "cuda":
@@ -153,6 +155,23 @@ def _with_gates(result: EvalResult, min_top1: float | None, min_top5: float | No
         gates.append(Gate(name, threshold, measured, passed,
                           f"{name.split('-')[1]} {measured:.4f} {verdict} the required {threshold:.4f}"))
     return dataclasses.replace(result, gates=tuple(gates))
+
+
+def _batch_on_device(batch, dev: torch.device, pre) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]:
+    """uint8 pixels and labels on the device: worker-decoded images, plus JPEGs decoded there."""
+    x = batch.pixels.to(dev, non_blocking=True)
+    labels = batch.labels.to(dev, non_blocking=True)
+    if not batch.encoded:
+        return x, labels, []
+    from nnprobe.data.device_decode import decode_resize_crop
+
+    decoded, reasons = decode_resize_crop(batch.encoded, dev, pre)
+    kept = [i for i, reason in enumerate(reasons) if reason is None]
+    skips = [(p, r) for p, r in zip(batch.encoded_positions, reasons) if r is not None]
+    decoded_labels = batch.encoded_labels[kept].to(dev, non_blocking=True)
+    if labels.numel() == 0:
+        return decoded, decoded_labels, skips
+    return torch.cat([x, decoded]), torch.cat([labels, decoded_labels]), skips
 
 
 def _rank_device(spec: str, ctx: distributed.DistContext) -> torch.device:
