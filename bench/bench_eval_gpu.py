@@ -79,10 +79,11 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         ceiling = forward_only(classifier, args.batch_size, precision)
         theirs = timm_validate(root, classifier, args.batch_size, args.workers, precision)
-        ours = evaluate(classifier, images, device="cuda", precision=precision, batch_size=args.batch_size,
-                        workers=args.workers).images_per_second
-        print(f"{precision}: forward-only {ceiling:8.1f}/s  timm validate {theirs:8.1f}/s  nnprobe {ours:8.1f}/s  "
-              f"nnprobe/timm {ours / theirs:.2f}x  nnprobe/forward-only {ours / ceiling:.0%}")
+        for decode in ("workers", "device"):
+            ours = evaluate(classifier, images, device="cuda", precision=precision, batch_size=args.batch_size,
+                            workers=args.workers, decode=decode).images_per_second
+            print(f"{precision} decode={decode}: forward-only {ceiling:8.1f}/s  timm validate {theirs:8.1f}/s  "
+                  f"nnprobe {ours:8.1f}/s  nnprobe/timm {ours / theirs:.2f}x  nnprobe/forward-only {ours / ceiling:.0%}")
 
 
 if __name__ == "__main__":
