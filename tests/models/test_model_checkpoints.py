@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 import torchvision
-from conftest import TinyNet, write_bytes
+from model_helpers import TinyNet, write_bytes
 
 from nnprobe.errors import InputError, ModelLoadError, NnprobeError, UnsafeCheckpointError, UsageError
 from nnprobe.models import load_classifier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SAMPLES, TinyNet, sample_photos
+from model_helpers import SAMPLES, TinyNet, sample_photos
 
 from nnprobe.errors import ModelLoadError, UsageError
 from nnprobe.models import load_classifier

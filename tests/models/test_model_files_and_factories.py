@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import TinyNet, write_bytes
+from model_helpers import TinyNet, write_bytes
 
 from nnprobe.errors import InputError, ModelLoadError, NnprobeError, UsageError
 from nnprobe.models import load_classifier
