@@ -14,10 +14,15 @@ def tiny_net():
 
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
-    """An empty torch hub cache (torch.hub.get_dir() reads TORCH_HOME on each call)."""
+    """An empty torch hub cache (torch.hub.get_dir() reads TORCH_HOME on each call), and no network even on a
+    machine that has one: urllib honours the proxy variables, and nothing listens on port 9."""
     home = tmp_path / "torch_home"
     home.mkdir()
     monkeypatch.setenv("TORCH_HOME", str(home))
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("NNPROBE_OFFLINE", raising=False)
     return home
 
