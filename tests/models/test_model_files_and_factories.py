@@ -166,3 +166,34 @@ def test_every_failure_is_an_nnprobe_error(tmp_path):
     for spec in specs:
         with pytest.raises(NnprobeError):
             load_classifier(spec, arch="resnet18")
+
+
+class _Cifar(torch.nn.Module):
+    """Only runs on 32x32 inputs (flatten + Linear), like many CIFAR scripts."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_fixed_size_model_needs_num_classes(tmp_path):
+    """Counting classes runs a 224x224 image: a 32x32-only network used to raise a raw RuntimeError."""
+    path = tmp_path / "cifar.pth"
+    torch.save(_Cifar().eval(), path)
+    with pytest.raises(ModelLoadError, match="224x224 test image failed .*pass --num-classes") as info:
+        load_classifier(str(path), trust_pickle=True)
+    assert "\n" not in str(info.value)
+    classifier = load_classifier(str(path), trust_pickle=True, num_classes=10, resize=36, crop=32)
+    assert classifier.num_classes == 10 and classifier.preprocessing.crop_size == 32
+    with torch.no_grad():
+        assert classifier(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_model_whose_output_is_not_logits(tmp_path):
+    path = tmp_path / "fcn.pth"
+    torch.save(torch.nn.Conv2d(3, 5, 1), path)
+    with pytest.raises(ModelLoadError, match="not a \\(batch, classes\\) tensor"):
+        load_classifier(str(path), trust_pickle=True)
