@@ -42,8 +42,8 @@ def read_checkpoint(path: str, *, trust_pickle: bool = False):
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelLoadError(f"{path} is not a readable safetensors file ({exc}).") from exc
     try:
-        with warnings.catch_warnings():  # "Detected pickle protocol 4": noise when the file is refused anyway
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(), _safe_globals():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": noise when refused
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch reports random bytes and a refused global alike ("Weights only load failed"): only a file
@@ -62,6 +62,17 @@ def read_checkpoint(path: str, *, trust_pickle: bool = False):
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise ModelLoadError(f"{path} could not be unpickled ({_first_line(exc)}).") from exc
+
+
+def _safe_globals():
+    """Plain-data classes allowed besides tensors: torchvision's reference scripts (and many others) save
+    their argparse.Namespace next to the weights; unpickling one only fills its __dict__ with values that
+    themselves pass the weights-only unpickler."""
+    import argparse
+    import contextlib
+
+    safe = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    return safe([argparse.Namespace]) if safe is not None else contextlib.nullcontext()
 
 
 def looks_like_pickle(path: str) -> bool:

@@ -157,6 +157,25 @@ def test_state_dict_layouts_load_with_arch_and_adopt_the_head(tmp_path, resnet18
             torch.testing.assert_close(classifier(x), _reference_logits(resnet18_state, x))
 
 
+def test_torchvision_reference_checkpoint_with_argparse_namespace(tmp_path, resnet18_state, marker):
+    """torchvision's references/classification/train.py saves {"model", "optimizer", "lr_scheduler", "epoch",
+    "args": argparse.Namespace}: loadable without --trust-pickle; the Namespace is plain data."""
+    import argparse
+
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": resnet18_state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 89,
+                "args": argparse.Namespace(model="resnet18", lr=0.5, epochs=90)}, path)
+    classifier = load_classifier(str(path), arch="resnet18")
+    assert classifier.num_classes == 10
+    assert torch.equal(classifier.net.state_dict()["fc.bias"], resnet18_state["fc.bias"])
+    # the allowlist does not open the door: a Namespace carrying a payload is still refused
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": resnet18_state, "args": argparse.Namespace(x=_Payload(str(marker)))}, evil)
+    with pytest.raises(UnsafeCheckpointError):
+        load_classifier(str(evil), arch="resnet18")
+    assert not marker.exists()
+
+
 def test_weights_path_on_a_model_name_and_torchvision_prefix(tmp_path, resnet18_state):
     path = tmp_path / "w.pth"
     torch.save(resnet18_state, path)
