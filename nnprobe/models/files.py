@@ -47,7 +47,7 @@ def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: i
     from nnprobe.models.classifier import Classifier, from_network
 
     if not os.path.isfile(path):
-        raise InputError(f"Model file {path} does not exist.")
+        raise InputError(f"Model file {path} does not exist or is not a file.")
     kwargs = dict(spec=path, weights=os.path.abspath(path), preprocessing=IMAGENET_PREPROCESSING,
                   num_classes=num_classes)
     if path.lower().endswith(".pt2"):

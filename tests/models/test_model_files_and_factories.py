@@ -197,3 +197,10 @@ def test_model_whose_output_is_not_logits(tmp_path):
     torch.save(torch.nn.Conv2d(3, 5, 1), path)
     with pytest.raises(ModelLoadError, match="not a \\(batch, classes\\) tensor"):
         load_classifier(str(path), trust_pickle=True)
+
+
+def test_a_folder_is_not_a_model_file(tmp_path):
+    folder = tmp_path / "run.ckpt"
+    folder.mkdir()
+    with pytest.raises(InputError, match="is not a file"):
+        load_classifier(str(folder))
