@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import make_wnid_folders
+from helpers import make_wnid_folders
 from data.test_decode import make_broken_files
 from PIL import Image
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PLAIN, TESTS, make_wnid_folders, noise_image
+from helpers import PLAIN, TESTS, make_wnid_folders, noise_image
 from data.test_decode import make_broken_files, make_odd_images
 from torchvision import datasets, transforms
 
@@ -38,7 +38,7 @@ def test_known_answers_exact_counts(tmp_path, color_classifier):
 
 def test_top5_counts_near_misses(tmp_path, color_classifier):
     # An image of class 123's colour labelled as its grid neighbour 124: wrong top-1, right top-5.
-    from conftest import solid_image
+    from helpers import solid_image
     from tiny_models import class_color
 
     wn = imagenet_wnids()
@@ -52,7 +52,7 @@ def test_restrict_to_present_classes(tmp_path, color_classifier):
     # Class 124's colour labelled 124, and class 123's colour labelled 129: over all 1000 classes the second
     # is wrong (predicts 123); restricted to the present classes {124, 129} the nearer colour is 124 -> wrong
     # too, while an image of colour 128 labelled 129 is wrong over 1000 but right over {124, 129}.
-    from conftest import solid_image
+    from helpers import solid_image
     from tiny_models import class_color
 
     wn = imagenet_wnids()
@@ -145,7 +145,7 @@ def test_bf16_autocast_runs_on_cpu(tmp_path, color_classifier):
 
 def test_prediction_spread_detects_a_constant_model(tmp_path, color_classifier):
     # Every image painted class 42's colour: the model answers 42 for all 6 -> share 1, entropy 0.
-    from conftest import solid_image
+    from helpers import solid_image
     from tiny_models import class_color
 
     wn = imagenet_wnids()

@@ -1,4 +1,4 @@
-"""Helpers for the model-loading tests (a uniquely named module: `from conftest import` is ambiguous once
+"""Helpers for the model-loading tests (a uniquely named module: `from helpers import` is ambiguous once
 other test folders have their own conftest.py)."""
 from __future__ import annotations
 
