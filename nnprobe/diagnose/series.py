@@ -23,7 +23,7 @@ class Series:
     values: np.ndarray  # float64, NaN/Inf kept
     walls: np.ndarray  # float64, NaN where unknown
     epochs: np.ndarray  # float64, NaN where unknown
-    superseded: int = 0  # points replaced by a later write of the same step (restarts)
+    superseded: int = 0  # points replaced by a later, different write of their step (restarts)
     step_from_order: bool = False  # the log gave no usable step: positions are used
 
     def __len__(self) -> int:
@@ -36,6 +36,10 @@ class Series:
     def epoch_at(self, index: int) -> float | None:
         epoch = float(self.epochs[index])
         return epoch if np.isfinite(epoch) else None
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (a != a and b != b)
 
 
 def resolve(name: str, parts: list[RawSeries], source: str, fmt: str) -> Series:
@@ -51,15 +55,18 @@ def resolve(name: str, parts: list[RawSeries], source: str, fmt: str) -> Series:
     order = np.argsort(walls, kind="stable") if steps.size and np.all(np.isfinite(walls)) \
         else np.arange(steps.size)
     ordered = steps[order]
+    superseded = 0  # a repeat of the same step with the same value (Lightning logs `epoch` twice) is no restart
     if ordered.size < 2 or np.all(np.diff(ordered) > 0):
         keep = order
     else:
         kept: list[int] = []
         for index, step in zip(order.tolist(), ordered.tolist()):
             while kept and steps[kept[-1]] >= step:
-                kept.pop()
+                dropped = kept.pop()
+                if steps[dropped] > step or not _same(values[dropped], values[index]):
+                    superseded += 1
             kept.append(index)
         keep = np.asarray(kept, dtype=np.int64)
     return Series(name=name, source=source, format=fmt, steps=steps[keep], values=values[keep],
-                  walls=walls[keep], epochs=epochs[keep], superseded=int(steps.size - keep.size),
+                  walls=walls[keep], epochs=epochs[keep], superseded=superseded,
                   step_from_order=step_from_order)

@@ -18,7 +18,8 @@ JUDGE_AFTER = 0.3
 CONSTANT_EVALS = 3
 CONSTANT_EVALS_WITHOUT_LOSS = 5
 FLAT_LOSS = 0.02  # relative range of the loss over those evaluations
-PRIOR_SLACK = 1.1  # the entropy of any class prior is <= ln K; allow 10% above it
+ENTROPY_SLACK = 0.95  # loss >= 0.95 h(acc): room for rounding in the logs
+LR_FROZEN = 0.01  # a learning rate <= 1% of its peak during those evaluations freezes the model
 
 
 @register("chance-accuracy", title="Validation accuracy above chance", requires=("val_acc",),
@@ -48,16 +49,38 @@ def chance_accuracy(ctx: RunContext):
         yield Flag("error", f"validation accuracy never rose above chance: best {best:.4f} "
                             f"({epoch_label(series, best_i)}) vs chance 1/{k} = {chance:.4f} "
                             f"(K {ctx.num_classes_source}).", hint, evidence)
-    elif final <= threshold:
+    elif final <= threshold and not _loss_broken_at(ctx, int(series.steps[idx[-1]])):
         yield Flag("error", f"validation accuracy fell back to chance: final {final:.4f} vs chance "
                             f"1/{k} = {chance:.4f}, after a best of {best:.4f} "
                             f"({epoch_label(series, best_i)}).", hint, evidence)
 
 
+def _loss_broken_at(ctx: RunContext, step: int) -> bool:
+    """A non-finite loss at the last evaluation explains a fall to chance (a NaN network predicts class
+    0); loss-not-finite owns that root cause, so it is not reported twice."""
+    for role in ("val_loss", "train_loss"):
+        loss = ctx.roles.get(role)
+        if loss is not None and len(loss):
+            upto = loss.values[loss.steps <= step]
+            if upto.size and not np.isfinite(upto[-1]):
+                return True
+    return False
+
+
+def binary_entropy(p: float) -> float:
+    """h(p) in nats; the entropy of any label distribution with one class at share p is >= h(p)."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
 @register("constant-prediction", title="Predictions vary with the input", requires=("val_acc",))
 def constant_prediction(ctx: RunContext):
-    """Accuracy exactly constant over the last evaluations while the loss sits flat at (or below) ln K,
-    the entropy of the class prior: the network outputs the prior whatever the input (DeepDiagnosis)."""
+    """Accuracy exactly constant over the last >= 3 evaluations while the loss sits flat at a level only a
+    constant output can have: predicting one class for everything scores acc = that class's share p and a
+    cross-entropy >= H(labels) >= h(p) (binary entropy), so a flat loss >= h(acc) is that signature
+    (DeepDiagnosis uses acc mean == max over 5 evaluations). A non-finite loss counts too: a NaN network's
+    argmax is class 0. A learning rate that fell to ~0 also freezes accuracy, so then nothing is said."""
     series = ctx.roles["val_acc"]
     idx, values = finite_points(series)
     if values.size < CONSTANT_EVALS:
@@ -65,42 +88,47 @@ def constant_prediction(ctx: RunContext):
     run = 1
     while run < values.size and abs(values[-1 - run] - values[-1]) <= 1e-7:
         run += 1
-    if run < CONSTANT_EVALS or values[-1] >= 0.999:
+    acc = float(values[-1])
+    if run < CONSTANT_EVALS or acc >= 0.999:
         return
     first = int(idx[-run])
+    lo_step, hi_step = int(series.steps[first]), int(series.steps[idx[-1]])
+    lr = ctx.roles.get("lr")
+    if lr is not None:
+        lr_values = lr.values[np.isfinite(lr.values)]
+        during = lr.values[(lr.steps >= lo_step) & (lr.steps <= hi_step)]
+        if lr_values.size and during.size and np.nanmax(during) <= LR_FROZEN * lr_values.max():
+            return
     loss = ctx.roles.get("val_loss") or ctx.roles.get("train_loss")
-    evidence = {"series": series.name, "value": r(values[-1]), "evaluations": run,
-                "from": at(series, first)}
-    loss_text = ""
-    if loss is not None:
+    evidence = {"series": series.name, "value": r(acc), "evaluations": run, "from": at(series, first)}
+    if loss is None:
+        if run < CONSTANT_EVALS_WITHOUT_LOSS:
+            return
+        loss_text = ""
+    else:
         if loss is ctx.roles.get("val_loss"):
-            in_window = (loss.steps >= series.steps[first]) & (loss.steps <= series.steps[idx[-1]])
+            in_window = (loss.steps >= lo_step) & (loss.steps <= hi_step)
             window = loss.values[in_window] if in_window.any() else loss.values[-run:]
         else:  # train loss: its mean over each evaluation interval
             window = aligned(loss, series.steps[idx[-run:]])
         if np.all(np.isfinite(window)):
             mean = float(window.mean())
             spread = float((window.max() - window.min()) / max(abs(mean), 1e-12))
-            if spread > FLAT_LOSS:
+            floor = binary_entropy(acc)
+            if spread > FLAT_LOSS or mean < ENTROPY_SLACK * floor:
                 return
-            evidence.update(loss_series=loss.name, loss_mean=r(mean), loss_relative_range=r(spread))
+            evidence.update(loss_series=loss.name, loss_mean=r(mean), loss_relative_range=r(spread),
+                            entropy_floor=r(floor))
+            loss_text = (f" while '{loss.name}' sits flat at {mean:.4f} (>= {floor:.4f}, the least loss a "
+                         f"constant output with this accuracy can have)")
             if ctx.num_classes:
-                ln_k = math.log(ctx.num_classes)
-                if mean > PRIOR_SLACK * ln_k:
-                    return
-                evidence["ln_k"] = r(ln_k)
-                loss_text = f" while '{loss.name}' sits flat at {mean:.4f} (<= ln K = {ln_k:.4f}, the " \
-                            f"entropy of a class prior)"
-            else:
-                loss_text = f" while '{loss.name}' sits flat at {mean:.4f}"
+                evidence["ln_k"] = r(math.log(ctx.num_classes))
         else:
             evidence.update(loss_series=loss.name, loss_mean="nan")
-            loss_text = f" while '{loss.name}' is not finite"
-    elif run < CONSTANT_EVALS_WITHOUT_LOSS:
-        return
+            loss_text = f" while '{loss.name}' is not finite (a NaN network's argmax is class 0)"
     yield Flag(
         "error",
-        f"validation accuracy is exactly {values[-1]:.4f} for the last {run} evaluations (from "
+        f"validation accuracy is exactly {acc:.4f} for the last {run} evaluations (from "
         f"{epoch_label(series, first)}){loss_text}: the model predicts the same class for every input.",
         "Look for inputs that carry no signal (all-zero or constant images, a normalisation that wipes "
         "the data, wrong tensor passed to the model), dead ReLUs after a too-high learning rate, or a very "

@@ -17,8 +17,9 @@ SEVERE_FACTOR = 10.0  # error instead of warning
 PLATEAU_DELTA = 0.01
 PLATEAU_THETA = 0.7
 PLATEAU_LOSS = 0.01
-# W&B's alert filter: robust z-score >= 3 over a 30-point window. Per-batch losses are heavy-tailed, so a
-# spike must also be >= 2x the window median and jump by >= 25% of the run's starting loss level.
+# W&B's alert filter: robust z-score >= 3 over a 30-point window. Per-batch losses are heavy-tailed (one
+# misclassified example moves a small loss a lot), so a spike must also be >= 2x the window median and jump
+# by >= 25% of the loss scale of the run (its 90th percentile, i.e. roughly its early level).
 SPIKE_WINDOW = 30
 SPIKE_Z = 3.0
 SPIKE_RATIO = 2.0
@@ -60,7 +61,8 @@ def divergence(ctx: RunContext):
 
 @register("plateau", title="Training makes progress", any_of=("train_loss", "val_acc", "train_acc"))
 def plateau(ctx: RunContext):
-    """No learning: accuracy moves < 0.01 over the run while below 0.7, or the train loss improves < 1%."""
+    """No learning: accuracy moves < 0.01 over the run while below 0.7, or the train loss changes < 1%
+    from start to end (a loss that rises is the divergence check's business)."""
     acc = ctx.roles.get("val_acc") or ctx.roles.get("train_acc")
     if acc is not None:
         _, values = finite_points(acc)
@@ -81,7 +83,7 @@ def plateau(ctx: RunContext):
     if values.size < 5:
         return
     start, end, k = _ends(values)
-    if start > 0 and (start - end) / start < PLATEAU_LOSS:
+    if start > 0 and abs(start - end) / start < PLATEAU_LOSS:
         yield Flag(
             "warning",
             f"'{loss.name}' did not decrease: {start:.4g} at the start, {end:.4g} at the end (medians of {k} "
@@ -95,7 +97,7 @@ def plateau(ctx: RunContext):
 @register("spikes", title="No loss spikes", requires=("train_loss",))
 def spikes(ctx: RunContext):
     """Points far above the preceding 30-point window (robust z >= 3, >= 2x the median, and a jump of
-    >= 25% of the starting loss level)."""
+    >= 25% of the run's loss scale)."""
     series = ctx.roles["train_loss"]
     idx, values = finite_points(series)
     if values.size <= SPIKE_WINDOW:
@@ -106,7 +108,7 @@ def spikes(ctx: RunContext):
     current = values[SPIKE_WINDOW:]
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(mad > 0, (current - median) / mad, np.where(current > median, np.inf, 0.0))
-    level = _ends(values)[0]
+    level = float(np.percentile(values, 90))
     hit = (z >= SPIKE_Z) & (current >= SPIKE_RATIO * median) & (current - median >= SPIKE_JUMP * abs(level))
     positions = np.flatnonzero(hit)
     if not positions.size:
