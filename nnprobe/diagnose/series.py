@@ -44,10 +44,14 @@ def _same(a: float, b: float) -> bool:
 
 def resolve(name: str, parts: list[RawSeries], source: str, fmt: str) -> Series:
     """Concatenate the raw parts of one metric (in file order) and resolve repeated steps by time."""
-    steps = np.fromiter((s for p in parts for s in p.steps), dtype=np.int64)
-    values = np.fromiter((v for p in parts for v in p.values), dtype=np.float64, count=steps.size)
-    walls = np.fromiter((w for p in parts for w in p.walls), dtype=np.float64, count=steps.size)
-    epochs = np.fromiter((e for p in parts for e in p.epochs), dtype=np.float64, count=steps.size)
+    def joined(attr: str, dtype) -> np.ndarray:
+        arrays = [np.asarray(getattr(p, attr), dtype=dtype) for p in parts]
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    steps = joined("steps", np.int64)
+    values = joined("values", np.float64)
+    walls = joined("walls", np.float64)
+    epochs = joined("epochs", np.float64)
     step_from_order = False
     if steps.size > 1 and np.all(steps == steps[0]):  # logged without a step: the order is the axis
         steps = np.arange(steps.size, dtype=np.int64)

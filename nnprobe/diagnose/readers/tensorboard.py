@@ -71,6 +71,8 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto.event_pb2 import Event
 
+    import crc32c
+
     log = LogFile(path=path, format=FORMAT)
     with open(path, "rb") as handle:
         data = handle.read()
@@ -81,26 +83,32 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
     parse = Event.FromString
     header = _HEADER.unpack_from
     u32 = _U32.unpack_from
+    crc = crc32c.crc32c
+
+    def masked(chunk) -> int:
+        value = crc(chunk)
+        return (((value >> 15) | (value << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+    records = 0
     while pos < size:
         if size - pos < 12:
             log.issues.append(ReadIssue("truncated", path, f"file ends inside a record header "
                                                            f"({size - pos} of 12 bytes)", pos))
             break
         length, length_crc = header(data, pos)
-        if verify_crc and masked_crc32c(view[pos:pos + 8]) != length_crc:
+        if verify_crc and masked(view[pos:pos + 8]) != length_crc:
             log.issues.append(ReadIssue("corrupt", path, f"record length fails its CRC; the remaining "
                                                          f"{size - pos} bytes cannot be framed", pos))
             break
-        body_start = pos + 12
-        body_end = body_start + length
+        body_end = pos + 12 + length
         if body_end + 4 > size:
             log.issues.append(ReadIssue("truncated", path, f"last record is cut: needs {length + 16} bytes, "
                                                            f"{size - pos} left", pos))
             break
-        body = view[body_start:body_end]
+        body = view[pos + 12:body_end]
         record_at = pos
         pos = body_end + 4
-        if verify_crc and masked_crc32c(body) != u32(data, body_end)[0]:
+        if verify_crc and masked(body) != u32(data, body_end)[0]:
             log.issues.append(ReadIssue("corrupt", path, "record data fails its CRC (record skipped)",
                                         record_at))
             continue
@@ -110,12 +118,14 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
             log.issues.append(ReadIssue("corrupt", path, "record is not a valid Event (record skipped)",
                                         record_at))
             continue
-        log.records += 1
-        if not event.HasField("summary"):
+        records += 1
+        if event.WhichOneof("what") != "summary":
             continue
         step = event.step
         wall = event.wall_time
-        for value in event.summary.value:
+        values = event.summary.value
+        for index in range(len(values)):  # indexing is cheaper than iterating upb containers
+            value = values[index]
             kind = value.WhichOneof("value")
             if kind == "simple_value":
                 number = value.simple_value
@@ -125,15 +135,15 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
                     continue
             else:
                 continue
-            tag = prefix + value.tag
-            lists = series.get(tag)
+            lists = series.get(value.tag)
             if lists is None:
-                lists = series[tag] = ([], [], [])
+                lists = series[value.tag] = ([], [], [])
             lists[0].append(step)
             lists[1].append(number)
             lists[2].append(wall)
+    log.records = records
     for tag, (steps, values, walls) in series.items():
-        raw = log.series_for(tag)
+        raw = log.series_for(prefix + tag)
         raw.steps, raw.values, raw.walls = steps, values, walls
         raw.epochs = [float("nan")] * len(steps)
     return log
