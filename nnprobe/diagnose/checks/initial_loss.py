@@ -16,6 +16,7 @@ AT_INIT_MAX_STEP = 10  # a loss logged later than this is not "at init": only th
 @register("init-loss", title="First loss near ln K", requires=("train_loss",), needs_num_classes=True,
           trusted_num_classes=True)
 def init_loss(ctx: RunContext):
+    """First train loss > 1.5 ln K (any step), or < 0.5 ln K when logged at init (step <= 10)."""
     series = ctx.roles["train_loss"]
     finite = np.flatnonzero(np.isfinite(series.values))
     if not finite.size:

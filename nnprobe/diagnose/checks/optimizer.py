@@ -25,6 +25,7 @@ GRAD_VANISH_RUN = 10
 
 @register("lr-range", title="Learning rate in range", requires=("lr",))
 def lr_range(ctx: RunContext):
+    """Learning rate 0 throughout or for half the run, below 1e-7, or above 0.01 (adaptive) / 1.0 (other)."""
     series = ctx.roles["lr"]
     idx, values = finite_points(series)
     optimizer = optimizer_of(series.name) or str(ctx.meta.get("optimizer", "")).lower() or None
