@@ -85,10 +85,7 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
     u32 = _U32.unpack_from
     crc = crc32c.crc32c
 
-    def masked(chunk) -> int:
-        value = crc(chunk)
-        return (((value >> 15) | (value << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
+    delta, mask = _MASK_DELTA, 0xFFFFFFFF  # masking inlined below: this loop runs once per record
     records = 0
     while pos < size:
         if size - pos < 12:
@@ -96,7 +93,7 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
                                                            f"({size - pos} of 12 bytes)", pos))
             break
         length, length_crc = header(data, pos)
-        if verify_crc and masked(view[pos:pos + 8]) != length_crc:
+        if verify_crc and length_crc != ((((c := crc(view[pos:pos + 8])) >> 15) | (c << 17)) + delta) & mask:
             log.issues.append(ReadIssue("corrupt", path, f"record length fails its CRC; the remaining "
                                                          f"{size - pos} bytes cannot be framed", pos))
             break
@@ -108,7 +105,7 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
         body = view[pos + 12:body_end]
         record_at = pos
         pos = body_end + 4
-        if verify_crc and masked(body) != u32(data, body_end)[0]:
+        if verify_crc and u32(data, body_end)[0] != ((((c := crc(body)) >> 15) | (c << 17)) + delta) & mask:
             log.issues.append(ReadIssue("corrupt", path, "record data fails its CRC (record skipped)",
                                         record_at))
             continue
@@ -119,11 +116,11 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
                                         record_at))
             continue
         records += 1
-        if event.WhichOneof("what") != "summary":
+        values = event.summary.value  # empty for file_version, session_log ... records
+        if not values:
             continue
         step = event.step
         wall = event.wall_time
-        values = event.summary.value
         for index in range(len(values)):  # indexing is cheaper than iterating upb containers
             value = values[index]
             kind = value.WhichOneof("value")
