@@ -39,6 +39,15 @@ def _evidence(evidence: dict) -> str:
     return " ".join(parts)
 
 
+def _table(findings) -> Table:
+    table = Table(show_header=True, header_style="bold", expand=False, show_lines=True)
+    for column in ("severity", "check", "message", "evidence", "hint"):
+        table.add_column(column, overflow="fold")
+    for f in sorted(findings, key=lambda f: ("error", "warning", "info").index(f.severity)):
+        table.add_row(Text(f.severity, style=STYLE[f.severity]), f.id, f.message, _evidence(f.evidence), f.hint)
+    return table
+
+
 def render(result, console: Console) -> None:
     for run in result.runs:
         console.print(Text(f"Run {run.path}", style="bold"))
@@ -60,13 +69,7 @@ def render(result, console: Console) -> None:
             console.print(f"  {role:<10} {sparkline(values)}  {span}", markup=False)
         findings = run.findings + tuple(f for f in result.extra_findings if f.run == run.path)
         if findings:
-            table = Table(show_header=True, header_style="bold", expand=False, show_lines=True)
-            for column in ("severity", "check", "message", "evidence", "hint"):
-                table.add_column(column, overflow="fold")
-            for f in sorted(findings, key=lambda f: ("error", "warning", "info").index(f.severity)):
-                table.add_row(Text(f.severity, style=STYLE[f.severity]), f.id, f.message, _evidence(f.evidence),
-                              f.hint)
-            console.print(table)
+            console.print(_table(findings))
         else:
             console.print("  no findings", style="green")
         skipped = [o for o in run.outcomes if o.status == "skipped"]
@@ -79,6 +82,11 @@ def render(result, console: Console) -> None:
         for reason, ids in by_reason.items():
             console.print(f"    skipped {', '.join(ids)}: {reason}", markup=False, style="dim")
         console.print()
+    paths = {run.path for run in result.runs}
+    loose = [f for f in result.extra_findings if f.run not in paths]
+    if loose:
+        console.print(Text("Other probes", style="bold"))
+        console.print(_table(loose))
     counts = result.counts()
     verdict = "FAILED" if result.failed else "passed"
     console.print(Text(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in "

@@ -121,3 +121,19 @@ def test_diagnose_imports_no_torch(args):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("NO-TORCH"), proc.stderr
     assert last.split()[1] == ("0" if "--help" in args else "1")
+
+
+def test_extra_findings_from_other_probes_reach_every_format():
+    from nnprobe.diagnose import Finding, diagnose
+    from nnprobe.report import render
+
+    base = diagnose(str(SAMPLES / "healthy"))
+    assert not base.failed
+    probe = Finding("prediction-collapse", "error", "the model predicts class 3 for 98% of images.",
+                    "Check the head.", {"share": 0.98})
+    result = base.with_findings([probe])
+    assert result.failed and result.findings[-1] is probe and base.extra_findings == ()
+    assert "prediction-collapse" in render(result, "table")
+    assert json.loads(render(result, "json"))["findings"][-1]["id"] == "prediction-collapse"
+    suite = ET.fromstring(render(result, "junit").split("\n", 1)[1]).find("testsuite")
+    assert suite.get("failures") == "1" and int(suite.get("tests")) == len(CHECKS) + 1
