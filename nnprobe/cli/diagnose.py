@@ -10,7 +10,7 @@ from nnprobe.cli.options import report_options
 from nnprobe.errors import ExitCode
 
 
-@click.command("diagnose")
+@click.command("diagnose", short_help="Judge a training run from its logs: NaN loss, chance accuracy, overfitting ...")
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--num-classes", type=click.IntRange(min=2), default=None,
               help="Number of classes K (chance level 1/K, first loss ~ ln K). Default: hparams.yaml or "

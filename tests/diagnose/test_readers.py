@@ -288,3 +288,17 @@ def test_missing_path_and_empty_folder_are_input_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="not a training log"):
         diagnose(str(tmp_path / "notes.txt"))
+
+
+def test_keras_csvlogger_append_after_resume_keeps_the_later_rows(tmp_path):
+    rows = ["epoch,loss,val_loss"] + [f"{e},{1.0 - 0.1 * e},{1.1 - 0.1 * e}" for e in range(6)]
+    rows += [f"{e},{0.5 - 0.01 * e},{0.6 - 0.01 * e}" for e in range(3, 8)]  # CSVLogger(append=True) after resume
+    (tmp_path / "training.csv").write_text("\n".join(rows) + "\n")
+    result = diagnose(str(tmp_path))
+    (mapping,) = [m for m in result.runs[0].mapping if m.role == "train_loss"]
+    assert mapping.points == 8
+    assert result.runs[0].superseded == 6  # epochs 3, 4, 5 of loss and of val_loss
+    (run,) = discover(str(tmp_path))
+    loss = load_run(run).series["loss"]
+    assert loss.steps.tolist() == list(range(8))
+    assert loss.values.tolist() == pytest.approx([1.0, 0.9, 0.8, 0.47, 0.46, 0.45, 0.44, 0.43])
