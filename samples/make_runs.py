@@ -195,7 +195,6 @@ def write_keras(out: str, epochs) -> None:
         for e in epochs:
             writer.writerow([e["epoch"], repr(e["train_acc"]), repr(e["train_loss"]), repr(e["val_acc"]),
                              repr(e["val_loss"])])
-    os.replace(os.path.join(out, "training.log"), os.path.join(out, "training_log.csv"))
     for split, loss_key, acc_key in (("train", "train_loss", "train_acc"), ("validation", "val_loss", "val_acc")):
         tb = SummaryWriter(os.path.join(out, split))
         for e in epochs:

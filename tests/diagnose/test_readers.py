@@ -302,3 +302,11 @@ def test_keras_csvlogger_append_after_resume_keeps_the_later_rows(tmp_path):
     loss = load_run(run).series["loss"]
     assert loss.steps.tolist() == list(range(8))
     assert loss.values.tolist() == pytest.approx([1.0, 0.9, 0.8, 0.47, 0.46, 0.45, 0.44, 0.43])
+
+
+def test_csvlogger_training_log_is_found_other_log_files_are_not(tmp_path):
+    (tmp_path / "training.log").write_text("epoch,accuracy,loss\r\n0,0.5,1.2\r\n1,0.6,1.0\r\n")
+    (tmp_path / "stdout.log").write_text("epoch 1 done, loss 1.0\n")
+    (run,) = discover(str(tmp_path))
+    assert [(os.path.basename(r.path), r.format) for r in run.logs] == [("training.log", "keras-csv")]
+    assert [m.series for m in diagnose(str(tmp_path / "training.log")).runs[0].mapping][:1] == ["loss"]

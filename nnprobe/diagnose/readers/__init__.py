@@ -17,7 +17,7 @@ SPLIT_DIRS = frozenset({"train", "training", "validation", "val", "valid", "eval
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _K_KEYS = re.compile(r"^\s*(num_classes|n_classes|num_labels|nb_classes|classes)\s*:\s*(\d+)\s*$", re.M)
-LOOKED_FOR = "events.out.tfevents.*, metrics.csv, *.csv, trainer_state.json, *.jsonl"
+LOOKED_FOR = "events.out.tfevents.*, metrics.csv, *.csv, Keras CSVLogger *.log, trainer_state.json, *.jsonl"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ def discover(path: str) -> list[RunFiles]:
     if not os.path.exists(path):
         raise InputError(f"{path} does not exist: give a run folder or a log file ({LOOKED_FOR}).")
     if os.path.isfile(path):
-        fmt = format_of(os.path.basename(path)) or _sniff(path)
+        fmt = format_of(os.path.basename(path)) or _sniff(path) or \
+            (_sniff_csvlogger(path) if path.endswith(".log") else None)
         if fmt is None:
             raise InputError(f"{path} is not a training log nnprobe reads ({LOOKED_FOR}).")
         run = RunFiles(root=path, logs=[LogRef(path, fmt)])
@@ -85,8 +86,8 @@ def discover(path: str) -> list[RunFiles]:
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         root, prefix = _run_root(directory, path)
         for name in sorted(files):
-            fmt = format_of(name)
             full = os.path.join(directory, name)
+            fmt = format_of(name) or (_sniff_csvlogger(full) if name.endswith(".log") else None)
             if fmt is None:
                 if name in ("hparams.yaml", "config.json") and directory == root:
                     run = runs.setdefault(root, RunFiles(root))
@@ -99,6 +100,18 @@ def discover(path: str) -> list[RunFiles]:
     for run in found:
         _drop_stale_checkpoints(run)
     return found
+
+
+def _sniff_csvlogger(path: str) -> str | None:
+    """Keras' CSVLogger is usually given `training.log`: a .log whose first line is a CSV header with an
+    `epoch` column is read as one; other .log files are not logs nnprobe reads."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(4096)
+    except OSError:
+        return None
+    header = first.strip().lower().split(b",")
+    return "keras-csv" if len(header) > 1 and header[0].strip(b'"') == b"epoch" else None
 
 
 def _sniff(path: str) -> str | None:
