@@ -18,6 +18,7 @@ FORMATS = ("table", "json", "junit")
 # Result type name -> "module:function" that renders it as a rich table.
 TABLE_RENDERERS = {
     "EvalResult": "nnprobe.report.eval_table:render",
+    "Diagnosis": "nnprobe.report.diagnose_table:render",
 }
 
 

@@ -1,0 +1,44 @@
+"""`nnprobe diagnose PATH`: judge a training run from its logs; exit 1 when a finding reaches --fail-on.
+
+Thin: parse options, call `nnprobe.diagnose.diagnose`, render, return the exit code. Imports no torch.
+"""
+from __future__ import annotations
+
+import click
+
+from nnprobe.cli.options import report_options
+from nnprobe.errors import ExitCode
+
+
+@click.command("diagnose", short_help="Judge a training run from its logs: NaN loss, chance accuracy, overfitting ...")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--num-classes", type=click.IntRange(min=2), default=None,
+              help="Number of classes K (chance level 1/K, first loss ~ ln K). Default: hparams.yaml or "
+                   "config.json, else inferred from a first loss logged at init.")
+@click.option("--metric", "metrics", multiple=True, metavar="ROLE=NAME",
+              help="Use series NAME for ROLE (train_loss, val_loss, train_acc, val_acc, lr, grad_norm). "
+                   "Repeatable.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error", show_default=True,
+              help="Exit 1 when a finding reaches this severity.")
+@click.option("--no-crc", is_flag=True, help="Skip CRC verification of event-file records (faster).")
+@report_options
+def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_on: str, no_crc: bool,
+            fmt: str, output: str | None) -> None:
+    """Read a training run's logs (TensorBoard, Lightning/Keras CSV, HF trainer_state.json, JSON lines)
+    and report what went wrong: non-finite loss, chance accuracy, constant prediction, overfitting, and more.
+
+    PATH is a run folder, a folder of runs (each version_N is one run) or one log file.
+
+    Exit codes: 0 no finding reached --fail-on, 1 one did, 2 unreadable input or bad option.
+    """
+    from nnprobe.diagnose import diagnose
+    from nnprobe.report import emit
+
+    result = diagnose(path, num_classes=num_classes, metric_overrides=list(metrics), fail_on=fail_on,
+                      verify_crc=not no_crc)
+    emit(result, fmt, output)
+    if output or fmt != "table":
+        counts = result.counts()
+        click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
+                   f"in {len(result.runs)} run(s)", err=True)
+    click.get_current_context().exit(ExitCode.GATE_FAILED if result.failed else ExitCode.OK)
