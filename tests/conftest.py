@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# --import-mode=importlib puts no test folder on sys.path: make tests/ and each subfolder importable so
+# helper modules beside the tests (helpers.py, tiny_models.py, diagnose_helpers.py, ...) can be imported.
+TESTS_DIR = Path(__file__).resolve().parent
+for folder in [TESTS_DIR, *sorted(p for p in TESTS_DIR.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))]:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 from helpers import Invocation, PLAIN, TESTS  # noqa: E402
 

@@ -1,15 +1,10 @@
 """Fixtures for the model-loading tests: tiny offline networks, a private torch hub cache, no network."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside the tests
-
-from model_helpers import TinyNet  # noqa: E402
+from model_helpers import TinyNet
 
 
 @pytest.fixture
