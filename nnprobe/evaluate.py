@@ -19,7 +19,7 @@ from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
 from nnprobe.device import autocast, resolve_device, versions
 from nnprobe.errors import DataError, NnprobeError, UsageError
 from nnprobe.models.classifier import Classifier
-from nnprobe.results import EvalResult, Gate, PerClass, RunInfo, SkippedFile
+from nnprobe.results import EvalResult, Gate, PerClass, PredictionSpread, RunInfo, SkippedFile
 
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -31,6 +31,7 @@ def default_workers() -> int:
 def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "auto", precision: str = "fp32",
              batch_size: int = 64, workers: int | None = None, strict: bool = False,
              restrict_to_present: bool = False, compile: bool = False, channels_last: bool | None = None,
+             decode: str = "workers",
              min_top1: float | None = None, min_top5: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
     if batch_size <= 0:
@@ -58,7 +59,9 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     forward = torch.compile(model) if compile else model
 
     positions = shard_positions(len(images.samples), ctx.rank, ctx.world_size)
-    dataset = ImageSamples(images.samples, classifier.preprocessing, positions)
+    if decode not in ("workers", "device"):
+        raise UsageError(f"--decode {decode!r} is not one of workers, device.")
+    dataset = ImageSamples(images.samples, classifier.preprocessing, positions, encoded_jpeg=decode == "device")
     loader = make_loader(dataset, batch_size=batch_size, workers=default_workers() if workers is None else workers,
                          pin_memory=dev.type == "cuda")
     # counts[0..4] = correct_top1, correct_top5, total, converted, loss_sum*1 (float64 kept separately)
@@ -66,6 +69,7 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     loss_sum = torch.zeros(1, dtype=torch.float64, device=dev)
     class_total = torch.zeros(num_classes, dtype=torch.int64, device=dev)
     class_correct = torch.zeros(num_classes, dtype=torch.int64, device=dev)
+    class_predicted = torch.zeros(num_classes, dtype=torch.int64, device=dev)
     skipped: list[tuple[int, str]] = []
     k = min(5, len(present) if restrict_to_present else num_classes)
     chunk = batch_size
@@ -73,14 +77,13 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in loader:
-            if batch.skipped:
+            x, labels, decode_skips = _batch_on_device(batch, dev, classifier.preprocessing)
+            if batch.skipped or decode_skips:
                 if strict:
-                    position, reason = batch.skipped[0]
+                    position, reason = (batch.skipped + decode_skips)[0]
                     raise DataError(f"{images.samples[position][0]}: {reason} (--strict).")
-                skipped.extend(batch.skipped)
-            if batch.labels.numel():
-                x = batch.pixels.to(dev, non_blocking=True)
-                labels = batch.labels.to(dev, non_blocking=True)
+                skipped.extend(batch.skipped + decode_skips)
+            if labels.numel():
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 logits, chunk = _forward_with_backoff(forward, x.float().div_(255), dev, precision, chunk)
@@ -98,8 +101,10 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
                 counts[2] += labels.numel()
                 class_total += torch.bincount(labels, minlength=num_classes)
                 class_correct += torch.bincount(labels[hit1], minlength=num_classes)
+                predicted = present_t[top[:, 0]] if restrict_to_present else top[:, 0]
+                class_predicted += torch.bincount(predicted, minlength=num_classes)
             counts[3] += batch.converted
-            done += len(batch.positions) + len(batch.skipped)
+            done += len(batch.positions) + len(batch.skipped) + len(batch.encoded)
             if progress is not None:
                 progress(done, len(dataset))
     if dev.type == "cuda":
@@ -108,15 +113,16 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     distributed.sum_tensor(loss_sum, ctx)
     distributed.sum_tensor(class_total, ctx)
     distributed.sum_tensor(class_correct, ctx)
+    distributed.sum_tensor(class_predicted, ctx)
     seconds = time.perf_counter() - start
     all_skipped = sorted(s for part in distributed.gather_objects(skipped, ctx) for s in part)
     seconds = max(distributed.gather_objects(seconds, ctx))
     distributed.finish(ctx)
 
     correct1, correct5, total, converted = (int(v) for v in counts.tolist())
-    totals, corrects = class_total.tolist(), class_correct.tolist()
-    per_class = tuple(PerClass(i, classifier.label(i), corrects[i], totals[i])
-                      for i in range(num_classes) if totals[i])
+    totals, corrects, predicted = class_total.tolist(), class_correct.tolist(), class_predicted.tolist()
+    per_class = tuple(PerClass(i, classifier.label(i), corrects[i], totals[i], predicted[i])
+                      for i in range(num_classes) if totals[i] or predicted[i])
     skipped_files = images.skipped + tuple(SkippedFile(images.samples[p][0], r) for p, r in all_skipped)
     if total == 0:
         raise DataError(f"None of the {len(images.samples)} images could be decoded "
@@ -124,7 +130,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     result = EvalResult(
         correct_top1=correct1, correct_top5=correct5, total=total,
         mean_loss=float(loss_sum.item()) / total, skipped=skipped_files, converted=converted,
-        per_class=per_class, model=classifier.info,
+        per_class=per_class, predictions=PredictionSpread.from_counts(predicted, classifier.label),
+        model=classifier.info,
         data={"path": images.root, "layout": images.layout, "images_found": len(images.samples),
               "class_mapping": images.mapping, "notes": list(images.notes),
               "logits": f"restricted to the {len(present)} classes present" if restrict_to_present
@@ -148,6 +155,23 @@ def _with_gates(result: EvalResult, min_top1: float | None, min_top5: float | No
         gates.append(Gate(name, threshold, measured, passed,
                           f"{name.split('-')[1]} {measured:.4f} {verdict} the required {threshold:.4f}"))
     return dataclasses.replace(result, gates=tuple(gates))
+
+
+def _batch_on_device(batch, dev: torch.device, pre) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]:
+    """uint8 pixels and labels on the device: worker-decoded images, plus JPEGs decoded there."""
+    x = batch.pixels.to(dev, non_blocking=True)
+    labels = batch.labels.to(dev, non_blocking=True)
+    if not batch.encoded:
+        return x, labels, []
+    from nnprobe.data.device_decode import decode_resize_crop
+
+    decoded, reasons = decode_resize_crop(batch.encoded, dev, pre)
+    kept = [i for i, reason in enumerate(reasons) if reason is None]
+    skips = [(p, r) for p, r in zip(batch.encoded_positions, reasons) if r is not None]
+    decoded_labels = batch.encoded_labels[kept].to(dev, non_blocking=True)
+    if labels.numel() == 0:
+        return decoded, decoded_labels, skips
+    return torch.cat([x, decoded]), torch.cat([labels, decoded_labels]), skips
 
 
 def _rank_device(spec: str, ctx: distributed.DistContext) -> torch.device:

@@ -103,14 +103,38 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class PerClass:
+    """Counts for one class: images labelled with it, of those right at top-1, and how often the
+    model predicted it (over all images)."""
+
     index: int
     name: str
     correct_top1: int
     total: int
+    predicted: int = 0
 
     @property
     def top1(self) -> float:
         return self.correct_top1 / self.total if self.total else float("nan")
+
+
+@dataclass(frozen=True)
+class PredictionSpread:
+    """How the model's top-1 answers spread over classes: a dead network predicts one class for all."""
+
+    distinct_classes: int
+    most_predicted: int
+    most_predicted_name: str
+    most_predicted_share: float  # fraction of images given the most frequent answer
+    entropy_nats: float  # entropy of the predicted-class distribution (0 = constant prediction)
+
+    @staticmethod
+    def from_counts(counts: list[int], label) -> "PredictionSpread":
+        total = sum(counts)
+        if total == 0:
+            return PredictionSpread(0, -1, "", float("nan"), float("nan"))
+        top = max(range(len(counts)), key=counts.__getitem__)
+        entropy = -sum((c / total) * math.log(c / total) for c in counts if c)
+        return PredictionSpread(sum(1 for c in counts if c), top, label(top), counts[top] / total, entropy + 0.0)
 
 
 @dataclass(frozen=True)
@@ -124,6 +148,7 @@ class EvalResult:
     skipped: tuple[SkippedFile, ...]
     converted: int  # decodable odd images (grayscale, CMYK, RGBA, palette, 16-bit) converted to RGB
     per_class: tuple[PerClass, ...]
+    predictions: PredictionSpread
     model: ModelInfo
     data: dict[str, Any]  # path, layout, class mapping used, restricted logits, limit
     run: RunInfo

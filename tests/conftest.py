@@ -1,34 +1,19 @@
-"""Shared fixtures: tiny classifiers and generated image folders (offline, CPU, seconds)."""
+"""Shared fixtures (helpers live in tests/helpers.py, importable as `helpers`)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))
+# --import-mode=importlib puts no test folder on sys.path: make tests/ and each subfolder importable so
+# helper modules beside the tests (helpers.py, tiny_models.py, diagnose_helpers.py, ...) can be imported.
+TESTS_DIR = Path(__file__).resolve().parent
+for folder in [TESTS_DIR, *sorted(p for p in TESTS_DIR.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))]:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-import tiny_models  # noqa: E402
-
-PLAIN = dict(resize=40, crop=32, interpolation="bilinear", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-
-
-def solid_image(path: Path, color, size=(48, 40), fmt=None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = tuple(int(round(c * 255)) for c in color)
-    Image.new("RGB", size, rgb).save(path, format=fmt)
-    return path
-
-
-def noise_image(path: Path, seed: int, size) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-    return path
+from helpers import Invocation, PLAIN, TESTS  # noqa: E402
 
 
 @pytest.fixture
@@ -44,42 +29,6 @@ def wnids():
     from nnprobe.models.imagenet import imagenet_wnids
 
     return imagenet_wnids()
-
-
-def make_wnid_folders(root: Path, classes_and_counts: dict[int, int], *, wrong: dict[int, int] | None = None,
-                      fmt="png") -> Path:
-    """One folder per ImageNet wnid; `wrong[k] = n` adds n images of class k painted another colour."""
-    from nnprobe.models.imagenet import imagenet_wnids
-
-    wn = imagenet_wnids()
-    for k, count in classes_and_counts.items():
-        for i in range(count):
-            solid_image(root / wn[k] / f"img{i:03d}.{fmt}", tiny_models.class_color(k), size=(48 + i, 40))
-        for i in range((wrong or {}).get(k, 0)):
-            solid_image(root / wn[k] / f"wrong{i:03d}.{fmt}", tiny_models.class_color((k + 500) % 1000))
-    return root
-
-
-def factory_spec(name: str) -> str:
-    return f"{TESTS / 'tiny_models.py'}:{name}"
-
-
-PLAIN_FLAGS = ["--resize", "40", "--crop", "32", "--interpolation", "bilinear", "--mean", "0,0,0", "--std", "1,1,1"]
-
-
-def run_cli(*args: str, env: dict | None = None, cwd=None):
-    """Run `python -m nnprobe ...` in a subprocess; returns CompletedProcess (text)."""
-    import subprocess
-
-    full_env = dict(os.environ, **(env or {}))
-    full_env.pop("WORLD_SIZE", None)
-    return subprocess.run([sys.executable, "-m", "nnprobe", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=300)
-
-
-class Invocation:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
 @pytest.fixture

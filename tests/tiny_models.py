@@ -42,3 +42,15 @@ def random_cnn_10() -> nn.Module:
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
     return net.eval()
+
+
+def color_classifier_1000():
+    """`color_net_1000` as a full Classifier carrying its own preprocessing (40 -> 32, no normalisation),
+    for commands that take no preprocessing flags."""
+    from nnprobe.models.classifier import from_network
+    from nnprobe.results import Preprocessing
+
+    pre = Preprocessing(resize_size=40, crop_size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                        source="tiny_models")
+    return from_network(color_net(1000), spec="tiny_models:color_classifier_1000", source="factory",
+                        weights=None, architecture="color_net", preprocessing=pre, num_classes=1000)

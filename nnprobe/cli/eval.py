@@ -44,13 +44,16 @@ def fraction(text: str | None, name: str) -> float | None:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--workers", type=int, default=None, help="Data-loader worker processes (default: cores - 1, max 8).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model first.")
+@click.option("--decode", type=click.Choice(["workers", "device"]), default="workers", show_default=True,
+              help="Where JPEGs are decoded and resized: CPU workers (PIL, exact torchvision match) or the "
+                   "device (nvJPEG on CUDA; close to PIL, feeds a fast GPU).")
 @click.option("--min-top1", default=None, metavar="F", help="Gate: exit 1 when top-1 is below F (0.75 or 75%).")
 @click.option("--min-top5", default=None, metavar="F", help="Gate: exit 1 when top-5 is below F.")
 @device_options
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, restrict_to_present, strict, batch_size, workers,
-            compile_, min_top1, min_top5, device, precision, fmt, output) -> int:
+            compile_, decode, min_top1, min_top5, device, precision, fmt, output) -> int:
     """Top-1/top-5 accuracy of a classifier on a labelled image set, exactly (integer counts).
 
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
@@ -82,7 +85,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     with progress_bar("evaluating", enabled=ctx.is_main) as progress:
         result = evaluate(classifier, images, device=device, precision=precision, batch_size=batch_size,
                           workers=workers, strict=strict, restrict_to_present=restrict_to_present,
-                          compile=compile_, min_top1=gates[0], min_top5=gates[1], progress=progress)
+                          compile=compile_, decode=decode, min_top1=gates[0], min_top5=gates[1], progress=progress)
     if ctx.is_main:
         emit(result, fmt, output)
         for note in result.data["notes"]:

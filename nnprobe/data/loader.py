@@ -18,13 +18,17 @@ from nnprobe.results import Preprocessing
 
 
 class ImageSamples(Dataset):
-    """(path, label) pairs -> (uint8 CHW tensor or None, label, position, converted, skip reason)."""
+    """(path, label) pairs -> (uint8 CHW tensor or None, label, position, converted, skip reason,
+    encoded JPEG bytes or None).
+
+    With `encoded_jpeg=True` JPEG files are returned as their bytes, for decoding on the device."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], preprocessing: Preprocessing,
-                 positions: Sequence[int] | None = None) -> None:
+                 positions: Sequence[int] | None = None, encoded_jpeg: bool = False) -> None:
         self.samples = samples
         self.preprocessing = preprocessing
         self.positions = list(positions) if positions is not None else list(range(len(samples)))
+        self.encoded_jpeg = encoded_jpeg
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -32,13 +36,43 @@ class ImageSamples(Dataset):
     def __getitem__(self, i: int):
         position = self.positions[i]
         path, label = self.samples[position]
+        if self.encoded_jpeg and path.lower().endswith((".jpg", ".jpeg")):
+            encoded = _read_jpeg(path)
+            if encoded is not None:
+                data, components = encoded
+                return None, label, position, components != 3, None, data
         try:
             image, converted = decode_rgb(path)
         except UndecodableImage as exc:
-            return None, label, position, False, str(exc)
+            return None, label, position, False, str(exc), None
         image = pil_resize_crop(image, self.preprocessing)
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return pixels, label, position, converted, None
+        return pixels, label, position, converted, None, None
+
+
+def _read_jpeg(path: str) -> tuple[torch.Tensor, int] | None:
+    """The file's bytes if it looks like a decodable-size JPEG; None sends it down the PIL path (which
+    gives the precise skip reason for empty, truncated or bomb files)."""
+    from nnprobe.data.decode import MAX_PIXELS
+    from nnprobe.data.device_decode import jpeg_components
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    components = jpeg_components(data)
+    if components is None or not data.endswith(b"\xff\xd9"):
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            if image.size[0] * image.size[1] > MAX_PIXELS // 2:
+                return None
+    except Exception:
+        return None
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8), components
 
 
 @dataclass
@@ -48,11 +82,15 @@ class Batch:
     positions: list[int]
     converted: int
     skipped: list[tuple[int, str]]  # (position, reason)
+    encoded: list[torch.Tensor]  # JPEG bytes to decode on the device (--decode device)
+    encoded_labels: torch.Tensor
+    encoded_positions: list[int]
 
 
 def collate(items) -> Batch:
     good = [item for item in items if item[0] is not None]
-    skipped = [(item[2], item[4]) for item in items if item[0] is None]
+    encoded = [item for item in items if item[5] is not None]
+    skipped = [(item[2], item[4]) for item in items if item[0] is None and item[5] is None]
     if good:
         sizes = {tuple(item[0].shape) for item in good}
         if len(sizes) > 1:
@@ -61,7 +99,9 @@ def collate(items) -> Batch:
     else:
         pixels = torch.empty(0, 3, 0, 0, dtype=torch.uint8)
     labels = torch.tensor([item[1] for item in good], dtype=torch.int64)
-    return Batch(pixels, labels, [item[2] for item in good], sum(item[3] for item in good), skipped)
+    return Batch(pixels, labels, [item[2] for item in good], sum(item[3] for item in good + encoded), skipped,
+                 [item[5] for item in encoded], torch.tensor([item[1] for item in encoded], dtype=torch.int64),
+                 [item[2] for item in encoded])
 
 
 def make_loader(dataset: ImageSamples, *, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:

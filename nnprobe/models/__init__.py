@@ -46,6 +46,9 @@ def load_classifier(spec: str | None = None, *, weights: str | None = None, arch
     classifier = _load(spec, weights=weights, arch=arch, trust_pickle=trust_pickle, num_classes=num_classes)
     pre = with_overrides(classifier.info.preprocessing, resize=resize, crop=crop, interpolation=interpolation,
                          mean=tuple(mean) if mean else None, std=tuple(std) if std else None)
+    if class_names is not None and len(class_names) != classifier.num_classes:
+        raise UsageError(f"{len(class_names)} class names were given for a model with {classifier.num_classes} "
+                         "outputs.")
     if pre is not classifier.info.preprocessing or class_names is not None:
         from nnprobe.models.classifier import rebuild
 
@@ -57,6 +60,8 @@ def _load(spec, *, weights, arch, trust_pickle, num_classes) -> "Classifier":
     if spec in (None, "", "default") or (spec or "").startswith("default:"):
         if weights or arch:
             raise UsageError("--weights and --arch need a --model; the embedded default carries its own weights.")
+        if num_classes not in (None, 1000):
+            raise UsageError(f"The embedded default model has 1000 ImageNet classes, not --num-classes {num_classes}.")
         from nnprobe.models.default import load_default
 
         return load_default()

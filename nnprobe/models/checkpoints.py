@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable
 
@@ -41,8 +42,15 @@ def read_checkpoint(path: str, *, trust_pickle: bool = False):
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelLoadError(f"{path} is not a readable safetensors file ({exc}).") from exc
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings(), _safe_globals():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": noise when refused
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        # torch reports random bytes and a refused global alike ("Weights only load failed"): only a file
+        # that parses as a pickle is "unsafe"; anything else is simply not a checkpoint.
+        if not looks_like_pickle(path):
+            raise ModelLoadError(f"{path} is not a readable PyTorch checkpoint (neither a torch.save zip "
+                                 "archive nor a pickle).") from exc
         if not trust_pickle:
             raise UnsafeCheckpointError(
                 f"{path} holds pickled Python objects beyond tensors, and unpickling can run arbitrary "
@@ -54,6 +62,47 @@ def read_checkpoint(path: str, *, trust_pickle: bool = False):
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise ModelLoadError(f"{path} could not be unpickled ({_first_line(exc)}).") from exc
+
+
+def _safe_globals():
+    """Plain-data classes allowed besides tensors: torchvision's reference scripts (and many others) save
+    their argparse.Namespace next to the weights; unpickling one only fills its __dict__ with values that
+    themselves pass the weights-only unpickler."""
+    import argparse
+    import contextlib
+
+    safe = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    return safe([argparse.Namespace]) if safe is not None else contextlib.nullcontext()
+
+
+def looks_like_pickle(path: str) -> bool:
+    """Whether the file (or the `data.pkl` of a torch.save zip) parses as a pickle opcode stream.
+
+    `pickletools.genops` only reads opcodes, it never imports or calls anything."""
+    import pickletools
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return False
+                with archive.open(names[0]) as stream:
+                    return _parses(pickletools, stream)
+        with open(path, "rb") as stream:
+            return _parses(pickletools, stream)
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _parses(pickletools, stream) -> bool:
+    try:
+        last = None
+        for last, _arg, _pos in pickletools.genops(stream):
+            pass
+        return last is not None and last.name == "STOP"
+    except Exception:  # genops raises ValueError and friends on bytes that are not pickle opcodes
+        return False
 
 
 def extract_state_dict(obj, path: str) -> dict[str, torch.Tensor]:
@@ -73,16 +122,15 @@ def fit_state_dict(build: Callable[[int | None], nn.Module], state: dict[str, to
                    num_classes: int | None) -> nn.Module:
     """Build the architecture and load `state` strictly, stripping wrapper prefixes (`module.`, `model.`)
     and adopting the checkpoint's class count when only the head differs."""
-    net = build(num_classes)
-    target = net.state_dict()
+    target = _shapes(build, num_classes)
     state = _strip_prefix(state, set(target))
     if num_classes is None:
         mismatched = [k for k in target if k in state and state[k].shape != target[k].shape]
         if mismatched and all(state[k].shape[1:] == target[k].shape[1:] for k in mismatched):
             heads = {int(state[k].shape[0]) for k in mismatched}
             if len(heads) == 1:
-                net = build(heads.pop())
-                target = net.state_dict()
+                num_classes = heads.pop()
+                target = _shapes(build, num_classes)
     missing = sorted(set(target) - set(state))
     unexpected = sorted(set(state) - set(target))
     wrong = sorted(k for k in set(target) & set(state) if state[k].shape != target[k].shape)
@@ -96,8 +144,20 @@ def fit_state_dict(build: Callable[[int | None], nn.Module], state: dict[str, to
             parts.append(f"{len(wrong)} of another shape (e.g. {wrong[0]})")
         raise ModelLoadError(f"{path} does not fit the chosen architecture: {', '.join(parts)} keys; "
                              "check --arch and --num-classes.")
+    net = build(num_classes)  # built for real once, with the head the checkpoint needs
     net.load_state_dict(state)
     return net
+
+
+def _shapes(build: Callable[[int | None], nn.Module], num_classes: int | None) -> dict[str, torch.Tensor]:
+    """Parameter names and shapes of the architecture, built on the meta device (no memory, no random init:
+    a real resnet50 costs seconds to initialise)."""
+    try:
+        with torch.device("meta"):
+            net = build(num_classes)
+    except Exception:  # an architecture that cannot be built on meta: build it for real
+        net = build(num_classes)
+    return net.state_dict()
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, torch.Tensor]:

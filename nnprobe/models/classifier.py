@@ -79,6 +79,12 @@ def count_outputs(net: nn.Module, preprocessing: Preprocessing) -> int:
     net.eval()
     try:
         out = net(torch.zeros(1, 3, size, size))
+    except Exception as exc:  # e.g. a CIFAR network whose Linear layer expects 32x32 inputs
+        from nnprobe.errors import ModelLoadError
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(f"Counting the model's classes with a {size}x{size} test image failed ({first}); "
+                             "pass --num-classes.") from exc
     finally:
         net.train(was_training)
     if isinstance(out, (tuple, list)):

@@ -28,12 +28,15 @@ def load_factory(spec: str, *, num_classes: int | None):
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:
+            del sys.modules[module_name]
             raise ModelLoadError(f"Importing {target} failed: {type(exc).__name__}: {exc}") from exc
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
             raise ModelLoadError(f"Cannot import {target} ({exc}).") from exc
+        except Exception as exc:  # the module itself raised while importing (SyntaxError, RuntimeError...)
+            raise ModelLoadError(f"Importing {target} failed: {type(exc).__name__}: {exc}") from exc
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ModelLoadError(f"{target} has no function {func_name}.")

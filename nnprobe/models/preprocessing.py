@@ -41,6 +41,9 @@ def with_overrides(base: Preprocessing, *, resize: int | None = None, crop: int 
             raise UsageError(f"--{key.split('_')[0]} must be a positive number of pixels.")
     if "interpolation" in changes:
         _mode(changes["interpolation"])
+    for key in ("mean", "std"):
+        if key in changes and len(changes[key]) != 3:
+            raise UsageError(f"--{key} needs three values (red, green, blue), got {len(changes[key])}.")
     if "std" in changes and any(s <= 0 for s in changes["std"]):
         raise UsageError("--std values must be positive.")
     return dataclasses.replace(base, **changes, source=f"{base.source} + flags ({', '.join(sorted(changes))})")

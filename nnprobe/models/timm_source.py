@@ -46,16 +46,60 @@ def load_timm(name: str, *, weights: str | None, trust_pickle: bool, num_classes
         net = timm.create_model(name, pretrained=False, **extra)
         source_weights = None
     else:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(20)
-        try:
-            net = timm.create_model(name, pretrained=True, **extra)
-        except Exception as exc:  # hub errors come in many types; all mean "weights not obtainable"
-            raise WeightsUnavailableError(
-                f"Could not get timm's pretrained weights for {name} ({type(exc).__name__}); offline, put them "
-                "in the Hugging Face cache (~/.cache/huggingface/hub) or pass --weights PATH.") from exc
-        finally:
-            socket.setdefaulttimeout(previous)
+        net = _pretrained(timm, name, extra)
         source_weights = getattr(net, "pretrained_cfg", {}).get("hf_hub_id") or "timm pretrained"
+    k = getattr(net, "num_classes", None)
     return from_network(net, spec=spec, source="timm", weights=source_weights, architecture=name,
-                        preprocessing=preprocessing_from_cfg(net, name))
+                        preprocessing=preprocessing_from_cfg(net, name), num_classes=k if k else None)
+
+
+def _pretrained(timm, name: str, extra: dict):
+    """timm's pretrained model: from the local cache without touching the network, else downloaded; offline,
+    a WeightsUnavailableError at once (huggingface_hub otherwise retries DNS failures for ~50 s)."""
+    try:
+        from huggingface_hub import constants as hf
+    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
+        hf = None
+    cache = getattr(hf, "HF_HUB_CACHE", "~/.cache/huggingface/hub")
+    where = (f"offline, put them in the Hugging Face cache ({cache}), set TORCH_HOME for torch hub URLs, "
+             "or pass --weights PATH")
+    first_error: Exception | None = None
+    if hf is not None:
+        previous = hf.HF_HUB_OFFLINE
+        hf.HF_HUB_OFFLINE = True  # is_offline_mode() reads this: cached files only, no request at all
+        try:
+            return timm.create_model(name, pretrained=True, **extra)
+        except Exception as exc:  # not cached (LocalEntryNotFoundError, OfflineModeIsEnabled, ...)
+            first_error = exc
+        finally:
+            hf.HF_HUB_OFFLINE = previous
+        if previous or os.environ.get("NNPROBE_OFFLINE"):
+            raise WeightsUnavailableError(f"timm's pretrained weights for {name} are not cached and offline "
+                                          f"mode is set; {where}.") from first_error
+        if not _reachable(hf.ENDPOINT):
+            raise WeightsUnavailableError(f"Could not get timm's pretrained weights for {name}: {hf.ENDPOINT} "
+                                          f"cannot be reached; {where}.") from first_error
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        return timm.create_model(name, pretrained=True, **extra)
+    except Exception as exc:  # hub errors come in many types; all mean "weights not obtainable"
+        raise WeightsUnavailableError(
+            f"Could not get timm's pretrained weights for {name} ({type(exc).__name__}); {where}.") from exc
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub's host: fails in milliseconds without DNS, in `timeout` s at worst."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(endpoint)
+    if not parsed.hostname:
+        return True  # let the real request report what is wrong
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

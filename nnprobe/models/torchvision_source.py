@@ -12,7 +12,7 @@ import os
 import socket
 
 from nnprobe.errors import ModelLoadError, UsageError, WeightsUnavailableError
-from nnprobe.models.checkpoints import extract_state_dict, fit_state_dict, read_checkpoint
+from nnprobe.models.checkpoints import _first_line, extract_state_dict, fit_state_dict, read_checkpoint
 from nnprobe.results import Preprocessing
 
 DOWNLOAD_TIMEOUT_S = 20  # never hang offline
@@ -31,7 +31,7 @@ def is_checkpoint_path(weights: str) -> bool:
     return os.path.exists(weights) or os.path.sep in weights or weights.lower().endswith(FILE_SUFFIXES)
 
 
-def _preprocessing_of(weights) -> Preprocessing:
+def preprocessing_of(weights) -> Preprocessing:
     t = weights.transforms()
     return Preprocessing(resize_size=int(t.resize_size[0]), crop_size=int(t.crop_size[0]),
                          interpolation=t.interpolation.value, antialias=bool(t.antialias),
@@ -62,21 +62,59 @@ def _cached_path(weights) -> str:
 
 
 def _download_state_dict(weights):
-    """Weights from the hub cache, downloading if needed; offline, one sentence instead of a traceback."""
+    """Weights from the hub cache, downloading if needed; offline, one sentence instead of a traceback.
+
+    nnprobe downloads itself rather than through `weights.get_state_dict()`: torch hub writes
+    "Downloading: ..." to stdout (which carries only the report) and checks the hash only while
+    downloading, so a truncated or substituted file already in the cache would load silently. Here the
+    sha256 prefix in the file name is verified every time, and the file is read with weights_only=True.
+    """
+    import torch.hub
+
     path = _cached_path(weights)
-    if not os.path.exists(path) and os.environ.get("NNPROBE_OFFLINE"):
-        raise WeightsUnavailableError(f"{weights} is not cached and NNPROBE_OFFLINE is set: download "
-                                      f"{weights.url} and put it at {path}.")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        return weights.get_state_dict(progress=False, check_hash=True)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad hash is a RuntimeError
-        raise WeightsUnavailableError(
-            f"Could not get {weights} ({type(exc).__name__}): without network, download {weights.url} and put "
-            f"it at {path}.") from exc
-    finally:
-        socket.setdefaulttimeout(previous)
+    fresh = False
+    if not os.path.exists(path):
+        if os.environ.get("NNPROBE_OFFLINE"):
+            raise WeightsUnavailableError(f"{weights} is not cached and NNPROBE_OFFLINE is set: download "
+                                          f"{weights.url} and put it at {path}.")
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, path, hash_prefix=None, progress=False)
+        except (OSError, RuntimeError) as exc:  # URLError and timeouts are OSErrors
+            raise WeightsUnavailableError(
+                f"Could not download {weights} ({type(exc).__name__}): without network, download {weights.url} "
+                f"and put it at {path}.") from exc
+        finally:
+            socket.setdefaulttimeout(previous)
+        fresh = True
+    expected = _hash_prefix(weights.url)
+    if expected and not _sha256(path).startswith(expected):
+        if fresh:
+            os.remove(path)
+            raise WeightsUnavailableError(f"The download of {weights.url} was corrupted (sha256 does not start "
+                                          f"with {expected}); try again.")
+        raise ModelLoadError(f"The cached weights file {path} does not match the published sha256 prefix "
+                             f"{expected}; delete it or replace it with the file from {weights.url}.")
+    return read_checkpoint(path, trust_pickle=False)
+
+
+def _hash_prefix(url: str) -> str | None:
+    from torch.hub import HASH_REGEX
+
+    match = HASH_REGEX.search(os.path.basename(url))
+    return match.group(1) if match else None
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_torchvision(name: str, *, weights: str | None, trust_pickle: bool, num_classes: int | None):
@@ -91,28 +129,36 @@ def load_torchvision(name: str, *, weights: str | None, trust_pickle: bool, num_
     if weights and is_checkpoint_path(weights):
         state = extract_state_dict(read_checkpoint(weights, trust_pickle=trust_pickle), weights)
         default = models.get_model_weights(name).DEFAULT
-        pre = dataclasses.replace(_preprocessing_of(default),
+        pre = dataclasses.replace(preprocessing_of(default),
                                   source=f"torchvision {default}.transforms() (the architecture's default weights)")
 
+        built = {}
+
         def build(k):
+            built["k"] = k  # torchvision classifiers default to 1000 classes; a forward to count them is slow
             return models.get_model(name, weights=None, **({"num_classes": k} if k else {}))
 
         net = fit_state_dict(build, state, weights, num_classes)
         return from_network(net, spec=spec, source="torchvision", weights=os.path.abspath(weights),
-                            architecture=name, preprocessing=pre)
+                            architecture=name, preprocessing=pre, num_classes=built["k"] or 1000)
     member = resolve_weights(name, weights)
     if member is None:
         net = models.get_model(name, weights=None, **({"num_classes": num_classes} if num_classes else {}))
-        pre = _preprocessing_of(models.get_model_weights(name).DEFAULT)
+        pre = preprocessing_of(models.get_model_weights(name).DEFAULT)
         return from_network(net, spec=spec, source="torchvision", weights=None, architecture=name,
-                            preprocessing=pre)
+                            preprocessing=pre, num_classes=num_classes or 1000)
     if num_classes not in (None, len(member.meta["categories"])):
         raise UsageError(f"{member} has {len(member.meta['categories'])} classes, not --num-classes {num_classes}.")
     net = models.get_model(name, weights=None)
-    net.load_state_dict(_download_state_dict(member))
+    state = _download_state_dict(member)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"The weights file of {member} does not fit torchvision's {name} "
+                             f"({_first_line(exc)}).") from exc
     metrics = member.meta.get("_metrics", {}).get("ImageNet-1K", {})
     top1, top5 = metrics.get("acc@1"), metrics.get("acc@5")
     return from_network(net, spec=spec, source="torchvision", weights=str(member), architecture=name,
-                        preprocessing=_preprocessing_of(member), num_classes=len(member.meta["categories"]),
+                        preprocessing=preprocessing_of(member), num_classes=len(member.meta["categories"]),
                         published_top1=top1 / 100 if top1 is not None else None,
                         published_top5=top5 / 100 if top5 is not None else None)

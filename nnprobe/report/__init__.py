@@ -20,6 +20,7 @@ TABLE_RENDERERS = {
     "EvalResult": "nnprobe.report.eval_table:render",
     "FoolResult": "nnprobe.report.fool_table:render",
     "RobustResult": "nnprobe.report.robust_table:render",
+    "Diagnosis": "nnprobe.report.diagnose_table:render",
 }
 
 

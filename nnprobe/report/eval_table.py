@@ -30,6 +30,8 @@ def render(result: EvalResult, console: Console) -> None:
         f"{' antialias' if pre.antialias else ''}, mean {pre.mean}, std {pre.std} ({pre.source})\n"
         f"data: {result.data['path']} [{result.data['layout']}], logits: {result.data['logits']}; "
         f"{result.converted} converted to RGB, {len(result.skipped)} skipped\n"
+        f"predictions: {result.predictions.distinct_classes} distinct classes, most frequent "
+        f"{result.predictions.most_predicted_name} ({100 * result.predictions.most_predicted_share:.1f}%)\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
         f"{result.run.seconds:.2f} s, {result.images_per_second:.1f} images/s"
     ))

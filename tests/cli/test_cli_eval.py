@@ -7,7 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import PLAIN_FLAGS, factory_spec, make_wnid_folders
+from helpers import PLAIN_FLAGS, factory_spec, make_wnid_folders
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_wnid_folders, solid_image
+from helpers import make_wnid_folders, solid_image
 from tiny_models import class_color
 
 from nnprobe.data.layouts import find_images

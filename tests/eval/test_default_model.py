@@ -23,4 +23,5 @@ def test_default_model_on_bundled_samples():
     result = evaluate(clf, images, device="cpu", workers=0)
     assert (result.correct_top1, result.correct_top5, result.total) == (3, 4, 4)
     assert result.converted == 1  # camera.png is grayscale
-    assert {pc.index: pc.correct_top1 for pc in result.per_class} == {281: 0, 657: 1, 872: 1, 967: 1}
+    assert {pc.index: pc.correct_top1 for pc in result.per_class if pc.total} == {281: 0, 657: 1, 872: 1, 967: 1}
+    assert {pc.index: pc.predicted for pc in result.per_class if pc.predicted} == {282: 1, 657: 1, 872: 1, 967: 1}

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from conftest import PLAIN_FLAGS, factory_spec, make_wnid_folders
+from helpers import PLAIN_FLAGS, factory_spec, make_wnid_folders
 from data.test_decode import make_broken_files
 
 from nnprobe.models.imagenet import imagenet_wnids

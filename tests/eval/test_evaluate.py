@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PLAIN, TESTS, make_wnid_folders, noise_image
+from helpers import PLAIN, TESTS, make_wnid_folders, noise_image
 from data.test_decode import make_broken_files, make_odd_images
 from torchvision import datasets, transforms
 
@@ -27,8 +27,10 @@ def test_known_answers_exact_counts(tmp_path, color_classifier):
     assert (result.correct_top1, result.total) == (12, 15)
     # Colour (k + 500) is 5 grid steps away: never in the true class's top-5.
     assert result.correct_top5 == 12
-    assert {pc.index: (pc.correct_top1, pc.total) for pc in result.per_class} == {5: (4, 6), 350: (4, 4),
-                                                                                   998: (4, 5)}
+    assert {pc.index: (pc.correct_top1, pc.total) for pc in result.per_class if pc.total} == {
+        5: (4, 6), 350: (4, 4), 998: (4, 5)}
+    # the 3 wrong images are predicted as the class 500 away
+    assert {pc.index: pc.predicted for pc in result.per_class if not pc.total} == {505: 2, 498: 1}
     assert result.top1 == pytest.approx(12 / 15)
     assert result.skipped == () and result.converted == 0
     assert result.run.world_size == 1 and result.data["layout"] == "folders:wnid"
@@ -36,7 +38,7 @@ def test_known_answers_exact_counts(tmp_path, color_classifier):
 
 def test_top5_counts_near_misses(tmp_path, color_classifier):
     # An image of class 123's colour labelled as its grid neighbour 124: wrong top-1, right top-5.
-    from conftest import solid_image
+    from helpers import solid_image
     from tiny_models import class_color
 
     wn = imagenet_wnids()
@@ -50,7 +52,7 @@ def test_restrict_to_present_classes(tmp_path, color_classifier):
     # Class 124's colour labelled 124, and class 123's colour labelled 129: over all 1000 classes the second
     # is wrong (predicts 123); restricted to the present classes {124, 129} the nearer colour is 124 -> wrong
     # too, while an image of colour 128 labelled 129 is wrong over 1000 but right over {124, 129}.
-    from conftest import solid_image
+    from helpers import solid_image
     from tiny_models import class_color
 
     wn = imagenet_wnids()
@@ -139,3 +141,21 @@ def test_bf16_autocast_runs_on_cpu(tmp_path, color_classifier):
     result = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu", workers=0,
                       precision="bf16")
     assert result.run.precision == "bf16" and result.total == 4
+
+
+def test_prediction_spread_detects_a_constant_model(tmp_path, color_classifier):
+    # Every image painted class 42's colour: the model answers 42 for all 6 -> share 1, entropy 0.
+    from helpers import solid_image
+    from tiny_models import class_color
+
+    wn = imagenet_wnids()
+    for k in (1, 2, 3):
+        for i in range(2):
+            solid_image(tmp_path / wn[k] / f"{i}.png", class_color(42))
+    spread = evaluate(color_classifier, images_of(tmp_path, color_classifier), device="cpu",
+                      workers=0).predictions
+    assert (spread.distinct_classes, spread.most_predicted, spread.most_predicted_share) == (1, 42, 1.0)
+    assert spread.entropy_nats == 0.0
+    varied = evaluate(color_classifier, images_of(make_wnid_folders(tmp_path / "v", {1: 1, 2: 1, 3: 1, 4: 1}),
+                                                  color_classifier), device="cpu", workers=0).predictions
+    assert varied.distinct_classes == 4 and abs(varied.entropy_nats - __import__("math").log(4)) < 1e-12

@@ -1,0 +1,72 @@
+"""`nnprobe diagnose PATH`: judge a training run from its logs; exit 1 when a finding reaches --fail-on.
+
+Thin: parse options, call `nnprobe.diagnose.diagnose`, render, return the exit code. Imports no torch.
+"""
+from __future__ import annotations
+
+import click
+
+from nnprobe.cli.options import report_options
+from nnprobe.errors import ExitCode, UsageError
+
+
+@click.command("diagnose", short_help="Judge a training run from its logs: NaN loss, chance accuracy, overfitting ...")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--num-classes", type=click.IntRange(min=2), default=None,
+              help="Number of classes K (chance level 1/K, first loss ~ ln K). Default: hparams.yaml or "
+                   "config.json, else inferred from a first loss logged at init.")
+@click.option("--metric", "metrics", multiple=True, metavar="ROLE=NAME",
+              help="Use series NAME for ROLE (train_loss, val_loss, train_acc, val_acc, lr, grad_norm). "
+                   "Repeatable.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error", show_default=True,
+              help="Exit 1 when a finding reaches this severity.")
+@click.option("--no-crc", is_flag=True, help="Skip CRC verification of event-file records (faster).")
+@click.option("--model", default=None, metavar="SPEC",
+              help="Also probe this model's predictions on --data (any nnprobe eval --model spec).")
+@click.option("--weights", default=None, metavar="ENUM|PATH", help="Weights for --model (as in nnprobe eval).")
+@click.option("--arch", default=None, metavar="NAME", help="Architecture for a state-dict --model.")
+@click.option("--trust-pickle", is_flag=True, help="Allow full unpickling of --model (runs code).")
+@click.option("--data", type=click.Path(), default=None, help="Labelled image folder for the --model probe.")
+@click.option("--limit", type=int, default=None, help="Probe at most N images (evenly spaced).")
+@click.option("--device", default="auto", show_default=True, help="Device for the --model probe.")
+@report_options
+def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_on: str, no_crc: bool,
+            model: str | None, weights: str | None, arch: str | None, trust_pickle: bool, data: str | None,
+            limit: int | None, device: str, fmt: str, output: str | None) -> None:
+    """Read a training run's logs (TensorBoard, Lightning/Keras CSV, HF trainer_state.json, JSON lines)
+    and report what went wrong: non-finite loss, chance accuracy, constant prediction, overfitting, and more.
+
+    PATH is a run folder, a folder of runs (each version_N is one run) or one log file.
+
+    With --model and --data it also runs the model on the images and measures how its answers spread
+    over classes (a constant predictor is an error). Torch is imported only then.
+
+    Exit codes: 0 no finding reached --fail-on, 1 one did, 2 unreadable input or bad option.
+    """
+    from nnprobe.diagnose import diagnose
+    from nnprobe.report import emit
+
+    if (model is None) != (data is None):
+        raise UsageError("--model and --data go together: the probe runs the model on the labelled images.")
+    result = diagnose(path, num_classes=num_classes, metric_overrides=list(metrics), fail_on=fail_on,
+                      verify_crc=not no_crc)
+    if model is not None:
+        result = result.with_findings(_probe_predictions(model, weights, arch, trust_pickle, data, limit, device))
+    emit(result, fmt, output)
+    if output or fmt != "table":
+        counts = result.counts()
+        click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
+                   f"in {len(result.runs)} run(s)", err=True)
+    click.get_current_context().exit(ExitCode.GATE_FAILED if result.failed else ExitCode.OK)
+
+
+def _probe_predictions(model, weights, arch, trust_pickle, data, limit, device):
+    from nnprobe.data.layouts import find_images
+    from nnprobe.diagnose.prediction_probe import prediction_findings
+    from nnprobe.evaluate import evaluate
+    from nnprobe.models import load_classifier
+
+    classifier = load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle)
+    images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
+                         num_classes=classifier.num_classes).limited(limit)
+    return prediction_findings(evaluate(classifier, images, device=device), run=f"model {model} on {data}")

@@ -1,0 +1,86 @@
+"""`diagnose`: read a training run's logs (any of the common formats) and judge what went wrong.
+
+The core reads and judges only: it never prints, never exits, never imports click, rich or torch.
+Unreadable input raises `InputError` (exit 2 at the CLI); everything else becomes findings.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from nnprobe.diagnose.results import FAIL_LEVELS, CheckOutcome, Diagnosis, Finding, RunReport
+from nnprobe.errors import InputError, UsageError
+
+__all__ = ["diagnose", "Diagnosis", "Finding", "CheckOutcome", "RunReport"]
+CURVE_POINTS = 48
+
+
+def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
+             metric_overrides: dict[str, str] | Iterable[str] | None = None, fail_on: str = "error",
+             verify_crc: bool = True, extra_findings: Sequence[Finding] = ()) -> Diagnosis:
+    """Judge every run under `path` (a run folder, a folder of runs, or one log file).
+
+    num_classes: K for the chance and init-loss checks; else taken from hparams.yaml / config.json, else
+    inferred from a first loss logged at init (said in the report). metric_overrides: {role: series name}
+    or ["role=name", ...]. extra_findings: findings from probes beyond the logs, appended as they are.
+    """
+    from nnprobe.diagnose.checks import RunContext, run_checks
+    from nnprobe.diagnose.readers import discover
+    from nnprobe.diagnose.roles import map_roles, parse_overrides
+    from nnprobe.diagnose.run import infer_num_classes, load_run
+
+    started = time.perf_counter()
+    if fail_on not in FAIL_LEVELS:
+        raise UsageError(f"fail_on must be one of {', '.join(FAIL_LEVELS)}, got {fail_on!r}.")
+    if num_classes is not None and num_classes < 2:
+        raise UsageError(f"--num-classes must be at least 2, got {num_classes}.")
+    if isinstance(metric_overrides, dict):
+        overrides = parse_overrides(f"{k}={v}" for k, v in metric_overrides.items())
+    else:
+        overrides = parse_overrides(metric_overrides)
+    top = os.fspath(path)
+    runs_files = discover(top)
+    reports = []
+    loaded = [load_run(files, verify_crc=verify_crc) for files in runs_files]
+    if all(not run.series for run in loaded) and not any(run.issues for run in loaded):
+        raise InputError(f"no metric could be read from {top}: the log files hold no scalar values.")
+    for name in overrides.values():
+        if not any(name in run.series for run in loaded):
+            raise UsageError(f"--metric names {name!r}, which no run under {top} logged.")
+    for run in loaded:
+        roles, mapping = map_roles(run.series, overrides)
+        if num_classes is not None:
+            k, source = num_classes, "from --num-classes"
+        elif run.class_hints:
+            k, source = run.class_hints[0]
+        elif (k := infer_num_classes(roles.get("train_loss"))) is not None:
+            source = f"inferred from the first loss {float(roles['train_loss'].values[0]):.4g} ~ ln {k}"
+        else:
+            k, source = None, "unknown"
+        display = os.path.relpath(run.path, top) if os.path.isdir(top) else run.path
+        display = top if display == "." else display
+        ctx = RunContext(path=display, roles=roles, series=run.series, num_classes=k,
+                         num_classes_source=source, issues=run.issues, meta=run.meta,
+                         superseded=run.superseded)
+        outcomes: tuple[CheckOutcome, ...] = run_checks(ctx)
+        reports.append(RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping,
+                                 num_classes=k, num_classes_source=source, outcomes=outcomes,
+                                 curves=_curves(roles), superseded=run.superseded))
+    return Diagnosis(path=top, runs=tuple(reports), fail_on=fail_on, extra_findings=tuple(extra_findings),
+                     seconds=round(time.perf_counter() - started, 3))
+
+
+def _curves(roles) -> dict[str, tuple[float, ...]]:
+    """Each loss/accuracy role downsampled to <= 48 bin means for a sparkline; a bin with a non-finite
+    point stays NaN so the sparkline shows where the run broke."""
+    curves = {}
+    for role in ("train_loss", "val_loss", "train_acc", "val_acc"):
+        series = roles.get(role)
+        if series is None or not len(series):
+            continue
+        bins = np.array_split(series.values, min(CURVE_POINTS, len(series)))
+        curves[role] = tuple(float(b.mean()) if np.all(np.isfinite(b)) else float("nan") for b in bins)
+    return curves

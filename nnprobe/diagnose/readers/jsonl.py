@@ -1,0 +1,57 @@
+"""JSON lines: one object per line, numeric keys are metrics; `step`/`global_step`/`iteration`,
+`epoch` and `time`/`timestamp`/`wall_time` give the axes. Bare NaN/Infinity tokens are accepted.
+A last line without newline that does not parse was cut while being written (truncated)."""
+from __future__ import annotations
+
+import json
+import math
+
+from nnprobe.diagnose.readers._table import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, read_text
+from nnprobe.diagnose.readers.base import LogFile, ReadIssue, as_step
+
+FORMAT = "jsonl"
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def read(path: str) -> LogFile:
+    log = LogFile(path=path, format=FORMAT)
+    text = read_text(path, log)
+    if not text:
+        return log
+    lines = text.split("\n")
+    last = len(lines) - 1
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            cut = number - 1 == last  # the final line has no newline after it
+            log.issues.append(ReadIssue("truncated" if cut else "corrupt", path,
+                                        ("the last line was cut while being written" if cut else
+                                         f"line is not JSON: {str(exc)[:60]}") + " (line skipped)", number))
+            continue
+        if not isinstance(entry, dict):
+            log.issues.append(ReadIssue("corrupt", path, "line is not a JSON object (line skipped)", number))
+            continue
+        log.records += 1
+        lowered = {str(k).lower(): v for k, v in entry.items()}
+        step = next((_number(lowered[c]) for c in STEP_COLUMNS if c in lowered), None)
+        epoch = next((_number(lowered[c]) for c in EPOCH_COLUMNS if c in lowered), None)
+        wall = next((_number(lowered[c]) for c in TIME_COLUMNS if c in lowered), None)
+        step = as_step(step, as_step(epoch, log.records - 1))
+        axes = set(STEP_COLUMNS) | set(EPOCH_COLUMNS) | set(TIME_COLUMNS)
+        for key, value in entry.items():
+            if str(key).lower() in axes:
+                continue
+            value = _number(value)
+            if value is None:
+                continue
+            log.series_for(str(key)).add(step, value, math.nan if wall is None else wall,
+                                         math.nan if epoch is None else epoch)
+    return log

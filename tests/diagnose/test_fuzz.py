@@ -1,0 +1,96 @@
+"""Fuzzed inputs: whatever the bytes, diagnose returns a Diagnosis or raises InputError, nothing else."""
+from __future__ import annotations
+
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nnprobe.diagnose import diagnose
+from nnprobe.diagnose.results import Diagnosis
+from nnprobe.errors import InputError
+
+from diagnose_helpers import frame, wire_scalar_event
+
+FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def judged(path) -> None:
+    try:
+        result = diagnose(str(path))
+    except InputError as exc:
+        assert str(exc)
+        return
+    assert isinstance(result, Diagnosis)
+    result.to_dict()
+    result.junit_cases()
+
+
+cells = st.one_of(st.sampled_from(["", "nan", "NaN", "inf", "-inf", "NA", "1e400", "x", "0.5", '"', "1,2"]),
+                  st.floats(allow_nan=True).map(repr), st.text(max_size=6))
+
+
+@FUZZ
+@given(header=st.lists(st.sampled_from(["epoch", "step", "loss", "val_loss", "val_acc", "lr", "", "a"]),
+                       min_size=0, max_size=6),
+       rows=st.lists(st.lists(cells, max_size=7), max_size=12), tail=st.binary(max_size=8))
+def test_fuzzed_csv(tmp_path_factory, header, rows, tail):
+    folder = tmp_path_factory.mktemp("csv")
+    text = "\n".join([",".join(header)] + [",".join(r) for r in rows])
+    (folder / "metrics.csv").write_bytes(text.encode() + tail)
+    judged(folder)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True), st.integers(), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(
+        ["loss", "step", "epoch", "eval_loss", "grad_norm", "log_history", "max_steps"]), inner, max_size=5)),
+    max_leaves=20)
+
+
+@FUZZ
+@given(state=json_values, cut=st.integers(min_value=0, max_value=400), garbage=st.binary(max_size=16))
+def test_fuzzed_trainer_state_and_jsonl(tmp_path_factory, state, cut, garbage):
+    import json
+
+    folder = tmp_path_factory.mktemp("json")
+    text = json.dumps(state)
+    (folder / "trainer_state.json").write_bytes(text[: cut or None].encode() + garbage)
+    (folder / "log.jsonl").write_bytes((text + "\n" + text[:cut]).encode() + garbage)
+    judged(folder)
+
+
+@FUZZ
+@given(points=st.lists(st.tuples(st.sampled_from(["loss", "val_loss", "val_acc", "lr"]),
+                                 st.floats(width=32, allow_nan=True), st.integers(0, 2**40),
+                                 st.floats(0, 2e9)), max_size=30),
+       flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=4),
+       cut=st.integers(0, 10_000), junk=st.binary(max_size=40))
+def test_fuzzed_event_file(tmp_path_factory, points, flips, cut, junk):
+    folder = tmp_path_factory.mktemp("tb")
+    data = bytearray(b"".join(frame(wire_scalar_event(*p)) for p in points) + junk)
+    for offset, mask in flips:
+        if data:
+            data[offset % len(data)] ^= mask
+    if cut and data:
+        data = data[: cut % len(data)]
+    (folder / "events.out.tfevents.1.fuzz").write_bytes(bytes(data))
+    judged(folder)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=300))
+def test_random_bytes_as_any_format(tmp_path_factory, raw):
+    folder = tmp_path_factory.mktemp("raw")
+    for name in ("events.out.tfevents.1.x", "metrics.csv", "trainer_state.json", "run.jsonl"):
+        (folder / name).write_bytes(raw)
+    judged(folder)
+
+
+def test_huge_length_field_is_truncation_not_a_crash(tmp_path):
+    header = struct.pack("<Q", 2**63)
+    from nnprobe.diagnose.readers.tensorboard import masked_crc32c
+
+    (tmp_path / "events.out.tfevents.1.x").write_bytes(header + struct.pack("<I", masked_crc32c(header)) + b"abc")
+    result = diagnose(str(tmp_path))
+    assert [f.id for f in result.findings] == ["log-truncated"]
