@@ -9,6 +9,7 @@ A photo has no label: an untargeted attack moves the model away from its own top
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -60,34 +61,36 @@ def resolve_target(classifier, text: str | int | None) -> int | None:
     raise UsageError(f"--target {spelled!r} is not a class name, wnid or index of this model.{hint}")
 
 
-def read_rgb(path: str):
-    """Decode an image file to RGB (grayscale, palette, RGBA converted), or one-sentence InputError."""
-    from PIL import Image, UnidentifiedImageError
+@contextlib.contextmanager
+def _image_errors(path: str):
+    """Turn every way an image file can fail to open into one InputError sentence."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
+        yield
     except FileNotFoundError:
         raise InputError(f"Image {path!r} does not exist.") from None
     except IsADirectoryError:
         raise InputError(f"{path!r} is a folder, not an image; give image files (e.g. {path}/*.jpg).") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(f"Image {path!r} cannot be decoded ({type(exc).__name__}); is it an image file?") from None
+
+
+def read_rgb(path: str):
+    """Decode an image file to RGB (grayscale, palette, RGBA converted), or one-sentence InputError."""
+    from PIL import Image
+
+    with _image_errors(path), Image.open(path) as image:
+        image.load()
+        return image.convert("RGB")
 
 
 def _check_readable(path: str) -> None:
-    from PIL import Image, UnidentifiedImageError
+    """Header check of every input before any work, so a bad file fails fast and nothing is written."""
+    from PIL import Image
 
-    try:
-        with Image.open(path):
-            pass
-    except FileNotFoundError:
-        raise InputError(f"Image {path!r} does not exist.") from None
-    except IsADirectoryError:
-        raise InputError(f"{path!r} is a folder, not an image; give image files (e.g. {path}/*.jpg).") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"Image {path!r} cannot be decoded ({type(exc).__name__}); is it an image file?") from None
+    with _image_errors(path), Image.open(path):
+        pass
 
 
 def output_names(images: Sequence[str], out_dir: str, eps: Sequence[float]) -> list[list[tuple[str, str]]]:

@@ -126,3 +126,19 @@ def test_resolve_target():
                           ("toastr", "Did you mean 'toaster'"), ("zebra", "not a class name")]:
         with pytest.raises(UsageError, match=message):
             resolve_target(model, text)
+
+
+def test_bf16_items_carry_the_fp32_verdict_on_the_same_png(photo, tmp_path):
+    model = tinymodels.tiny_classifier()
+    (item,) = fool([photo], model=model, attack="fgsm", eps=16 / 255, precision="bf16", out_dir=tmp_path / "o",
+                   device="cpu").items
+    check = item.precision_check
+    assert check is not None and check["precision"] == "bf16"
+    x = torch.from_numpy(pixels(item.adversarial_image)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        fp32 = model.forward_image(x).softmax(1)[0]
+    assert check["fp32_top1"].index == int(fp32.argmax())
+    assert check["fp32_success"] == (int(fp32.argmax()) != item.original[0].index)
+    assert 0 <= check["max_probability_difference"] < 0.2
+    (plain,) = fool([photo], model=model, attack="fgsm", eps=16 / 255, out_dir=tmp_path / "p", device="cpu").items
+    assert plain.precision_check is None
