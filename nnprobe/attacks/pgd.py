@@ -1,8 +1,6 @@
 """PGD (Madry et al. 2018): iterated steepest ascent from a random point in the ball, L∞ or L2."""
 from __future__ import annotations
 
-import torch
-
 from nnprobe.attacks.base import Attack, register
 
 
@@ -18,7 +16,6 @@ class PGD(Attack):
 
     def update(self, adv, grad, state):
         return adv + self.step_size * grad.sign(), state
-
 
 @register("pgd-l2")
 class PGDL2(Attack):
