@@ -41,14 +41,20 @@ def test_perturbation_inside_ball_and_pixels_in_range(attack_id, tiny, batch):
     assert out.adversarial.shape == x.shape
 
 
+MODES = {"last iterate": {}, "first success": {"first_success": True},
+         "early stop": {"first_success": True, "early_stop": True}}
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("attack_id", IDS)
-def test_success_is_measured_on_what_is_returned(attack_id, tiny, batch):
+def test_success_is_measured_on_what_is_returned(attack_id, mode, tiny, batch):
     x, y = batch
-    out = build(attack_id, budget(attack_id), seed=0)(tiny, x, y)
+    out = build(attack_id, budget(attack_id), seed=0)(tiny, x, y, **MODES[mode])
     with torch.no_grad():
-        predicted = tiny(out.adversarial).argmax(1)
-    assert torch.equal(out.success, predicted != y)
-    assert torch.equal(out.logits.argmax(1), predicted)
+        logits = tiny(out.adversarial)
+    assert torch.equal(out.success, logits.argmax(1) != y)
+    assert torch.allclose(out.logits, logits, atol=1e-5)
+    assert 0 < int(out.success.sum()) < len(y)
 
 
 @pytest.mark.parametrize("attack_id", IDS)
