@@ -17,6 +17,6 @@ OUT=${OUT:-bench/out}; mkdir -p "$OUT"
   timeout 300 python bench/bench_eval_gpu.py --count 3000 --batch-size 256
   if [ -f bench/bench_attacks.py ]; then
     echo "== attacks throughput vs torchattacks"
-    timeout 200 python bench/bench_attacks.py --gpu
+    timeout 240 python bench/bench_attacks.py --model resnet50 --batch 256 --precision fp32,bf16 --repeats 2 --device cuda
   fi
 } 2>&1 | tee "$OUT/gpu.log"
