@@ -137,8 +137,25 @@ class PredictionSpread:
         return PredictionSpread(sum(1 for c in counts if c), top, label(top), counts[top] / total, entropy + 0.0)
 
 
+class TopKRates:
+    """top1/top5 fractions derived from the integer counts `correct_top1`, `correct_top5`, `total`
+    (derived, never stored, so they cannot disagree with the counts)."""
+
+    correct_top1: int
+    correct_top5: int
+    total: int
+
+    @property
+    def top1(self) -> float:
+        return self.correct_top1 / self.total if self.total else float("nan")
+
+    @property
+    def top5(self) -> float:
+        return self.correct_top5 / self.total if self.total else float("nan")
+
+
 @dataclass(frozen=True)
-class EvalResult:
+class EvalResult(TopKRates):
     """Top-k accuracy of a classifier over a labelled image set, as exact integer counts."""
 
     correct_top1: int
@@ -154,14 +171,6 @@ class EvalResult:
     run: RunInfo
     images_per_second: float
     gates: tuple[Gate, ...] = ()
-
-    @property
-    def top1(self) -> float:
-        return self.correct_top1 / self.total if self.total else float("nan")
-
-    @property
-    def top5(self) -> float:
-        return self.correct_top5 / self.total if self.total else float("nan")
 
     @property
     def passed(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nnprobe.results import SCHEMA_VERSION, Gate, JUnitCase, ModelInfo, RunInfo, to_jsonable
+from nnprobe.results import SCHEMA_VERSION, Gate, JUnitCase, ModelInfo, RunInfo, TopKRates, to_jsonable
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class FoolResult:
 
 
 @dataclass(frozen=True)
-class RobustPoint:
+class RobustPoint(TopKRates):
     """Robust accuracy at one budget, as exact counts over the whole data set."""
 
     eps: float
@@ -116,14 +116,6 @@ class RobustPoint:
     mean_l2: float  # mean ‖δ‖₂ over attacked samples, pixel units
     gradient_passes: int  # forward+backward passes actually run (early stop saves these)
     fp32_correct_top1: int | None = None  # bf16/fp16 runs: the same adversarial images judged in fp32
-
-    @property
-    def top1(self) -> float:
-        return self.correct_top1 / self.total if self.total else float("nan")
-
-    @property
-    def top5(self) -> float:
-        return self.correct_top5 / self.total if self.total else float("nan")
 
     @property
     def attack_success_rate(self) -> float:

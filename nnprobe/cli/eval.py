@@ -1,18 +1,12 @@
 """`nnprobe eval`: parse options -> load classifier and images -> evaluate -> render -> exit code."""
 from __future__ import annotations
 
-import os
 
 import click
 
-from nnprobe.cli.options import device_options, model_options, parse_triple, report_options
-from nnprobe.errors import ExitCode, UsageError
-
-
-def bundled_samples() -> str:
-    """The sample photos of the source tree (`samples/imagenet`), the default --data."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, "samples", "imagenet")
+from nnprobe.cli.options import (data_options, device_options, model_options, parse_triple, report_options,
+                                 resolve_data)
+from nnprobe.errors import ExitCode
 
 
 def fraction(text: str | None, name: str) -> float | None:
@@ -29,15 +23,8 @@ def fraction(text: str | None, name: str) -> float | None:
 
 
 @click.command("eval")
-@click.argument("data_arg", metavar="[DATA]", required=False, type=click.Path())
-@click.option("--data", "data_opt", type=click.Path(), default=None,
-              help="Labelled image folder (default: the bundled sample photos).")
+@data_options("Evaluate")
 @model_options
-@click.option("--labels", "labels_file", type=click.Path(), default=None,
-              help="Labels for a flat folder: LOC_val_solution.csv, file,label CSV, or the devkit ground truth.")
-@click.option("--devkit", type=click.Path(), default=None, help="ImageNet devkit folder (meta.mat + ground truth).")
-@click.option("--class-map", type=click.Path(), default=None, help="Folder name -> class index (CSV or JSON).")
-@click.option("--limit", type=int, default=None, help="Evaluate N images, evenly spaced (deterministic).")
 @click.option("--restrict-to-present", is_flag=True,
               help="Argmax over the classes present in the data only (ImageNet-A/R style subsets).")
 @click.option("--strict", is_flag=True, help="Fail on the first undecodable or non-image file instead of skipping.")
@@ -59,9 +46,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
     disjoint shard and rank 0 writes the report.
     """
-    if data_arg and data_opt and data_arg != data_opt:
-        raise UsageError("Give the data folder once: as DATA or as --data, not both.")
-    data = data_arg or data_opt or bundled_samples()
+    data = resolve_data(data_arg, data_opt)
     gates = (fraction(min_top1, "--min-top1"), fraction(min_top5, "--min-top5"))
     mean_v, std_v = parse_triple(mean, "--mean"), parse_triple(std, "--std")
 
@@ -72,9 +57,6 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     from nnprobe.report import emit
     from nnprobe.report.progress import progress_bar
 
-    if not (data_arg or data_opt) and not os.path.isdir(data):
-        raise UsageError("No data folder given and the bundled samples are not here (they ship in the source "
-                         "tree): pass --data DIR.")
     ctx = distributed.from_env()
     classifier = load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
                                  num_classes=model_num_classes, resize=resize, crop=crop,

@@ -1,6 +1,7 @@
 """Options shared by several commands, defined once so they read the same everywhere."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import click
@@ -60,3 +61,48 @@ def parse_triple(text: str | None, name: str) -> tuple[float, float, float] | No
     if len(values) != 3:
         raise click.BadParameter(f"expected three comma-separated numbers, got {text!r}", param_hint=name)
     return values  # type: ignore[return-value]
+
+
+def data_options(verb: str) -> Callable[[Callable], Callable]:
+    """DATA / --data and the label-layout options, the same for every command that reads an image set."""
+
+    def decorate(func: Callable) -> Callable:
+        options = [
+            click.argument("data_arg", metavar="[DATA]", required=False, type=click.Path()),
+            click.option("--data", "data_opt", type=click.Path(), default=None,
+                         help="Labelled image folder, any ImageNet layout (default: the bundled sample photos)."),
+            click.option("--labels", "labels_file", type=click.Path(), default=None,
+                         help="Labels for a flat folder: LOC_val_solution.csv, file,label CSV, or the devkit "
+                              "ground truth."),
+            click.option("--devkit", type=click.Path(), default=None,
+                         help="ImageNet devkit folder (meta.mat + ground truth)."),
+            click.option("--class-map", type=click.Path(), default=None,
+                         help="Folder name -> class index (CSV or JSON)."),
+            click.option("--limit", type=int, default=None, help=f"{verb} N images, evenly spaced (deterministic)."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def bundled_samples() -> str:
+    """The sample photos of the source tree (`samples/imagenet`), the default data set."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(here, "samples", "imagenet")
+
+
+def resolve_data(data_arg: str | None, data_opt: str | None) -> str:
+    """The data folder from DATA or --data (not both), else the bundled samples when they are here."""
+    from nnprobe.errors import UsageError
+
+    if data_arg and data_opt and data_arg != data_opt:
+        raise UsageError("Give the data folder once: as DATA or as --data, not both.")
+    data = data_arg or data_opt
+    if data:
+        return data
+    if not os.path.isdir(bundled_samples()):
+        raise UsageError("No data folder given and the bundled samples are not here (they ship in the source "
+                         "tree): pass --data DIR.")
+    return bundled_samples()

@@ -8,20 +8,13 @@ from __future__ import annotations
 import click
 
 from nnprobe.cli.fool import attack_options, load_model
-from nnprobe.cli.options import device_options, model_options, report_options
-from nnprobe.errors import ExitCode, UsageError
+from nnprobe.cli.options import data_options, device_options, model_options, report_options, resolve_data
+from nnprobe.errors import ExitCode
 
 
 @click.command("robust")
-@click.argument("data_arg", metavar="[DATA]", required=False, type=click.Path())
-@click.option("--data", "data_opt", type=click.Path(), default=None,
-              help="Labelled image folder, any layout `nnprobe eval` reads (default: the bundled samples).")
+@data_options("Attack")
 @model_options
-@click.option("--labels", "labels_file", type=click.Path(), default=None,
-              help="Labels for a flat folder: LOC_val_solution.csv, file,label CSV, or the devkit ground truth.")
-@click.option("--devkit", type=click.Path(), default=None, help="ImageNet devkit folder (meta.mat + ground truth).")
-@click.option("--class-map", type=click.Path(), default=None, help="Folder name -> class index (CSV or JSON).")
-@click.option("--limit", type=int, default=None, help="Attack N images, evenly spaced (deterministic).")
 @attack_options
 @click.option("--eps", default="0,1/255,2/255,4/255", show_default=True, metavar="EPS[,EPS...]",
               help="Budgets in pixel units (k/255 or decimals); 0 gives the clean accuracy.")
@@ -43,24 +36,18 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     a sample counts as fooled as soon as any iterate fools it.
     """
     import dataclasses
-    import os
 
     from nnprobe import distributed
     from nnprobe.attacks.budget import parse_eps, parse_gate
     from nnprobe.attacks.robustness import robust
-    from nnprobe.cli.eval import bundled_samples
     from nnprobe.data.layouts import find_images
     from nnprobe.report import emit
     from nnprobe.report.progress import progress_bar
 
-    if data_arg and data_opt and data_arg != data_opt:
-        raise UsageError("Give the data folder once: as DATA or as --data, not both.")
-    data = data_arg or data_opt or bundled_samples()
+    data = resolve_data(data_arg, data_opt)
     attack = attack or "pgd"
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
     thresholds = dict(parse_gate(g) for g in gates)
-    if not (data_arg or data_opt) and not os.path.isdir(data):
-        raise UsageError("No data folder given and the bundled samples are not here: pass --data DIR.")
     ctx = distributed.from_env()
     classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
                             mean, std)

@@ -84,8 +84,9 @@ def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: i
     if arch.startswith("timm:"):
         from nnprobe.models.timm_source import load_timm
 
-        return load_timm(arch[len("timm:"):], weights=path, trust_pickle=trust_pickle, num_classes=num_classes)
+        return load_timm(arch[len("timm:"):], weights=path, trust_pickle=trust_pickle, num_classes=num_classes,
+                         state=state)
     from nnprobe.models.torchvision_source import load_torchvision
 
     return load_torchvision(arch.removeprefix("torchvision:"), weights=path, trust_pickle=trust_pickle,
-                            num_classes=num_classes)
+                            num_classes=num_classes, state=state)

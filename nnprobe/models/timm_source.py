@@ -26,7 +26,9 @@ def preprocessing_from_cfg(net, name: str) -> Preprocessing:
                          std=tuple(float(v) for v in cfg["std"]), source=f"timm pretrained_cfg of {name}")
 
 
-def load_timm(name: str, *, weights: str | None, trust_pickle: bool, num_classes: int | None):
+def load_timm(name: str, *, weights: str | None, trust_pickle: bool, num_classes: int | None,
+              state: dict | None = None):
+    """`state`: the checkpoint at `weights`, when the caller has read it already (it is not read twice)."""
     try:
         import timm
     except ImportError as exc:
@@ -38,7 +40,8 @@ def load_timm(name: str, *, weights: str | None, trust_pickle: bool, num_classes
     spec = f"timm:{name}"
     extra = {"num_classes": num_classes} if num_classes else {}
     if weights and weights.lower() != "none":
-        state = extract_state_dict(read_checkpoint(weights, trust_pickle=trust_pickle), weights)
+        if state is None:
+            state = extract_state_dict(read_checkpoint(weights, trust_pickle=trust_pickle), weights)
         net = fit_state_dict(lambda k: timm.create_model(name, pretrained=False, **({"num_classes": k} if k else {})),
                              state, weights, num_classes)
         source_weights = os.path.abspath(weights)

@@ -117,7 +117,9 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def load_torchvision(name: str, *, weights: str | None, trust_pickle: bool, num_classes: int | None):
+def load_torchvision(name: str, *, weights: str | None, trust_pickle: bool, num_classes: int | None,
+                     state: dict | None = None):
+    """`state`: the checkpoint at `weights`, when the caller has read it already (it is not read twice)."""
     from torchvision import models
 
     from nnprobe.models.classifier import from_network
@@ -127,7 +129,8 @@ def load_torchvision(name: str, *, weights: str | None, trust_pickle: bool, num_
                              "torchvision.models.list_models().")
     spec = f"torchvision:{name}"
     if weights and is_checkpoint_path(weights):
-        state = extract_state_dict(read_checkpoint(weights, trust_pickle=trust_pickle), weights)
+        if state is None:
+            state = extract_state_dict(read_checkpoint(weights, trust_pickle=trust_pickle), weights)
         default = models.get_model_weights(name).DEFAULT
         pre = dataclasses.replace(preprocessing_of(default),
                                   source=f"torchvision {default}.transforms() (the architecture's default weights)")
