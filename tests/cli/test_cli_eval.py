@@ -86,7 +86,8 @@ def test_strict_turns_a_broken_file_into_exit_2(data, invoke):
     assert proc.returncode == 2 and "broken.jpg" in proc.stderr and "--strict" in proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["eval", "--help"], ["--version"]])
+@pytest.mark.parametrize("argv", [["--help"], ["eval", "--help"], ["fool", "--help"], ["robust", "--help"],
+                                  ["diagnose", "--help"], ["--version"]])
 def test_help_does_not_import_torch(argv):
     code = ("import sys\nfrom nnprobe.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
