@@ -154,8 +154,18 @@ class TopKRates:
         return self.correct_top5 / self.total if self.total else float("nan")
 
 
+class Gated:
+    """A result with user-asked thresholds (`gates`): it passes when every gate does."""
+
+    gates: tuple[Gate, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
 @dataclass(frozen=True)
-class EvalResult(TopKRates):
+class EvalResult(TopKRates, Gated):
     """Top-k accuracy of a classifier over a labelled image set, as exact integer counts."""
 
     correct_top1: int
@@ -171,10 +181,6 @@ class EvalResult(TopKRates):
     run: RunInfo
     images_per_second: float
     gates: tuple[Gate, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(self)

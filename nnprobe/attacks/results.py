@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nnprobe.results import SCHEMA_VERSION, Gate, JUnitCase, ModelInfo, RunInfo, TopKRates, to_jsonable
+from nnprobe.results import SCHEMA_VERSION, Gate, Gated, JUnitCase, ModelInfo, RunInfo, TopKRates, to_jsonable
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class RobustPoint(TopKRates):
 
 
 @dataclass(frozen=True)
-class RobustResult:
+class RobustResult(Gated):
     points: tuple[RobustPoint, ...]
     settings: AttackSettings
     model: ModelInfo
@@ -131,10 +131,6 @@ class RobustResult:
     run: RunInfo
     plot: str | None = None
     gates: tuple[Gate, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(self)
