@@ -64,7 +64,7 @@ class FoolItem:
 
 
 @dataclass(frozen=True)
-class FoolResult:
+class FoolResult(Gated):
     items: tuple[FoolItem, ...]
     settings: AttackSettings
     model: ModelInfo
@@ -75,10 +75,6 @@ class FoolResult:
     @property
     def fooled(self) -> int:
         return sum(item.success for item in self.items)
-
-    @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(self)
