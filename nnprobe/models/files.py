@@ -2,11 +2,14 @@
 with --trust-pickle, whole pickled modules."""
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+from collections.abc import Iterator
 
 from torch import nn
 
-from nnprobe.errors import InputError, ModelLoadError, UsageError
+from nnprobe.errors import InputError, ModelLoadError, UnsafeCheckpointError, UsageError
 from nnprobe.models.checkpoints import extract_state_dict, is_torchscript, read_checkpoint
 
 
@@ -40,6 +43,29 @@ class ExportedNet(nn.Module):
         return self
 
 
+@contextlib.contextmanager
+def _weights_only_unless(trusted: bool) -> Iterator[None]:
+    """torch.export.load unpickles pickled weights and constants with torch.load(weights_only=False), and
+    falls back to it when weights_only=True fails: a crafted .pt2 could run code. Unless the user trusts
+    the file, force weights_only=True for the duration of the load."""
+    import torch
+
+    if trusted:
+        yield
+        return
+    original = torch.load
+
+    def weights_only_load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = weights_only_load
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
 def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: int | None):
     import torch
 
@@ -56,7 +82,12 @@ def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: i
         if not zipfile.is_zipfile(path):  # checked first: torch.export.load logs a traceback on junk
             raise ModelLoadError(f"{path} is not a readable torch.export program (not a .pt2 zip archive).")
         try:
-            program = torch.export.load(path)
+            with _weights_only_unless(trust_pickle):
+                program = torch.export.load(path)
+        except pickle.UnpicklingError as exc:
+            raise UnsafeCheckpointError(
+                f"{path} holds pickled Python objects beyond tensors, and unpickling can run arbitrary code; "
+                "pass --trust-pickle only if you trust the file.") from exc
         except Exception as exc:
             raise ModelLoadError(f"{path} is not a readable torch.export program ({type(exc).__name__}).") from exc
         if kwargs["num_classes"] is None:

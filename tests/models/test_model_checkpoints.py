@@ -246,3 +246,46 @@ def test_tiny_state_dict_with_timm_arch_mismatch(tmp_path):
     torch.save(TinyNet(3).state_dict(), path)
     with pytest.raises(ModelLoadError, match="does not fit"):
         load_classifier(str(path), arch="timm:resnet18")
+
+
+def _export_with_pickled_weight(tmp_path, payload) -> str:
+    """A real .pt2 whose first weight is switched to a pickled payload (`use_pickle: true`), the way
+    torch.export.save stores weights it cannot write raw; torch.export.load unpickles those with
+    weights_only=False."""
+    import json
+    import zipfile
+
+    program = torch.export.export(torch.nn.Sequential(torch.nn.Linear(4, 3)), (torch.randn(2, 4),))
+    clean = tmp_path / "clean.pt2"
+    torch.export.save(program, str(clean))
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(clean) as src, zipfile.ZipFile(evil, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data/weights/model_weights_config.json"):
+                config = json.loads(data)
+                config["config"]["0.weight"]["use_pickle"] = True
+                data = json.dumps(config).encode()
+            elif info.filename.endswith("data/weights/weight_0"):
+                import io
+
+                buffer = io.BytesIO()
+                torch.save(payload, buffer)
+                data = buffer.getvalue()
+            dst.writestr(info, data)
+    return str(evil)
+
+
+def test_export_program_with_a_pickle_never_runs_without_trust(tmp_path, marker):
+    path = _export_with_pickled_weight(tmp_path, _Payload(str(marker)))
+    with pytest.raises(UnsafeCheckpointError, match="--trust-pickle"):
+        load_classifier(path)
+    assert not marker.exists()
+    assert torch.load is not None and torch.load.__name__ == "load"  # the guard restored torch.load
+
+
+def test_export_program_with_pickled_tensor_weight_loads_without_trust(tmp_path):
+    # A pickled *tensor* is safe under weights_only=True: such archives still load by default.
+    path = _export_with_pickled_weight(tmp_path, torch.nn.Parameter(torch.ones(3, 4)))
+    classifier = load_classifier(path)
+    assert classifier.num_classes == 3
