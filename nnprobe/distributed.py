@@ -32,6 +32,19 @@ def from_env() -> DistContext:
     return DistContext(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def device_for_rank(spec: str, ctx: DistContext):
+    """The `--device` choice for this rank: under torchrun each rank takes the GPU of its LOCAL_RANK."""
+    import torch
+
+    from nnprobe.device import resolve_device
+
+    dev = resolve_device(spec)
+    if ctx.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(dev)
+    return dev
+
+
 def init(ctx: DistContext, device_type: str) -> None:
     """Join the process group (once) with the backend that suits the device."""
     if not ctx.enabled:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from nnprobe import distributed
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
-from nnprobe.device import autocast, resolve_device, versions
+from nnprobe.device import autocast, versions
 from nnprobe.errors import DataError, NnprobeError, UsageError
 from nnprobe.models.classifier import Classifier
 from nnprobe.results import EvalResult, Gate, PerClass, PredictionSpread, RunInfo, SkippedFile
@@ -42,7 +42,7 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
         first = images.skipped[0]
         raise DataError(f"{first.path}: {first.reason} (--strict).")
     ctx = distributed.from_env()
-    dev = _rank_device(device, ctx)
+    dev = distributed.device_for_rank(device, ctx)
     distributed.init(ctx, dev.type)
     num_classes = classifier.num_classes
     present = list(images.classes_present)
@@ -172,14 +172,6 @@ def _batch_on_device(batch, dev: torch.device, pre) -> tuple[torch.Tensor, torch
     if labels.numel() == 0:
         return decoded, decoded_labels, skips
     return torch.cat([x, decoded]), torch.cat([labels, decoded_labels]), skips
-
-
-def _rank_device(spec: str, ctx: distributed.DistContext) -> torch.device:
-    dev = resolve_device(spec)
-    if ctx.enabled and dev.type == "cuda":
-        dev = torch.device("cuda", ctx.local_rank)
-        torch.cuda.set_device(dev)
-    return dev
 
 
 def _forward_with_backoff(model, x: torch.Tensor, dev: torch.device, precision: str, chunk: int):

@@ -46,6 +46,23 @@ def parse_eps_list(text: str, *, name: str = "--eps", max_value: float | None = 
     return tuple(values)
 
 
+def budgets_for(eps, attack: str) -> tuple[float, ...]:
+    """Budgets from text (`"0,1/255"`), a number or a sequence, checked for the attack's norm
+    (L∞ budgets are pixel fractions in [0, 1]; L2 budgets may exceed 1)."""
+    from nnprobe.attacks.base import get_attack
+
+    limit = None if get_attack(attack).norm == "l2" else 1.0
+    if isinstance(eps, str):
+        return parse_eps_list(eps, max_value=limit)
+    values = tuple(float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps))
+    if not values:
+        raise UsageError("Give at least one --eps.")
+    for e in values:
+        if not e >= 0 or (limit is not None and e > limit):
+            raise UsageError(f"--eps {e:g} is outside [0, {limit if limit is not None else 'inf'}] for {attack}.")
+    return values
+
+
 def parse_gate(text: str, *, name: str = "--min-robust-top1") -> tuple[float, float]:
     """`EPS=FRACTION` (e.g. `2/255=0.30`): the robust top-1 at EPS must be at least FRACTION."""
     if "=" not in str(text):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from nnprobe.attacks.base import build, sweep
-from nnprobe.attacks.budget import format_eps, parse_eps_list
+from nnprobe.attacks.budget import budgets_for, format_eps
 from nnprobe.attacks.pixels import quantize
 from nnprobe.attacks.results import AttackSettings, FoolItem, FoolResult, Prediction
 from nnprobe.errors import InputError, UsageError
@@ -149,7 +149,7 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
     paths = [os.fspath(p) for p in images]
     if not paths:
         raise UsageError("Give at least one image to fool.")
-    budgets = _budgets(eps, attack)
+    budgets = budgets_for(eps, attack)
     dev = resolve_device(device)
     autocast = make_autocast(dev, precision)
     if model is None or isinstance(model, str):
@@ -247,21 +247,3 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
                   versions=versions(), seed=seed)
     return FoolResult(items=tuple(items), settings=settings, model=classifier.info, run=run, out_dir=out,
                       gates=gates)
-
-
-def _budgets(eps, attack: str) -> tuple[float, ...]:
-    from nnprobe.attacks.base import get_attack
-
-    l2 = get_attack(attack).norm == "l2"
-    limit = None if l2 else 1.0
-    if isinstance(eps, str):
-        return parse_eps_list(eps, max_value=limit)
-    if isinstance(eps, (int, float)):
-        eps = (float(eps),)
-    values = tuple(float(e) for e in eps)
-    if not values:
-        raise UsageError("Give at least one --eps.")
-    for e in values:
-        if not e >= 0 or (limit is not None and e > limit):
-            raise UsageError(f"--eps {e:g} is outside [0, {limit if limit is not None else 'inf'}].")
-    return values

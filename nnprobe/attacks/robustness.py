@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 
 from nnprobe.attacks.base import build
-from nnprobe.attacks.budget import format_eps, parse_eps_list, same_eps
+from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult
 from nnprobe.errors import DataError, UsageError
 from nnprobe.results import Gate, RunInfo
@@ -98,7 +98,7 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     from nnprobe.device import resolve_device
 
     dev = resolve_device(device) if isinstance(device, str) else device
-    budgets = budgets_of(eps, attack)
+    budgets = budgets_for(eps, attack)
     attacks = [build(attack, e, steps=steps, step_size=step_size, random_start=random_start, seed=seed)
                for e in budgets]
     autocast = make_autocast(dev, precision)
@@ -118,20 +118,6 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
         if progress is not None:
             progress(done, total if total is not None else done)
     return attacks, tally
-
-
-def budgets_of(eps, attack: str) -> tuple[float, ...]:
-    from nnprobe.attacks.base import get_attack
-
-    limit = None if get_attack(attack).norm == "l2" else 1.0
-    if isinstance(eps, str):
-        return parse_eps_list(eps, max_value=limit)
-    values = tuple(float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps))
-    if not values:
-        raise UsageError("Give at least one --eps.")
-    if any(not e >= 0 or (limit is not None and e > limit) for e in values):
-        raise UsageError(f"--eps values must be in [0, {limit}] for {attack}.")
-    return values
 
 
 def gates_for(points: Sequence[RobustPoint], min_robust_top1: Mapping[float, float] | None) -> tuple[Gate, ...]:
@@ -188,17 +174,17 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     if batch_size <= 0:
         raise UsageError("--batch-size must be positive.")
     started = time.perf_counter()
-    budgets = budgets_of(eps, attack)
+    budgets = budgets_for(eps, attack)
     fp32_check = precision != "fp32"
     data_info: dict
     if isinstance(data, LabelledImages):
         from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
-        from nnprobe.evaluate import _rank_device, default_workers
+        from nnprobe.evaluate import default_workers
 
         if classifier.preprocessing.crop_size is None:
             raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")
         ctx = distributed.from_env()
-        dev = _rank_device(device, ctx)
+        dev = distributed.device_for_rank(device, ctx)
         distributed.init(ctx, dev.type)
         positions = shard_positions(len(data.samples), ctx.rank, ctx.world_size)
         dataset = ImageSamples(data.samples, classifier.preprocessing, positions)

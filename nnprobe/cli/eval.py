@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import (data_options, device_options, model_options, parse_triple, report_options,
-                                 resolve_data)
+from nnprobe.cli.options import data_options, device_options, load_model, model_options, report_options, resolve_data
 from nnprobe.errors import ExitCode
 
 
@@ -48,19 +47,16 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     """
     data = resolve_data(data_arg, data_opt)
     gates = (fraction(min_top1, "--min-top1"), fraction(min_top5, "--min-top5"))
-    mean_v, std_v = parse_triple(mean, "--mean"), parse_triple(std, "--std")
 
     from nnprobe import distributed
     from nnprobe.data.layouts import find_images
     from nnprobe.evaluate import evaluate
-    from nnprobe.models import load_classifier
     from nnprobe.report import emit
     from nnprobe.report.progress import progress_bar
 
     ctx = distributed.from_env()
-    classifier = load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
-                                 num_classes=model_num_classes, resize=resize, crop=crop,
-                                 interpolation=interpolation, mean=mean_v, std=std_v)
+    classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                            mean, std)
     images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
                          num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
                          class_map=class_map).limited(limit)

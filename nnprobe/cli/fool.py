@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import device_options, model_options, parse_triple, report_options
+from nnprobe.cli.options import device_options, load_model, model_options, report_options
 from nnprobe.errors import ExitCode
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
@@ -33,14 +33,6 @@ def attack_options(func):
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std):
-    from nnprobe.models import load_classifier
-
-    return load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
-                           num_classes=model_num_classes, resize=resize, crop=crop, interpolation=interpolation,
-                           mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"))
 
 
 @click.command("fool")

@@ -106,3 +106,12 @@ def resolve_data(data_arg: str | None, data_opt: str | None) -> str:
         raise UsageError("No data folder given and the bundled samples are not here (they ship in the source "
                          "tree): pass --data DIR.")
     return bundled_samples()
+
+
+def load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std):
+    """The classifier that `model_options` describe (imports torch: call it inside a command)."""
+    from nnprobe.models import load_classifier
+
+    return load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
+                           num_classes=model_num_classes, resize=resize, crop=crop, interpolation=interpolation,
+                           mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"))

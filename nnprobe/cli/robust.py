@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.fool import attack_options, load_model
-from nnprobe.cli.options import data_options, device_options, model_options, report_options, resolve_data
+from nnprobe.cli.fool import attack_options
+from nnprobe.cli.options import data_options, device_options, load_model, model_options, report_options, resolve_data
 from nnprobe.errors import ExitCode
 
 

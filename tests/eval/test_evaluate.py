@@ -49,9 +49,9 @@ def test_top5_counts_near_misses(tmp_path, color_classifier):
 
 
 def test_restrict_to_present_classes(tmp_path, color_classifier):
-    # Class 124's colour labelled 124, and class 123's colour labelled 129: over all 1000 classes the second
-    # is wrong (predicts 123); restricted to the present classes {124, 129} the nearer colour is 124 -> wrong
-    # too, while an image of colour 128 labelled 129 is wrong over 1000 but right over {124, 129}.
+    # Class 124's colour labelled 124 (right either way), and class 128's colour labelled 129: over all
+    # 1000 classes the model answers 128 (wrong); restricted to the present classes {124, 129} the nearer
+    # colour is 129 (one grid step, against four to 124), so it is right.
     from helpers import solid_image
     from tiny_models import class_color
 
