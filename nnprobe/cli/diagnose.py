@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import report_options
+from nnprobe.cli.options import load_images, report_options
 from nnprobe.errors import ExitCode, UsageError
 
 
@@ -61,12 +61,10 @@ def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_o
 
 
 def _probe_predictions(model, weights, arch, trust_pickle, data, limit, device):
-    from nnprobe.data.layouts import find_images
     from nnprobe.diagnose.prediction_probe import prediction_findings
     from nnprobe.evaluate import evaluate
     from nnprobe.models import load_classifier
 
     classifier = load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle)
-    images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
-                         num_classes=classifier.num_classes).limited(limit)
+    images = load_images(classifier, data, limit=limit)
     return prediction_findings(evaluate(classifier, images, device=device), run=f"model {model} on {data}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import data_options, device_options, load_model, model_options, report_options, resolve_data
+from nnprobe.cli.options import (data_options, device_options, load_images, load_model, model_options,
+                                 report_options, resolve_data)
 from nnprobe.errors import ExitCode
 
 
@@ -49,7 +50,6 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     gates = (fraction(min_top1, "--min-top1"), fraction(min_top5, "--min-top5"))
 
     from nnprobe import distributed
-    from nnprobe.data.layouts import find_images
     from nnprobe.evaluate import evaluate
     from nnprobe.report import emit
     from nnprobe.report.progress import progress_bar
@@ -57,9 +57,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     ctx = distributed.from_env()
     classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
                             mean, std)
-    images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
-                         num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
-                         class_map=class_map).limited(limit)
+    images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
+                         limit=limit)
     with progress_bar("evaluating", enabled=ctx.is_main) as progress:
         result = evaluate(classifier, images, device=device, precision=precision, batch_size=batch_size,
                           workers=workers, strict=strict, restrict_to_present=restrict_to_present,

@@ -115,3 +115,12 @@ def load_model(model, weights, arch, trust_pickle, model_num_classes, resize, cr
     return load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
                            num_classes=model_num_classes, resize=resize, crop=crop, interpolation=interpolation,
                            mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"))
+
+
+def load_images(classifier, data: str, *, labels_file=None, devkit=None, class_map=None, limit=None):
+    """The labelled images that `data_options` describe, with labels mapped to the classifier's classes."""
+    from nnprobe.data.layouts import find_images
+
+    return find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
+                       num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
+                       class_map=class_map).limited(limit)

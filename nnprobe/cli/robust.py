@@ -8,7 +8,8 @@ from __future__ import annotations
 import click
 
 from nnprobe.cli.fool import attack_options
-from nnprobe.cli.options import data_options, device_options, load_model, model_options, report_options, resolve_data
+from nnprobe.cli.options import (data_options, device_options, load_images, load_model, model_options,
+                                 report_options, resolve_data)
 from nnprobe.errors import ExitCode
 
 
@@ -40,7 +41,6 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     from nnprobe import distributed
     from nnprobe.attacks.budget import parse_eps, parse_gate
     from nnprobe.attacks.robustness import robust
-    from nnprobe.data.layouts import find_images
     from nnprobe.report import emit
     from nnprobe.report.progress import progress_bar
 
@@ -51,9 +51,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     ctx = distributed.from_env()
     classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
                             mean, std)
-    images = find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
-                         num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
-                         class_map=class_map).limited(limit)
+    images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
+                         limit=limit)
     with progress_bar("attacking", enabled=ctx.is_main) as progress:
         result = robust(classifier, images, attack=attack, eps=eps, steps=steps, step_size=alpha,
                         random_start=random_start, seed=seed, early_stop=early_stop, batch_size=batch_size,
