@@ -9,7 +9,8 @@
 | `m.pth`/`m.ckpt`/`m.safetensors` + `--arch NAME` | state dicts (Lightning's too)  |
 | `file.py:fn`, `package.module:fn`      | a factory returning an `nn.Module`      |
 
-Checkpoints load with `torch.load(weights_only=True)`; a full pickle only with `trust_pickle=True`.
+Checkpoints load with `torch.load(weights_only=True)`; a full pickle only with `trust_pickle=True`; .pt2
+archives are vetted before torch reads them (export_archive.py). What can run code: docs/safety.md.
 """
 from __future__ import annotations
 
@@ -56,7 +57,13 @@ def load_classifier(spec: str | None = None, *, weights: str | None = None, arch
     return classifier.eval()
 
 
+MAX_CLASSES = 10_000_000  # the CLI option's range too
+
+
 def _load(spec, *, weights, arch, trust_pickle, num_classes) -> "Classifier":
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise UsageError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, not "
+                         f"{str(num_classes)[:20]}{'...' if len(str(num_classes)) > 20 else ''}.")
     if spec in (None, "", "default") or (spec or "").startswith("default:"):
         if weights or arch:
             raise UsageError("--weights and --arch need a --model; the embedded default carries its own weights.")

@@ -20,48 +20,102 @@ from nnprobe.errors import InputError, ModelLoadError, UnsafeCheckpointError
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "state_dict_ema", "model_ema", "net")
 
 
-def is_torchscript(path: str) -> bool:
+def is_torchscript(data: bytes) -> bool:
     """TorchScript archives are zips with a `code/` folder and `constants.pkl`."""
-    if not zipfile.is_zipfile(path):
+    import io
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def read_checkpoint(path: str, *, trust_pickle: bool = False):
-    """The object stored in a .pth/.ckpt/.pt file; safetensors files give their tensor dict."""
-    if not os.path.isfile(path):
-        raise InputError(f"Checkpoint {path} does not exist or is not a file.")
-    if path.lower().endswith(".safetensors"):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+def open_regular(path: str, what: str = "Model file"):
+    """`path` opened for reading, if it is a regular file (after symlinks): a folder, a FIFO (which would block
+    the open), /dev/zero (which never ends) or a socket is refused without reading a byte. O_NONBLOCK and a
+    second check on the open descriptor cover a file swapped for a FIFO in between."""
+    import stat
 
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{what} {path} does not exist.") from exc
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
+        raise InputError(f"{what} {path} is {kind}; give the path of a model file.")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read ({exc.strerror}).") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{what} {path} is not a regular file; give the path of a model file.")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: str, what: str = "Model file") -> bytes:
+    """The whole file, read once (the loaders then parse exactly these bytes)."""
+    with open_regular(path, what) as stream:
         try:
-            return load_file(path, device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelLoadError(f"{path} is not a readable safetensors file ({exc}).") from exc
+            return stream.read()
+        except OSError as exc:
+            raise InputError(f"{what} {path} cannot be read ({exc.strerror}).") from exc
+
+
+def read_checkpoint(path: str, *, trust_pickle: bool = False, data: bytes | None = None):
+    """The object stored in a .pth/.ckpt/.pt file; safetensors files give their tensor dict. `data`: the
+    file's bytes when the caller has read them already."""
+    import io
+
+    if data is None:
+        data = read_regular(path, "Checkpoint")
+    if path.lower().endswith(".safetensors"):
+        return _read_safetensors(data, path)
     try:
         with warnings.catch_warnings(), _safe_globals():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": noise when refused
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch reports random bytes and a refused global alike ("Weights only load failed"): only a file
         # that parses as a pickle is "unsafe"; anything else is simply not a checkpoint.
-        if not looks_like_pickle(path):
+        if not looks_like_pickle_bytes(data):
             raise ModelLoadError(f"{path} is not a readable PyTorch checkpoint (neither a torch.save zip "
                                  "archive nor a pickle).") from exc
         if not trust_pickle:
+            found = _refused_global(exc)
             raise UnsafeCheckpointError(
-                f"{path} holds pickled Python objects beyond tensors, and unpickling can run arbitrary "
+                f"{path} holds pickled Python objects beyond tensors{found}, and unpickling can run arbitrary "
                 "code; re-save it as a state dict or safetensors, or pass --trust-pickle if you trust "
                 "the file.") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # RuntimeError, EOFError, BadZipFile, struct.error ...: not a checkpoint
         raise ModelLoadError(f"{path} is not a readable PyTorch checkpoint ({_first_line(exc)}).") from exc
     try:  # only reached with trust_pickle=True: the user opted in to running the file's code
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as exc:
         raise ModelLoadError(f"{path} could not be unpickled ({_first_line(exc)}).") from exc
+
+
+def _read_safetensors(data: bytes, path: str):
+    """safetensors parses a JSON header and raw tensor bytes: no code, whatever the file holds."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        return load(data)
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise ModelLoadError(f"{path} is not a readable safetensors file ({_first_line(exc)}).") from exc
+
+
+def _refused_global(exc: BaseException) -> str:
+    """' (e.g. argparse.Action)': the first class torch's weights-only unpickler refused, when it says."""
+    import re
+
+    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return f" (e.g. {match.group(1)})" if match else ""
 
 
 def _safe_globals():
@@ -76,22 +130,28 @@ def _safe_globals():
 
 
 def looks_like_pickle(path: str) -> bool:
-    """Whether the file (or the `data.pkl` of a torch.save zip) parses as a pickle opcode stream.
+    """Whether the file (or the `data.pkl` of a torch.save zip) parses as a pickle opcode stream."""
+    try:
+        return looks_like_pickle_bytes(read_regular(path))
+    except InputError:
+        return False
 
-    `pickletools.genops` only reads opcodes, it never imports or calls anything."""
+
+def looks_like_pickle_bytes(data: bytes) -> bool:
+    """`pickletools.genops` only reads opcodes, it never imports or calls anything."""
+    import io
     import pickletools
 
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 names = [n for n in archive.namelist() if n.endswith("data.pkl")]
                 if not names:
                     return False
                 with archive.open(names[0]) as stream:
                     return _parses(pickletools, stream)
-        with open(path, "rb") as stream:
-            return _parses(pickletools, stream)
-    except (OSError, zipfile.BadZipFile):
+        return _parses(pickletools, io.BytesIO(data))
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError):
         return False
 
 

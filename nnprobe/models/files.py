@@ -2,15 +2,13 @@
 with --trust-pickle, whole pickled modules."""
 from __future__ import annotations
 
-import contextlib
 import os
-import pickle
-from collections.abc import Iterator
 
+import torch
 from torch import nn
 
-from nnprobe.errors import InputError, ModelLoadError, UnsafeCheckpointError, UsageError
-from nnprobe.models.checkpoints import extract_state_dict, is_torchscript, read_checkpoint
+from nnprobe.errors import InputError, ModelLoadError, UsageError
+from nnprobe.models.checkpoints import extract_state_dict, is_torchscript, read_checkpoint, read_regular
 
 
 def _exported_classes(program, path: str) -> int:
@@ -27,83 +25,92 @@ def _exported_classes(program, path: str) -> int:
     raise ModelLoadError(f"{path}: the exported program's output is not a (batch, classes) tensor of logits.")
 
 
+def _input_shape(program) -> tuple | None:
+    """The recorded shape of the program's one user input: ints where export fixed a size, None where the
+    size is dynamic; None when there is not exactly one tensor input."""
+    try:
+        names = list(program.graph_signature.user_inputs)
+        nodes = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in names]
+        if len(nodes) != 1:
+            return None
+        shape = nodes[0].meta["val"].shape
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return tuple(d if isinstance(d, int) else None for d in shape)
+
+
 class ExportedNet(nn.Module):
     """An exported program's module: its train/eval mode was fixed at export time and it refuses
-    `.eval()`, so mode changes stop here instead of reaching it."""
+    `.eval()`, so mode changes stop here instead of reaching it.
 
-    def __init__(self, program_module: nn.Module) -> None:
+    A program exported with a fixed batch size B (no dynamic batch dim) only runs on batches of B: any
+    other batch is split into chunks of B, the last one padded with copies of its first row, and the padded
+    rows' logits dropped, so each image's logits are exactly those of a call on its chunk."""
+
+    def __init__(self, program_module: nn.Module, input_shape: tuple | None = None, path: str = "") -> None:
         super().__init__()
         self.program = program_module
+        self.input_shape = input_shape
+        self.path = path
+
+    @property
+    def static_batch(self) -> int | None:
+        return self.input_shape[0] if self.input_shape else None
 
     def forward(self, x):
-        return self.program(x)
+        shape = self.input_shape
+        if shape is not None and len(shape) == x.dim():
+            if any(i and want not in (None, got) for i, (want, got) in enumerate(zip(shape, x.shape))):
+                wanted = "x".join("N" if d is None else str(d) for d in shape[1:])
+                raise InputError(f"{self.path} was exported for inputs of {wanted} pixels, not "
+                                 f"{'x'.join(str(d) for d in x.shape[1:])}; set --resize/--crop to match.")
+        batch = self.static_batch
+        if batch is None or x.shape[0] == batch:
+            return self.program(x)
+        outputs = []
+        for chunk in torch.split(x, batch):
+            rows = chunk.shape[0]
+            if rows < batch:
+                chunk = torch.cat([chunk, chunk[:1].expand(batch - rows, *chunk.shape[1:])])
+            outputs.append(self.program(chunk)[:rows])
+        return torch.cat(outputs)
 
     def train(self, mode: bool = True):
         self.training = mode
         return self
 
 
-@contextlib.contextmanager
-def _weights_only_unless(trusted: bool) -> Iterator[None]:
-    """torch.export.load unpickles pickled weights and constants with torch.load(weights_only=False), and
-    falls back to it when weights_only=True fails: a crafted .pt2 could run code. Unless the user trusts
-    the file, force weights_only=True for the duration of the load."""
-    import torch
-
-    if trusted:
-        yield
-        return
-    original = torch.load
-
-    def weights_only_load(*args, **kwargs):
-        kwargs["weights_only"] = True
-        return original(*args, **kwargs)
-
-    torch.load = weights_only_load
-    try:
-        yield
-    finally:
-        torch.load = original
-
-
 def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: int | None):
-    import torch
-
     from nnprobe.models import IMAGENET_PREPROCESSING
     from nnprobe.models.classifier import Classifier, from_network
 
-    if not os.path.isfile(path):
-        raise InputError(f"Model file {path} does not exist or is not a file.")
     kwargs = dict(spec=path, weights=os.path.abspath(path), preprocessing=IMAGENET_PREPROCESSING,
                   num_classes=num_classes)
     if path.lower().endswith(".pt2"):
-        import zipfile
+        from nnprobe.models.export_archive import load_vetted
 
-        if not zipfile.is_zipfile(path):  # checked first: torch.export.load logs a traceback on junk
-            raise ModelLoadError(f"{path} is not a readable torch.export program (not a .pt2 zip archive).")
-        try:
-            with _weights_only_unless(trust_pickle):
-                program = torch.export.load(path)
-        except pickle.UnpicklingError as exc:
-            raise UnsafeCheckpointError(
-                f"{path} holds pickled Python objects beyond tensors, and unpickling can run arbitrary code; "
-                "pass --trust-pickle only if you trust the file.") from exc
-        except Exception as exc:
-            raise ModelLoadError(f"{path} is not a readable torch.export program ({type(exc).__name__}).") from exc
+        program = load_vetted(read_regular(path), path, trust_pickle=trust_pickle)
         if kwargs["num_classes"] is None:
             kwargs["num_classes"] = _exported_classes(program, path)
-        return from_network(ExportedNet(program.module()), source="export", architecture=None, **kwargs)
-    if is_torchscript(path):
+        try:
+            module = program.module()
+        except Exception as exc:  # unlifting compiles the graph: a malformed program fails here
+            raise ModelLoadError(f"{path} is not a runnable torch.export program ({type(exc).__name__}).") from exc
+        return from_network(ExportedNet(module, _input_shape(program), path), source="export", architecture=None,
+                            **kwargs)
+    data = read_regular(path)
+    if is_torchscript(data):
+        import io
         import warnings
 
         try:
             with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript; the user's file is still fine
                 warnings.simplefilter("ignore", FutureWarning)
-                net = torch.jit.load(path, map_location="cpu")
+                net = torch.jit.load(io.BytesIO(data), map_location="cpu")
         except Exception as exc:
             raise ModelLoadError(f"{path} is not a readable TorchScript file ({type(exc).__name__}).") from exc
         return from_network(net, source="torchscript", architecture=None, **kwargs)
-    obj = read_checkpoint(path, trust_pickle=trust_pickle)
+    obj = read_checkpoint(path, trust_pickle=trust_pickle, data=data)
     if isinstance(obj, Classifier):
         return obj
     if isinstance(obj, nn.Module):  # reached only with --trust-pickle

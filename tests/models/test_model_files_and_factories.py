@@ -202,5 +202,5 @@ def test_model_whose_output_is_not_logits(tmp_path):
 def test_a_folder_is_not_a_model_file(tmp_path):
     folder = tmp_path / "run.ckpt"
     folder.mkdir()
-    with pytest.raises(InputError, match="is not a file"):
+    with pytest.raises(InputError, match="is a folder"):
         load_classifier(str(folder))
