@@ -1,10 +1,13 @@
 """`diagnose`: read a training run's logs (any of the common formats) and judge what went wrong.
 
 The core reads and judges only: it never prints, never exits, never imports click, rich or torch.
-Unreadable input raises `InputError` (exit 2 at the CLI); everything else becomes findings.
+Input from which not one point can be read raises `InputError` (exit 2 at the CLI): a gate never passes
+on nothing. A file that cannot be read beside readable ones is an error finding (`log-unreadable`), and
+everything else becomes findings too.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -14,7 +17,7 @@ import numpy as np
 from nnprobe.diagnose.results import FAIL_LEVELS, CheckOutcome, Diagnosis, Finding, RunReport
 from nnprobe.errors import InputError, UsageError
 
-__all__ = ["diagnose", "Diagnosis", "Finding", "CheckOutcome", "RunReport"]
+__all__ = ["diagnose", "log_files", "Diagnosis", "Finding", "CheckOutcome", "RunReport"]
 CURVE_POINTS = 48
 
 
@@ -28,15 +31,17 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
     or ["role=name", ...]. extra_findings: findings from probes beyond the logs, appended as they are.
     """
     from nnprobe.diagnose.checks import RunContext, run_checks
-    from nnprobe.diagnose.readers import discover
+    from nnprobe.diagnose.readers import MAX_CLASSES, discover
     from nnprobe.diagnose.roles import map_roles, parse_overrides
-    from nnprobe.diagnose.run import infer_num_classes, load_run
+    from nnprobe.diagnose.run import infer_num_classes, load_runs
 
     started = time.perf_counter()
     if fail_on not in FAIL_LEVELS:
         raise UsageError(f"fail_on must be one of {', '.join(FAIL_LEVELS)}, got {fail_on!r}.")
-    if num_classes is not None and num_classes < 2:
-        raise UsageError(f"--num-classes must be at least 2, got {num_classes}.")
+    if num_classes is not None and not (isinstance(num_classes, int) and 2 <= num_classes <= MAX_CLASSES):
+        shown = f"a {_digits(abs(num_classes))}-digit number" \
+            if isinstance(num_classes, int) and num_classes.bit_length() > 64 else repr(num_classes)
+        raise UsageError(f"--num-classes must be an integer from 2 to {MAX_CLASSES:,}, got {shown}.")
     if isinstance(metric_overrides, dict):
         overrides = parse_overrides(f"{k}={v}" for k, v in metric_overrides.items())
     else:
@@ -44,9 +49,9 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
     top = os.fspath(path)
     runs_files = discover(top)
     reports = []
-    loaded = [load_run(files, verify_crc=verify_crc) for files in runs_files]
-    if all(not run.series for run in loaded) and not any(run.issues for run in loaded):
-        raise InputError(f"no metric could be read from {top}: the log files hold no scalar values.")
+    loaded = [run for files in runs_files for run in load_runs(files, verify_crc=verify_crc)]
+    if not any(len(one) for run in loaded for one in run.series.values()):
+        raise InputError(_nothing_read(top, loaded))
     for name in overrides.values():
         if not any(name in run.series for run in loaded):
             raise UsageError(f"--metric names {name!r}, which no run under {top} logged.")
@@ -71,6 +76,35 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
                                  curves=_curves(roles), superseded=run.superseded))
     return Diagnosis(path=top, runs=tuple(reports), fail_on=fail_on, extra_findings=tuple(extra_findings),
                      seconds=round(time.perf_counter() - started, 3))
+
+
+def _digits(n: int) -> int:
+    """Decimal digits of a positive int, even one too long for str() (Python refuses > 4300 digits)."""
+    d = int(math.log10(n)) + 1
+    return d - 1 if n < 10 ** (d - 1) else d
+
+
+def log_files(path: str | os.PathLike) -> list[str]:
+    """Every file `diagnose(path)` would read (logs, hparams.yaml, config.json), found without parsing
+    them or importing torch: for a guard that refuses to write a report over an input. Paths are as found
+    under `path` (resolve them before comparing); [] when `path` holds no log."""
+    from nnprobe.diagnose.readers import log_files as found
+
+    return found(os.fspath(path))
+
+
+def _nothing_read(top: str, loaded) -> str:
+    """One sentence for input that gave no point: the first file that could not be read and why."""
+    problems = [(issue.path, (" " if issue.kind == "unreadable" else ": ") + issue.detail)
+                for run in loaded for issue in run.issues if issue.kind in ("unreadable", "corrupt", "truncated")]
+    problems += [(source.path, f" is {source.skipped}") for run in loaded for source in run.sources
+                 if source.skipped]
+    if problems:
+        path, detail = problems[0]
+        others = len({p for p, _ in problems}) - 1
+        more = f" ({others} more file(s) gave nothing either)" if others > 0 else ""
+        return f"no metric could be read from {top}: {path}{detail}{more}."
+    return f"no metric could be read from {top}: the log files hold no scalar values."
 
 
 def _curves(roles) -> dict[str, tuple[float, ...]]:

@@ -1,5 +1,10 @@
 """One run's logs merged into one set of series: restarts resolved per format, and a metric written by
-two loggers (Lightning's CSV and TensorBoard side by side) taken once, from the richer file."""
+two loggers (Lightning's CSV and TensorBoard side by side) taken once, from the richer file.
+
+Two files of one format that log the same metric are one run only when they are a restart: both carry
+wall times and one ends before the other begins (TensorBoard's new event file after a resume). Otherwise
+(two CSVs each with steps 0..N, two writers into one folder at once) they are separate runs, each named
+after its first file, so that one run's NaN is never superseded by another run's points."""
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +39,68 @@ class RunData:
         return sum(s.superseded for s in self.series.values())
 
 
+def load_runs(files: RunFiles, *, verify_crc: bool = True) -> list[RunData]:
+    """The run(s) in `files`: one, or several when its files cannot be one run (see the module doc)."""
+    logs = [read_log(ref, verify_crc=verify_crc) for ref in files.logs]
+    groups = _independent(logs)
+    hints = _class_hints(files)
+    if len(groups) == 1:
+        return [_assemble(files.root, logs, files, hints)]
+    return [_assemble(group[0].path, group, files, hints) for group in groups]
+
+
 def load_run(files: RunFiles, *, verify_crc: bool = True) -> RunData:
-    logs: list[LogFile] = [read_log(ref, verify_crc=verify_crc) for ref in files.logs]
+    """All of `files` read as one run (restarts resolved, nothing split)."""
+    logs = [read_log(ref, verify_crc=verify_crc) for ref in files.logs]
+    return _assemble(files.root, logs, files, _class_hints(files))
+
+
+def _wall_span(raw: RawSeries) -> tuple[float, float] | None:
+    walls = np.asarray(raw.walls, dtype=np.float64)
+    return (float(walls.min()), float(walls.max())) if walls.size and np.all(np.isfinite(walls)) else None
+
+
+def _clash(a: LogFile, b: LogFile) -> bool:
+    """Whether two files cannot be one run: same format, a shared metric, and not a restart (wall times in
+    both, one file's points all before the other's)."""
+    if a.format != b.format:
+        return False
+    for name in a.series.keys() & b.series.keys():
+        span_a, span_b = _wall_span(a.series[name]), _wall_span(b.series[name])
+        if span_a is None or span_b is None or not (span_a[1] <= span_b[0] or span_b[1] <= span_a[0]):
+            return True
+    return False
+
+
+def _independent(logs: list[LogFile]) -> list[list[LogFile]]:
+    """The files grouped so that no two files in a group clash; file order kept (first fit)."""
+    groups: list[list[LogFile]] = []
+    for log in logs:
+        for group in groups:
+            if not any(_clash(log, other) for other in group):
+                group.append(log)
+                break
+        else:
+            groups.append([log])
+    return groups
+
+
+def _class_hints(files: RunFiles) -> tuple[list[tuple[int, str]], list[ReadIssue]]:
+    """(K and where it was found, the values that were ignored as issues) from hparams.yaml/config.json."""
+    hints, issues = [], []
+    for paths, read, key in ((files.hparams, hparams_num_classes, "num_classes"),
+                             (files.hf_configs, read_config_num_classes, "id2label")):
+        for path in paths:
+            k, problem = read(path)
+            if k is not None:
+                hints.append((k, f"from {os.path.basename(path)} ({key})"))
+            if problem:
+                issues.append(ReadIssue("invalid", path, problem))
+    return hints, issues
+
+
+def _assemble(root: str, logs: list[LogFile], files: RunFiles,
+              hints: tuple[list[tuple[int, str]], list[ReadIssue]]) -> RunData:
     sources = tuple(
         SourceRead(path=log.path, format=log.format, records=log.records, points=log.points,
                    series=tuple(sorted(log.series)),
@@ -61,13 +126,10 @@ def load_run(files: RunFiles, *, verify_crc: bool = True) -> RunData:
     meta: dict[str, Any] = {}
     for log in logs:
         meta.update({k: v for k, v in log.meta.items() if k not in ("columns", "skipped")})
-    hints = [(k, f"from {os.path.basename(p)} (num_classes)") for p in files.hparams
-             if (k := hparams_num_classes(p)) is not None]
-    hints += [(k, f"from {os.path.basename(p)} (id2label)") for p in files.hf_configs
-              if (k := read_config_num_classes(p)) is not None]
-    return RunData(path=files.root, series=series, sources=sources,
-                   issues=tuple(i for log in logs for i in log.issues), ignored=tuple(files.ignored),
-                   meta=meta, class_hints=tuple(hints))
+    class_hints, hint_issues = hints
+    return RunData(path=root, series=series, sources=sources,
+                   issues=tuple(i for log in logs for i in log.issues) + tuple(hint_issues),
+                   ignored=tuple(files.ignored), meta=meta, class_hints=tuple(class_hints))
 
 
 def _fill_epochs(series: dict[str, Series]) -> None:

@@ -50,7 +50,10 @@ def test_every_check_is_documented_and_skips_without_its_metric(check_id):
     assert re.fullmatch(r"[a-z]+(-[a-z]+)*", check_id)
     assert check.func.__doc__ and len(check.func.__doc__) > 30, "thresholds are documented beside each check"
     outcome = run(check_id, ctx())
-    if check.requires or check.any_of:
+    if check_id == "log-unreadable":  # a run with no point at all must not pass: it is the one that flags
+        assert [f.severity for f in outcome.findings] == ["error"]
+        assert run(check_id, ctx(train_loss=S("loss", [1.0]))).status == "passed"
+    elif check.requires or check.any_of:
         assert outcome.status == "skipped" and "--metric" in outcome.reason
     else:
         assert outcome.status in ("passed", "skipped")
@@ -61,7 +64,8 @@ def test_check_catalogue_is_complete():
     assert set(CHECKS) == {
         "loss-not-finite", "loss-negative", "chance-accuracy", "constant-prediction", "overfitting",
         "val-above-train", "divergence", "plateau", "spikes", "oscillation", "init-loss", "lr-range",
-        "grad-norm", "log-truncated", "log-corrupt", "run-stopped-early", "run-stalled", "run-restarted"}
+        "grad-norm", "log-truncated", "log-corrupt", "run-stopped-early", "run-stalled", "run-restarted",
+        "metric-not-finite", "log-unreadable", "num-classes-ignored"}
 
 
 # ------------------------------------------------------------------------------------------- loss values
@@ -266,3 +270,33 @@ def test_stall_and_stopped_early():
     assert "step 400 of 1000" in fired("run-stopped-early", stopped)[0][1]
     done = ctx(train_loss=steady, meta={"max_steps": 1000, "global_step": 1000, "finished": True})
     assert fired("run-stopped-early", done) == []
+
+
+# ------------------------------------------------------------------------------------- any metric finite
+
+def series_ctx(**named):
+    """A context whose roles are mapped from the names, as diagnose does."""
+    from nnprobe.diagnose.roles import map_roles
+
+    series = {name: S(name, values) for name, values in named.items()}
+    roles, _ = map_roles(series, {})
+    return RunContext(path="run", roles=roles, series=series, num_classes=None, num_classes_source="unknown")
+
+
+def test_metric_not_finite_severity_per_kind():
+    found = fired("metric-not-finite", series_ctx(
+        loss=[2.0, 1.0, 0.5], val_acc=[0.5, math.nan, 0.6], loss_cls=[1.0, math.inf, 1.0],
+        epoch=[0.0, 1.0, math.nan], lr=[0.1, math.nan, 0.1], samples_per_second=[3.0, 3.0, 3.0]))
+    assert found == [
+        ("warning", "'epoch' becomes nan at step 2: 1 of 3 points are not finite."),
+        ("error", "'loss_cls' becomes inf at step 1: 1 of 3 points are not finite."),  # a loss not chosen for a role
+        ("error", "'val_acc' becomes nan at step 1: 1 of 3 points are not finite."),
+    ]  # lr is lr-range's, the chosen loss loss-not-finite's
+
+
+def test_non_finite_grad_norm_is_info_unless_the_loss_explains_it():
+    quiet_loss = series_ctx(loss=[2.0, 1.0, 0.5], grad_norm=[1.0, math.inf, 1.0])
+    assert [sev for sev, _ in fired("metric-not-finite", quiet_loss)] == ["info"]
+    broken_loss = series_ctx(loss=[2.0, math.nan, 0.5], grad_norm=[1.0, math.inf, 1.0])
+    assert run("metric-not-finite", broken_loss).status == "passed"
+    assert run("metric-not-finite", series_ctx(loss=[2.0, 1.0], val_acc=[0.5, 0.6])).status == "passed"

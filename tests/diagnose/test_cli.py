@@ -66,6 +66,7 @@ def test_json_stdout_is_pure_and_carries_the_schema(capsys):
 
 def test_junit_one_case_per_check_per_run(capsys, tmp_path):
     target = tmp_path / "out" / "diagnose.xml"
+    target.parent.mkdir()  # -o into a folder that does not exist is refused (cli/preflight.py)
     code, out, err = invoke(capsys, SAMPLES, "--format", "junit", "-o", target)
     assert code == 1 and out == ""
     suite = ET.parse(target).getroot().find("testsuite")

@@ -1,7 +1,10 @@
 """Fuzzed inputs: whatever the bytes, diagnose returns a Diagnosis or raises InputError, nothing else."""
 from __future__ import annotations
 
+import math
 import struct
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,5 +95,91 @@ def test_huge_length_field_is_truncation_not_a_crash(tmp_path):
     from nnprobe.diagnose.readers.tensorboard import masked_crc32c
 
     (tmp_path / "events.out.tfevents.1.x").write_bytes(header + struct.pack("<I", masked_crc32c(header)) + b"abc")
-    result = diagnose(str(tmp_path))
-    assert [f.id for f in result.findings] == ["log-truncated"]
+    with pytest.raises(InputError, match=r"events.out.tfevents.1.x: last record is cut"):  # alone: nothing read
+        diagnose(str(tmp_path))
+    (tmp_path / "metrics.csv").write_text("step,loss\n0,1.0\n1,0.9\n")
+    result = diagnose(str(tmp_path))  # beside a readable log: a cut (live) file is a warning, not a failure
+    assert [f.id for f in result.findings] == ["log-truncated"] and not result.failed
+
+
+# ------------------------------------------------------------------------------- round-trip properties
+# Whatever the values, N points written are exactly N points read, per format, and the first non-finite
+# point written is the one loss-not-finite names. Event files are also read with tiny chunks, so records
+# straddle every chunk boundary.
+
+ROUND_TRIP_FORMATS = ("lightning-csv", "jsonl", "tensorboard", "hf-trainer-state")
+CSV_SPELLINGS = {"nan": ("nan", "NaN"), "inf": ("inf", "Infinity", "+inf"), "-inf": ("-inf", "-Infinity")}
+
+
+def write_loss_log(folder, fmt: str, steps: list[int], values: list[float], spelling: int = 0) -> None:
+    import json
+    import math
+
+    from diagnose_helpers import write_events
+
+    if fmt == "lightning-csv":
+        def cell(v: float) -> str:
+            if math.isfinite(v):
+                return repr(v)
+            options = CSV_SPELLINGS["nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")]
+            return options[spelling % len(options)]
+        (folder / "metrics.csv").write_text("step,loss\n" + "".join(f"{s},{cell(v)}\n" for s, v in zip(steps, values)))
+    elif fmt == "jsonl":  # json.dumps writes NaN, Infinity, -Infinity
+        (folder / "log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in zip(steps, values)))
+    elif fmt == "tensorboard":
+        write_events(folder / "events.out.tfevents.1.rt", [("loss", v, s, 1000.0 + i) for i, (s, v) in
+                                                           enumerate(zip(steps, values))])
+    else:
+        history = [{"loss": v, "step": s} for s, v in zip(steps, values)]
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": steps[-1], "log_history": history}))
+
+
+def read_with_chunk(folder, chunk: int):
+    from nnprobe.diagnose.readers import tensorboard
+
+    saved = tensorboard.CHUNK
+    tensorboard.CHUNK = chunk
+    try:
+        return diagnose(str(folder))
+    finally:
+        tensorboard.CHUNK = saved
+
+
+finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)  # exact in every format
+
+
+@FUZZ
+@given(fmt=st.sampled_from(ROUND_TRIP_FORMATS), values=st.lists(finite32, min_size=1, max_size=40),
+       stride=st.integers(1, 10_000), chunk=st.sampled_from([7, 64, 1 << 24]))
+def test_n_finite_points_written_are_n_read(tmp_path_factory, fmt, values, stride, chunk):
+    folder = tmp_path_factory.mktemp("rt")
+    steps = [i * stride for i in range(len(values))]
+    write_loss_log(folder, fmt, steps, values)
+    (run,) = read_with_chunk(folder, chunk).runs
+    (source,) = run.sources
+    assert (source.format, source.points, source.issues) == (fmt, len(values), ())
+    (mapping,) = [m for m in run.mapping if m.role == "train_loss"]
+    assert (mapping.series, mapping.points) == ("loss", len(values))
+    assert not [f for f in run.findings if f.id in ("loss-not-finite", "metric-not-finite", "log-unreadable",
+                                                    "log-corrupt", "log-truncated")]
+
+
+@FUZZ
+@given(fmt=st.sampled_from(ROUND_TRIP_FORMATS), values=st.lists(finite32, min_size=1, max_size=40),
+       bad=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from([math.nan, math.inf, -math.inf])),
+                    min_size=1, max_size=6),
+       stride=st.integers(1, 1000), spelling=st.integers(0, 2), chunk=st.sampled_from([7, 1 << 24]))
+def test_k_non_finite_points_are_named_from_the_first(tmp_path_factory, fmt, values, bad, stride, spelling, chunk):
+    folder = tmp_path_factory.mktemp("nan")
+    values = list(values)
+    for position, value in bad:
+        values[position % len(values)] = value
+    steps = [i * stride for i in range(len(values))]
+    write_loss_log(folder, fmt, steps, values, spelling)
+    (run,) = read_with_chunk(folder, chunk).runs
+    first = next(i for i, v in enumerate(values) if not math.isfinite(v))
+    (finding,) = [f for f in run.findings if f.id == "loss-not-finite"]
+    assert finding.severity == "error"
+    assert finding.evidence["step"] == steps[first]
+    assert finding.evidence["count"] == sum(not math.isfinite(v) for v in values)
+    assert finding.evidence["points"] == len(values)

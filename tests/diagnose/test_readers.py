@@ -310,3 +310,65 @@ def test_csvlogger_training_log_is_found_other_log_files_are_not(tmp_path):
     (run,) = discover(str(tmp_path))
     assert [(os.path.basename(r.path), r.format) for r in run.logs] == [("training.log", "keras-csv")]
     assert [m.series for m in diagnose(str(tmp_path / "training.log")).runs[0].mapping][:1] == ["loss"]
+
+
+# ---------------------------------------------------------------------------------------- what is one run
+
+def test_two_writers_into_one_folder_at_once_are_two_runs(tmp_path):
+    """Overlapping wall times for one tag (two SummaryWriters on one logdir, e.g. every DDP rank) are not
+    a restart: superseding would hide one writer's NaN."""
+    write_events(tmp_path / "events.out.tfevents.1.rank0", [("loss", 1.0 / (i + 1), i, 100.0 + i) for i in range(10)])
+    write_events(tmp_path / "events.out.tfevents.1.rank1",
+                 [("loss", float("nan") if i == 4 else 1.0, i, 100.5 + i) for i in range(10)])
+    result = diagnose(str(tmp_path))
+    assert [r.path for r in result.runs] == ["events.out.tfevents.1.rank0", "events.out.tfevents.1.rank1"]
+    assert [(f.run, f.id, f.evidence["step"]) for f in result.findings if f.id == "loss-not-finite"] == \
+        [("events.out.tfevents.1.rank1", "loss-not-finite", 4)]
+    assert all(r.superseded == 0 for r in result.runs)
+
+
+def test_split_metrics_in_two_jsonl_files_stay_one_run(tmp_path):
+    (tmp_path / "train.jsonl").write_text("".join(f'{{"step": {i}, "loss": {2 - 0.1 * i}}}\n' for i in range(10)))
+    (tmp_path / "val.jsonl").write_text("".join(f'{{"step": {i}, "val_loss": {2 - 0.1 * i}}}\n' for i in range(0, 10, 3)))
+    (run,) = diagnose(str(tmp_path)).runs
+    assert run.path == str(tmp_path) and len(run.sources) == 2
+
+
+def test_log_files_lists_every_file_read_without_parsing(tmp_path):
+    from nnprobe.diagnose import log_files
+
+    version = tmp_path / "lightning_logs" / "version_0"
+    version.mkdir(parents=True)
+    (version / "metrics.csv").write_text("step,loss\n0,1.0\n")
+    (version / "hparams.yaml").write_text("num_classes: 3\n")
+    (version / "notes.txt").write_text("not read")
+    write_events(version / "1700000000.1" / "events.out.tfevents.2.x", [("hp_metric", -1.0, 0, 1.0)])
+    (tmp_path / "hf" / "checkpoint-5").mkdir(parents=True)
+    (tmp_path / "hf" / "checkpoint-5" / "trainer_state.json").write_text('{"log_history": []}')
+    (tmp_path / "hf" / "trainer_state.json").write_text('{"log_history": []}')
+    (tmp_path / "hf" / "config.json").write_text('{"num_labels": 4}')
+    (tmp_path / "hf" / "training.log").write_text("epoch,loss\n0,1.0\n")
+    (tmp_path / "hf" / "stdout.log").write_text("hello\n")
+    expected = {version / "metrics.csv", version / "hparams.yaml", version / "1700000000.1" / "events.out.tfevents.2.x",
+                tmp_path / "hf" / "trainer_state.json", tmp_path / "hf" / "config.json", tmp_path / "hf" / "training.log"}
+    assert sorted(log_files(str(tmp_path))) == sorted(map(str, expected))
+    assert log_files(str(version / "metrics.csv")) == [str(version / "metrics.csv"), str(version / "hparams.yaml")]
+    assert log_files(str(tmp_path / "missing")) == [] and log_files(str(version / "notes.txt")) == []
+
+
+def test_diagnose_is_still_importable_beside_log_files():
+    import nnprobe.diagnose as package
+
+    assert callable(package.diagnose) and callable(package.log_files)
+    assert {"diagnose", "log_files"} <= set(package.__all__)
+
+
+def test_log_files_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "metrics.csv").write_text("step,loss\n0,1.0\n")
+    code = ("import sys; from nnprobe.diagnose import log_files; print(log_files(sys.argv[1])); "
+            "print('torch' in sys.modules, 'tensorboard' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines() == [repr([str(tmp_path / "metrics.csv")]), "False False"], proc.stderr

@@ -1,5 +1,6 @@
-"""Whether the logs themselves can be trusted and the run finished: truncated or corrupt files, a run
-that stopped before its planned end or stalled, and restarts (reported, resolved by wall time)."""
+"""Whether the logs themselves can be trusted and the run finished: unreadable, truncated or corrupt
+files, an ignored class count, a run that stopped before its planned end or stalled, and restarts
+(reported, resolved by wall time)."""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,22 @@ def _by_file(ctx: RunContext, kind: str) -> dict[str, list]:
     return files
 
 
+@register("log-unreadable", title="Log files readable")
+def log_unreadable(ctx: RunContext):
+    """A log that gave nothing (not a regular file, over its size cap, not its format at all) is an error:
+    a gate must never silently pass over a log it could not read. A run with no point at all is one too
+    (it is reported beside other runs; alone it is an input error)."""
+    unreadable = _by_file(ctx, "unreadable")
+    for path, issues in unreadable.items():
+        yield Flag("error", f"{os.path.basename(path)} could not be read: it {issues[0].detail}.",
+                   "Point diagnose at the real log (a copy still in progress, a pipe or a device is not one), "
+                   "or move the file out of the run folder; its metrics were not judged.",
+                   {"file": path, "detail": issues[0].detail})
+    if not unreadable and not any(len(s) for s in ctx.series.values()):
+        yield Flag("error", "no metric value could be read from this run's logs.",
+                   "Check that the run logged scalars (and flushed them) before judging it.", {})
+
+
 @register("log-truncated", title="Log files complete")
 def log_truncated(ctx: RunContext):
     """A file whose last record or line was cut while being written (both EventAccumulator and tbparse
@@ -43,6 +60,16 @@ def log_corrupt(ctx: RunContext):
                    "The file was damaged (disk error, two writers on one file, a copy still in progress): "
                    "copy it again from the source; the other records were used.",
                    {"file": path, "count": len(issues), "offset": issues[0].offset})
+
+
+@register("num-classes-ignored", title="Class count readable")
+def num_classes_ignored(ctx: RunContext):
+    """A num_classes/num_labels in hparams.yaml or config.json that is not an integer 2..10^9 (negative,
+    a string, 5000 digits) is ignored, and said: the checks that need K then say they are skipped."""
+    for issue in ctx.issues:
+        if issue.kind == "invalid":
+            yield Flag("warning", f"{issue.detail}.",
+                       "Fix the value in that file or pass --num-classes K.", {"file": issue.path})
 
 
 @register("run-stopped-early", title="Run reached its planned end")

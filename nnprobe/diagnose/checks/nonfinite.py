@@ -1,10 +1,12 @@
-"""Loss values that cannot be right: NaN/Inf (also disguised as 0.0 by HF's NaN filter) and negative."""
+"""Values that cannot be right: a NaN/Inf loss (also disguised as 0.0 by HF's NaN filter) or a negative
+one, and NaN/Inf in any other metric (accuracy, grad norm ...)."""
 from __future__ import annotations
 
 import numpy as np
 
 from nnprobe.diagnose.checks._util import at, finite_points, r, where_text
 from nnprobe.diagnose.checks.registry import Flag, RunContext, register
+from nnprobe.diagnose.roles import _SPLIT, role_of
 
 NAN_HINT = ("Lower the learning rate or add warmup, clip gradients (clip_grad_norm_ max_norm=1.0), check "
             "inputs and labels for NaN/Inf, use log_softmax/cross_entropy instead of log(softmax), and in "
@@ -74,3 +76,52 @@ def loss_negative(ctx: RunContext):
                 {"series": series.name, **at(series, first), "value": r(series.values[first]),
                  "count": int(negative.size), "min": r(values.min())},
             )
+
+
+def _grad_like(name: str) -> bool:
+    return role_of(name) == "grad_norm"
+
+
+def _severity(name: str) -> str:
+    """error for a loss or an accuracy (whatever its role), warning for anything else."""
+    tokens = {t for t in _SPLIT.split(name.lower()) if t}
+    if "loss" in tokens or tokens & {"acc", "accuracy", "top1", "acc1", "acc@1", "top5", "acc5", "acc@5"}:
+        return "error"
+    return "warning"
+
+
+@register("metric-not-finite", title="Every metric is finite")
+def metric_not_finite(ctx: RunContext):
+    """NaN/±Inf in any series but the chosen losses (loss-not-finite) and learning rate (lr-range): error
+    for an accuracy or another loss, warning for the rest. A non-finite gradient norm is info (fp16's
+    GradScaler skips such steps by design), and nothing when a loss is not finite (that is the cause)."""
+    owned = {id(ctx.roles[r]) for r in ("train_loss", "val_loss", "lr") if r in ctx.roles}
+    owned_names = {ctx.roles[r].name for r in ("train_loss", "val_loss", "lr") if r in ctx.roles}
+    loss_broken = any(not np.all(np.isfinite(ctx.roles[r].values)) for r in ("train_loss", "val_loss")
+                      if r in ctx.roles)
+    for name in sorted(ctx.series):
+        series = ctx.series[name]
+        if id(series) in owned or name in owned_names or not len(series):
+            continue
+        bad = np.flatnonzero(~np.isfinite(series.values))
+        if not bad.size:
+            continue
+        first = int(bad[0])
+        severity = _severity(name)
+        hint = NAN_HINT
+        if _grad_like(name):
+            if loss_broken:
+                continue
+            severity = "info"
+            hint = ("With fp16 a GradScaler skips steps whose gradients overflow and lowers its scale: a few "
+                    "such steps are normal. Many in a row, or in fp32/bf16, mean the gradients blew up: " + NAN_HINT)
+        elif severity == "warning":
+            hint = "Check how this metric is computed (a division by zero, a log of 0, an overflow)."
+        yield Flag(
+            severity,
+            f"'{name}' becomes {r(series.values[first])} at {where_text(series, first)}: {bad.size} of "
+            f"{len(series)} points are not finite.",
+            hint,
+            {"series": name, **at(series, first), "value": r(series.values[first]), "count": int(bad.size),
+             "points": len(series)},
+        )

@@ -3,6 +3,8 @@
 `discover` groups files into runs: a folder is a run, except the sub-folders that loggers create inside
 one run (Keras `train/` and `validation/`, SummaryWriter.add_hparams' timestamp folder, HF
 `checkpoint-N/`), which belong to their parent. Lightning's `version_N` folders are separate runs.
+Symlinked folders are followed once per real folder (a loop ends there) and a file reached twice through
+links is read once. Only regular files are read (see base.open_regular), each within its size cap.
 """
 from __future__ import annotations
 
@@ -10,13 +12,15 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from nnprobe.diagnose.readers.base import SIZE_CAPS, Unreadable, open_regular, read_capped
 from nnprobe.errors import InputError
 
 # Sub-folders a logger writes inside one run; the name of a split folder becomes a tag prefix.
 SPLIT_DIRS = frozenset({"train", "training", "validation", "val", "valid", "eval", "evaluation"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-_K_KEYS = re.compile(r"^\s*(num_classes|n_classes|num_labels|nb_classes|classes)\s*:\s*(\d+)\s*$", re.M)
+_K_KEYS = re.compile(r"^\s*(num_classes|n_classes|num_labels|nb_classes|classes)\s*:[ \t]*(.*?)\s*$", re.M)
+MAX_CLASSES = 10**9  # a class count above this is a typo or garbage (1/K must stay a usable float)
 LOOKED_FOR = "events.out.tfevents.*, metrics.csv, *.csv, Keras CSVLogger *.log, trainer_state.json, *.jsonl"
 
 
@@ -38,6 +42,10 @@ class RunFiles:
     hparams: list[str] = field(default_factory=list)  # Lightning hparams.yaml
     hf_configs: list[str] = field(default_factory=list)  # HF config.json
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def files(self) -> list[str]:
+        """Every file that will be read for this run: the logs and the files that give K."""
+        return [ref.path for ref in self.logs] + self.hparams + self.hf_configs
 
 
 def format_of(name: str) -> str | None:
@@ -71,9 +79,9 @@ def _run_root(directory: str, top: str) -> tuple[str, str]:
 
 def discover(path: str) -> list[RunFiles]:
     """The runs under `path` (a log file or a folder), each with the files to read."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         raise InputError(f"{path} does not exist: give a run folder or a log file ({LOOKED_FOR}).")
-    if os.path.isfile(path):
+    if not os.path.isdir(path):  # a file, or a FIFO/device/broken link given by name: read_log says which
         fmt = format_of(os.path.basename(path)) or _sniff(path) or \
             (_sniff_csvlogger(path) if path.endswith(".log") else None)
         if fmt is None:
@@ -82,18 +90,38 @@ def discover(path: str) -> list[RunFiles]:
         _add_class_hints(run, os.path.dirname(path) or ".")
         return [run]
     runs: dict[str, RunFiles] = {}
-    for directory, subdirs, files in os.walk(path):
+    seen_dirs: set[str] = set()
+    seen_files: dict[tuple[int, int], str] = {}
+    for directory, subdirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen_dirs:  # reached again through a symlink (or a loop): walked once already
+            subdirs[:] = []
+            continue
+        seen_dirs.add(real)
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         root, prefix = _run_root(directory, path)
-        for name in sorted(files):
+        for name in sorted(files, key=lambda n: (os.path.islink(os.path.join(directory, n)), n)):  # real files first
             full = os.path.join(directory, name)
             fmt = format_of(name) or (_sniff_csvlogger(full) if name.endswith(".log") else None)
-            if fmt is None:
-                if name in ("hparams.yaml", "config.json") and directory == root:
-                    run = runs.setdefault(root, RunFiles(root))
-                    (run.hparams if name == "hparams.yaml" else run.hf_configs).append(full)
+            is_hint = name in ("hparams.yaml", "config.json") and directory == root
+            if fmt is None and not is_hint:
                 continue
-            runs.setdefault(root, RunFiles(root)).logs.append(LogRef(full, fmt, prefix))
+            try:
+                info = os.stat(full)
+                identity = (info.st_dev, info.st_ino)
+            except OSError:
+                identity = None  # a broken link: listed, and reading it says why
+            if identity is not None and identity in seen_files:
+                runs.setdefault(root, RunFiles(root)).ignored.append(
+                    (full, f"the same file as {seen_files[identity]} (a link): read once"))
+                continue
+            if identity is not None:
+                seen_files[identity] = full
+            run = runs.setdefault(root, RunFiles(root))
+            if fmt is None:
+                (run.hparams if name == "hparams.yaml" else run.hf_configs).append(full)
+            else:
+                run.logs.append(LogRef(full, fmt, prefix))
     found = [run for _, run in sorted(runs.items()) if run.logs]
     if not found:
         raise InputError(f"no training logs under {path} (looked for {LOOKED_FOR}).")
@@ -102,13 +130,23 @@ def discover(path: str) -> list[RunFiles]:
     return found
 
 
+def log_files(path: str) -> list[str]:
+    """Every file `diagnose(path)` would read (logs, hparams.yaml, config.json), as found under `path`
+    (resolve them before comparing); [] when there is none. No parsing: for output guards."""
+    try:
+        runs = discover(os.fspath(path))
+    except InputError:
+        return []
+    return [file for run in runs for file in run.files()]
+
+
 def _sniff_csvlogger(path: str) -> str | None:
     """Keras' CSVLogger is usually given `training.log`: a .log whose first line is a CSV header with an
     `epoch` column is read as one; other .log files are not logs nnprobe reads."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             first = handle.readline(4096)
-    except OSError:
+    except (Unreadable, OSError):
         return None
     header = first.strip().lower().split(b",")
     return "keras-csv" if len(header) > 1 and header[0].strip(b'"') == b"epoch" else None
@@ -117,10 +155,10 @@ def _sniff_csvlogger(path: str) -> str | None:
 def _sniff(path: str) -> str | None:
     if path.endswith(".json"):
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 head = handle.read(4096)
-        except OSError:
-            return None
+        except (Unreadable, OSError):
+            return "jsonl"  # reading it will say why it cannot be read
         return "hf-trainer-state" if b"log_history" in head or b"global_step" in head else "jsonl"
     return None
 
@@ -128,7 +166,7 @@ def _sniff(path: str) -> str | None:
 def _add_class_hints(run: RunFiles, directory: str) -> None:
     for name, bucket in (("hparams.yaml", run.hparams), ("config.json", run.hf_configs)):
         candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate):
+        if os.path.lexists(candidate):
             bucket.append(candidate)
 
 
@@ -150,14 +188,41 @@ def _drop_stale_checkpoints(run: RunFiles) -> None:
             run.ignored.append((ref.path, f"older copy of {os.path.relpath(keep.path, run.root)}"))
 
 
-def hparams_num_classes(path: str) -> int | None:
-    """K from a Lightning hparams.yaml (`num_classes: 10`, also n_classes/num_labels), or None."""
+def class_count(value, where: str) -> tuple[int | None, str | None]:
+    """(K, None) for an integer 2..MAX_CLASSES, else (None, why `value` from `where` was ignored)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 2 <= value <= MAX_CLASSES:
+        return value, None
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_CLASSES:
+        shown = f"{value:.3e}" if value.bit_length() < 1000 else \
+            f"a number of about {int(value.bit_length() * 0.30103)} digits"
+    else:
+        shown = repr(value) if not isinstance(value, str) else repr(value[:30])
+    return None, (f"{where} {shown} is not a number of classes (an integer from 2 to {MAX_CLASSES:,}), "
+                  f"so it was ignored")
+
+
+def hparams_num_classes(path: str) -> tuple[int | None, str | None]:
+    """(K from a Lightning hparams.yaml: `num_classes: 10`, also n_classes/num_labels/nb_classes/classes;
+    why a value there was ignored). No such key, or a list/null value, is no claim about K."""
+    where = os.path.basename(path)
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            match = _K_KEYS.search(handle.read())
-    except OSError:
-        return None
-    return int(match.group(2)) if match and int(match.group(2)) >= 2 else None
+        text = read_capped(path, SIZE_CAPS["hparams"]).decode("utf-8", errors="replace")
+    except Unreadable as exc:
+        return None, f"{where} {exc}, so it was ignored"
+    match = _K_KEYS.search(text)
+    if not match:
+        return None, None
+    key, raw = match.group(1), match.group(2).split(" #")[0].strip()
+    if not raw or raw[0] in "[{&*|>" or raw in ("null", "~", "None"):
+        return None, None
+    bare = raw.strip("'\"")
+    if re.fullmatch(r"\+?\d+", bare):
+        digits = bare.lstrip("+").lstrip("0") or "0"
+        if len(digits) > 12:
+            return None, (f"{where} {key}: a {len(digits)}-digit number is not a number of classes (an "
+                          f"integer from 2 to {MAX_CLASSES:,}), so it was ignored")
+        return class_count(int(digits), f"{where} {key}:")
+    return class_count(bare, f"{where} {key}:")
 
 
 def read_log(ref: LogRef, *, verify_crc: bool = True):
@@ -167,11 +232,21 @@ def read_log(ref: LogRef, *, verify_crc: bool = True):
 
     try:
         if ref.format == "tensorboard":
-            return tensorboard.read(ref.path, verify_crc=verify_crc, prefix=ref.prefix)
-        reader = {"lightning-csv": lightning_csv.read, "keras-csv": keras_csv.read,
-                  "hf-trainer-state": hf_trainer_state.read, "jsonl": jsonl.read}[ref.format]
-        return reader(ref.path)
-    except OSError as exc:
+            log = tensorboard.read(ref.path, verify_crc=verify_crc, prefix=ref.prefix)
+        else:
+            reader = {"lightning-csv": lightning_csv.read, "keras-csv": keras_csv.read,
+                      "hf-trainer-state": hf_trainer_state.read, "jsonl": jsonl.read}[ref.format]
+            log = reader(ref.path)
+    except (Unreadable, OSError) as exc:
+        detail = str(exc) if isinstance(exc, Unreadable) else f"cannot be read: {exc.strerror or exc}"
         log = LogFile(path=ref.path, format=ref.format)
-        log.issues.append(ReadIssue("corrupt", ref.path, f"cannot be read: {exc.strerror or exc}"))
+        log.issues.append(ReadIssue("unreadable", ref.path, detail))
         return log
+    damaged = [issue for issue in log.issues if issue.kind == "corrupt"]
+    if not log.records and damaged:  # not one record decoded: the file is not this format at all
+        first = damaged[0]
+        where = f"at {'byte' if ref.format == 'tensorboard' else 'line'} {first.offset}: " \
+            if first.offset is not None else ""
+        log.issues[:] = [ReadIssue("unreadable", ref.path, f"has no readable record ({where}{first.detail})")]
+        log.meta.pop("skipped", None)
+    return log

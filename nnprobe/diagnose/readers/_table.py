@@ -9,7 +9,7 @@ import csv
 import io
 import math
 
-from nnprobe.diagnose.readers.base import LogFile, ReadIssue, as_step, parse_number
+from nnprobe.diagnose.readers.base import SIZE_CAPS, LogFile, ReadIssue, as_step, parse_number, read_capped
 
 STEP_COLUMNS = ("step", "global_step", "iteration", "iter")
 EPOCH_COLUMNS = ("epoch",)
@@ -17,14 +17,14 @@ TIME_COLUMNS = ("time", "timestamp", "wall_time", "created_at")
 
 
 def read_text(path: str, log: LogFile) -> str | None:
-    """The file as text; undecodable bytes become U+FFFD and are reported, never raised."""
-    with open(path, "rb") as handle:
-        data = handle.read()
+    """The file as text (a regular file within its format's size cap, else `Unreadable`); undecodable
+    bytes become U+FFFD and are reported, never raised."""
+    data = read_capped(path, SIZE_CAPS[log.format])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         log.issues.append(ReadIssue("corrupt", path, f"bytes that are not UTF-8 at offset {exc.start}",
-                                    exc.start))
+                                    data.count(b"\n", 0, exc.start) + 1))
         return data.decode("utf-8", errors="replace")
 
 
@@ -51,7 +51,7 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
     special = {step_col, epoch_col, time_col}
     metric_cols = [(i, name) for i, name in enumerate(header) if i not in special and name]
     log.meta["columns"] = header
-    table: list[list[str]] = []
+    table: list[tuple[int, list[str]]] = []  # (line number, cells)
     line = 1
     while True:
         try:
@@ -69,12 +69,13 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
             log.issues.append(ReadIssue("corrupt", path, f"row has {len(row)} cells, header has "
                                                          f"{len(header)} (row skipped)", line))
             continue
-        table.append(row)
+        table.append((line, row))
     if truncated and table:
         table.pop()
         log.issues.append(ReadIssue("truncated", path, "the last line has no newline: it was cut while "
                                                        "being written (row skipped)", line))
-    for index, row in enumerate(table):
+    bad_cells: dict[str, tuple[int, int, str]] = {}  # column -> (count, first line, first text)
+    for index, (number, row) in enumerate(table):
         log.records += 1
 
         def cell(col: int | None) -> float | None:
@@ -89,8 +90,17 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
                 continue
             value = parse_number(row[col], missing)
             if value is None:
+                text = row[col].strip()
+                if text and text not in missing:
+                    count, first, example = bad_cells.get(name, (0, number, text))
+                    bad_cells[name] = (count + 1, first, example)
                 continue
             log.series_for(name).add(step, value,
                                      math.nan if wall is None else wall,
                                      math.nan if epoch is None else epoch)
+    for name, (count, first, example) in bad_cells.items():
+        if name in log.series:  # a numeric column with cells that are not numbers; all-text columns are labels
+            log.issues.append(ReadIssue("corrupt", path, f"column '{name}' has {count} cell(s) that are not "
+                                                         f"numbers, first {example[:20]!r} (cells skipped)",
+                                        first))
     return log

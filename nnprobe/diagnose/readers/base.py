@@ -3,8 +3,60 @@ it met. Readers parse only; judging is the checks' job."""
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
+
+MIB = 1 << 20
+# The most bytes read from one file of each kind (formats read whole). Generous: a 1M-step per-step log
+# with ten metrics is ~100 MiB of CSV or JSON lines; trainer_state.json with logging_steps=1 for 300k
+# steps ~ 50 MiB. Event files have no cap: they are streamed record by record.
+SIZE_CAPS = {"lightning-csv": 256 * MIB, "keras-csv": 256 * MIB, "jsonl": 256 * MIB,
+             "hf-trainer-state": 128 * MIB, "hparams": 1 * MIB}
+
+
+class Unreadable(Exception):
+    """Nothing of this file can be read (not a regular file, over its size cap, not the format at all);
+    the message completes the sentence "<file> ...". Readers raise it; `read_log` turns it into an issue."""
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: str, cap: int | None = None):
+    """A binary file object for `path`, checked to be a regular file (a FIFO would block open() and a
+    device such as /dev/zero never ends) and, with `cap`, at most `cap` bytes. Opened non-blocking, so a
+    FIFO swapped in after a stat cannot hang us either."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise Unreadable(f"cannot be opened: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"is {_kind_of(info.st_mode)}, not a regular file")
+        if cap is not None and info.st_size > cap:
+            raise Unreadable(f"is {info.st_size:,} bytes, over the {cap // MIB} MiB limit for such a file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_capped(path: str, cap: int) -> bytes:
+    """The whole of a regular file of at most `cap` bytes (one that grew past it while read is refused)."""
+    with open_regular(path, cap) as handle:
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        raise Unreadable(f"grew past the {cap // MIB} MiB limit for such a file while it was read")
+    return data
 
 
 @dataclass
@@ -26,8 +78,10 @@ class RawSeries:
 
 @dataclass(frozen=True)
 class ReadIssue:
-    """Damage found while reading: kind is 'truncated' (the tail of a file is cut) or 'corrupt' (a record
-    or line failed its CRC or could not be decoded; the records around it were still used)."""
+    """Damage found while reading: kind is 'truncated' (the tail of a file is cut: normal for a live run),
+    'corrupt' (a record or line failed its CRC or could not be decoded; the records around it were still
+    used), 'unreadable' (nothing of the file could be read) or 'invalid' (a value in a side file such as
+    hparams.yaml was ignored)."""
 
     kind: str
     path: str
@@ -58,6 +112,17 @@ class LogFile:
 
 
 STEP_LIMIT = 2**62
+
+
+def as_float(value) -> float | None:
+    """A JSON number as a float (an integer too large for float64 becomes ±inf, as it would in any
+    logger), else None (bools, strings, objects)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def as_step(value: float | None, fallback: int) -> int:

@@ -1,5 +1,6 @@
 """JSON lines: one object per line, numeric keys are metrics; `step`/`global_step`/`iteration`,
-`epoch` and `time`/`timestamp`/`wall_time` give the axes. Bare NaN/Infinity tokens are accepted.
+`epoch` and `time`/`timestamp`/`wall_time` give the axes. Bare NaN/Infinity/-Infinity tokens are
+accepted (Python's json.dumps writes them), and a number too large for float64 (1e400) is ±inf.
 A last line without newline that does not parse was cut while being written (truncated)."""
 from __future__ import annotations
 
@@ -7,15 +8,10 @@ import json
 import math
 
 from nnprobe.diagnose.readers._table import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, read_text
-from nnprobe.diagnose.readers.base import LogFile, ReadIssue, as_step
+from nnprobe.diagnose.readers.base import LogFile, ReadIssue, as_float, as_step
 
 FORMAT = "jsonl"
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+_number = as_float
 
 
 def read(path: str) -> LogFile:

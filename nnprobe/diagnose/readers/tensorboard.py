@@ -62,23 +62,26 @@ def _tensor_scalar(tensor) -> float | None:
     return None
 
 
+CHUNK = 16 << 20  # bytes read at a time: memory stays flat whatever the file's size
+
+
 def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
     """Every scalar of one event file; damage is recorded in `issues`, good records are still used.
 
     `prefix` is prepended to tags (Keras writes `train/` and `validation/` into separate folders, both
-    with `epoch_loss`, so the folder is part of the metric's name).
+    with `epoch_loss`, so the folder is part of the metric's name). The file is streamed in 16 MiB
+    chunks (no size cap); a length field pointing past the end of the file is a cut last record.
     """
+    import os
+
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto.event_pb2 import Event
 
     import crc32c
 
+    from nnprobe.diagnose.readers.base import open_regular
+
     log = LogFile(path=path, format=FORMAT)
-    with open(path, "rb") as handle:
-        data = handle.read()
-    view = memoryview(data)
-    size = len(data)
-    pos = 0
     series: dict[str, tuple[list, list, list]] = {}
     parse = Event.FromString
     header = _HEADER.unpack_from
@@ -87,57 +90,77 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
 
     delta, mask = _MASK_DELTA, 0xFFFFFFFF  # masking inlined below: this loop runs once per record
     records = 0
-    while pos < size:
-        if size - pos < 12:
-            log.issues.append(ReadIssue("truncated", path, f"file ends inside a record header "
-                                                           f"({size - pos} of 12 bytes)", pos))
-            break
-        length, length_crc = header(data, pos)
-        if verify_crc and length_crc != ((((c := crc(view[pos:pos + 8])) >> 15) | (c << 17)) + delta) & mask:
-            log.issues.append(ReadIssue("corrupt", path, f"record length fails its CRC; the remaining "
-                                                         f"{size - pos} bytes cannot be framed", pos))
-            break
-        body_end = pos + 12 + length
-        if body_end + 4 > size:
-            log.issues.append(ReadIssue("truncated", path, f"last record is cut: needs {length + 16} bytes, "
-                                                           f"{size - pos} left", pos))
-            break
-        body = view[pos + 12:body_end]
-        record_at = pos
-        pos = body_end + 4
-        if verify_crc and u32(data, body_end)[0] != ((((c := crc(body)) >> 15) | (c << 17)) + delta) & mask:
-            log.issues.append(ReadIssue("corrupt", path, "record data fails its CRC (record skipped)",
-                                        record_at))
-            continue
-        try:
-            event = parse(body)
-        except DecodeError:
-            log.issues.append(ReadIssue("corrupt", path, "record is not a valid Event (record skipped)",
-                                        record_at))
-            continue
-        records += 1
-        values = event.summary.value  # empty for file_version, session_log ... records
-        if not values:
-            continue
-        step = event.step
-        wall = event.wall_time
-        for index in range(len(values)):  # indexing is cheaper than iterating upb containers
-            value = values[index]
-            kind = value.WhichOneof("value")
-            if kind == "simple_value":
-                number = value.simple_value
-            elif kind == "tensor":
-                number = _tensor_scalar(value.tensor)
-                if number is None:
+    with open_regular(path) as handle:
+        file_size = os.fstat(handle.fileno()).st_size
+        data, base, pos, eof, broken = b"", 0, 0, False, False
+        while not broken:
+            more = handle.read(CHUNK)
+            eof = not more
+            data = data[pos:] + more  # the unframed tail of the last chunk, then the next chunk
+            base += pos
+            pos = 0
+            size = len(data)
+            view = memoryview(data)
+            while size - pos >= 12:
+                length, length_crc = header(data, pos)
+                if verify_crc and length_crc != ((((c := crc(view[pos:pos + 8])) >> 15) | (c << 17)) + delta) & mask:
+                    log.issues.append(ReadIssue("corrupt", path, f"record length fails its CRC; the remaining "
+                                                                 f"{file_size - base - pos} bytes cannot be framed",
+                                                base + pos))
+                    broken = True
+                    break
+                body_end = pos + 12 + length
+                if body_end + 4 > size:
+                    if base + body_end + 4 > max(file_size, base + size):  # past the end: never complete
+                        eof = True
+                    break
+                body = view[pos + 12:body_end]
+                record_at = pos
+                pos = body_end + 4
+                if verify_crc and u32(data, body_end)[0] != ((((c := crc(body)) >> 15) | (c << 17)) + delta) & mask:
+                    log.issues.append(ReadIssue("corrupt", path, "record data fails its CRC (record skipped)",
+                                                base + record_at))
                     continue
-            else:
-                continue
-            lists = series.get(value.tag)
-            if lists is None:
-                lists = series[value.tag] = ([], [], [])
-            lists[0].append(step)
-            lists[1].append(number)
-            lists[2].append(wall)
+                try:
+                    event = parse(body)
+                except DecodeError:
+                    log.issues.append(ReadIssue("corrupt", path, "record is not a valid Event (record skipped)",
+                                                base + record_at))
+                    continue
+                records += 1
+                values = event.summary.value  # empty for file_version, session_log ... records
+                if not values:
+                    continue
+                step = event.step
+                wall = event.wall_time
+                for index in range(len(values)):  # indexing is cheaper than iterating upb containers
+                    value = values[index]
+                    kind = value.WhichOneof("value")
+                    if kind == "simple_value":
+                        number = value.simple_value
+                    elif kind == "tensor":
+                        number = _tensor_scalar(value.tensor)
+                        if number is None:
+                            continue
+                    else:
+                        continue
+                    lists = series.get(value.tag)
+                    if lists is None:
+                        lists = series[value.tag] = ([], [], [])
+                    lists[0].append(step)
+                    lists[1].append(number)
+                    lists[2].append(wall)
+            body = view = None  # let the chunk go before the next one is read
+            if eof and not broken:
+                left = size - pos
+                if 0 < left < 12:
+                    log.issues.append(ReadIssue("truncated", path, f"file ends inside a record header "
+                                                                   f"({left} of 12 bytes)", base + pos))
+                elif left:
+                    length = header(data, pos)[0]
+                    log.issues.append(ReadIssue("truncated", path, f"last record is cut: needs {length + 16} "
+                                                                   f"bytes, {left} left", base + pos))
+                break
     log.records = records
     for tag, (steps, values, walls) in series.items():
         raw = log.series_for(prefix + tag)
