@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nnprobe import distributed
+from nnprobe.data.checks import check_batch_size, check_workers, nonfinite_error
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
 from nnprobe.device import autocast, versions
@@ -34,8 +35,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
              decode: str = "workers",
              min_top1: float | None = None, min_top5: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
-    if batch_size <= 0:
-        raise UsageError("--batch-size must be positive.")
+    check_batch_size(batch_size)
+    check_workers(workers)
     if classifier.preprocessing.crop_size is None:
         raise UsageError("Evaluation batches need a fixed input size: give the model a crop (--crop N).")
     if strict and images.skipped:
@@ -64,8 +65,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     dataset = ImageSamples(images.samples, classifier.preprocessing, positions, encoded_jpeg=decode == "device")
     loader = make_loader(dataset, batch_size=batch_size, workers=default_workers() if workers is None else workers,
                          pin_memory=dev.type == "cuda")
-    # counts[0..4] = correct_top1, correct_top5, total, converted, loss_sum*1 (float64 kept separately)
-    counts = torch.zeros(4, dtype=torch.int64, device=dev)
+    # counts = correct_top1, correct_top5, total, converted, images with non-finite logits (loss: float64)
+    counts = torch.zeros(5, dtype=torch.int64, device=dev)
     loss_sum = torch.zeros(1, dtype=torch.float64, device=dev)
     class_total = torch.zeros(num_classes, dtype=torch.int64, device=dev)
     class_correct = torch.zeros(num_classes, dtype=torch.int64, device=dev)
@@ -88,6 +89,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
                     x = x.contiguous(memory_format=torch.channels_last)
                 logits, chunk = _forward_with_backoff(forward, x.float().div_(255), dev, precision, chunk)
                 logits = logits.float()
+                finite = torch.isfinite(logits).all(dim=1)
+                counts[4] += (~finite).sum()
                 targets = labels
                 if restrict_to_present:
                     logits = logits.index_select(1, present_t)
@@ -119,7 +122,9 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     seconds = max(distributed.gather_objects(seconds, ctx))
     distributed.finish(ctx)
 
-    correct1, correct5, total, converted = (int(v) for v in counts.tolist())
+    correct1, correct5, total, converted, nonfinite = (int(v) for v in counts.tolist())
+    if nonfinite:
+        raise nonfinite_error(nonfinite, total, precision)
     totals, corrects, predicted = class_total.tolist(), class_correct.tolist(), class_predicted.tolist()
     per_class = tuple(PerClass(i, classifier.label(i), corrects[i], totals[i], predicted[i])
                       for i in range(num_classes) if totals[i] or predicted[i])

@@ -164,6 +164,9 @@ class Attack:
             raise UsageError(f"--step-size must be positive, got {step_size}.")
         if random_start and not self.supports_random_start:
             raise UsageError(f"{self.id} has no random start; use pgd or pgd-l2 for one.")
+        from nnprobe.data.checks import check_seed
+
+        check_seed(seed)
         self.eps = float(eps)
         self.steps = (steps or self.default_steps) if self.iterative else 1
         self.step_size = float(step_size) if step_size is not None else self.default_step_size()

@@ -34,11 +34,13 @@ class Tally:
 
     counts: torch.Tensor  # int64 (len(eps), _COUNTS)
     norms: torch.Tensor  # float64 (len(eps), 2): sum of L∞ and of L2 over attacked samples
+    nonfinite: torch.Tensor  # int64 (2,): samples with NaN/Inf logits (clean or at any eps), samples seen
 
     @classmethod
     def zeros(cls, n: int, device) -> "Tally":
         return cls(torch.zeros(n, _COUNTS, dtype=torch.int64, device=device),
-                   torch.zeros(n, 2, dtype=torch.float64, device=device))
+                   torch.zeros(n, 2, dtype=torch.float64, device=device),
+                   torch.zeros(2, dtype=torch.int64, device=device))
 
 
 def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, attacks: Sequence,
@@ -53,6 +55,8 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
     clean_right = clean_logits.argmax(1) == labels
     k = min(5, clean_logits.shape[1])
     n = labels.numel()
+    # NaN/Inf logits make every count below meaningless (argmax picks a NaN): counted, and `robust` refuses
+    broken = ~torch.isfinite(clean_logits).all(dim=1)
     for row, attack in enumerate(attacks):
         logits = clean_logits
         adv = x
@@ -69,6 +73,7 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
                 adv = x.clone()
                 adv[chosen] = out.adversarial
                 passes = out.gradient_passes
+                broken |= ~torch.isfinite(logits).all(dim=1) | ~torch.isfinite(adv.flatten(1)).all(dim=1)
         top = logits.topk(k, dim=1).indices
         right1 = top[:, 0] == labels
         right5 = (top == labels[:, None]).any(dim=1)
@@ -83,6 +88,7 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
         if delta.numel():
             tally.norms[row, 0] += delta.abs().amax(dim=1).double().sum()
             tally.norms[row, 1] += delta.norm(p=2, dim=1).double().sum()
+    tally.nonfinite += torch.tensor([int(broken.sum()), n], dtype=torch.int64, device=tally.nonfinite.device)
 
 
 def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
@@ -171,8 +177,11 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
 
-    if batch_size <= 0:
-        raise UsageError("--batch-size must be positive.")
+    from nnprobe.data.checks import check_batch_size, check_seed, check_workers
+
+    check_batch_size(batch_size)
+    check_workers(workers)
+    check_seed(seed)
     started = time.perf_counter()
     budgets = budgets_for(eps, attack)
     fp32_check = precision != "fp32"
@@ -203,6 +212,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
                                         progress=progress, total=len(dataset))
         distributed.sum_tensor(tally.counts, ctx)
         distributed.sum_tensor(tally.norms, ctx)
+        distributed.sum_tensor(tally.nonfinite, ctx)
         all_skipped = sorted(s for part in distributed.gather_objects(skipped, ctx) for s in part)
         world = ctx.world_size
         distributed.finish(ctx)
@@ -219,6 +229,11 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
                                         step_size=step_size, random_start=random_start, seed=seed,
                                         early_stop=early_stop, precision=precision, device=dev, progress=progress)
         data_info = {"path": None, "layout": "tensors"}
+    broken, seen = (int(v) for v in tally.nonfinite.tolist())
+    if broken:
+        from nnprobe.data.checks import nonfinite_error
+
+        raise nonfinite_error(broken, seen, precision, result="robust accuracy")
     points = points_from(attacks, tally, fp32_check)
     if not points[0].total:
         raise DataError("No image could be attacked: the data set is empty or nothing decoded.")

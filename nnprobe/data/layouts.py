@@ -19,12 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nnprobe.data.decode import is_image_name
+from nnprobe.data.files import read_text
 from nnprobe.errors import DataError, UsageError
 from nnprobe.results import SkippedFile
 
 WNID_RE = re.compile(r"^n\d{8}$")
 DEVKIT_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
 KAGGLE_SOLUTION = "LOC_val_solution.csv"
+LABELS_MAX_BYTES = 256 * 2**20  # ImageNet's train labels are ~40 MiB; a larger "labels file" is a mistake
+CLASS_MAP_MAX_BYTES = 16 * 2**20  # ~1M lines `folder,index`
+MAX_INDEX_DIGITS = 18  # a class index longer than this is not one (and int() of 5000 digits raises)
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,10 @@ class LabelledImages:
     def limited(self, limit: int | None) -> "LabelledImages":
         """A deterministic subset of `limit` images spread evenly over the sorted list (every class
         folder contributes, unlike taking the first N)."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+            raise UsageError(f"--limit must be a positive number of images, got {limit!r}.")
         if limit is None or limit >= len(self.samples):
             return self
-        if limit <= 0:
-            raise UsageError("--limit must be a positive number of images.")
         n = len(self.samples)
         picked = tuple(self.samples[(i * n) // limit] for i in range(limit))
         return LabelledImages(self.root, picked, self.layout, self.mapping, self.skipped,
@@ -94,7 +98,7 @@ def _class_folders(root, subdirs, class_names, wnids, num_classes, class_map) ->
             raise DataError(f"Folder {missing[0]} is not one of the model's ImageNet classes.")
         mapping = {d: index[d] for d in subdirs}
         layout = "folders:wnid"
-    elif all(d.isdigit() for d in subdirs):
+    elif all(_is_index(d) for d in subdirs):
         mapping = {d: int(d) for d in subdirs}
         layout = "folders:index"
     else:
@@ -111,25 +115,109 @@ def _class_folders(root, subdirs, class_names, wnids, num_classes, class_map) ->
     if bad:
         folder, index = next(iter(bad.items()))
         raise DataError(f"Folder {folder!r} maps to class {index}, outside the model's {num_classes} classes.")
+    found, duplicates, walk_notes = _walk_class_folders(root, subdirs)
     samples, skipped = [], []
-    for folder in subdirs:
-        for path in _walk_files(os.path.join(root, folder)):
-            if is_image_name(path):
-                samples.append((path, mapping[folder]))
-            else:
-                skipped.append(SkippedFile(path, "not an image file name"))
+    for path, folder in found:
+        if is_image_name(path):
+            samples.append((path, mapping[folder]))
+        else:
+            skipped.append(SkippedFile(path, "not an image file name"))
     if not samples:
         raise DataError(f"No image files found under {root}.")
-    return LabelledImages(root, tuple(samples), layout, mapping, tuple(skipped), tuple(notes))
+    return LabelledImages(root, tuple(samples), layout, mapping, tuple(skipped + duplicates),
+                          tuple(notes + walk_notes))
 
 
-def _walk_files(folder: str) -> list[str]:
-    """Files under a class folder, recursively (as ImageFolder), sorted, hidden files ignored."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
-    return found
+def _walk_class_folders(root: str, subdirs: Sequence[str]) -> tuple[list[tuple[str, str]], list[SkippedFile],
+                                                                    list[str]]:
+    """(path, class folder) of every file under the class folders, recursively (as ImageFolder), in
+    ImageFolder's order (folders sorted; in each folder its files sorted, then its subfolders), hidden
+    names ignored; plus the duplicates skipped and notes.
+
+    Links are followed once: each real folder is read once, and each real file is listed once. Where a
+    file or folder can be reached in several ways, the way through the fewest links wins (so a link in
+    n01/ to the sibling class folder n02/ never relabels n02's images as n01), then the first in order.
+    A linked folder that leads back into the data set (a loop, a sibling class, the root or a folder
+    above it) is not followed; that is a note. A second way to the same file is a skipped file."""
+    root_real = os.path.realpath(root)
+    visited = {root_real}
+    # (links, order key, path, class folder, real path) of every file; dirs pending per link count
+    files: dict[str, tuple[int, tuple, str, str]] = {}
+    duplicates: list[tuple[str, str]] = []  # (path, real path) reached again
+    not_followed: list[str] = []
+    unreadable: list[str] = []
+    pending: dict[int, list[tuple[str, str, int, tuple]]] = {}
+    for index, folder in enumerate(subdirs):
+        path = os.path.join(root, folder)
+        links = 1 if os.path.islink(path) else 0
+        pending.setdefault(links, []).append((path, folder, links, (index,)))
+    level = 0
+    while pending:
+        for path, folder, links, key in pending.pop(level, []):
+            real = os.path.realpath(path)
+            if (links and real in visited) or _inside(root_real, real):
+                not_followed.append(path)
+                continue
+            visited.add(real)
+            stack = [(path, key)]
+            while stack:
+                current, current_key = stack.pop()
+                try:
+                    entries = sorted((e for e in os.scandir(current) if not e.name.startswith(".")),
+                                     key=lambda e: e.name)
+                except OSError as exc:
+                    unreadable.append(f"{current} ({exc.strerror or exc})")
+                    continue
+                subfolders = []
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if not is_dir:
+                        file_links = links + (1 if entry.is_symlink() else 0)
+                        file_key = current_key + ((0, entry.name),)
+                        file_real = os.path.realpath(entry.path)
+                        kept = files.get(file_real)
+                        if kept is None or (file_links, file_key) < (kept[0], kept[1]):
+                            if kept is not None:
+                                duplicates.append((kept[2], file_real))
+                            files[file_real] = (file_links, file_key, entry.path, folder)
+                        else:
+                            duplicates.append((entry.path, file_real))
+                        continue
+                    sub_key = current_key + ((1, entry.name),)
+                    if entry.is_symlink():
+                        pending.setdefault(links + 1, []).append((entry.path, folder, links + 1, sub_key))
+                        continue
+                    sub_real = os.path.realpath(entry.path)
+                    if sub_real in visited:  # reached without a link: a bind mount or similar
+                        not_followed.append(entry.path)
+                        continue
+                    visited.add(sub_real)
+                    subfolders.append((entry.path, sub_key))
+                stack.extend(reversed(subfolders))
+        level += 1
+    ordered = sorted(files.values(), key=lambda item: item[1])
+    found = [(path, folder) for _, _, path, folder in ordered]
+    skipped = [SkippedFile(path, f"same file as {files[real][2]} (reached again through a link)")
+               for path, real in sorted(duplicates)]
+    notes = []
+    if not_followed:
+        notes.append(f"{len(not_followed)} linked folder(s) not followed because they lead back into the data "
+                     f"set (a link loop or a second way to a folder already read), e.g. {not_followed[0]}")
+    if unreadable:
+        notes.append(f"{len(unreadable)} folder(s) could not be read, e.g. {unreadable[0]}")
+    return found, skipped, notes
+
+
+def _inside(folder: str, maybe_parent: str) -> bool:
+    """`folder` is `maybe_parent` or lies below it (both real paths)."""
+    return folder == maybe_parent or folder.startswith(maybe_parent.rstrip(os.sep) + os.sep)
+
+
+def _is_index(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= MAX_INDEX_DIGITS
 
 
 def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:
@@ -145,21 +233,35 @@ def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:
 
 
 def _read_class_map(path: str) -> dict[str, int]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise DataError(f"Cannot read --class-map {path} ({exc.strerror}).") from exc
+    what = f"--class-map {path}"
+    text = read_text(path, what, CLASS_MAP_MAX_BYTES)
     try:
         if text.lstrip().startswith("{"):
-            return {str(k): int(v) for k, v in json.loads(text).items()}
+            return {str(k): _class_index(v) for k, v in json.loads(text).items()}
         mapping = {}
         for row in csv.reader(line for line in text.splitlines() if line.strip() and not line.startswith("#")):
             row = row if len(row) > 1 else row[0].split("\t")
-            mapping[row[0].strip()] = int(row[1])
+            mapping[row[0].strip()] = _class_index(row[1])
         return mapping
-    except (ValueError, IndexError, AttributeError) as exc:
-        raise DataError(f"--class-map {path} is not JSON {{folder: index}} or 'folder,index' lines.") from exc
+    except RecursionError:
+        raise DataError(f"{what} is nested too deeply to be a JSON {{folder: index}} map.") from None
+    except (ValueError, IndexError, AttributeError, OverflowError, csv.Error) as exc:
+        raise DataError(f"{what} is not JSON {{folder: index}} or 'folder,index' lines "
+                        "(indices are whole numbers).") from exc
+
+
+def _class_index(value) -> int:
+    """A class index from a class map: a whole number (JSON number or digits), never a bool, a fraction
+    or a number too long to be an index (ValueError otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a class index")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,%d}\s*" % MAX_INDEX_DIGITS, value):
+        value = int(value)
+    if not isinstance(value, int) or abs(value) >= 10**MAX_INDEX_DIGITS:
+        raise ValueError(f"not a class index: {str(value)[:20]!r}")
+    return value
 
 
 def _label_resolver(class_names, wnids, num_classes):
@@ -171,11 +273,11 @@ def _label_resolver(class_names, wnids, num_classes):
         token = token.strip()
         if token in wnid_index:
             return wnid_index[token]
-        if token.isdigit() and int(token) < num_classes:
+        if _is_index(token) and int(token) < num_classes:
             return int(token)
         if token.lower() in names:
             return names[token.lower()]
-        raise DataError(f"{where}: label {token!r} is not a wnid, a class index below {num_classes}, or a "
+        raise DataError(f"{where}: label {token[:40]!r} is not a wnid, a class index below {num_classes}, or a "
                         "class name of the model.")
 
     return resolve
@@ -223,14 +325,13 @@ def _is_label_row(row, resolve) -> bool:
 
 
 def _read_rows(path: str) -> list[list[str]]:
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise DataError(f"Cannot read labels file {path} ({exc.strerror}).") from exc
+    text = read_text(path, f"labels file {path}", LABELS_MAX_BYTES)
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     delimiter = "\t" if lines and "\t" in lines[0] else ","
-    return [row for row in csv.reader(lines, delimiter=delimiter)]
+    try:
+        return [row for row in csv.reader(lines, delimiter=delimiter)]
+    except csv.Error as exc:
+        raise DataError(f"labels file {path} is not CSV/TSV 'file,label' lines ({exc}).") from None
 
 
 def _files_by_stem(root: str) -> dict[str, str]:
@@ -279,10 +380,10 @@ def _find(folder: str | None, name: str) -> str:
 
 
 def _devkit_ids(path: str) -> list[int]:
+    text = read_text(path, path, LABELS_MAX_BYTES)
     try:
-        with open(path, encoding="ascii") as handle:
-            return [int(line) for line in handle if line.strip()]
-    except (OSError, ValueError) as exc:
+        return [_class_index(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
         raise DataError(f"{path} is not a list of ILSVRC2012_IDs, one per line.") from exc
 
 
@@ -292,8 +393,11 @@ def _read_meta_mat(path: str) -> dict[int, str]:
         from scipy.io import loadmat
     except ImportError as exc:
         raise DataError("Reading the devkit's meta.mat needs scipy: pip install scipy") from exc
+    from nnprobe.data.files import open_regular
+
     try:
-        synsets = loadmat(path, squeeze_me=True)["synsets"]
+        with open_regular(path) as handle:
+            synsets = loadmat(handle, squeeze_me=True)["synsets"]
         mapping = {}
         for row in synsets:
             if int(row["num_children"]) == 0:

@@ -52,12 +52,16 @@ class ImageSamples(Dataset):
 
 def _read_jpeg(path: str) -> tuple[torch.Tensor, int] | None:
     """The file's bytes if it looks like a decodable-size JPEG; None sends it down the PIL path (which
-    gives the precise skip reason for empty, truncated or bomb files)."""
+    gives the precise skip reason for empty, truncated, bomb or special files: only regular files are
+    read here too, so a FIFO or /dev/zero named x.jpg cannot hang or fill memory)."""
+    import io
+
     from nnprobe.data.decode import MAX_PIXELS
     from nnprobe.data.device_decode import jpeg_components
+    from nnprobe.data.files import open_regular
 
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             data = handle.read()
     except OSError:
         return None
@@ -67,7 +71,7 @@ def _read_jpeg(path: str) -> tuple[torch.Tensor, int] | None:
     try:
         from PIL import Image
 
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             if image.size[0] * image.size[1] > MAX_PIXELS // 2:
                 return None
     except Exception:

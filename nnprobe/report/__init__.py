@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from nnprobe.report.files import atomic_write_text
+from nnprobe.io import atomic_write_text
 
 FORMATS = ("table", "json", "junit")
 
@@ -54,11 +54,12 @@ def render(result: Any, fmt: str, *, color: bool = False) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def emit(result: Any, fmt: str, output: str | None) -> None:
-    """Write the report to `output` (atomically) or to stdout."""
-    if output:
+def emit(result: Any, fmt: str, output: str | None, *, stdout=None) -> None:
+    """Write the report to `output` (atomically) or to `stdout` (`output` None or "-"; default sys.stdout)."""
+    if output and output != "-":
         atomic_write_text(output, render(result, fmt, color=False))
     else:
-        color = fmt == "table" and sys.stdout.isatty()
-        sys.stdout.write(render(result, fmt, color=color))
-        sys.stdout.flush()
+        stream = stdout or sys.stdout
+        color = fmt == "table" and stream.isatty()
+        stream.write(render(result, fmt, color=color))
+        stream.flush()

@@ -6,7 +6,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from nnprobe.report.files import atomic_write_bytes
+from nnprobe.io import atomic_write_bytes
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 
 from nnprobe.errors import UsageError
-from nnprobe.report.files import atomic_write_bytes
+from nnprobe.io import atomic_write_bytes
 
 
 def write_accuracy_plot(result, path: str) -> None:

@@ -85,8 +85,14 @@ def test_fool_refuses_to_overwrite_an_input(tmp_path, invoke):
     second = tinymodels.save_photo(tmp_path / "a.adv.png", seed=3)
     before = digest(second)
     proc = invoke("fool", first, second, "--model", TINY, "--out", str(tmp_path))
-    assert proc.returncode == 2 and "overwrite an input" in proc.stderr
+    assert proc.returncode == 2 and "is the folder of the input" in proc.stderr
     assert digest(second) == before
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.adv.png").symlink_to(second)  # a link in --out to an input: refused, not written through
+    proc = invoke("fool", first, second, "--model", TINY, "--out", str(out))
+    assert proc.returncode == 2 and "would overwrite the input" in proc.stderr
+    assert digest(second) == before and sorted(p.name for p in out.iterdir()) == ["a.adv.png"]
 
 
 def test_fail_if_fooled_gate_and_junit(photos, tmp_path, invoke):

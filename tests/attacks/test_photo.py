@@ -75,10 +75,10 @@ def test_sweep_gives_one_item_per_image_and_eps(photo, tmp_path):
     other = tinymodels.save_photo(tmp_path / "in2" / "photo.png", seed=5)  # same stem, other folder
     result = fool([photo, other], model=tinymodels.tiny_classifier(), eps="2/255,8/255", out_dir=tmp_path / "o",
                   device="cpu")
-    names = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert names == ["photo-2.eps2-255.adv.png", "photo-2.eps2-255.panel.png", "photo-2.eps8-255.adv.png",
-                     "photo-2.eps8-255.panel.png", "photo.eps2-255.adv.png", "photo.eps2-255.panel.png",
-                     "photo.eps8-255.adv.png", "photo.eps8-255.panel.png"]
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())  # same stems: told apart by their folders
+    assert names == ["in-photo.eps2-255.adv.png", "in-photo.eps2-255.panel.png", "in-photo.eps8-255.adv.png",
+                     "in-photo.eps8-255.panel.png", "in2-photo.eps2-255.adv.png", "in2-photo.eps2-255.panel.png",
+                     "in2-photo.eps8-255.adv.png", "in2-photo.eps8-255.panel.png"]
     assert [(i.image, round(i.eps * 255)) for i in result.items] == [(photo, 2), (photo, 8), (other, 2), (other, 8)]
     assert all(i.linf <= i.eps + 1e-12 for i in result.items)
 
@@ -87,12 +87,17 @@ def test_never_writes_over_an_input(tmp_path):
     first = tinymodels.save_photo(tmp_path / "a.png", seed=1)
     second = tinymodels.save_photo(tmp_path / "a.adv.png", seed=3)  # where a.png's output would go
     before = digest(second)
-    with pytest.raises(InputError, match="overwrite an input"):
+    with pytest.raises(UsageError, match="is the folder of the input"):
         fool([first, second], model=tinymodels.tiny_classifier(), out_dir=tmp_path, device="cpu")
     assert digest(second) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.adv.png", "a.png"]
-    with pytest.raises(InputError):
+    with pytest.raises(UsageError, match="would overwrite the input"):
         output_names([first, second], str(tmp_path), [2 / 255])
+    hard = tmp_path / "out"
+    hard.mkdir()
+    (hard / "a.adv.png").hardlink_to(second)  # the same inode under the output's name
+    with pytest.raises(UsageError, match="would overwrite the input"):
+        output_names([first, second], str(hard), [2 / 255])
 
 
 def test_targeted_photo_reaches_the_named_class(photo, tmp_path):

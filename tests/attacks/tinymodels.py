@@ -141,3 +141,42 @@ def save_class_folders(root, n: int, seed: int) -> tuple[torch.Tensor, torch.Ten
     order.sort()
     index = torch.tensor([i for _, _, i in order])
     return pixels[index], y[index]
+
+
+class NonFinite(nn.Module):
+    """The tiny net's logits, made non-finite where `mask(x)` says so (per sample): NaN or +Inf."""
+
+    def __init__(self, value: float, when: str) -> None:
+        super().__init__()
+        self.net = TinyNet()
+        self.net.load_state_dict(_trained_state())
+        self.value, self.when = value, when
+
+    def forward(self, x):
+        logits = self.net(x)
+        if self.when == "always":
+            bad = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        elif self.when == "bright":  # mean of the normalised input above 1 (pixels above 0.75 on average)
+            bad = x.flatten(1).mean(1) > 1.0
+        else:  # "half": imitates a layer that overflows fp16/bf16 under autocast and not in fp32
+            bad = torch.full((x.shape[0],), torch.is_autocast_enabled(x.device.type), device=x.device)
+        return torch.where(bad[:, None], torch.full_like(logits, self.value), logits)
+
+
+def _nonfinite(name: str, value: float, when: str) -> Classifier:
+    return Classifier(NonFinite(value, when), info(name), [f"class{i}" for i in range(CLASSES)]).eval()
+
+
+def nan_classifier() -> Classifier:
+    """NaN logits for every input."""
+    return _nonfinite("nan", float("nan"), "always")
+
+
+def inf_on_bright_classifier() -> Classifier:
+    """+Inf logits for bright inputs only (mean pixel above 0.75); ordinary logits otherwise."""
+    return _nonfinite("inf-on-bright", float("inf"), "bright")
+
+
+def half_overflow_classifier() -> Classifier:
+    """+Inf logits under autocast (bf16/fp16), finite in fp32: autocast overflow, as a real fp16 model can."""
+    return _nonfinite("half-overflow", float("inf"), "half")
