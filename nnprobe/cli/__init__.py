@@ -6,6 +6,7 @@ so `nnprobe --help` and `nnprobe CMD --help` never import torch.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import traceback
 
@@ -31,7 +32,12 @@ class LazyGroup(click.Group):
         module = COMMANDS.get(name)
         if module is None or importlib.util.find_spec(module) is None:
             return None
-        return importlib.import_module(module).command
+        command = importlib.import_module(module).command
+        if not getattr(command.callback, "__nnprobe_reserved__", False):
+            from nnprobe.cli.stdout import reserving_stdout
+
+            command.callback = reserving_stdout(command.callback)
+        return command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,15 +52,55 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `finally` runs (temporary files are removed) and the
+    exit code says what happened. A BaseException, so library code catching Exception cannot swallow it."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _interrupted(exc: BaseException) -> int | None:
+    """130 for Ctrl-C, 143 for SIGTERM (128 + signal number, as a shell reports them), else None.
+    click turns a KeyboardInterrupt into Abort; its cause tells the two apart from a declined prompt."""
+    for item in (exc, exc.__cause__, exc.__context__):
+        if isinstance(item, Terminated):
+            return 128 + signal.SIGTERM
+        if isinstance(item, KeyboardInterrupt):
+            return 128 + signal.SIGINT
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the group, turn every outcome into one of the documented exit codes."""
-    args = sys.argv[1:] if argv is None else argv
+    """Entry point: run the group, turn every outcome into one of the documented exit codes.
+
+    Ctrl-C exits 130 and SIGTERM 143 with one line on stderr; outputs are written atomically, so an
+    interrupted run leaves no partial or complete-looking report behind. The SIGTERM handler is ours only
+    while the command runs (a host that set its own keeps it).
+    """
+    previous = None
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (embedded use): leave signals to the host
+        pass
+    try:
+        _run(sys.argv[1:] if argv is None else argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: list[str]) -> None:
     debug = "--debug" in args
     try:
         code = cli.main(args=args, prog_name="nnprobe", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(ExitCode.USAGE)
+    except (click.exceptions.Abort, KeyboardInterrupt, Terminated) as exc:
+        interrupted = _interrupted(exc)
+        click.echo("Interrupted." if interrupted == 130 else "Terminated." if interrupted else "Aborted.",
+                   err=True)
+        sys.exit(interrupted or ExitCode.USAGE)
     except click.ClickException as exc:  # bad option or argument: click's own one-line message
         exc.show()
         sys.exit(ExitCode.USAGE)
@@ -65,9 +111,6 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(ExitCode.OK)
     except Exception as exc:  # a bug in nnprobe: say so, traceback only when asked

@@ -1,12 +1,14 @@
 """`nnprobe diagnose PATH`: judge a training run from its logs; exit 1 when a finding reaches --fail-on.
 
-Thin: parse options, call `nnprobe.diagnose.diagnose`, render, return the exit code. Imports no torch.
+Thin: parse options, call `nnprobe.diagnosis.diagnose`, render, return the exit code. Imports no torch.
 """
 from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import load_images, report_options
+from nnprobe.cli.options import COUNT, load_images, report_options
+from nnprobe.cli.preflight import guard_outputs, model_input_files, why_failed
+from nnprobe.cli.stdout import report_stream
 from nnprobe.errors import ExitCode, UsageError
 
 
@@ -27,7 +29,7 @@ from nnprobe.errors import ExitCode, UsageError
 @click.option("--arch", default=None, metavar="NAME", help="Architecture for a state-dict --model.")
 @click.option("--trust-pickle", is_flag=True, help="Allow full unpickling of --model (runs code).")
 @click.option("--data", type=click.Path(), default=None, help="Labelled image folder for the --model probe.")
-@click.option("--limit", type=int, default=None, help="Probe at most N images (evenly spaced).")
+@click.option("--limit", type=COUNT, default=None, help="Probe at most N images (evenly spaced).")
 @click.option("--device", default="auto", show_default=True, help="Device for the --model probe.")
 @report_options
 def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_on: str, no_crc: bool,
@@ -43,25 +45,47 @@ def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_o
 
     Exit codes: 0 no finding reached --fail-on, 1 one did, 2 unreadable input or bad option.
     """
-    from nnprobe.diagnose import diagnose
+    from nnprobe.diagnosis import diagnose, log_files
     from nnprobe.report import emit
 
     if (model is None) != (data is None):
         raise UsageError("--model and --data go together: the probe runs the model on the labelled images.")
+    guard_outputs({"-o": output}, files=[*log_files(path), *model_input_files(model, weights)],
+                  folders=[("data set", data)])
+    _refuse_report_named_like_a_log(path, output)
     result = diagnose(path, num_classes=num_classes, metric_overrides=list(metrics), fail_on=fail_on,
                       verify_crc=not no_crc)
     if model is not None:
         result = result.with_findings(_probe_predictions(model, weights, arch, trust_pickle, data, limit, device))
-    emit(result, fmt, output)
+    emit(result, fmt, output, stdout=report_stream())
     if output or fmt != "table":
         counts = result.counts()
         click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
                    f"in {len(result.runs)} run(s)", err=True)
+        if result.failed:
+            for line in why_failed(result):
+                click.echo(line, err=True)
     click.get_current_context().exit(ExitCode.GATE_FAILED if result.failed else ExitCode.OK)
 
 
+def _refuse_report_named_like_a_log(run: str, output: str | None) -> None:
+    """A report written into the run folder under a log's name would be read back as a log by the next
+    `diagnose` (a JSON report is sniffed as JSON lines and then fails as unreadable)."""
+    import os
+
+    from nnprobe.diagnosis.readers import format_of
+
+    if not output or output == "-" or not os.path.isdir(run):
+        return
+    target, folder = os.path.realpath(output), os.path.realpath(run)
+    name = os.path.basename(target)
+    if target.startswith(folder + os.sep) and (format_of(name) or name.endswith((".json", ".log"))):
+        raise UsageError(f"-o {output} would be read as a log of the run {run} next time; write the report "
+                         "outside the run folder.")
+
+
 def _probe_predictions(model, weights, arch, trust_pickle, data, limit, device):
-    from nnprobe.diagnose.prediction_probe import prediction_findings
+    from nnprobe.diagnosis.prediction_probe import prediction_findings
     from nnprobe.evaluate import evaluate
     from nnprobe.models import load_classifier
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import (data_options, device_options, load_images, load_model, model_options,
+from nnprobe.cli.options import (COUNT, data_options, device_options, load_images, load_model, model_options,
                                  report_options, resolve_data)
-from nnprobe.errors import ExitCode
+from nnprobe.cli.preflight import finish, guard_data_outputs
 
 
 def fraction(text: str | None, name: str) -> float | None:
@@ -28,8 +28,9 @@ def fraction(text: str | None, name: str) -> float | None:
 @click.option("--restrict-to-present", is_flag=True,
               help="Argmax over the classes present in the data only (ImageNet-A/R style subsets).")
 @click.option("--strict", is_flag=True, help="Fail on the first undecodable or non-image file instead of skipping.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--workers", type=int, default=None, help="Data-loader worker processes (default: cores - 1, max 8).")
+@click.option("--batch-size", type=COUNT, default=64, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loader worker processes (default: available CPUs - 1, max 8).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model first.")
 @click.option("--decode", type=click.Choice(["workers", "device"]), default="workers", show_default=True,
               help="Where JPEGs are decoded and resized: CPU workers (PIL, exact torchvision match) or the "
@@ -40,7 +41,7 @@ def fraction(text: str | None, name: str) -> float | None:
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, restrict_to_present, strict, batch_size, workers,
-            compile_, decode, min_top1, min_top5, device, precision, fmt, output) -> int:
+            compile_, decode, min_top1, min_top5, device, precision, threads, fmt, output) -> int:
     """Top-1/top-5 accuracy of a classifier on a labelled image set, exactly (integer counts).
 
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
@@ -48,26 +49,31 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     """
     data = resolve_data(data_arg, data_opt)
     gates = (fraction(min_top1, "--min-top1"), fraction(min_top5, "--min-top5"))
+    guard_data_outputs({"-o": output}, data=data, model=model, weights=weights, labels_file=labels_file,
+                       devkit=devkit, class_map=class_map)
 
     from nnprobe import distributed
+    from nnprobe.device import cpu_threads, default_workers
     from nnprobe.evaluate import evaluate
-    from nnprobe.report import emit
     from nnprobe.report.progress import progress_bar
 
     ctx = distributed.from_env()
-    classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
-                            mean, std)
-    images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
-                         limit=limit)
-    with progress_bar("evaluating", enabled=ctx.is_main) as progress:
-        result = evaluate(classifier, images, device=device, precision=precision, batch_size=batch_size,
-                          workers=workers, strict=strict, restrict_to_present=restrict_to_present,
-                          compile=compile_, decode=decode, min_top1=gates[0], min_top5=gates[1], progress=progress)
-    if ctx.is_main:
-        emit(result, fmt, output)
-        for note in result.data["notes"]:
-            click.echo(f"note: {note}", err=True)
-        if result.skipped:
-            click.echo(f"note: {len(result.skipped)} file(s) skipped; the report lists each with its reason.",
-                       err=True)
-    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+    workers = default_workers() if workers is None else workers
+    with cpu_threads(threads, workers):
+        classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                                mean, std)
+        images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
+                             limit=limit)
+        with progress_bar("evaluating", enabled=ctx.is_main) as progress:
+            result = evaluate(classifier, images, device=device, precision=precision, batch_size=batch_size,
+                              workers=workers, strict=strict, restrict_to_present=restrict_to_present,
+                              compile=compile_, decode=decode, min_top1=gates[0], min_top5=gates[1],
+                              progress=progress)
+    if not ctx.is_main:
+        return 0 if result.passed else 1
+    code = finish(result, fmt, output, passed=result.passed)
+    for note in result.data["notes"]:
+        click.echo(f"note: {note}", err=True)
+    if result.skipped:
+        click.echo(f"note: {len(result.skipped)} file(s) skipped; the report lists each with its reason.", err=True)
+    return code

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import device_options, load_model, model_options, report_options
-from nnprobe.errors import ExitCode
+from nnprobe.cli.options import COUNT, SEED, device_options, load_model, model_options, report_options
+from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
 # this list equal to the registry).
@@ -21,13 +21,13 @@ def attack_options(func):
     options = [
         click.option("--attack", type=click.Choice(ATTACKS), default=None,
                      help="fgsm (one step), bim (I-FGSM), pgd (L∞, random start), pgd-l2, mifgsm (momentum)."),
-        click.option("--steps", type=int, default=None,
+        click.option("--steps", type=COUNT, default=None,
                      help="Iterations of bim/pgd/pgd-l2/mifgsm (default 10)."),
         click.option("--step-size", default=None, metavar="ALPHA",
                      help="Step per iteration, e.g. 0.5/255 (default 2.5·eps/steps; mifgsm eps/steps)."),
         click.option("--random-start/--no-random-start", default=None,
                      help="pgd/pgd-l2 start at a random point in the ball (default on)."),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=SEED, default=0, show_default=True,
                      help="Seed of the random start: the same seed gives the same images."),
     ]
     for option in reversed(options):
@@ -47,7 +47,7 @@ def attack_options(func):
 @click.option("--space", type=click.Choice(["image", "model"]), default="image", show_default=True,
               help="image: attack the photo at its own size through the differentiable resize/crop; "
                    "model: attack the cropped model input.")
-@click.option("--out", "out_dir", default="nnprobe-fool", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default="nnprobe-fool", show_default=True, metavar="DIR",
               help="Folder for <stem>.adv.png and <stem>.panel.png (never an input's path).")
 @click.option("--no-panel", is_flag=True, help="Write only the adversarial PNGs, no side-by-side panels.")
 @click.option("--fail-if-fooled", is_flag=True,
@@ -56,7 +56,7 @@ def attack_options(func):
 @report_options
 def command(images, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std,
             attack, steps, step_size, random_start, seed, eps, target, space, out_dir, no_panel, fail_if_fooled,
-            device, precision, fmt, output) -> int:
+            device, precision, threads, fmt, output) -> int:
     """Fool a classifier on photos: adversarial PNGs that flip its answer, judged after writing.
 
     Default: the embedded EfficientNet-Lite0, FGSM at eps 2/255, output into ./nnprobe-fool/.
@@ -66,23 +66,27 @@ def command(images, model, weights, arch, trust_pickle, model_num_classes, resiz
     Exit codes: 0 done (fooled or not), 1 with --fail-if-fooled when an image fools the model,
     2 bad input or option, 3 internal error.
     """
+    images = existing_files(images)
+    guard_outputs({"-o": output}, files=[*images, *model_input_files(model, weights)])
+
     from nnprobe.attacks.budget import parse_eps
     from nnprobe.attacks.photo import fool
-    from nnprobe.report import emit
+    from nnprobe.device import cpu_threads
     from nnprobe.report.progress import progress_bar
 
     attack = attack or "fgsm"
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
-    classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
-                            mean, std)
-    with progress_bar("fooling") as progress:
-        result = fool(list(images), model=classifier, attack=attack, eps=eps, steps=steps, step_size=alpha,
-                      random_start=random_start, target=target, seed=seed, space=space, out_dir=out_dir,
-                      precision=precision, device=device, panels=not no_panel, fail_if_fooled=fail_if_fooled,
-                      progress=progress)
-    emit(result, fmt, output)
+    with cpu_threads(threads):
+        classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                                mean, std)
+        with progress_bar("fooling") as progress:
+            result = fool(images, model=classifier, attack=attack, eps=eps, steps=steps, step_size=alpha,
+                          random_start=random_start, target=target, seed=seed, space=space, out_dir=out_dir,
+                          precision=precision, device=device, panels=not no_panel, fail_if_fooled=fail_if_fooled,
+                          progress=progress)
+    code = finish(result, fmt, output, passed=result.passed)
     undone = [item for item in result.items if item.rounding_undid]
     if undone:
         click.echo(f"note: rounding to 8 bits undid the attack on {len(undone)} image(s); try a larger --eps or "
                    "more --steps.", err=True)
-    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+    return code

@@ -9,15 +9,26 @@ import click
 from nnprobe.report import FORMATS
 
 
+# Bounds that turn an impossible number into click's one-line usage error (exit 2) before torch loads.
+SEED = click.IntRange(0, 2**63 - 1)
+COUNT = click.IntRange(min=1)
+PIXELS = click.IntRange(1, 16384)
+CLASSES = click.IntRange(1, 10_000_000)
+
+
 def report_options(func: Callable) -> Callable:
-    func = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-                        help="Write the report to this file (atomically) instead of stdout.")(func)
+    func = click.option("-o", "--output", metavar="PATH", default=None,
+                        help="Write the report to this file (atomically, never onto an input) instead of "
+                             "stdout; - is stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                         help="Report format: table for people, json or junit for CI.")(func)
     return func
 
 
 def device_options(func: Callable) -> Callable:
+    func = click.option("--threads", type=COUNT, default=None,
+                        help="CPU threads for tensor work (default: the CPUs this process may use, by affinity "
+                             "and cgroup quota, that are idle now, less the data-loader workers).")(func)
     func = click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
                         show_default=True, help="Compute precision (autocast for bf16/fp16).")(func)
     func = click.option("--device", default="auto", show_default=True,
@@ -38,10 +49,10 @@ def model_options(func: Callable) -> Callable:
                      help="Architecture for a state-dict checkpoint (torchvision name or timm:NAME)."),
         click.option("--trust-pickle", is_flag=True,
                      help="Allow full unpickling of checkpoints. Unpickling runs code: only for files you trust."),
-        click.option("--num-classes", "model_num_classes", type=int, default=None,
+        click.option("--num-classes", "model_num_classes", type=CLASSES, default=None,
                      help="Number of classes for --arch when the checkpoint is not 1000-way."),
-        click.option("--resize", type=int, default=None, help="Resize the short side to this (pixels)."),
-        click.option("--crop", type=int, default=None, help="Centre-crop to this size (pixels)."),
+        click.option("--resize", type=PIXELS, default=None, help="Resize the short side to this (pixels)."),
+        click.option("--crop", type=PIXELS, default=None, help="Centre-crop to this size (pixels)."),
         click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]), default=None),
         click.option("--mean", default=None, metavar="R,G,B", help="Normalisation mean (0..1 scale)."),
         click.option("--std", default=None, metavar="R,G,B", help="Normalisation std (0..1 scale)."),
@@ -78,7 +89,7 @@ def data_options(verb: str) -> Callable[[Callable], Callable]:
                          help="ImageNet devkit folder (meta.mat + ground truth)."),
             click.option("--class-map", type=click.Path(), default=None,
                          help="Folder name -> class index (CSV or JSON)."),
-            click.option("--limit", type=int, default=None, help=f"{verb} N images, evenly spaced (deterministic)."),
+            click.option("--limit", type=COUNT, default=None, help=f"{verb} N images, evenly spaced (deterministic)."),
         ]
         for option in reversed(options):
             func = option(func)
@@ -101,6 +112,8 @@ def resolve_data(data_arg: str | None, data_opt: str | None) -> str:
         raise UsageError("Give the data folder once: as DATA or as --data, not both.")
     data = data_arg or data_opt
     if data:
+        if not os.path.isdir(data):
+            raise UsageError(f"Data folder {data} does not exist or is not a folder.")
         return data
     if not os.path.isdir(bundled_samples()):
         raise UsageError("No data folder given and the bundled samples are not here (they ship in the source "

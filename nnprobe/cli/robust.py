@@ -8,9 +8,9 @@ from __future__ import annotations
 import click
 
 from nnprobe.cli.fool import attack_options
-from nnprobe.cli.options import (data_options, device_options, load_images, load_model, model_options,
+from nnprobe.cli.options import (COUNT, data_options, device_options, load_images, load_model, model_options,
                                  report_options, resolve_data)
-from nnprobe.errors import ExitCode
+from nnprobe.cli.preflight import finish, guard_data_outputs
 
 
 @click.command("robust")
@@ -21,16 +21,18 @@ from nnprobe.errors import ExitCode
               help="Budgets in pixel units (k/255 or decimals); 0 gives the clean accuracy.")
 @click.option("--min-robust-top1", "gates", multiple=True, metavar="EPS=F",
               help="Gate: exit 1 when robust top-1 at EPS is below F, e.g. 2/255=0.30 (repeatable).")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of accuracy vs eps here.")
+@click.option("--plot", default=None, metavar="PATH",
+              help="Write a PNG of accuracy vs eps here (never onto an input).")
 @click.option("--early-stop/--no-early-stop", default=True, show_default=True,
               help="Stop attacking a sample once fooled (same numbers, less work).")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=None, help="Data-loader worker processes (default: cores - 1, max 8).")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loader worker processes (default: available CPUs - 1, max 8).")
 @device_options
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, attack, steps, step_size, random_start, seed, eps,
-            gates, plot, early_stop, batch_size, workers, device, precision, fmt, output) -> int:
+            gates, plot, early_stop, batch_size, workers, device, precision, threads, fmt, output) -> int:
     """Robust top-1/top-5 of a classifier over a labelled data set as the perturbation budget grows.
 
     The attack (default PGD, L∞, 10 steps, random start) moves each image away from its true label;
@@ -38,34 +40,39 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     """
     import dataclasses
 
+    data = resolve_data(data_arg, data_opt)
+    guard_data_outputs({"-o": output, "--plot": plot}, data=data, model=model, weights=weights,
+                       labels_file=labels_file, devkit=devkit, class_map=class_map)
+
     from nnprobe import distributed
     from nnprobe.attacks.budget import parse_eps, parse_gate
     from nnprobe.attacks.robustness import robust
-    from nnprobe.report import emit
+    from nnprobe.device import cpu_threads, default_workers
     from nnprobe.report.progress import progress_bar
 
-    data = resolve_data(data_arg, data_opt)
     attack = attack or "pgd"
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
     thresholds = dict(parse_gate(g) for g in gates)
     ctx = distributed.from_env()
-    classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
-                            mean, std)
-    images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
-                         limit=limit)
-    with progress_bar("attacking", enabled=ctx.is_main) as progress:
-        result = robust(classifier, images, attack=attack, eps=eps, steps=steps, step_size=alpha,
-                        random_start=random_start, seed=seed, early_stop=early_stop, batch_size=batch_size,
-                        workers=workers, precision=precision, device=device, min_robust_top1=thresholds,
-                        progress=progress)
+    workers = default_workers() if workers is None else workers
+    with cpu_threads(threads, workers):
+        classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                                mean, std)
+        images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
+                             limit=limit)
+        with progress_bar("attacking", enabled=ctx.is_main) as progress:
+            result = robust(classifier, images, attack=attack, eps=eps, steps=steps, step_size=alpha,
+                            random_start=random_start, seed=seed, early_stop=early_stop, batch_size=batch_size,
+                            workers=workers, precision=precision, device=device, min_robust_top1=thresholds,
+                            progress=progress)
     if not ctx.is_main:
-        return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+        return 0 if result.passed else 1
     if plot:
         from nnprobe.report.plots import write_accuracy_plot
 
         write_accuracy_plot(result, plot)
         result = dataclasses.replace(result, plot=plot)
-    emit(result, fmt, output)
+    code = finish(result, fmt, output, passed=result.passed)
     for note in result.data.get("notes", []):
         click.echo(f"note: {note}", err=True)
-    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+    return code

@@ -1,0 +1,79 @@
+"""What every command checks before any work, without importing torch (a mistake costs well under a
+second), and how every command ends (report, why a gate failed, exit code).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from nnprobe.errors import ExitCode, UsageError
+from nnprobe.io import check_writable_file, refuse_overwriting_inputs
+
+
+def model_input_files(*specs: str | None) -> list[str]:
+    """The files a --model / --weights spec reads: the path itself, or the file of `path/file.py:function`."""
+    files = []
+    for spec in specs:
+        if not spec:
+            continue
+        if os.path.lexists(spec):
+            files.append(spec)
+        elif ":" in spec and os.path.lexists(spec.rsplit(":", 1)[0]):
+            files.append(spec.rsplit(":", 1)[0])
+    return files
+
+
+def guard_outputs(outputs: dict[str, str | None], *, files: Iterable[str | None] = (),
+                  folders: Iterable[tuple[str, str | None]] = ()) -> None:
+    """Each output can be written, and none resolves to an input (exit 2 before any work otherwise)."""
+    for option, path in outputs.items():
+        check_writable_file(option, path)
+    refuse_overwriting_inputs(outputs, files=list(files), folders=list(folders))
+
+
+def guard_data_outputs(outputs: dict[str, str | None], *, data: str, model: str | None, weights: str | None,
+                       labels_file: str | None = None, devkit: str | None = None,
+                       class_map: str | None = None) -> None:
+    """eval and robust: no output onto the model, the label files, or anywhere inside the data set (where
+    it would replace an image or be read back as one next time)."""
+    guard_outputs(outputs, files=[*model_input_files(model, weights), labels_file, class_map],
+                  folders=[("data set", data), ("devkit", devkit)])
+
+
+def existing_folder(path: str, what: str = "Data folder") -> str:
+    if not os.path.isdir(path):
+        raise UsageError(f"{what} {path} does not exist or is not a folder.")
+    return path
+
+
+def existing_files(paths: Iterable[str], what: str = "Image") -> list[str]:
+    paths = list(paths)
+    for path in paths:
+        if not os.path.lexists(path):
+            raise UsageError(f"{what} {path} does not exist.")
+    return paths
+
+
+def why_failed(result: Any, limit: int = 20) -> list[str]:
+    """One line per failed gate or finding, from the result's JUnit cases (the same words in every format)."""
+    failed = [case for case in result.junit_cases() if case.status == "failed"]
+    lines = [f"failed: {case.name}: {case.message}".rstrip(": ") for case in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"failed: ... and {len(failed) - limit} more (see the report)")
+    return lines
+
+
+def finish(result: Any, fmt: str, output: str | None, *, passed: bool) -> ExitCode:
+    """Write the report, say on stderr why it failed (whatever the format), return the exit code."""
+    from nnprobe.cli.stdout import report_stream
+    from nnprobe.report import emit
+
+    emit(result, fmt, output, stdout=report_stream())
+    if passed:
+        return ExitCode.OK
+    for line in why_failed(result):
+        click.echo(line, err=True)
+    return ExitCode.GATE_FAILED
