@@ -16,7 +16,7 @@ _LAZY = {
     "evaluate": "nnprobe.evaluate",
     "fool": "nnprobe.attacks",
     "robust": "nnprobe.attacks",
-    "diagnose": "nnprobe.diagnose",
+    "diagnose": "nnprobe.diagnosis",
     "NnprobeError": "nnprobe.errors",
     "ExitCode": "nnprobe.errors",
 }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnprobe.diagnose.readers.tensorboard import masked_crc32c
+from nnprobe.diagnosis.readers.tensorboard import masked_crc32c
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "runs"
 

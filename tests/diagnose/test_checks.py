@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from nnprobe.diagnose.checks import CHECKS, RunContext, register, run_checks
-from nnprobe.diagnose.series import Series
+from nnprobe.diagnosis.checks import CHECKS, RunContext, register, run_checks
+from nnprobe.diagnosis.series import Series
 
 from diagnose_helpers import curve
 
@@ -276,7 +276,7 @@ def test_stall_and_stopped_early():
 
 def series_ctx(**named):
     """A context whose roles are mapped from the names, as diagnose does."""
-    from nnprobe.diagnose.roles import map_roles
+    from nnprobe.diagnosis.roles import map_roles
 
     series = {name: S(name, values) for name, values in named.items()}
     roles, _ = map_roles(series, {})

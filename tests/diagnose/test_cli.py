@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nnprobe.cli import main
-from nnprobe.diagnose.checks import CHECKS
+from nnprobe.diagnosis.checks import CHECKS
 
 from diagnose_helpers import SAMPLES
 
@@ -125,7 +125,7 @@ def test_diagnose_imports_no_torch(args):
 
 
 def test_extra_findings_from_other_probes_reach_every_format():
-    from nnprobe.diagnose import Finding, diagnose
+    from nnprobe.diagnosis import Finding, diagnose
     from nnprobe.report import render
 
     base = diagnose(str(SAMPLES / "healthy"))

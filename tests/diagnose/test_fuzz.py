@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnprobe.diagnose import diagnose
-from nnprobe.diagnose.results import Diagnosis
+from nnprobe.diagnosis import diagnose
+from nnprobe.diagnosis.results import Diagnosis
 from nnprobe.errors import InputError
 
 from diagnose_helpers import frame, wire_scalar_event
@@ -92,7 +92,7 @@ def test_random_bytes_as_any_format(tmp_path_factory, raw):
 
 def test_huge_length_field_is_truncation_not_a_crash(tmp_path):
     header = struct.pack("<Q", 2**63)
-    from nnprobe.diagnose.readers.tensorboard import masked_crc32c
+    from nnprobe.diagnosis.readers.tensorboard import masked_crc32c
 
     (tmp_path / "events.out.tfevents.1.x").write_bytes(header + struct.pack("<I", masked_crc32c(header)) + b"abc")
     with pytest.raises(InputError, match=r"events.out.tfevents.1.x: last record is cut"):  # alone: nothing read
@@ -135,7 +135,7 @@ def write_loss_log(folder, fmt: str, steps: list[int], values: list[float], spel
 
 
 def read_with_chunk(folder, chunk: int):
-    from nnprobe.diagnose.readers import tensorboard
+    from nnprobe.diagnosis.readers import tensorboard
 
     saved = tensorboard.CHUNK
     tensorboard.CHUNK = chunk

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnprobe.diagnose import diagnose
+from nnprobe.diagnosis import diagnose
 
 from diagnose_helpers import SAMPLES
 

@@ -9,7 +9,7 @@ from helpers import PLAIN, factory_spec, make_wnid_folders, solid_image
 from tiny_models import class_color
 
 from nnprobe.data.layouts import find_images
-from nnprobe.diagnose.prediction_probe import prediction_findings
+from nnprobe.diagnosis.prediction_probe import prediction_findings
 from nnprobe.evaluate import evaluate
 from nnprobe.models import load_classifier
 from nnprobe.models.imagenet import imagenet_wnids

@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
-from nnprobe.diagnose import diagnose
-from nnprobe.diagnose.readers import discover, hf_trainer_state, jsonl, keras_csv, lightning_csv, tensorboard
-from nnprobe.diagnose.run import load_run
+from nnprobe.diagnosis import diagnose
+from nnprobe.diagnosis.readers import discover, hf_trainer_state, jsonl, keras_csv, lightning_csv, tensorboard
+from nnprobe.diagnosis.run import load_run
 from nnprobe.errors import InputError
 
 from diagnose_helpers import frame, scalar_event, wire_scalar_event, write_events
@@ -335,7 +335,7 @@ def test_split_metrics_in_two_jsonl_files_stay_one_run(tmp_path):
 
 
 def test_log_files_lists_every_file_read_without_parsing(tmp_path):
-    from nnprobe.diagnose import log_files
+    from nnprobe.diagnosis import log_files
 
     version = tmp_path / "lightning_logs" / "version_0"
     version.mkdir(parents=True)
@@ -357,7 +357,7 @@ def test_log_files_lists_every_file_read_without_parsing(tmp_path):
 
 
 def test_diagnose_is_still_importable_beside_log_files():
-    import nnprobe.diagnose as package
+    import nnprobe.diagnosis as package
 
     assert callable(package.diagnose) and callable(package.log_files)
     assert {"diagnose", "log_files"} <= set(package.__all__)
@@ -368,7 +368,7 @@ def test_log_files_imports_no_torch(tmp_path):
     import sys
 
     (tmp_path / "metrics.csv").write_text("step,loss\n0,1.0\n")
-    code = ("import sys; from nnprobe.diagnose import log_files; print(log_files(sys.argv[1])); "
+    code = ("import sys; from nnprobe.diagnosis import log_files; print(log_files(sys.argv[1])); "
             "print('torch' in sys.modules, 'tensorboard' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.stdout.splitlines() == [repr([str(tmp_path / "metrics.csv")]), "False False"], proc.stderr

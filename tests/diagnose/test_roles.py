@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from nnprobe.diagnose import diagnose
-from nnprobe.diagnose.roles import parse_overrides, role_of
+from nnprobe.diagnosis import diagnose
+from nnprobe.diagnosis.roles import parse_overrides, role_of
 from nnprobe.errors import UsageError
 
 from diagnose_helpers import write_jsonl

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from nnprobe.diagnose.results import Finding
+from nnprobe.diagnosis.results import Finding
 
 CHECK_ID = "prediction-spread"
 # Constant: one answer for >= 95% of the images while the labels are spread (no majority class that

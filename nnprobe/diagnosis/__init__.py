@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from nnprobe.diagnose.results import FAIL_LEVELS, CheckOutcome, Diagnosis, Finding, RunReport
+from nnprobe.diagnosis.results import FAIL_LEVELS, CheckOutcome, Diagnosis, Finding, RunReport
 from nnprobe.errors import InputError, UsageError
 
 __all__ = ["diagnose", "log_files", "Diagnosis", "Finding", "CheckOutcome", "RunReport"]
@@ -30,10 +30,10 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
     inferred from a first loss logged at init (said in the report). metric_overrides: {role: series name}
     or ["role=name", ...]. extra_findings: findings from probes beyond the logs, appended as they are.
     """
-    from nnprobe.diagnose.checks import RunContext, run_checks
-    from nnprobe.diagnose.readers import MAX_CLASSES, discover
-    from nnprobe.diagnose.roles import map_roles, parse_overrides
-    from nnprobe.diagnose.run import infer_num_classes, load_runs
+    from nnprobe.diagnosis.checks import RunContext, run_checks
+    from nnprobe.diagnosis.readers import MAX_CLASSES, discover
+    from nnprobe.diagnosis.roles import map_roles, parse_overrides
+    from nnprobe.diagnosis.run import infer_num_classes, load_runs
 
     started = time.perf_counter()
     if fail_on not in FAIL_LEVELS:
@@ -88,7 +88,7 @@ def log_files(path: str | os.PathLike) -> list[str]:
     """Every file `diagnose(path)` would read (logs, hparams.yaml, config.json), found without parsing
     them or importing torch: for a guard that refuses to write a report over an input. Paths are as found
     under `path` (resolve them before comparing); [] when `path` holds no log."""
-    from nnprobe.diagnose.readers import log_files as found
+    from nnprobe.diagnosis.readers import log_files as found
 
     return found(os.fspath(path))
 

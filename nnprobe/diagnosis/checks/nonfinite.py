@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnprobe.diagnose.checks._util import at, finite_points, r, where_text
-from nnprobe.diagnose.checks.registry import Flag, RunContext, register
-from nnprobe.diagnose.roles import _SPLIT, role_of
+from nnprobe.diagnosis.checks._util import at, finite_points, r, where_text
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, register
+from nnprobe.diagnosis.roles import _SPLIT, role_of
 
 NAN_HINT = ("Lower the learning rate or add warmup, clip gradients (clip_grad_norm_ max_norm=1.0), check "
             "inputs and labels for NaN/Inf, use log_softmax/cross_entropy instead of log(softmax), and in "

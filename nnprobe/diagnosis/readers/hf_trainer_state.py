@@ -13,8 +13,9 @@ import json
 import math
 import os
 
-from nnprobe.diagnose.readers.base import (SIZE_CAPS, LogFile, ReadIssue, Unreadable, as_float, as_step,
-                                          read_capped)
+from nnprobe.diagnosis.readers.base import (SIZE_CAPS, LogFile, ReadIssue, Unreadable, as_float, as_step,
+                                          head_of, read_capped)
+from nnprobe.diagnosis.readers.registry import Sniffer, register_reader
 
 FORMAT = "hf-trainer-state"
 _NOT_METRICS = frozenset({"step", "epoch", "total_flos"})
@@ -65,6 +66,15 @@ def _salvage(data: bytes) -> list:
         entries.append(entry)
 
 
+def is_trainer_state(path: str) -> bool:
+    """A .json the user names (not found in a folder, where config.json lives) whose head has the
+    trainer's keys; an unreadable one is not (it is read as JSON lines, which says why)."""
+    head = head_of(path) or b""
+    return b"log_history" in head or b"global_step" in head
+
+
+@register_reader(FORMAT, patterns=("trainer_state.json",), sniffer=Sniffer(("*.json",), is_trainer_state),
+                 priority=40)  # its sniffer before JSON lines' catch-all
 def read(path: str) -> LogFile:
     log = LogFile(path=path, format=FORMAT)
     data = read_capped(path, SIZE_CAPS[FORMAT])
@@ -109,7 +119,7 @@ def read(path: str) -> LogFile:
 def read_config_num_classes(path: str) -> tuple[int | None, str | None]:
     """(K from a Hugging Face config.json: `id2label`, else `num_labels`; why a value there was ignored).
     A config.json without either key is no claim about K: (None, None)."""
-    from nnprobe.diagnose.readers import class_count
+    from nnprobe.diagnosis.readers import class_count
 
     try:
         config = _load(read_capped(path, SIZE_CAPS["hparams"]), "config.json")

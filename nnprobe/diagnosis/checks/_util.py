@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from nnprobe.diagnose.series import Series
+from nnprobe.diagnosis.series import Series
 
 
 def r(value: float, digits: int = 4) -> float | str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from nnprobe.diagnose.checks._util import at, finite_points, r, where_text
-from nnprobe.diagnose.checks.registry import Flag, RunContext, Skip, register
+from nnprobe.diagnosis.checks._util import at, finite_points, r, where_text
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
 
 # AUTOTRAINER / Lightning's divergence_threshold: loss >= 1e3, or > 3x the first logged loss. We compare
 # medians of the first and last 10% of points (at most 10) so that one spike is not a divergence.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnprobe.diagnose.checks._util import aligned, at, epoch_label, r
-from nnprobe.diagnose.checks.registry import Flag, RunContext, Skip, register
+from nnprobe.diagnosis.checks._util import aligned, at, epoch_label, r
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
 
 # AUTOTRAINER: accuracy gap train - val >= 0.10, or >= 0.07 once train accuracy is above 0.9.
 ACC_GAP = 0.10

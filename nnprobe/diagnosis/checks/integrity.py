@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from nnprobe.diagnose.checks._util import at, r
-from nnprobe.diagnose.checks.registry import Flag, RunContext, Skip, register
+from nnprobe.diagnosis.checks._util import at, r
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
 
 # A pause in the wall-clock times that is 20x the median interval and at least 10 minutes is a stall
 # (data loader, collective hang, pre-emption); shorter pauses are checkpointing or evaluation.

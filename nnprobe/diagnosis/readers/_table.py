@@ -9,7 +9,7 @@ import csv
 import io
 import math
 
-from nnprobe.diagnose.readers.base import SIZE_CAPS, LogFile, ReadIssue, as_step, parse_number, read_capped
+from nnprobe.diagnosis.readers.base import SIZE_CAPS, LogFile, ReadIssue, as_step, parse_number, read_capped
 
 STEP_COLUMNS = ("step", "global_step", "iteration", "iter")
 EPOCH_COLUMNS = ("epoch",)

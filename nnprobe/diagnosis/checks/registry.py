@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from nnprobe.diagnose.results import SEVERITIES, CheckOutcome, Finding
-from nnprobe.diagnose.roles import HINTS
-from nnprobe.diagnose.series import Series
+from nnprobe.diagnosis.results import SEVERITIES, CheckOutcome, Finding
+from nnprobe.diagnosis.roles import HINTS
+from nnprobe.diagnosis.series import Series
 
 
 @dataclass(frozen=True)

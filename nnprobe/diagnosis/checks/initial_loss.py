@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from nnprobe.diagnose.checks._util import at, is_epoch_aggregate, r
-from nnprobe.diagnose.checks.registry import Flag, RunContext, register
+from nnprobe.diagnosis.checks._util import at, is_epoch_aggregate, r
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, register
 
 FAR = 0.5  # |L0 - ln K| > 0.5 ln K: warn (REFERENCE.md, Karpathy's recipe)
 AT_INIT_MAX_STEP = 10  # a loss logged later than this is not "at init": only the high side is judged

@@ -50,6 +50,15 @@ def open_regular(path: str, cap: int | None = None):
         raise
 
 
+def head_of(path: str, size: int = 4096) -> bytes | None:
+    """The first `size` bytes of a regular file, for a content sniffer; None when it cannot be read."""
+    try:
+        with open_regular(path) as handle:
+            return handle.read(size)
+    except (Unreadable, OSError):
+        return None
+
+
 def read_capped(path: str, cap: int) -> bytes:
     """The whole of a regular file of at most `cap` bytes (one that grew past it while read is refused)."""
     with open_regular(path, cap) as handle:

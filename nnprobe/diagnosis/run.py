@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from nnprobe.diagnose.readers import RunFiles, hparams_num_classes, read_log
-from nnprobe.diagnose.readers.base import LogFile, RawSeries, ReadIssue
-from nnprobe.diagnose.readers.hf_trainer_state import read_config_num_classes
-from nnprobe.diagnose.results import SourceRead
-from nnprobe.diagnose.series import Series, resolve
+from nnprobe.diagnosis.readers import RunFiles, hparams_num_classes, read_log
+from nnprobe.diagnosis.readers.base import LogFile, RawSeries, ReadIssue
+from nnprobe.diagnosis.readers.hf_trainer_state import read_config_num_classes
+from nnprobe.diagnosis.results import SourceRead
+from nnprobe.diagnosis.series import Series, resolve
 
 _FORMAT_PREFERENCE = ("tensorboard", "hf-trainer-state", "jsonl", "lightning-csv", "keras-csv")
 

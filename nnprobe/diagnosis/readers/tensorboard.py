@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import struct
 
-from nnprobe.diagnose.readers.base import LogFile, ReadIssue
+from nnprobe.diagnosis.readers.base import LogFile, ReadIssue
+from nnprobe.diagnosis.readers.registry import register_reader
 
 FORMAT = "tensorboard"
 _HEADER = struct.Struct("<QI")
@@ -65,6 +66,8 @@ def _tensor_scalar(tensor) -> float | None:
 CHUNK = 16 << 20  # bytes read at a time: memory stays flat whatever the file's size
 
 
+@register_reader(FORMAT, patterns=("events.out.tfevents*",), priority=10, options=("verify_crc", "prefix"),
+                 shown="events.out.tfevents.*", offset_unit="byte")
 def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
     """Every scalar of one event file; damage is recorded in `issues`, good records are still used.
 
@@ -79,7 +82,7 @@ def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
 
     import crc32c
 
-    from nnprobe.diagnose.readers.base import open_regular
+    from nnprobe.diagnosis.readers.base import open_regular
 
     log = LogFile(path=path, format=FORMAT)
     series: dict[str, tuple[list, list, list]] = {}

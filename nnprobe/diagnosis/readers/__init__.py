@@ -5,6 +5,9 @@ one run (Keras `train/` and `validation/`, SummaryWriter.add_hparams' timestamp 
 `checkpoint-N/`), which belong to their parent. Lightning's `version_N` folders are separate runs.
 Symlinked folders are followed once per real folder (a loop ends there) and a file reached twice through
 links is read once. Only regular files are read (see base.open_regular), each within its size cap.
+
+Formats come from `READERS` (registry.py): each reader module below registers its format id, file name
+patterns and sniffer on import, so the registry is complete once this package is imported.
 """
 from __future__ import annotations
 
@@ -12,8 +15,21 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from nnprobe.diagnose.readers.base import SIZE_CAPS, Unreadable, open_regular, read_capped
+# Importing a reader module registers it (here in priority order); they import only base, _table and
+# registry, never this package, so there is no circle.
+from nnprobe.diagnosis.readers import tensorboard  # noqa: F401,I001
+from nnprobe.diagnosis.readers import lightning_csv  # noqa: F401
+from nnprobe.diagnosis.readers import keras_csv  # noqa: F401
+from nnprobe.diagnosis.readers import hf_trainer_state  # noqa: F401
+from nnprobe.diagnosis.readers import jsonl  # noqa: F401
+from nnprobe.diagnosis.readers.base import SIZE_CAPS, Unreadable, read_capped
+from nnprobe.diagnosis.readers.registry import (READERS, Reader, Sniffer, could_be_log, format_of, looked_for,
+                                                readers, register_reader, sniff)
 from nnprobe.errors import InputError
+
+__all__ = ["MAX_CLASSES", "READERS", "LogRef", "Reader", "RunFiles", "Sniffer", "class_count", "could_be_log",
+           "discover", "format_of", "hparams_num_classes", "log_files", "looked_for", "read_log", "readers",
+           "register_reader", "sniff"]
 
 # Sub-folders a logger writes inside one run; the name of a split folder becomes a tag prefix.
 SPLIT_DIRS = frozenset({"train", "training", "validation", "val", "valid", "eval", "evaluation"})
@@ -21,7 +37,6 @@ _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _K_KEYS = re.compile(r"^\s*(num_classes|n_classes|num_labels|nb_classes|classes)\s*:[ \t]*(.*?)\s*$", re.M)
 MAX_CLASSES = 10**9  # a class count above this is a typo or garbage (1/K must stay a usable float)
-LOOKED_FOR = "events.out.tfevents.*, metrics.csv, *.csv, Keras CSVLogger *.log, trainer_state.json, *.jsonl"
 
 
 @dataclass(frozen=True)
@@ -48,21 +63,6 @@ class RunFiles:
         return [ref.path for ref in self.logs] + self.hparams + self.hf_configs
 
 
-def format_of(name: str) -> str | None:
-    """The log format a file name implies, or None when nnprobe does not read it."""
-    if name.startswith("events.out.tfevents"):
-        return "tensorboard"
-    if name == "metrics.csv":
-        return "lightning-csv"
-    if name.endswith(".csv"):
-        return "keras-csv"
-    if name == "trainer_state.json":
-        return "hf-trainer-state"
-    if name.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    return None
-
-
 def _run_root(directory: str, top: str) -> tuple[str, str]:
     """(run folder, tag prefix) for a file in `directory`: logger sub-folders fold into their parent."""
     prefix = ""
@@ -80,12 +80,12 @@ def _run_root(directory: str, top: str) -> tuple[str, str]:
 def discover(path: str) -> list[RunFiles]:
     """The runs under `path` (a log file or a folder), each with the files to read."""
     if not os.path.lexists(path):
-        raise InputError(f"{path} does not exist: give a run folder or a log file ({LOOKED_FOR}).")
+        raise InputError(f"{path} does not exist: give a run folder or a log file ({looked_for()}).")
     if not os.path.isdir(path):  # a file, or a FIFO/device/broken link given by name: read_log says which
-        fmt = format_of(os.path.basename(path)) or _sniff(path) or \
-            (_sniff_csvlogger(path) if path.endswith(".log") else None)
+        name = os.path.basename(path)
+        fmt = format_of(name) or sniff(path, name, in_folder=False)
         if fmt is None:
-            raise InputError(f"{path} is not a training log nnprobe reads ({LOOKED_FOR}).")
+            raise InputError(f"{path} is not a training log nnprobe reads ({looked_for()}).")
         run = RunFiles(root=path, logs=[LogRef(path, fmt)])
         _add_class_hints(run, os.path.dirname(path) or ".")
         return [run]
@@ -102,7 +102,7 @@ def discover(path: str) -> list[RunFiles]:
         root, prefix = _run_root(directory, path)
         for name in sorted(files, key=lambda n: (os.path.islink(os.path.join(directory, n)), n)):  # real files first
             full = os.path.join(directory, name)
-            fmt = format_of(name) or (_sniff_csvlogger(full) if name.endswith(".log") else None)
+            fmt = format_of(name) or sniff(full, name, in_folder=True)
             is_hint = name in ("hparams.yaml", "config.json") and directory == root
             if fmt is None and not is_hint:
                 continue
@@ -124,7 +124,7 @@ def discover(path: str) -> list[RunFiles]:
                 run.logs.append(LogRef(full, fmt, prefix))
     found = [run for _, run in sorted(runs.items()) if run.logs]
     if not found:
-        raise InputError(f"no training logs under {path} (looked for {LOOKED_FOR}).")
+        raise InputError(f"no training logs under {path} (looked for {looked_for()}).")
     for run in found:
         _drop_stale_checkpoints(run)
     return found
@@ -138,29 +138,6 @@ def log_files(path: str) -> list[str]:
     except InputError:
         return []
     return [file for run in runs for file in run.files()]
-
-
-def _sniff_csvlogger(path: str) -> str | None:
-    """Keras' CSVLogger is usually given `training.log`: a .log whose first line is a CSV header with an
-    `epoch` column is read as one; other .log files are not logs nnprobe reads."""
-    try:
-        with open_regular(path) as handle:
-            first = handle.readline(4096)
-    except (Unreadable, OSError):
-        return None
-    header = first.strip().lower().split(b",")
-    return "keras-csv" if len(header) > 1 and header[0].strip(b'"') == b"epoch" else None
-
-
-def _sniff(path: str) -> str | None:
-    if path.endswith(".json"):
-        try:
-            with open_regular(path) as handle:
-                head = handle.read(4096)
-        except (Unreadable, OSError):
-            return "jsonl"  # reading it will say why it cannot be read
-        return "hf-trainer-state" if b"log_history" in head or b"global_step" in head else "jsonl"
-    return None
 
 
 def _add_class_hints(run: RunFiles, directory: str) -> None:
@@ -227,16 +204,12 @@ def hparams_num_classes(path: str) -> tuple[int | None, str | None]:
 
 def read_log(ref: LogRef, *, verify_crc: bool = True):
     """Parse one file with its format's reader; an unreadable file becomes an issue, never an exception."""
-    from nnprobe.diagnose.readers import hf_trainer_state, jsonl, keras_csv, lightning_csv, tensorboard
-    from nnprobe.diagnose.readers.base import LogFile, ReadIssue
+    from nnprobe.diagnosis.readers.base import LogFile, ReadIssue
 
+    reader = READERS[ref.format]
+    options = {"verify_crc": verify_crc, "prefix": ref.prefix}
     try:
-        if ref.format == "tensorboard":
-            log = tensorboard.read(ref.path, verify_crc=verify_crc, prefix=ref.prefix)
-        else:
-            reader = {"lightning-csv": lightning_csv.read, "keras-csv": keras_csv.read,
-                      "hf-trainer-state": hf_trainer_state.read, "jsonl": jsonl.read}[ref.format]
-            log = reader(ref.path)
+        log = reader.read(ref.path, **{name: options[name] for name in reader.options})
     except (Unreadable, OSError) as exc:
         detail = str(exc) if isinstance(exc, Unreadable) else f"cannot be read: {exc.strerror or exc}"
         log = LogFile(path=ref.path, format=ref.format)
@@ -245,8 +218,7 @@ def read_log(ref: LogRef, *, verify_crc: bool = True):
     damaged = [issue for issue in log.issues if issue.kind == "corrupt"]
     if not log.records and damaged:  # not one record decoded: the file is not this format at all
         first = damaged[0]
-        where = f"at {'byte' if ref.format == 'tensorboard' else 'line'} {first.offset}: " \
-            if first.offset is not None else ""
+        where = f"at {reader.offset_unit} {first.offset}: " if first.offset is not None else ""
         log.issues[:] = [ReadIssue("unreadable", ref.path, f"has no readable record ({where}{first.detail})")]
         log.meta.pop("skipped", None)
     return log

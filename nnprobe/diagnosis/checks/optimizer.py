@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from nnprobe.diagnose.checks._util import at, finite_points, r, where_text
-from nnprobe.diagnose.checks.registry import Flag, RunContext, register
-from nnprobe.diagnose.roles import optimizer_of
+from nnprobe.diagnosis.checks._util import at, finite_points, r, where_text
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, register
+from nnprobe.diagnosis.roles import optimizer_of
 
 # UMLAUT flags learning rates > 0.01 and < 1e-7. SGD recipes use 0.1-0.4 (ResNet, linear scaling), so
 # the 0.01 ceiling is applied only to adaptive optimisers (Adam default 1e-3); others get 1.0.

@@ -7,13 +7,21 @@ from __future__ import annotations
 import json
 import math
 
-from nnprobe.diagnose.readers._table import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, read_text
-from nnprobe.diagnose.readers.base import LogFile, ReadIssue, as_float, as_step
+from nnprobe.diagnosis.readers._table import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, read_text
+from nnprobe.diagnosis.readers.base import LogFile, ReadIssue, as_float, as_step
+from nnprobe.diagnosis.readers.registry import Sniffer, register_reader
 
 FORMAT = "jsonl"
 _number = as_float
 
 
+def any_json(path: str) -> bool:
+    """A .json the user names that is no trainer state is read as JSON lines (reading says if it is not)."""
+    return True
+
+
+@register_reader(FORMAT, patterns=("*.jsonl", "*.ndjson"), sniffer=Sniffer(("*.json",), any_json), priority=50,
+                 shown="*.jsonl")
 def read(path: str) -> LogFile:
     log = LogFile(path=path, format=FORMAT)
     text = read_text(path, log)

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from nnprobe.diagnose.checks._util import aligned, at, epoch_label, finite_points, r
-from nnprobe.diagnose.checks.registry import Flag, RunContext, Skip, register
+from nnprobe.diagnosis.checks._util import aligned, at, epoch_label, finite_points, r
+from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
 
 # Deepchecks' simple-model comparison asks for a gain >= 0.1 over the trivial baseline, where
 # gain = (acc - baseline) / (1 - baseline); below it the model is "at chance". AUTOTRAINER judges only

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnprobe.diagnose.readers.base import RawSeries
+from nnprobe.diagnosis.readers.base import RawSeries
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,8 +12,8 @@ import re
 
 import numpy as np
 
-from nnprobe.diagnose.results import RoleMapping
-from nnprobe.diagnose.series import Series
+from nnprobe.diagnosis.results import RoleMapping
+from nnprobe.diagnosis.series import Series
 from nnprobe.errors import UsageError
 
 ROLES = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
