@@ -9,23 +9,30 @@
 | `m.pth`/`m.ckpt`/`m.safetensors` + `--arch NAME` | state dicts (Lightning's too)  |
 | `file.py:fn`, `package.module:fn`      | a factory returning an `nn.Module`      |
 
-Checkpoints load with `torch.load(weights_only=True)`; a full pickle only with `trust_pickle=True`; .pt2
-archives are vetted before torch reads them (export_archive.py). What can run code: docs/safety.md.
+Each row is a source in `MODEL_SOURCES` (registry.py, registered in sources.py): a new source registers
+with a prefix, file suffixes or a predicate, and is tested the day it lands (tests/models/
+test_source_registry.py). Checkpoints load with `torch.load(weights_only=True)`; a full pickle only with
+`trust_pickle=True`; .pt2 archives are vetted before torch reads them (export_archive.py). What can run
+code: docs/safety.md.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nnprobe.errors import ModelLoadError, UsageError
+from nnprobe.errors import UsageError
+from nnprobe.models.registry import (MODEL_SOURCES, ModelRequest, ModelSource, model_sources, register_source,
+                                     source_for)
+from nnprobe.models.sources import EXPORT_SUFFIXES, SAVED_SUFFIXES, weights_arch  # registers the built-ins
 from nnprobe.results import Preprocessing
 
 if TYPE_CHECKING:
     from nnprobe.models.classifier import Classifier
 
 IMAGENET_PREPROCESSING = Preprocessing(source="ImageNet default (256 -> 224, bilinear, antialias)")
-FILE_SUFFIXES = (".pt", ".ts", ".pt2", ".pth", ".ckpt", ".bin", ".safetensors")
+FILE_SUFFIXES = SAVED_SUFFIXES + EXPORT_SUFFIXES
+__all__ = ["FILE_SUFFIXES", "IMAGENET_PREPROCESSING", "MODEL_SOURCES", "ModelRequest", "ModelSource",
+           "load_classifier", "model_sources", "register_source", "source_for", "weights_arch"]
 
 
 def __getattr__(name: str):
@@ -61,56 +68,11 @@ MAX_CLASSES = 10_000_000  # the CLI option's range too
 
 
 def _load(spec, *, weights, arch, trust_pickle, num_classes) -> "Classifier":
+    """The one source that claims the spec loads it (registry.source_for says what is accepted)."""
     if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
         raise UsageError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, not "
                          f"{str(num_classes)[:20]}{'...' if len(str(num_classes)) > 20 else ''}.")
-    if spec in (None, "", "default") or (spec or "").startswith("default:"):
-        if weights or arch:
-            raise UsageError("--weights and --arch need a --model; the embedded default carries its own weights.")
-        if num_classes not in (None, 1000):
-            raise UsageError(f"The embedded default model has 1000 ImageNet classes, not --num-classes {num_classes}.")
-        from nnprobe.models.default import load_default
-
-        return load_default()
-    if spec.startswith("timm:"):
-        from nnprobe.models.timm_source import load_timm
-
-        return load_timm(spec[len("timm:"):], weights=weights, trust_pickle=trust_pickle, num_classes=num_classes)
-    if spec.startswith("torchvision:"):
-        from nnprobe.models.torchvision_source import load_torchvision
-
-        return load_torchvision(spec[len("torchvision:"):], weights=weights, trust_pickle=trust_pickle,
-                                num_classes=num_classes)
-    if _looks_like_factory(spec):
-        from nnprobe.models.factory import load_factory
-
-        return load_factory(spec, num_classes=num_classes)
-    if os.path.exists(spec) or spec.lower().endswith(FILE_SUFFIXES):
-        from nnprobe.models.files import load_file
-
-        return load_file(spec, arch=arch or weights_arch(weights), trust_pickle=trust_pickle, num_classes=num_classes)
-    from nnprobe.models.torchvision_source import is_torchvision_name, load_torchvision
-
-    if is_torchvision_name(spec):
-        return load_torchvision(spec, weights=weights, trust_pickle=trust_pickle, num_classes=num_classes)
-    raise ModelLoadError(
-        f"--model {spec!r} is not a file, a torchvision model name, timm:NAME, or file.py:function / "
-        "package.module:function.")
-
-
-def weights_arch(weights: str | None) -> None:
-    if weights:
-        raise UsageError("--weights goes with a model name (resnet50 --weights W.pth); for a checkpoint file "
-                         "given as --model, name its architecture with --arch.")
-    return None
-
-
-def _looks_like_factory(spec: str) -> bool:
-    if ":" not in spec or spec.startswith(("timm:", "torchvision:", "default:")):
-        return False
-    target, _, func = spec.rpartition(":")
-    if not func.isidentifier():
-        return False
-    if len(target) == 1 and target.isalpha():  # a Windows drive letter, not a module
-        return False
-    return target.endswith(".py") or all(part.isidentifier() for part in target.split("."))
+    spec = spec or ""
+    source = source_for(spec)
+    request = ModelRequest(weights=weights, arch=arch, trust_pickle=trust_pickle, num_classes=num_classes)
+    return source.load(source.name_in(spec), request)

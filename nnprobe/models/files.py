@@ -80,24 +80,36 @@ class ExportedNet(nn.Module):
         return self
 
 
-def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: int | None):
+def load_export(path: str, *, trust_pickle: bool, num_classes: int | None):
+    """A torch.export program: the archive is vetted (export_archive.py), then torch reads the same bytes."""
+    from nnprobe.models.classifier import from_network
+    from nnprobe.models.export_archive import load_vetted
+
+    program = load_vetted(read_regular(path), path, trust_pickle=trust_pickle)
+    if num_classes is None:
+        num_classes = _exported_classes(program, path)
+    try:
+        module = program.module()
+    except Exception as exc:  # unlifting compiles the graph: a malformed program fails here
+        raise ModelLoadError(f"{path} is not a runnable torch.export program ({type(exc).__name__}).") from exc
+    return from_network(ExportedNet(module, _input_shape(program), path), source="export", architecture=None,
+                        **_file_info(path, num_classes))
+
+
+def _file_info(path: str, num_classes: int | None) -> dict:
     from nnprobe.models import IMAGENET_PREPROCESSING
+
+    return dict(spec=path, weights=os.path.abspath(path), preprocessing=IMAGENET_PREPROCESSING,
+                num_classes=num_classes)
+
+
+def load_file(path: str, *, arch: str | None, trust_pickle: bool, num_classes: int | None):
+    """TorchScript (told by its bytes), a pickled module (--trust-pickle only) or a state dict (--arch)."""
     from nnprobe.models.classifier import Classifier, from_network
 
-    kwargs = dict(spec=path, weights=os.path.abspath(path), preprocessing=IMAGENET_PREPROCESSING,
-                  num_classes=num_classes)
-    if path.lower().endswith(".pt2"):
-        from nnprobe.models.export_archive import load_vetted
-
-        program = load_vetted(read_regular(path), path, trust_pickle=trust_pickle)
-        if kwargs["num_classes"] is None:
-            kwargs["num_classes"] = _exported_classes(program, path)
-        try:
-            module = program.module()
-        except Exception as exc:  # unlifting compiles the graph: a malformed program fails here
-            raise ModelLoadError(f"{path} is not a runnable torch.export program ({type(exc).__name__}).") from exc
-        return from_network(ExportedNet(module, _input_shape(program), path), source="export", architecture=None,
-                            **kwargs)
+    if path.lower().endswith(".pt2"):  # never through torch.load: the archive is vetted first
+        return load_export(path, trust_pickle=trust_pickle, num_classes=num_classes)
+    kwargs = _file_info(path, num_classes)
     data = read_regular(path)
     if is_torchscript(data):
         import io
