@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_jpegs import make  # noqa: E402
 
 from nnprobe.data.layouts import find_images  # noqa: E402
-from nnprobe.evaluate import evaluate  # noqa: E402
+from nnprobe.evaluation import evaluate  # noqa: E402
 from nnprobe.models import load_classifier  # noqa: E402
 
 

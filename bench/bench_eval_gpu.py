@@ -23,7 +23,7 @@ from make_jpegs import make  # noqa: E402
 
 from nnprobe.data.layouts import find_images  # noqa: E402
 from nnprobe.device import autocast  # noqa: E402
-from nnprobe.evaluate import evaluate  # noqa: E402
+from nnprobe.evaluation import evaluate  # noqa: E402
 from nnprobe.models import load_classifier  # noqa: E402
 
 

@@ -10,13 +10,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Public name -> the module that defines it. No public name is also a submodule's name (the package is
+# `nnprobe.diagnosis`, the module `nnprobe.evaluation`), so importing a submodule never shadows a verb.
 _LAZY = {
-    "load_classifier": "nnprobe.models",
-    "Classifier": "nnprobe.models",
-    "evaluate": "nnprobe.evaluate",
-    "fool": "nnprobe.attacks",
-    "robust": "nnprobe.attacks",
-    "diagnose": "nnprobe.diagnosis",
+    "evaluate": "nnprobe.api",
+    "fool": "nnprobe.api",
+    "robust": "nnprobe.api",
+    "diagnose": "nnprobe.api",
+    "load_classifier": "nnprobe.api",
+    "find_images": "nnprobe.api",
+    "Classifier": "nnprobe.models.classifier",
+    "LabelledImages": "nnprobe.data.layouts",
     "NnprobeError": "nnprobe.errors",
     "ExitCode": "nnprobe.errors",
 }

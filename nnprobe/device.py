@@ -15,11 +15,12 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def resolve_device(spec: str = "auto") -> "torch.device":
-    """auto picks cuda, then mps, then cpu; an explicit device that is absent is a usage error."""
+def resolve_device(spec: "str | torch.device | None" = "auto") -> "torch.device":
+    """auto picks cuda, then mps, then cpu; an explicit device that is absent is a usage error.
+    A `torch.device` is taken as its string (`torch.device("cuda", 1)` is "cuda:1")."""
     import torch
 
-    spec = (spec or "auto").strip().lower()
+    spec = str(spec if spec is not None else "auto").strip().lower() or "auto"
     if not _DEVICE_RE.match(spec):
         raise UsageError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N, mps.")
     if spec == "auto":

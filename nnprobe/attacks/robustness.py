@@ -188,7 +188,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     data_info: dict
     if isinstance(data, LabelledImages):
         from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
-        from nnprobe.evaluate import default_workers
+        from nnprobe.evaluation import default_workers
 
         if classifier.preprocessing.crop_size is None:
             raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")

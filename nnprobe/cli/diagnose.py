@@ -1,15 +1,14 @@
 """`nnprobe diagnose PATH`: judge a training run from its logs; exit 1 when a finding reaches --fail-on.
 
-Thin: parse options, call `nnprobe.diagnosis.diagnose`, render, return the exit code. Imports no torch.
+Thin: parse options, call `nnprobe.api.diagnose`, render, return the exit code. Imports no torch.
 """
 from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import COUNT, load_images, report_options
-from nnprobe.cli.preflight import guard_outputs, model_input_files, why_failed
-from nnprobe.cli.stdout import report_stream
-from nnprobe.errors import ExitCode, UsageError
+from nnprobe.cli.options import COUNT, report_options
+from nnprobe.cli.preflight import finish, guard_outputs, model_input_files
+from nnprobe.errors import UsageError
 
 
 @click.command("diagnose", short_help="Judge a training run from its logs: NaN loss, chance accuracy, overfitting ...")
@@ -45,27 +44,22 @@ def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_o
 
     Exit codes: 0 no finding reached --fail-on, 1 one did, 2 unreadable input or bad option.
     """
-    from nnprobe.diagnosis import diagnose, log_files
-    from nnprobe.report import emit
+    from nnprobe import api
+    from nnprobe.diagnosis import log_files
 
     if (model is None) != (data is None):
         raise UsageError("--model and --data go together: the probe runs the model on the labelled images.")
     guard_outputs({"-o": output}, files=[*log_files(path), *model_input_files(model, weights)],
                   folders=[("data set", data)])
     _refuse_report_named_like_a_log(path, output)
-    result = diagnose(path, num_classes=num_classes, metric_overrides=list(metrics), fail_on=fail_on,
-                      verify_crc=not no_crc)
-    if model is not None:
-        result = result.with_findings(_probe_predictions(model, weights, arch, trust_pickle, data, limit, device))
-    emit(result, fmt, output, stdout=report_stream())
+    result = api.diagnose(path, model=model, data=data, num_classes=num_classes, metric=list(metrics),
+                          fail_on=fail_on, no_crc=no_crc, limit=limit, device=device, weights=weights, arch=arch,
+                          trust_pickle=trust_pickle)
     if output or fmt != "table":
         counts = result.counts()
         click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
                    f"in {len(result.runs)} run(s)", err=True)
-        if result.failed:
-            for line in why_failed(result):
-                click.echo(line, err=True)
-    click.get_current_context().exit(ExitCode.GATE_FAILED if result.failed else ExitCode.OK)
+    click.get_current_context().exit(finish(result, fmt, output, passed=not result.failed))
 
 
 def _refuse_report_named_like_a_log(run: str, output: str | None) -> None:
@@ -73,22 +67,12 @@ def _refuse_report_named_like_a_log(run: str, output: str | None) -> None:
     `diagnose` (a JSON report is sniffed as JSON lines and then fails as unreadable)."""
     import os
 
-    from nnprobe.diagnosis.readers import format_of
+    from nnprobe.diagnosis.readers import could_be_log
 
     if not output or output == "-" or not os.path.isdir(run):
         return
     target, folder = os.path.realpath(output), os.path.realpath(run)
     name = os.path.basename(target)
-    if target.startswith(folder + os.sep) and (format_of(name) or name.endswith((".json", ".log"))):
+    if target.startswith(folder + os.sep) and could_be_log(name):
         raise UsageError(f"-o {output} would be read as a log of the run {run} next time; write the report "
                          "outside the run folder.")
-
-
-def _probe_predictions(model, weights, arch, trust_pickle, data, limit, device):
-    from nnprobe.diagnosis.prediction_probe import prediction_findings
-    from nnprobe.evaluate import evaluate
-    from nnprobe.models import load_classifier
-
-    classifier = load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle)
-    images = load_images(classifier, data, limit=limit)
-    return prediction_findings(evaluate(classifier, images, device=device), run=f"model {model} on {data}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import COUNT, SEED, device_options, load_model, model_options, report_options
+from nnprobe.cli.options import COUNT, SEED, device_options, model_keywords, model_options, report_options
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
@@ -69,21 +69,20 @@ def command(images, model, weights, arch, trust_pickle, model_num_classes, resiz
     images = existing_files(images)
     guard_outputs({"-o": output}, files=[*images, *model_input_files(model, weights)])
 
+    from nnprobe import api
     from nnprobe.attacks.budget import parse_eps
-    from nnprobe.attacks.photo import fool
     from nnprobe.device import cpu_threads
     from nnprobe.report.progress import progress_bar
 
     attack = attack or "fgsm"
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
-    with cpu_threads(threads):
-        classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
-                                mean, std)
-        with progress_bar("fooling") as progress:
-            result = fool(images, model=classifier, attack=attack, eps=eps, steps=steps, step_size=alpha,
-                          random_start=random_start, target=target, seed=seed, space=space, out_dir=out_dir,
-                          precision=precision, device=device, panels=not no_panel, fail_if_fooled=fail_if_fooled,
-                          progress=progress)
+    with cpu_threads(threads), progress_bar("fooling") as progress:
+        result = api.fool(
+            images, model, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
+                                            interpolation, mean, std),
+            attack=attack, eps=eps, steps=steps, step_size=alpha, random_start=random_start, target=target,
+            seed=seed, space=space, out_dir=out_dir, precision=precision, device=device, panels=not no_panel,
+            fail_if_fooled=fail_if_fooled, progress=progress)
     code = finish(result, fmt, output, passed=result.passed)
     undone = [item for item in result.items if item.rounding_undid]
     if undone:

@@ -99,9 +99,9 @@ def data_options(verb: str) -> Callable[[Callable], Callable]:
 
 
 def bundled_samples() -> str:
-    """The sample photos of the source tree (`samples/imagenet`), the default data set."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, "samples", "imagenet")
+    from nnprobe.api import bundled_samples as samples  # torch-free module
+
+    return samples()
 
 
 def resolve_data(data_arg: str | None, data_opt: str | None) -> str:
@@ -121,19 +121,14 @@ def resolve_data(data_arg: str | None, data_opt: str | None) -> str:
     return bundled_samples()
 
 
-def load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std):
-    """The classifier that `model_options` describe (imports torch: call it inside a command)."""
-    from nnprobe.models import load_classifier
-
-    return load_classifier(model, weights=weights, arch=arch, trust_pickle=trust_pickle,
-                           num_classes=model_num_classes, resize=resize, crop=crop, interpolation=interpolation,
-                           mean=parse_triple(mean, "--mean"), std=parse_triple(std, "--std"))
+def data_keywords(labels_file, devkit, class_map, limit) -> dict:
+    """The public API's data keywords from `data_options`."""
+    return dict(labels_file=labels_file, devkit=devkit, class_map=class_map, limit=limit)
 
 
-def load_images(classifier, data: str, *, labels_file=None, devkit=None, class_map=None, limit=None):
-    """The labelled images that `data_options` describe, with labels mapped to the classifier's classes."""
-    from nnprobe.data.layouts import find_images
-
-    return find_images(data, class_names=classifier.class_names, wnids=classifier.wnids,
-                       num_classes=classifier.num_classes, labels_file=labels_file, devkit=devkit,
-                       class_map=class_map).limited(limit)
+def model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean,
+                   std) -> dict:
+    """The public API's model keywords from `model_options` (same names as the flags)."""
+    return dict(weights=weights, arch=arch, trust_pickle=trust_pickle, num_classes=model_num_classes, resize=resize,
+                crop=crop, interpolation=interpolation, mean=parse_triple(mean, "--mean"),
+                std=parse_triple(std, "--std"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from nnprobe.cli.fool import attack_options
-from nnprobe.cli.options import (COUNT, data_options, device_options, load_images, load_model, model_options,
+from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  report_options, resolve_data)
 from nnprobe.cli.preflight import finish, guard_data_outputs
 
@@ -44,9 +44,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     guard_data_outputs({"-o": output, "--plot": plot}, data=data, model=model, weights=weights,
                        labels_file=labels_file, devkit=devkit, class_map=class_map)
 
-    from nnprobe import distributed
+    from nnprobe import api, distributed
     from nnprobe.attacks.budget import parse_eps, parse_gate
-    from nnprobe.attacks.robustness import robust
     from nnprobe.device import cpu_threads, default_workers
     from nnprobe.report.progress import progress_bar
 
@@ -55,16 +54,14 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     thresholds = dict(parse_gate(g) for g in gates)
     ctx = distributed.from_env()
     workers = default_workers() if workers is None else workers
-    with cpu_threads(threads, workers):
-        classifier = load_model(model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
-                                mean, std)
-        images = load_images(classifier, data, labels_file=labels_file, devkit=devkit, class_map=class_map,
-                             limit=limit)
-        with progress_bar("attacking", enabled=ctx.is_main) as progress:
-            result = robust(classifier, images, attack=attack, eps=eps, steps=steps, step_size=alpha,
-                            random_start=random_start, seed=seed, early_stop=early_stop, batch_size=batch_size,
-                            workers=workers, precision=precision, device=device, min_robust_top1=thresholds,
-                            progress=progress)
+    with cpu_threads(threads, workers), progress_bar("attacking", enabled=ctx.is_main) as progress:
+        result = api.robust(
+            model, data, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
+                                          interpolation, mean, std),
+            **data_keywords(labels_file, devkit, class_map, limit), attack=attack, eps=eps,
+            steps=steps, step_size=alpha, random_start=random_start, seed=seed, early_stop=early_stop,
+            batch_size=batch_size, workers=workers, precision=precision, device=device,
+            min_robust_top1=thresholds, progress=progress)
     if not ctx.is_main:
         return 0 if result.passed else 1
     if plot:

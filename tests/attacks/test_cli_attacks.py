@@ -203,12 +203,3 @@ def test_robust_two_ranks_equal_one_process(folder, tmp_path, invoke):
     keys = ("eps", "correct_top1", "correct_top5", "total", "clean_correct", "fooled")
     assert [[p[k] for k in keys] for p in a["points"]] == [[p[k] for k in keys] for p in b["points"]]
     assert a["points"][1]["fooled"] > 0
-
-
-def test_public_api_names_are_the_functions():
-    import nnprobe
-    import nnprobe.attacks.robustness  # noqa: F401  (importing the module must not shadow the function)
-    from nnprobe.attacks.photo import fool
-    from nnprobe.attacks.robustness import robust
-
-    assert nnprobe.fool is fool and nnprobe.robust is robust

@@ -13,7 +13,7 @@ from PIL import Image
 from nnprobe.data.decode import decode_rgb
 from nnprobe.data.device_decode import decode_resize_crop, jpeg_components
 from nnprobe.data.layouts import find_images
-from nnprobe.evaluate import evaluate
+from nnprobe.evaluation import evaluate
 from nnprobe.models import load_classifier
 from nnprobe.models.imagenet import imagenet_wnids
 from nnprobe.models.preprocessing import pil_resize_crop

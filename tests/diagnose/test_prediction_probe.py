@@ -10,7 +10,7 @@ from tiny_models import class_color
 
 from nnprobe.data.layouts import find_images
 from nnprobe.diagnosis.prediction_probe import prediction_findings
-from nnprobe.evaluate import evaluate
+from nnprobe.evaluation import evaluate
 from nnprobe.models import load_classifier
 from nnprobe.models.imagenet import imagenet_wnids
 

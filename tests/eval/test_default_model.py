@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnprobe.data.layouts import find_images
-from nnprobe.evaluate import evaluate
+from nnprobe.evaluation import evaluate
 from nnprobe.models import load_classifier
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "imagenet"

@@ -10,7 +10,7 @@ from torchvision import datasets, transforms
 
 from nnprobe.data.layouts import find_images
 from nnprobe.errors import DataError
-from nnprobe.evaluate import evaluate
+from nnprobe.evaluation import evaluate
 from nnprobe.models import load_classifier
 from nnprobe.models.imagenet import imagenet_wnids
 

@@ -13,7 +13,7 @@ import tinymodels  # noqa: E402
 from nnprobe.attacks.robustness import robust  # noqa: E402
 from nnprobe.data.layouts import find_images  # noqa: E402
 from nnprobe.errors import NnprobeError, UsageError  # noqa: E402
-from nnprobe.evaluate import evaluate  # noqa: E402
+from nnprobe.evaluation import evaluate  # noqa: E402
 
 
 def data_of(root: Path, bright: int = 0):

@@ -258,15 +258,9 @@ def test_failed_diagnose_says_why_in_json(invoke, tmp_path):
 
 # --- Ctrl-C and SIGTERM ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated.")])
-@pytest.mark.parametrize("command", ["eval", "robust"])
-def test_signal_exits_128_plus_n_and_leaves_no_report(sig, code, line, command, tmp_path):
-    data = make_wnid_folders(tmp_path / "data", {5: 4, 400: 4})
-    started, out, plot = tmp_path / "started", tmp_path / "r.json", tmp_path / "p.png"
-    argv = [command, str(data), "--model", f"{TESTS / 'hostile' / 'slow_models.py'}:slow_color_net", *PLAIN_FLAGS,
-            "--workers", "0", "--batch-size", "1", "--format", "json", "-o", str(out)]
-    if command == "robust":
-        argv += ["--eps", "0,1/255", "--steps", "2", "--plot", str(plot)]
+def signal_once_running(argv, started: Path, sig):
+    """Start `nnprobe argv` with the slow model, send `sig` once its first forward has begun (it creates
+    `started`), and return (process, stdout, stderr) after it exits."""
     env = dict(os.environ, NNPROBE_TEST_STARTED=str(started))
     env.pop("WORLD_SIZE", None)
     proc = subprocess.Popen([sys.executable, "-m", "nnprobe", *argv], stdout=subprocess.PIPE,
@@ -277,6 +271,19 @@ def test_signal_exits_128_plus_n_and_leaves_no_report(sig, code, line, command, 
     assert started.exists(), proc.communicate(timeout=60)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
+    return proc, stdout, stderr
+
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated.")])
+@pytest.mark.parametrize("command", ["eval", "robust"])
+def test_signal_exits_128_plus_n_and_leaves_no_report(sig, code, line, command, tmp_path):
+    data = make_wnid_folders(tmp_path / "data", {5: 4, 400: 4})
+    started, out, plot = tmp_path / "started", tmp_path / "r.json", tmp_path / "p.png"
+    argv = [command, str(data), "--model", f"{TESTS / 'hostile' / 'slow_models.py'}:slow_color_net", *PLAIN_FLAGS,
+            "--workers", "0", "--batch-size", "1", "--format", "json", "-o", str(out)]
+    if command == "robust":
+        argv += ["--eps", "0,1/255", "--steps", "2", "--plot", str(plot)]
+    proc, stdout, stderr = signal_once_running(argv, started, sig)
     assert proc.returncode == code, stderr
     assert stderr.strip().splitlines()[-1] == line and "Traceback" not in stderr, stderr
     assert stdout == ""
@@ -288,15 +295,7 @@ def test_signal_during_fool_leaves_no_partial_png(tmp_path, photo):
     photos = [solid_image(tmp_path / "photos" / f"p{i}.png", (0.1 * i, 0.5, 0.3)) for i in range(4)]
     argv = ["fool", *map(str, photos), "--model", f"{TESTS / 'hostile' / 'slow_models.py'}:slow_color_net",
             *PLAIN_FLAGS, "--out", str(out), "--attack", "bim", "--steps", "3"]
-    env = dict(os.environ, NNPROBE_TEST_STARTED=str(started))
-    proc = subprocess.Popen([sys.executable, "-m", "nnprobe", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert started.exists(), proc.communicate(timeout=60)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    proc, _, stderr = signal_once_running(argv, started, signal.SIGTERM)
     assert proc.returncode == 143, stderr
     leftovers = [p.name for p in out.iterdir()] if out.exists() else []
     assert not [n for n in leftovers if n.endswith(".partial")], leftovers
