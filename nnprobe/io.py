@@ -122,6 +122,8 @@ def check_writable_file(option: str, path: str | os.PathLike | None) -> None:
     if path is None or os.fspath(path) == STDOUT:
         return
     shown = os.fspath(path)
+    if not shown.strip():
+        raise UsageError(f"{option} needs a file path (or - for stdout), not an empty string.")
     target = write_target(path)
     if target.is_dir():
         raise UsageError(f"{option} {shown} is a folder; give a file path.")

@@ -16,8 +16,17 @@ PIXELS = click.IntRange(1, 16384)
 CLASSES = click.IntRange(1, 10_000_000)
 
 
+# Names of this process's stdout: while a command runs, fd 1 is lent to stderr (cli/stdout.py), so a report
+# "written to /dev/stdout" must go to the reserved report stream instead, as `-o -` does.
+STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def _stdout_alias(ctx, param, value: str | None) -> str | None:
+    return "-" if value in STDOUT_NAMES else value
+
+
 def report_options(func: Callable) -> Callable:
-    func = click.option("-o", "--output", metavar="PATH", default=None,
+    func = click.option("-o", "--output", metavar="PATH", default=None, callback=_stdout_alias,
                         help="Write the report to this file (atomically, never onto an input) instead of "
                              "stdout; - is stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,

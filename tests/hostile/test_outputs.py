@@ -188,11 +188,12 @@ def test_dash_is_stdout(data, invoke):
     ("missing/r.json", "does not exist"),
     ("afile/r.json", "is not a folder"),
     ("adir", "is a folder"),
+    ("", "needs a file path"),
 ])
 def test_unwritable_output_is_refused_before_work(where, fragment, data, tmp_path, invoke):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir").mkdir()
-    expect_refusal(invoke(*eval_cmd(data, "-o", str(tmp_path / where))), 2, "-o", fragment)
+    expect_refusal(invoke(*eval_cmd(data, "-o", str(tmp_path / where) if where else "")), 2, "-o", fragment)
     assert not (tmp_path / "missing").exists()
 
 
@@ -310,3 +311,13 @@ def test_diagnose_report_named_like_a_log_stays_out_of_the_run(name, tmp_path, i
     watched.unchanged()
     proc = invoke("diagnose", str(run), "--format", "json", "-o", str(run / "diagnosis.txt"))
     assert proc.returncode == 0 and json.loads((run / "diagnosis.txt").read_text())["kind"] == "diagnose"
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_stdout_device_names_get_the_report_not_stderr(name):
+    from helpers import run_cli
+
+    proc = run_cli("diagnose", str(RUNS / "healthy"), "--format", "json", "-o", name)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["kind"] == "diagnose" and '"schema_version"' not in proc.stderr
+    assert os.path.exists(name)  # the device node is still there, never replaced by a file
