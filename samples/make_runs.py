@@ -10,6 +10,10 @@ One run per pathology plus a healthy one, each in a format a real tool writes:
   overfitting/            Keras layout: CSVLogger training.log + train/ and validation/ TF2 tensor scalars
   divergence/             JSON lines; a warmup that keeps raising the learning rate
 
+Beside each run, INJECTED.json says what the generator put in (INJECTED below) and, for the NaN runs,
+the first logged step whose loss is not finite and how many logged points are (the golden test asserts
+nnprobe's findings against it).
+
 Deterministic: fixed seeds, fixed wall times, fixed event-file names. Needs torch (this script only;
 `nnprobe diagnose` never imports it). Run: python samples/make_runs.py [OUT_DIR]
 """
@@ -29,6 +33,41 @@ from torch import nn
 
 T0 = 1_700_000_000.0  # fixed wall-clock origin, so the files are the same on every machine
 STEP_SECONDS = 0.25
+
+# What each run was given; written beside it as INJECTED.json.
+INJECTED = {
+    "healthy": {"injected": "nothing: a learnable problem and a sensible learning rate", "logger": "lightning",
+                "num_classes": 10},
+    "nan-loss": {"injected": "log(softmax(x)) instead of log_softmax, and a warmup to a learning rate (0.6) "
+                             "that is too high: softmax underflows, log(0) = -inf, the weights turn NaN",
+                 "logger": "summarywriter", "num_classes": 10},
+    "hf-masked-nan": {"injected": "the nan-loss training, logged by the HF Trainer, whose NaN filter logs the "
+                                  "loss as 0.0 while grad_norm shows NaN", "logger": "hf-trainer", "num_classes": 10},
+    "chance": {"injected": "labels shuffled apart from their inputs", "logger": "lightning", "num_classes": 10},
+    "constant-prediction": {"injected": "every input zeroed, imbalanced classes (shares 0.5, 0.2, 0.1, 0.1, 0.1)",
+                            "logger": "summarywriter", "num_classes": 5},
+    "overfitting": {"injected": "a 512-wide net on 150 examples with 20% noisy labels, Adam for 60 epochs",
+                    "logger": "keras", "num_classes": 10},
+    "divergence": {"injected": "the learning rate multiplied by 1.5 every epoch, never stopping; clipping at 5 "
+                               "keeps the numbers finite", "logger": "jsonl", "num_classes": 10},
+}
+
+
+def injected_record(name: str, steps=None, epochs=None, step_offset: int = 0) -> dict:
+    """INJECTED[name], plus, where the loss turned non-finite, the first such logged step (in the log's own
+    numbering: the HF Trainer counts from 1) and the number of such logged points, train and validation."""
+    record = {"run": name, **INJECTED[name]}
+    for key, rows, loss in (("train", steps, "loss"), ("val", epochs, "val_loss")):
+        bad = [row["step"] + step_offset for row in rows or () if not math.isfinite(row[loss])]
+        if bad:
+            record[f"first_nonfinite_{key}_step"], record[f"nonfinite_{key}_points"] = bad[0], len(bad)
+    return record
+
+
+def write_injected(out: str, record: dict) -> None:
+    with open(os.path.join(out, "INJECTED.json"), "w") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+        handle.write("\n")
 
 
 def make_data(seed: int, k: int = 10, n_train: int = 2000, n_val: int = 1000, dim: int = 20,
@@ -260,6 +299,7 @@ def main(root: str) -> None:
 
     steps, epochs = train(mlp(20, k, seed=1), data, epochs=15, lr=0.005, seed=1)
     write_lightning(os.path.join(root, "healthy"), steps, epochs, k)
+    write_injected(os.path.join(root, "healthy"), injected_record("healthy"))
 
     # nan-loss: same data, the naive loss, and a warmup to a peak LR that is too high: the loss climbs,
     # softmax underflows, log(0) = -inf, and the weights turn NaN in epoch 9.
@@ -267,18 +307,22 @@ def main(root: str) -> None:
                           loss_fn=naive_cross_entropy, lr_at=lambda step: 0.6 * min(1.0, (step + 1) / 320))
     write_summarywriter(os.path.join(root, "nan-loss"), steps, epochs)
     write_hf(os.path.join(root, "hf-masked-nan"), steps, epochs, k, max_steps=len(epochs) * 32, per_epoch=32)
+    write_injected(os.path.join(root, "nan-loss"), injected_record("nan-loss", steps, epochs))
+    write_injected(os.path.join(root, "hf-masked-nan"), injected_record("hf-masked-nan", steps, epochs, step_offset=1))
 
     # chance: labels shuffled apart from the inputs (a join on the wrong key).
     (xt, yt), val = data
     shuffled = ((xt, yt[torch.randperm(yt.numel(), generator=torch.Generator().manual_seed(3))]), val)
     steps, epochs = train(mlp(20, k, hidden=16, seed=3), shuffled, epochs=10, lr=0.01, seed=3)
     write_lightning(os.path.join(root, "chance"), steps, epochs, k)
+    write_injected(os.path.join(root, "chance"), injected_record("chance"))
 
     # constant-prediction: the pipeline zeroes every input; imbalanced classes -> the net learns the prior.
     shares = [0.5, 0.2, 0.1, 0.1, 0.1]
     steps, epochs = train(mlp(20, 5, seed=4), make_data(4, k=5, shares=shares), epochs=10, lr=0.05, seed=4,
                           transform=lambda x: x * 0.0)
     write_summarywriter(os.path.join(root, "constant-prediction"), steps, epochs)
+    write_injected(os.path.join(root, "constant-prediction"), injected_record("constant-prediction"))
 
     # overfitting: a wide net, 150 training examples with noisy labels, Adam for 60 epochs.
     (xt, yt), (xv, yv) = make_data(5, k=k, n_train=150)
@@ -287,12 +331,14 @@ def main(root: str) -> None:
     steps, epochs = train(mlp(20, k, hidden=512, seed=5), ((xt, yt), (xv, yv)), epochs=60, lr=3e-3,
                           batch=32, seed=5, optimizer="adam")
     write_keras(os.path.join(root, "overfitting"), epochs)
+    write_injected(os.path.join(root, "overfitting"), injected_record("overfitting"))
 
     # divergence: a "warmup" that multiplies the LR by 1.5 every epoch and never stops; clipping keeps
     # the numbers finite while the loss climbs.
     steps, epochs = train(mlp(20, k, seed=6), data, epochs=12, lr=0.05, seed=6,
                           lr_at=lambda step: 0.05 * 1.5 ** (step // 32), clip=5.0)
     write_jsonl(os.path.join(root, "divergence"), steps, epochs)
+    write_injected(os.path.join(root, "divergence"), injected_record("divergence"))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Decoding JPEGs on the evaluation device (`--decode device`): nvJPEG on CUDA through torchvision's
-batched `decode_jpeg`, then antialiased resize and centre crop on the device.
+batched `decode_jpeg`, then the model's resize and centre crop (`data/transforms.py`) on the device.
 
 CPU workers cannot feed a fast GPU (decode + resize cost about 150-400 images/s per core), so in this
 mode workers only read the bytes. Results are close to, not bit-identical with, the PIL path: the
@@ -12,6 +12,7 @@ import warnings
 
 import torch
 
+from nnprobe.data.transforms import resize_crop
 from nnprobe.results import Preprocessing
 
 SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -56,20 +57,13 @@ def _decode(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Ten
 def decode_resize_crop(encoded: list[torch.Tensor], device: torch.device,
                        pre: Preprocessing) -> tuple[torch.Tensor, list[str | None]]:
     """uint8 NCHW batch of the decodable images, and per input None or the reason it was skipped."""
-    import torchvision.transforms.v2.functional as F
-    from torchvision.transforms import InterpolationMode
-
+    transform = resize_crop(pre)
     images, reasons = [], []
     for item in _decode(encoded, device):
         if isinstance(item, Exception):
             reasons.append(f"undecodable JPEG ({str(item).splitlines()[0][:80]})")
             continue
-        if pre.resize_size is not None:
-            item = F.resize(item, [pre.resize_size], interpolation=InterpolationMode(pre.interpolation),
-                            antialias=pre.antialias)
-        if pre.crop_size is not None:
-            item = F.center_crop(item, [pre.crop_size])
-        images.append(item)
+        images.append(transform(item))
         reasons.append(None)
     if images:
         return torch.stack(images), reasons

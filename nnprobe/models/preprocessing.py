@@ -1,14 +1,16 @@
-"""The model's eval transform in two interchangeable forms.
+"""The model's preprocessing: flags over what the model carries, and the resize/crop in the two forms
+its callers hold (both apply the one definition, `nnprobe.data.transforms.resize_crop`).
 
-- `pil_resize_crop`: what data-loader workers run on decoded PIL images (same calls as torchvision's
+- `pil_resize_crop`: what data-loader workers run on decoded PIL images (PIL's resize, as torchvision's
   `Weights.transforms()`, so counts match a torchvision reference loop exactly).
-- `tensor_resize_crop`: the same resize (antialiased) and centre crop on float tensors, differentiable,
-  so an attack can run in the photo's own resolution with preprocessing in the forward pass.
+- `tensor_resize_crop`: the same resize and centre crop on float tensors, differentiable, so an attack
+  can run in the photo's own resolution with preprocessing in the forward pass.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nnprobe.data.transforms import INTERPOLATIONS, interpolation_mode, resize_crop
 from nnprobe.errors import UsageError
 from nnprobe.results import Preprocessing
 
@@ -16,15 +18,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-
-
-def _mode(name: str):
-    from torchvision.transforms import InterpolationMode
-
-    if name not in INTERPOLATIONS:
-        raise UsageError(f"interpolation {name!r} is not one of {', '.join(INTERPOLATIONS)}.")
-    return InterpolationMode(name)
+__all__ = ["INTERPOLATIONS", "pil_resize_crop", "tensor_resize_crop", "with_overrides"]
 
 
 def with_overrides(base: Preprocessing, *, resize: int | None = None, crop: int | None = None,
@@ -40,7 +34,7 @@ def with_overrides(base: Preprocessing, *, resize: int | None = None, crop: int 
         if key in changes and changes[key] <= 0:
             raise UsageError(f"--{key.split('_')[0]} must be a positive number of pixels.")
     if "interpolation" in changes:
-        _mode(changes["interpolation"])
+        interpolation_mode(changes["interpolation"])
     for key in ("mean", "std"):
         if key in changes and len(changes[key]) != 3:
             raise UsageError(f"--{key} needs three values (red, green, blue), got {len(changes[key])}.")
@@ -50,23 +44,9 @@ def with_overrides(base: Preprocessing, *, resize: int | None = None, crop: int 
 
 
 def pil_resize_crop(image: "Image.Image", pre: Preprocessing) -> "Image.Image":
-    import torchvision.transforms.functional as F
-
-    if pre.resize_size is not None:
-        image = F.resize(image, pre.resize_size, interpolation=_mode(pre.interpolation), antialias=pre.antialias)
-    if pre.crop_size is not None:
-        image = F.center_crop(image, pre.crop_size)
-    return image
+    return resize_crop(pre)(image)
 
 
 def tensor_resize_crop(x: "torch.Tensor", pre: Preprocessing) -> "torch.Tensor":
-    """Float NCHW in [0, 1] at any size -> model input size, differentiable (antialias as PIL does)."""
-    import torchvision.transforms.v2.functional as F
-
-    if pre.resize_size is not None:
-        x = F.resize(x, [pre.resize_size], interpolation=_mode(pre.interpolation), antialias=pre.antialias)
-        if pre.interpolation == "bicubic":
-            x = x.clamp(0, 1)  # bicubic overshoots; PIL clamps to the 8-bit range
-    if pre.crop_size is not None:
-        x = F.center_crop(x, [pre.crop_size])
-    return x
+    """Float NCHW in [0, 1] at any size -> model input size, differentiable (antialias as `pre` says)."""
+    return resize_crop(pre)(x)

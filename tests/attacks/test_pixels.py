@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,3 +63,15 @@ def test_quantized_perturbation_stays_in_budget(seed, levels, norm):
         assert math.sqrt(float((d ** 2).sum())) <= levels * 3 + 1e-6
         # never further from the float target than rounding, by more than one level per pixel
         assert ((q.double() - adv.float().double() * 255).abs() <= 1.0 + 1e-6).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("norm,eps", [("linf", 2 / 255), ("l2", 0.5)])
+def test_quantize_of_gpu_tensors_equals_the_cpu_result(norm, eps):
+    """An attack on the GPU hands CUDA tensors to quantize: the 8-bit image must be the CPU one."""
+    g = torch.Generator().manual_seed(0)
+    original = torch.randint(0, 256, (2, 3, 17, 13), generator=g, dtype=torch.uint8)
+    adv = (original.double() / 255 + (torch.rand(original.shape, generator=g, dtype=torch.float64) - 0.5) * 0.03)
+    adv = adv.clamp(0, 1).float()
+    on_gpu = quantize(adv.cuda(), original.cuda(), eps, norm)
+    assert on_gpu.device.type == "cpu" and torch.equal(on_gpu, quantize(adv, original, eps, norm))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from helpers import make_wnid_folders
 from data.test_decode import make_broken_files
@@ -60,3 +61,33 @@ def test_device_decode_counts_match_worker_decode(tmp_path):
     assert b.total == 8 and b.converted == 1
     assert sorted((s.path, s.reason) for s in b.skipped) == sorted((s.path, s.reason) for s in a.skipped)
     assert len(b.skipped) == 4
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (nvJPEG)")
+
+
+@CUDA
+def test_nvjpeg_path_is_close_to_pil_on_real_photos():
+    """nvJPEG's IDCT and chroma upsampling differ from libjpeg's; not measured on a GPU yet, so the bound is
+    loose (mean under 2 grey levels): record the measured numbers here when a GPU session runs it."""
+    pre = load_classifier().preprocessing
+    for path in (SAMPLES / "n02123045" / "cat.jpg", SAMPLES / "n07920052" / "coffee.jpg",
+                 SAMPLES / "n03773504" / "rocket.jpg"):
+        pil = np.asarray(pil_resize_crop(decode_rgb(str(path))[0], pre), dtype=np.float64)
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        batch, reasons = decode_resize_crop([data], torch.device("cuda"), pre)
+        assert reasons == [None] and batch.device.type == "cuda" and batch.dtype == torch.uint8
+        ours = batch[0].permute(1, 2, 0).cpu().numpy().astype(np.float64)
+        assert ours.shape == pil.shape and np.abs(ours - pil).mean() < 2, path.name
+
+
+@CUDA
+def test_device_decode_on_cuda_gives_the_worker_counts():
+    """`--decode device` on the GPU against the PIL workers on the bundled photos (3 JPEGs + 1 grey PNG)."""
+    clf = load_classifier()
+    images = find_images(str(SAMPLES), class_names=clf.class_names, wnids=clf.wnids, num_classes=1000)
+    a = evaluate(clf, images, device="cuda", workers=0)
+    b = evaluate(clf, images, device="cuda", workers=0, decode="device")
+    assert (b.correct_top1, b.correct_top5, b.total, b.converted) == (a.correct_top1, a.correct_top5, a.total,
+                                                                      a.converted) == (3, 4, 4, 1)
+    assert b.skipped == a.skipped == ()

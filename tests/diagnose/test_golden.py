@@ -1,5 +1,17 @@
-"""Golden sample runs (samples/make_runs.py): each triggers exactly its expected findings; healthy none."""
+"""Golden sample runs (samples/make_runs.py): each triggers exactly its expected findings; healthy none.
+
+Two kinds of expected value here. Injected: what the generator put into a run (samples/runs/<name>/
+INJECTED.json, written by the generator; its NaN steps are checked against the raw logs, read without
+nnprobe). PIN: what nnprobe itself reported on these logs when they were made, with no reference outside
+nnprobe; kept so a changed check shows up here. A failing PIN means a check's behaviour changed: review
+the change against the fact named beside the pin, do not just copy the new number in.
+"""
 from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
 
 import pytest
 
@@ -7,15 +19,29 @@ from nnprobe.diagnosis import diagnose
 
 from diagnose_helpers import SAMPLES
 
-EXPECTED = {
+# The findings each run was built to trigger (its INJECTED.json says how).
+INJECTED_FINDINGS = {
     "healthy": [],
     "chance": [("chance-accuracy", "error")],
-    "constant-prediction": [("constant-prediction", "error"), ("plateau", "warning")],
-    "divergence": [("divergence", "error"), ("lr-range", "warning"), ("spikes", "warning")],
-    "nan-loss": [("loss-not-finite", "error"), ("loss-not-finite", "error"), ("spikes", "warning")],
-    "hf-masked-nan": [("loss-not-finite", "error"), ("loss-not-finite", "error"), ("spikes", "warning")],
+    "constant-prediction": [("constant-prediction", "error")],
+    "divergence": [("divergence", "error")],
+    "nan-loss": [("loss-not-finite", "error"), ("loss-not-finite", "error")],  # train and validation loss
+    "hf-masked-nan": [("loss-not-finite", "error"), ("loss-not-finite", "error")],
     "overfitting": [("overfitting", "error")],
 }
+# PINS: further findings nnprobe reported on these logs, each resting on the fact beside it.
+PINNED_FINDINGS = {
+    "constant-prediction": [("plateau", "warning")],  # zeroed inputs: Accuracy/val is one value, 10 times
+    "divergence": [("lr-range", "warning"),  # the generator's lr_at reaches 0.05 * 1.5**11 = 4.3
+                   ("spikes", "warning")],  # the loss jumps while the learning rate keeps rising
+    "nan-loss": [("spikes", "warning")],  # the warmup to lr 0.6 makes the loss jump before it turns NaN
+    "hf-masked-nan": [("spikes", "warning")],  # the same training as nan-loss
+}
+EXPECTED = {name: INJECTED_FINDINGS[name] + PINNED_FINDINGS.get(name, []) for name in INJECTED_FINDINGS}
+
+
+def injected(name: str) -> dict:
+    return json.loads((SAMPLES / name / "INJECTED.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +72,75 @@ def test_healthy_run_is_fully_judged(everything):
 
 def test_sample_evidence_is_specific(everything):
     runs = {r.path: r for r in everything.runs}
-    nan_train = [f for f in runs["nan-loss"].findings if f.id == "loss-not-finite" and f.evidence["role"] == "train_loss"]
-    assert nan_train[0].evidence["step"] == 315 and nan_train[0].evidence["count"] == 8
+    nan = injected("nan-loss")
+    (nan_train,) = [f for f in runs["nan-loss"].findings if f.evidence.get("role") == "train_loss"]
+    assert (nan_train.evidence["step"], nan_train.evidence["count"]) == (nan["first_nonfinite_train_step"],
+                                                                       nan["nonfinite_train_points"])
+    (nan_val,) = [f for f in runs["nan-loss"].findings if f.evidence.get("role") == "val_loss"]
+    assert (nan_val.evidence["step"], nan_val.evidence["count"]) == (nan["first_nonfinite_val_step"],
+                                                                   nan["nonfinite_val_points"])
+    hf = injected("hf-masked-nan")
     (masked,) = [f for f in runs["hf-masked-nan"].findings if "grad_series" in f.evidence]
-    assert masked.evidence["step"] == 316 and masked.evidence["count"] == 8
+    assert (masked.evidence["step"], masked.evidence["count"]) == (hf["first_nonfinite_train_step"],
+                                                                 hf["nonfinite_train_points"])
     (over,) = runs["overfitting"].findings
-    assert over.evidence["best_at"] == {"step": 5, "epoch": 5.0}
-    assert "Stop at epoch 5" in over.hint
+    best_epoch = _lowest_val_loss_epoch(SAMPLES / "overfitting" / "training.log")  # read with csv, not nnprobe
+    assert over.evidence["best_at"] == {"step": best_epoch, "epoch": float(best_epoch)}
+    assert f"Stop at epoch {best_epoch}" in over.hint
     (chance,) = runs["chance"].findings
-    assert chance.evidence["num_classes"] == 10 and chance.evidence["best"] < 0.19
+    assert chance.evidence["num_classes"] == injected("chance")["num_classes"]
+    assert chance.evidence["best"] < 0.19  # PIN: the threshold nnprobe derives from 10 classes
     constant = [f for f in runs["constant-prediction"].findings if f.id == "constant-prediction"][0]
+    # PIN: 0.499 is the share of class 0 that make_data drew for validation (the generator asks for 0.5);
+    # 10 evaluations = the generator's 10 epochs.
     assert constant.evidence["value"] == 0.499 and constant.evidence["evaluations"] == 10
     assert runs["constant-prediction"].num_classes_source.startswith("inferred")
+
+
+def _lowest_val_loss_epoch(path) -> int:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return int(min(rows, key=lambda row: float(row["val_loss"]))["epoch"])
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_runs", SAMPLES.parent / "make_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_injected_record_is_the_generators(name):
+    """INJECTED.json carries the generator's own description of the run (regenerating the logs on another
+    machine changes their floats, so the stored records were written from the stored logs with the
+    generator's `injected_record`)."""
+    generator = _generator()
+    record = injected(name)
+    assert {k: v for k, v in record.items() if "nonfinite" not in k} == {"run": name, **generator.INJECTED[name]}
+    assert sorted(generator.INJECTED) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", ["nan-loss", "hf-masked-nan"])
+def test_injected_nan_steps_match_the_raw_logs(name):
+    """The NaN steps in INJECTED.json, recomputed from the raw files with tensorboard's reader and json."""
+    record = injected(name)
+    if name == "nan-loss":
+        train, val = _tensorboard_nonfinite(SAMPLES / name, "Loss/train"), _tensorboard_nonfinite(SAMPLES / name,
+                                                                                                   "Loss/val")
+    else:
+        history = json.loads((SAMPLES / name / "trainer_state.json").read_text())["log_history"]
+        train = [h["step"] for h in history if "grad_norm" in h and not math.isfinite(h["grad_norm"])]
+        val = [h["step"] for h in history if "eval_loss" in h and not math.isfinite(h["eval_loss"])]
+    assert (record["first_nonfinite_train_step"], record["nonfinite_train_points"]) == (train[0], len(train))
+    assert (record["first_nonfinite_val_step"], record["nonfinite_val_points"]) == (val[0], len(val))
+
+
+def _tensorboard_nonfinite(folder, tag) -> list[int]:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util.tensor_util import make_ndarray
+
+    (path,) = folder.glob("events.out.tfevents.*")
+    return [event.step for event in EventFileLoader(str(path)).Load() for value in event.summary.value
+            if value.tag == tag and not math.isfinite(float(make_ndarray(value.tensor)))]
