@@ -143,12 +143,19 @@ def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = N
     """Adversarial PNGs of photos that flip the model's answer, judged after writing, as `nnprobe fool`.
 
     Options: the model's (as evaluate), and attack, eps, steps, step_size, random_start, target, seed,
-    space, out_dir, panels, fail_if_fooled, device, precision, progress."""
+    space, out_dir, panels (default on: side-by-side PNGs drawn by the report layer once the attack has
+    returned), fail_if_fooled, device, precision, progress."""
     from nnprobe.attacks.photo import fool as run
+    from nnprobe.models.preprocessing import pil_resize_crop
+    from nnprobe.report.images import write_panels
 
     model_options, _, rest = _split(dict(options))
     paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-    return run(paths, model=load_classifier(model, **model_options), **rest)
+    classifier = load_classifier(model, **model_options)
+    rest.setdefault("panels", True)
+    result = run(paths, model=classifier, **rest)
+    write_panels(result, resize_crop=lambda photo: pil_resize_crop(photo, classifier.preprocessing))
+    return result
 
 
 def diagnose(run: str | os.PathLike, *, model: Any = None, data: Any = None, num_classes: int | None = None,

@@ -2,10 +2,11 @@
 through symlinks, and one guard that refuses an output path resolving to any input.
 
 Why here and not in `report/`: the attacks write PNGs too, and the core must not import the report layer.
-This module imports neither torch nor PIL.
+This module imports neither torch nor PIL (`png_bytes` takes an image that is already a PIL image).
 """
 from __future__ import annotations
 
+import io
 import os
 import stat
 import tempfile
@@ -69,6 +70,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def png_bytes(image) -> bytes:
+    """A PIL image encoded as PNG: lossless, since JPEG would destroy an adversarial perturbation."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

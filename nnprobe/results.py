@@ -1,7 +1,8 @@
 """Results are data: frozen dataclasses with raw integer counts, fractions in [0, 1] and provenance.
 
-Every command returns one of these; `nnprobe.report` is the only place that formats them. `to_dict`
-gives the JSON form (with `schema_version`), so JSON output is exactly the dataclass, nothing more.
+Every command returns one of these; `nnprobe.report` is the only place that formats them (tables, JUnit
+cases). `to_dict` gives the JSON form (with `schema_version`), so JSON output is exactly the dataclass,
+nothing more. This module imports neither torch nor the report layer: every layer may import it.
 """
 from __future__ import annotations
 
@@ -28,9 +29,20 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def format_eps(eps: float) -> str:
+    """`2/255` when eps is a whole number of grey levels, else a short decimal (file names, reports)."""
+    levels = eps * 255
+    if abs(levels - round(levels)) < 1e-6:
+        return "0" if round(levels) == 0 else f"{round(levels)}/255"
+    return f"{eps:.6g}"
+
+
 @dataclass(frozen=True)
 class Gate:
-    """A threshold the user asked for (`--min-top1 0.75`) and whether the measurement met it."""
+    """A threshold the user asked for (`--min-top1 0.75`) and whether the measurement met it.
+
+    `message` is the verdict in words, a field of the JSON report; it is built from the numbers by the
+    constructors beside each result (`accuracy_gate`, `robust_gate`, `fooled_gate`), never by the core."""
 
     name: str
     threshold: float
@@ -39,15 +51,12 @@ class Gate:
     message: str
 
 
-@dataclass(frozen=True)
-class JUnitCase:
-    """One testcase of a JUnit report: status is 'passed', 'failed' or 'skipped'."""
-
-    classname: str
-    name: str
-    status: str
-    message: str = ""
-    details: str = ""
+def accuracy_gate(name: str, threshold: float, measured: float) -> Gate:
+    """`min-top1` / `min-top5` of eval: the measured fraction must be at least the threshold."""
+    passed = measured >= threshold
+    verdict = "meets" if passed else "is below"
+    return Gate(name, threshold, measured, passed,
+                f"{name.split('-')[1]} {measured:.4f} {verdict} the required {threshold:.4f}")
 
 
 @dataclass(frozen=True)
@@ -192,15 +201,3 @@ class EvalResult(TopKRates, Gated):
             "top5": to_jsonable(self.top5),
             **body,
         }
-
-    def junit_cases(self) -> list[JUnitCase]:
-        cases = [
-            JUnitCase("nnprobe.eval", g.name, "passed" if g.passed else "failed", g.message)
-            for g in self.gates
-        ]
-        if not cases:  # no gate asked for: still one case that records the measurement
-            cases.append(
-                JUnitCase("nnprobe.eval", "accuracy", "passed",
-                          f"top-1 {self.top1:.4f}, top-5 {self.top5:.4f} on {self.total} images")
-            )
-        return cases

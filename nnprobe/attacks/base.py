@@ -6,8 +6,8 @@ Guaranteed for every registered attack (foolbox 3 style, tested by parametrizing
 - the model runs in eval mode and every module's train/eval flag is restored afterwards;
 - parameters do not require grad during the attack (gradients are taken w.r.t. the input only, which
   skips weight-gradient work), and each parameter's flag is restored afterwards;
-- after each step the perturbation is projected onto the eps ball (L∞ or L2) and the image clamped
-  to [0, 1];
+- after each step the perturbation is projected onto the eps ball of the attack's norm (`ball`, a
+  strategy class from `norms.py`) and the image clamped to [0, 1];
 - `success` and `logits` describe exactly the tensor that is returned.
 
 Losses are summed per sample (not averaged), so a sample's gradient does not depend on which other
@@ -24,9 +24,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from nnprobe.attacks.norms import Linf, Norm
 from nnprobe.errors import InputError, UsageError
 
-NORMS = ("linf", "l2")
 REGISTRY: dict[str, type["Attack"]] = {}
 ProgressCallback = Callable[[int, int], None]
 
@@ -45,7 +45,6 @@ def register(attack_id: str) -> Callable[[type["Attack"]], type["Attack"]]:
 
 
 def get_attack(attack_id: str) -> type["Attack"]:
-    _load_builtin_attacks()
     try:
         return REGISTRY[attack_id]
     except KeyError:
@@ -53,12 +52,7 @@ def get_attack(attack_id: str) -> type["Attack"]:
 
 
 def attack_ids() -> list[str]:
-    _load_builtin_attacks()
     return sorted(REGISTRY)
-
-
-def _load_builtin_attacks() -> None:
-    from nnprobe.attacks import bim, fgsm, mifgsm, pgd  # noqa: F401  (registration side effect)
 
 
 @dataclasses.dataclass
@@ -138,10 +132,11 @@ class SampleRandom:
 
 
 class Attack:
-    """Base class. Subclasses set `norm`, defaults, and implement `update` (and maybe `start`)."""
+    """Base class. Subclasses set `ball` (their norm), defaults, and maybe `update` and `start`."""
 
     id: ClassVar[str] = ""
-    norm: ClassVar[str] = "linf"
+    ball: ClassVar[type[Norm]] = Linf  # the norm: random start, step, projection, distance
+    norm: ClassVar[str] = Linf.id  # the norm's id, as reported; follows `ball`, never set by hand
     iterative: ClassVar[bool] = True
     default_steps: ClassVar[int] = 10
     default_random_start: ClassVar[bool] = False
@@ -150,12 +145,20 @@ class Attack:
     # then needs one gradient, not one per eps.
     single_gradient: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "norm" in vars(cls):
+            raise TypeError(f"{cls.__name__} sets norm; set ball to a norm class from nnprobe.attacks.norms.")
+        cls.norm = cls.ball.id
+
     def __init__(self, eps: float, *, steps: int | None = None, step_size: float | None = None,
                  random_start: bool | None = None, seed: int | None = None) -> None:
         if not (isinstance(eps, (int, float)) and eps >= 0 and eps == eps):
             raise UsageError(f"eps must be a non-negative number, got {eps!r}.")
-        if self.norm == "linf" and eps > 1:
-            raise UsageError(f"an L∞ eps of {eps:g} is above 1; pixels are in [0, 1] (write 2/255, not 2).")
+        limit = self.ball.max_eps
+        if limit is not None and eps > limit:
+            raise UsageError(f"an {self.ball.symbol} eps of {eps:g} is above {limit:g}; pixels are in [0, 1] "
+                             "(write 2/255, not 2).")
         if not self.iterative and steps not in (None, 1):
             raise UsageError(f"{self.id} takes one step; --steps {steps} needs an iterative attack (bim, pgd, mifgsm).")
         if steps is not None and steps < 1:
@@ -179,8 +182,8 @@ class Attack:
         return 2.5 * self.eps / self.steps
 
     def start(self, x: torch.Tensor, random: SampleRandom) -> torch.Tensor:
-        """The first iterate (before projection); x itself unless the attack has a random start."""
-        return x.clone()
+        """The first iterate with a random start (before projection): a random point of the norm's ball."""
+        return x + self.ball.random_delta(x, self.eps, random)
 
     def init_state(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-sample state tensors (first dim = batch), e.g. MI-FGSM's momentum."""
@@ -188,20 +191,15 @@ class Attack:
 
     def update(self, adv: torch.Tensor, grad: torch.Tensor,
                state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One ascent step on the objective's gradient: the new (unprojected) iterate and state."""
-        raise NotImplementedError
+        """One ascent step on the objective's gradient: the new (unprojected) iterate and state.
+
+        By default the norm's steepest-ascent step (sign for L∞, unit L2 for L2), as in BIM and PGD."""
+        return adv + self.ball.step(grad, self.step_size), state
 
     # ------------------------------------------------------------------ the invariants
     def project(self, x: torch.Tensor, adv: torch.Tensor, eps: float | None = None) -> torch.Tensor:
-        """Onto the eps ball around x (L∞: clamp; L2: rescale), then into [0, 1]."""
-        eps = self.eps if eps is None else eps
-        delta = adv - x
-        if self.norm == "linf":
-            delta = torch.clamp(delta, min=-eps, max=eps)
-        else:
-            norms = delta.flatten(1).norm(p=2, dim=1)
-            factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
-            delta = delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+        """Onto the eps ball around x (the norm's projection), then into [0, 1]."""
+        delta = self.ball.project(adv - x, self.eps if eps is None else eps)
         return torch.clamp(x + delta, min=0, max=1).detach()
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None, *,

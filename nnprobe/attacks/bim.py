@@ -6,5 +6,4 @@ from nnprobe.attacks.base import Attack, register
 
 @register("bim")
 class BIM(Attack):
-    def update(self, adv, grad, state):
-        return adv + self.step_size * grad.sign(), state
+    """L∞ sign steps from x itself: the base class's update, no random start."""

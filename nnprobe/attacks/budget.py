@@ -9,6 +9,7 @@ import math
 import re
 
 from nnprobe.errors import UsageError
+from nnprobe.results import format_eps  # noqa: F401  (moved to the torch-free results; importable here)
 
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
 _EPS_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_NUMBER}))?\s*$")
@@ -51,7 +52,7 @@ def budgets_for(eps, attack: str) -> tuple[float, ...]:
     (L∞ budgets are pixel fractions in [0, 1]; L2 budgets may exceed 1)."""
     from nnprobe.attacks.base import get_attack
 
-    limit = None if get_attack(attack).norm == "l2" else 1.0
+    limit = get_attack(attack).ball.max_eps
     if isinstance(eps, str):
         return parse_eps_list(eps, max_value=limit)
     values = tuple(float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps))
@@ -76,14 +77,6 @@ def parse_gate(text: str, *, name: str = "--min-robust-top1") -> tuple[float, fl
     if not 0.0 <= fraction <= 1.0:
         raise UsageError(f"{name} {text!r}: the accuracy {fraction_text} must be a fraction between 0 and 1.")
     return eps, fraction
-
-
-def format_eps(eps: float) -> str:
-    """`2/255` when eps is a whole number of grey levels, else a short decimal."""
-    levels = eps * 255
-    if abs(levels - round(levels)) < 1e-6:
-        return "0" if round(levels) == 0 else f"{round(levels)}/255"
-    return f"{eps:.6g}"
 
 
 def same_eps(a: float, b: float) -> bool:

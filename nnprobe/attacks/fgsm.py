@@ -6,11 +6,10 @@ from nnprobe.attacks.base import Attack, register
 
 @register("fgsm")
 class FGSM(Attack):
+    """L∞, one step of eps: the base class's update (the norm's step) taken once."""
+
     iterative = False
     single_gradient = True
 
     def default_step_size(self) -> float:
         return self.eps
-
-    def update(self, adv, grad, state):
-        return adv + self.step_size * grad.sign(), state

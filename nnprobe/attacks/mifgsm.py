@@ -19,4 +19,4 @@ class MIFGSM(Attack):
     def update(self, adv, grad, state):
         scale = grad.abs().mean(dim=tuple(range(1, grad.dim())), keepdim=True).clamp_min(1e-12)
         momentum = self.decay * state["momentum"] + grad / scale
-        return adv + self.step_size * momentum.sign(), {"momentum": momentum}
+        return adv + self.ball.step(momentum, self.step_size), {"momentum": momentum}

@@ -4,6 +4,8 @@ In image space (default) the attack runs at the photo's own resolution through
 `Classifier.forward_image`, whose resize and crop are differentiable, so the fooled PNG has the size of
 the input and can be opened, shared and re-classified like the original. In model space it attacks the
 resized, cropped model input (as the eval pipeline produces it) and the PNG has the model's input size.
+The PNGs are written through `nnprobe.io`; panels are drawn afterwards by the report layer
+(`nnprobe.report.images.write_panels`, which `nnprobe.api.fool` calls): this module never imports it.
 
 A photo has no label: an untargeted attack moves the model away from its own top-1 on the original.
 """
@@ -22,12 +24,12 @@ import torch
 from nnprobe.attacks.base import build, sweep
 from nnprobe.attacks.budget import budgets_for, format_eps
 from nnprobe.attacks.pixels import quantize
-from nnprobe.attacks.results import AttackSettings, FoolItem, FoolResult, Prediction
+from nnprobe.attacks.results import AttackSettings, FoolItem, FoolResult, Prediction, fooled_gate
 from nnprobe.data.checks import check_seed, nonfinite_error
 from nnprobe.data.decode import MAX_PIXELS, UndecodableImage, check_header, decode_rgb
 from nnprobe.data.layouts import WNID_RE
 from nnprobe.errors import InputError, UsageError
-from nnprobe.io import refuse_output_folder
+from nnprobe.io import atomic_write_bytes, png_bytes, refuse_output_folder
 from nnprobe.results import Gate, RunInfo
 
 SPACES = ("image", "model")
@@ -186,20 +188,19 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
          eps: float | str | Sequence[float] = 2 / 255, steps: int | None = None, step_size: float | None = None,
          random_start: bool | None = None, target: str | int | None = None, seed: int | None = 0,
          space: str = "image", out_dir: str | os.PathLike = DEFAULT_OUT, precision: str = "fp32",
-         device: str = "auto", panels: bool = True, fail_if_fooled: bool = False,
+         device: str = "auto", panels: bool = False, fail_if_fooled: bool = False,
          progress: Callable[[int, int], None] | None = None) -> FoolResult:
-    """Fool a classifier on photos; write `<stem>.adv.png` (+ `<stem>.panel.png`) into `out_dir`.
+    """Fool a classifier on photos; write `<stem>.adv.png` into `out_dir`.
 
     model: a `Classifier`, a `--model` spec string, or None for the embedded default.
     eps: one budget or several (`"1/255,2/255"` or a list); FGSM computes one gradient for all.
+    panels: name a `<stem>.panel.png` per item (checked like every output) for the report layer to draw.
     Returns one item per (image, eps), each judged on the written PNG re-read from disk.
     """
     from nnprobe.device import autocast as make_autocast
     from nnprobe.device import resolve_device, versions
     from nnprobe.models.classifier import Classifier
     from nnprobe.models.preprocessing import pil_resize_crop
-    from nnprobe.io import atomic_write_bytes
-    from nnprobe.report.images import png_bytes, write_panel
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
@@ -295,12 +296,6 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
                          "max_probability_difference": float((ref.softmax(1) - adv_logits.softmax(1)).abs().max())}
             delta = (adv_u8.to(torch.int64) - original_u8.to(torch.int64)).double() / 255
             adversarial = top_k(adv_logits, classifier)
-            if panels:
-                captions = (f"original: {original[0].label}\n{original[0].confidence:.1%}",
-                            f"perturbation x{127 / max(int(delta.abs().max() * 255 + 0.5), 1):.0f}\n"
-                            f"Linf {delta.abs().max() * 255:.0f}/255 ({attack})",
-                            f"adversarial: {adversarial[0].label}\n{adversarial[0].confidence:.1%}")
-                write_panel(panel_path, to_uint8_hwc(original_u8), to_uint8_hwc(adv_u8), captions)
             items.append(FoolItem(
                 image=path, adversarial_image=adv_path, panel_image=panel_path if panels else None,
                 eps=instance.eps, space=space, width=int(x.shape[-1]), height=int(x.shape[-2]),
@@ -313,9 +308,7 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
 
     gates: tuple[Gate, ...] = ()
     if fail_if_fooled:
-        fooled = sum(i.success for i in items)
-        gates = (Gate("fail-if-fooled", 0.0, float(fooled), fooled == 0,
-                      f"{fooled} of {len(items)} adversarial images fool the model"),)
+        gates = (fooled_gate(sum(i.success for i in items), len(items)),)
     settings = AttackSettings(
         attack=attack, norm=attacks[0].norm, eps=tuple(budgets), steps=attacks[0].steps,
         step_size=tuple(a.step_size for a in attacks), random_start=attacks[0].random_start,

@@ -1,14 +1,15 @@
 """Results of `fool` and `robust`: frozen dataclasses, raw counts, fractions in [0, 1], provenance.
 
 Units: every `eps`, `linf` and `l2` is in [0, 1] pixel units (the same unit as the attack budget);
-`*_255` fields repeat a value in grey levels of an 8-bit image for people.
+`*_255` fields repeat a value in grey levels of an 8-bit image for people. No torch here (the
+`nnprobe.attacks` package imports it; the report layer imports these types only for type checking).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from nnprobe.results import SCHEMA_VERSION, Gate, Gated, JUnitCase, ModelInfo, RunInfo, TopKRates, to_jsonable
+from nnprobe.results import SCHEMA_VERSION, Gate, Gated, ModelInfo, RunInfo, TopKRates, format_eps, to_jsonable
 
 
 @dataclass(frozen=True)
@@ -87,15 +88,11 @@ class FoolResult(Gated):
         return {"schema_version": SCHEMA_VERSION, "kind": "fool", "fooled": self.fooled,
                 "total": len(self.items), "passed": self.passed, **body}
 
-    def junit_cases(self) -> list[JUnitCase]:
-        failing = any(g.name == "fail-if-fooled" for g in self.gates)
-        cases = []
-        for item in self.items:
-            verdict = (f"{item.original[0].label} -> {item.adversarial[0].label} at L∞ {item.linf_255:.0f}/255: "
-                       f"{'fooled' if item.success else 'not fooled'}")
-            status = "failed" if (failing and item.success) else "passed"
-            cases.append(JUnitCase("nnprobe.fool", f"{item.image} eps={item.eps:.6g}", status, verdict))
-        return cases
+
+def fooled_gate(fooled: int, total: int) -> Gate:
+    """`--fail-if-fooled`: passes only when no written image fools the model."""
+    return Gate("fail-if-fooled", 0.0, float(fooled), fooled == 0,
+                f"{fooled} of {total} adversarial images fool the model")
 
 
 @dataclass(frozen=True)
@@ -134,10 +131,10 @@ class RobustResult(Gated):
                                attack_success_rate=to_jsonable(p.attack_success_rate)) for p in self.points]
         return {"schema_version": SCHEMA_VERSION, "kind": "robust", "passed": self.passed, **body}
 
-    def junit_cases(self) -> list[JUnitCase]:
-        cases = [JUnitCase("nnprobe.robust", g.name, "passed" if g.passed else "failed", g.message)
-                 for g in self.gates]
-        if not cases:
-            cases = [JUnitCase("nnprobe.robust", f"eps={p.eps:.6g}", "passed",
-                               f"robust top-1 {p.top1:.4f} ({p.correct_top1}/{p.total})") for p in self.points]
-        return cases
+
+def robust_gate(eps: float, threshold: float, point: RobustPoint) -> Gate:
+    """`--min-robust-top1 EPS=FRACTION`: the robust top-1 at `eps` must be at least `threshold`."""
+    passed = point.top1 >= threshold
+    return Gate(f"min-robust-top1@{format_eps(eps)}", threshold, point.top1, passed,
+                f"robust top-1 at eps {format_eps(eps)} is {point.top1:.4f} ({point.correct_top1}/{point.total}), "
+                f"{'meets' if passed else 'below'} the required {threshold:.4f}")

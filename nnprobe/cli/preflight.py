@@ -58,8 +58,10 @@ def existing_files(paths: Iterable[str], what: str = "Image") -> list[str]:
 
 
 def why_failed(result: Any, limit: int = 20) -> list[str]:
-    """One line per failed gate or finding, from the result's JUnit cases (the same words in every format)."""
-    failed = [case for case in result.junit_cases() if case.status == "failed"]
+    """One line per failed gate or finding, from the report's JUnit cases (the same words in every format)."""
+    from nnprobe.report.junit import junit_cases
+
+    failed = [case for case in junit_cases(result) if case.status == "failed"]
     lines = [f"failed: {case.name}: {case.message}".rstrip(": ") for case in failed[:limit]]
     if len(failed) > limit:
         lines.append(f"failed: ... and {len(failed) - limit} more (see the report)")

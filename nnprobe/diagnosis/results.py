@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnprobe.results import SCHEMA_VERSION, JUnitCase, to_jsonable
+from nnprobe.results import SCHEMA_VERSION, to_jsonable
 
 SEVERITIES = ("info", "warning", "error")
 FAIL_LEVELS = ("error", "warning", "never")
@@ -139,23 +139,3 @@ class Diagnosis:
             ],
             "seconds": self.seconds,
         }
-
-    def junit_cases(self) -> list[JUnitCase]:
-        """One testcase per check per run: failed at/above --fail-on, skipped when its metric is missing."""
-        cases = []
-        for run in self.runs:
-            classname = f"nnprobe.diagnose.{run.path}"
-            for outcome in run.outcomes:
-                text = "\n".join(f"[{f.severity}] {f.message} Hint: {f.hint}" for f in outcome.findings)
-                if outcome.status == "skipped":
-                    cases.append(JUnitCase(classname, outcome.id, "skipped", outcome.reason))
-                elif any(reaches(f.severity, self.fail_on) for f in outcome.findings):
-                    worst = max(outcome.findings, key=lambda f: severity_rank(f.severity))
-                    cases.append(JUnitCase(classname, outcome.id, "failed", worst.message, text))
-                else:
-                    cases.append(JUnitCase(classname, outcome.id, "passed", text))
-        for finding in self.extra_findings:
-            status = "failed" if reaches(finding.severity, self.fail_on) else "passed"
-            cases.append(JUnitCase(f"nnprobe.diagnose.{finding.run or self.path}", finding.id, status,
-                                   finding.message, f"{finding.message} Hint: {finding.hint}"))
-        return cases

@@ -1,7 +1,8 @@
 """The one reporting layer: every command's result goes out through `emit` as table, json or junit.
 
 stdout carries only the report; `-o PATH` writes it atomically instead (a partial file never looks
-complete). Table renderers are looked up by result type, so the core never imports rich.
+complete). Table renderers and JUnit cases are looked up by result type name, so the core never imports
+rich and this layer never imports torch (the core never imports this layer: tests/test_layers.py).
 """
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ def render(result: Any, fmt: str, *, color: bool = False) -> str:
     if fmt == "json":
         return render_json(result)
     if fmt == "junit":
-        from nnprobe.report.junit import render_junit
+        from nnprobe.report.junit import junit_cases, render_junit
 
-        return render_junit(result.junit_cases(), suite=f"nnprobe.{result.to_dict().get('kind', 'run')}")
+        return render_junit(junit_cases(result), suite=f"nnprobe.{result.to_dict().get('kind', 'run')}")
     if fmt == "table":
         return render_table(result, color=color)
     raise ValueError(f"unknown format {fmt!r}")

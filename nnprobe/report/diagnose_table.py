@@ -44,7 +44,9 @@ def _table(findings) -> Table:
     for column in ("severity", "check", "message", "evidence", "hint"):
         table.add_column(column, overflow="fold")
     for f in sorted(findings, key=lambda f: ("error", "warning", "info").index(f.severity)):
-        table.add_row(Text(f.severity, style=STYLE[f.severity]), f.id, f.message, _evidence(f.evidence), f.hint)
+        # Text, not markup: a message may quote a metric name or a path with [brackets] in it
+        table.add_row(Text(f.severity, style=STYLE[f.severity]), Text(f.id), Text(f.message),
+                      Text(_evidence(f.evidence)), Text(f.hint))
     return table
 
 

@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nnprobe.report.gates import print_gates
 from nnprobe.results import EvalResult
 
 
@@ -39,6 +40,4 @@ def render(result: EvalResult, console: Console) -> None:
         console.print(escape(f"  skipped {skip.path}: {skip.reason}"))
     if len(result.skipped) > 20:
         console.print(f"  ... and {len(result.skipped) - 20} more (see --format json)")
-    for gate in result.gates:
-        mark = "[green]PASS[/green]" if gate.passed else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(gate.name)}: {escape(gate.message)}")
+    print_gates(result.gates, console)

@@ -1,12 +1,17 @@
 """Console rendering of a FoolResult: per image, original vs adversarial top-5 and the verdict."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnprobe.attacks.budget import format_eps
-from nnprobe.attacks.results import FoolItem, FoolResult
+from nnprobe.report.gates import print_gates
+from nnprobe.results import format_eps
+
+if TYPE_CHECKING:  # nnprobe.attacks imports torch; the report layer never does
+    from nnprobe.attacks.results import FoolItem, FoolResult
 
 
 def _verdict(item: FoolItem, targeted: bool) -> str:
@@ -54,6 +59,4 @@ def render(result: FoolResult, console: Console) -> None:
         console.print(escape(f"  wrote {files}"))
     console.print(escape(f"{result.fooled} of {len(result.items)} fooled; "
                          f"{result.run.device} {result.run.precision}, {result.run.seconds:.2f} s"))
-    for gate in result.gates:
-        mark = "[green]PASS[/green]" if gate.passed else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(gate.name)}: {escape(gate.message)}")
+    print_gates(result.gates, console)

@@ -1,18 +1,18 @@
-"""Pictures people look at: the fooling panel (original | perturbation amplified | adversarial)."""
+"""Pictures people look at: the fooling panel (original | perturbation amplified | adversarial), drawn
+from a FoolResult after the attack returned: the original through the one decoder every command reads
+with, the adversarial PNG as written (the file the result was judged on)."""
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from nnprobe.io import atomic_write_bytes
+from nnprobe.io import atomic_write_bytes, png_bytes
 
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")  # lossless: JPEG would destroy the perturbation
-    return buffer.getvalue()
+if TYPE_CHECKING:  # nnprobe.attacks imports torch; the report layer never does
+    from nnprobe.attacks.results import FoolItem, FoolResult
 
 
 def amplified(original: np.ndarray, adversarial: np.ndarray) -> tuple[Image.Image, float]:
@@ -60,3 +60,30 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 def write_panel(path: str, original: np.ndarray, adversarial: np.ndarray, captions: tuple[str, str, str]) -> None:
     atomic_write_bytes(path, png_bytes(panel(original, adversarial, captions)))
+
+
+def captions(item: FoolItem, attack: str) -> tuple[str, str, str]:
+    """Top-1 and confidence under the original and the adversarial; the gain and L∞ of the perturbation."""
+    linf = item.linf * 255  # the 8-bit perturbation's largest step, in grey levels
+    return (f"original: {item.original[0].label}\n{item.original[0].confidence:.1%}",
+            f"perturbation x{127 / max(int(linf + 0.5), 1):.0f}\nLinf {linf:.0f}/255 ({attack})",
+            f"adversarial: {item.adversarial[0].label}\n{item.adversarial[0].confidence:.1%}")
+
+
+def _pixels(path: str, prepare: Callable[[Image.Image], Image.Image] | None = None) -> np.ndarray:
+    from nnprobe.data.decode import decode_rgb
+
+    image = decode_rgb(path)[0]
+    return np.asarray(prepare(image) if prepare is not None else image, dtype=np.uint8)
+
+
+def write_panels(result: FoolResult, resize_crop: Callable[[Image.Image], Image.Image] | None = None) -> None:
+    """Write each item's `panel_image`. A model-space item was attacked on the resized, cropped photo:
+    `resize_crop` is that step (the model's own, e.g. `pil_resize_crop` with its preprocessing)."""
+    for item in result.items:
+        if item.panel_image is None:
+            continue
+        if item.space == "model" and resize_crop is None:
+            raise ValueError("a model-space panel needs the model's resize_crop to show the attacked input")
+        original = _pixels(item.image, resize_crop if item.space == "model" else None)
+        write_panel(item.panel_image, original, _pixels(item.adversarial_image), captions(item, result.settings.attack))

@@ -1,10 +1,99 @@
-"""JUnit XML from a result's `junit_cases()`: each gate or check is one testcase (pytest's junitxml shape)."""
+"""JUnit XML from a result: each gate, image or check is one testcase (pytest's junitxml shape).
+
+The cases are built here from the numbers in the result, so the results stay data and every format
+(table, junit, the "failed:" lines on stderr) says a gate's verdict in the same words (`gate_sentence`).
+No torch: the result types are looked up by name, as the table renderers are.
+"""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from nnprobe.results import JUnitCase
+from nnprobe.report.gates import gate_sentence
+
+
+@dataclass(frozen=True)
+class JUnitCase:
+    """One testcase of a JUnit report: status is 'passed', 'failed' or 'skipped'."""
+
+    classname: str
+    name: str
+    status: str
+    message: str = ""
+    details: str = ""
+
+
+def _gate_cases(classname: str, gates) -> list[JUnitCase]:
+    return [JUnitCase(classname, g.name, "passed" if g.passed else "failed", gate_sentence(g)) for g in gates]
+
+
+def eval_cases(result) -> list[JUnitCase]:
+    cases = _gate_cases("nnprobe.eval", result.gates)
+    if not cases:  # no gate asked for: still one case that records the measurement
+        cases.append(JUnitCase("nnprobe.eval", "accuracy", "passed",
+                               f"top-1 {result.top1:.4f}, top-5 {result.top5:.4f} on {result.total} images"))
+    return cases
+
+
+def fool_cases(result) -> list[JUnitCase]:
+    """One case per (image, eps); with --fail-if-fooled a fooling image is a failed case."""
+    failing = any(g.name == "fail-if-fooled" for g in result.gates)
+    cases = []
+    for item in result.items:
+        verdict = (f"{item.original[0].label} -> {item.adversarial[0].label} at L∞ {item.linf_255:.0f}/255: "
+                   f"{'fooled' if item.success else 'not fooled'}")
+        status = "failed" if (failing and item.success) else "passed"
+        cases.append(JUnitCase("nnprobe.fool", f"{item.image} eps={item.eps:.6g}", status, verdict))
+    return cases
+
+
+def robust_cases(result) -> list[JUnitCase]:
+    cases = _gate_cases("nnprobe.robust", result.gates)
+    if not cases:
+        cases = [JUnitCase("nnprobe.robust", f"eps={p.eps:.6g}", "passed",
+                           f"robust top-1 {p.top1:.4f} ({p.correct_top1}/{p.total})") for p in result.points]
+    return cases
+
+
+def diagnose_cases(result) -> list[JUnitCase]:
+    """One case per check per run: failed at/above --fail-on, skipped when its metric is missing."""
+    from nnprobe.diagnosis.results import reaches, severity_rank
+
+    cases = []
+    for run in result.runs:
+        classname = f"nnprobe.diagnose.{run.path}"
+        for outcome in run.outcomes:
+            text = "\n".join(f"[{f.severity}] {f.message} Hint: {f.hint}" for f in outcome.findings)
+            if outcome.status == "skipped":
+                cases.append(JUnitCase(classname, outcome.id, "skipped", outcome.reason))
+            elif any(reaches(f.severity, result.fail_on) for f in outcome.findings):
+                worst = max(outcome.findings, key=lambda f: severity_rank(f.severity))
+                cases.append(JUnitCase(classname, outcome.id, "failed", worst.message, text))
+            else:
+                cases.append(JUnitCase(classname, outcome.id, "passed", text))
+    for finding in result.extra_findings:
+        status = "failed" if reaches(finding.severity, result.fail_on) else "passed"
+        cases.append(JUnitCase(f"nnprobe.diagnose.{finding.run or result.path}", finding.id, status,
+                               finding.message, f"{finding.message} Hint: {finding.hint}"))
+    return cases
+
+
+# Result type name -> the function that makes its cases.
+CASES: dict[str, Callable[[Any], list[JUnitCase]]] = {
+    "EvalResult": eval_cases,
+    "FoolResult": fool_cases,
+    "RobustResult": robust_cases,
+    "Diagnosis": diagnose_cases,
+}
+
+
+def junit_cases(result: Any) -> list[JUnitCase]:
+    make = CASES.get(type(result).__name__)
+    if make is None:
+        raise TypeError(f"no JUnit cases for {type(result).__name__}")
+    return make(result)
 
 
 def render_junit(cases: Sequence[JUnitCase], suite: str) -> str:

@@ -1,12 +1,17 @@
 """Console rendering of a RobustResult: one row per budget, each number labelled for what it is."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnprobe.attacks.budget import format_eps
-from nnprobe.attacks.results import RobustResult
+from nnprobe.report.gates import print_gates
+from nnprobe.results import format_eps
+
+if TYPE_CHECKING:  # nnprobe.attacks imports torch; the report layer never does
+    from nnprobe.attacks.results import RobustResult
 
 
 def _pct(value: float) -> str:
@@ -47,6 +52,4 @@ def render(result: RobustResult, console: Console) -> None:
         console.print(escape(f"plot: {result.plot}"))
     for skip in data.get("skipped", [])[:20]:
         console.print(escape(f"  skipped {skip['path']}: {skip['reason']}"))
-    for gate in result.gates:
-        mark = "[green]PASS[/green]" if gate.passed else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(gate.name)}: {escape(gate.message)}")
+    print_gates(result.gates, console)

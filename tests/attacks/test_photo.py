@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 import tinymodels
-from nnprobe.attacks.photo import fool, output_names, resolve_target
+from nnprobe.api import fool  # the core names the panels, the report layer draws them
+from nnprobe.attacks.photo import output_names, resolve_target
 from nnprobe.errors import InputError, UsageError
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from nnprobe.diagnosis import diagnose
 from nnprobe.diagnosis.results import Diagnosis
 from nnprobe.errors import InputError
+from nnprobe.report import render
 
 from diagnose_helpers import frame, wire_scalar_event
 
@@ -26,7 +27,7 @@ def judged(path) -> None:
         return
     assert isinstance(result, Diagnosis)
     result.to_dict()
-    result.junit_cases()
+    render(result, "junit")
 
 
 cells = st.one_of(st.sampled_from(["", "nan", "NaN", "inf", "-inf", "NA", "1e400", "x", "0.5", '"', "1,2"]),

@@ -133,7 +133,9 @@ def test_gates(tmp_path, color_classifier):
     assert ok.passed and [g.passed for g in ok.gates] == [True, True]
     bad = evaluate(color_classifier, images, device="cpu", workers=0, min_top1=0.76)
     assert not bad.passed and bad.gates[0].measured == 0.75
-    assert [c.status for c in bad.junit_cases()] == ["failed"]
+    from nnprobe.report.junit import junit_cases
+
+    assert [c.status for c in junit_cases(bad)] == ["failed"]
 
 
 def test_bf16_autocast_runs_on_cpu(tmp_path, color_classifier):
@@ -159,3 +161,37 @@ def test_prediction_spread_detects_a_constant_model(tmp_path, color_classifier):
     varied = evaluate(color_classifier, images_of(make_wnid_folders(tmp_path / "v", {1: 1, 2: 1, 3: 1, 4: 1}),
                                                   color_classifier), device="cpu", workers=0).predictions
     assert varied.distinct_classes == 4 and abs(varied.entropy_nats - __import__("math").log(4)) < 1e-12
+
+
+class _RunsOutOfMemory(torch.nn.Module):
+    """The wrapped net, raising out-of-memory for forwards of more than `limit` images (as a full GPU)."""
+
+    def __init__(self, net, limit: int) -> None:
+        super().__init__()
+        self.net, self.limit, self.sizes = net, limit, []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.net(x)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (the empty_cache branch)"))])
+def test_out_of_memory_halves_the_chunk_and_keeps_the_counts(tmp_path, color_classifier, device):
+    from nnprobe.errors import NnprobeError
+    from nnprobe.models.classifier import Classifier
+
+    make_wnid_folders(tmp_path, {5: 4, 350: 3}, wrong={5: 1})
+    images = images_of(tmp_path, color_classifier)
+    plain = evaluate(color_classifier, images, device=device, workers=0, batch_size=8)
+    net = _RunsOutOfMemory(color_classifier.net, limit=2)
+    tight = Classifier(net, color_classifier.info, color_classifier.class_names, color_classifier.wnids)
+    result = evaluate(tight, images, device=device, workers=0, batch_size=8)
+    assert (result.correct_top1, result.correct_top5, result.total) == (plain.correct_top1, plain.correct_top5, 8)
+    assert net.sizes[:3] == [8, 4, 2] and max(net.sizes[3:]) == 2  # halved twice, then kept
+    never = Classifier(_RunsOutOfMemory(color_classifier.net, limit=0), color_classifier.info,
+                       color_classifier.class_names, color_classifier.wnids)
+    with pytest.raises(NnprobeError, match="Out of memory even with one image per batch"):
+        evaluate(never, images, device=device, workers=0, batch_size=8)

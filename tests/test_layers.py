@@ -1,0 +1,185 @@
+"""Layers (DESIGN.md): cli -> api + report -> models/data/evaluation/attacks/diagnosis -> results/errors/io.
+
+The core never imports the report layer, the report layer never imports torch, and no module-level
+import cycle exists among nnprobe's modules (a package's __init__ counts: importing `nnprobe.a.b` from
+outside `nnprobe.a` runs `nnprobe/a/__init__.py` and everything it re-exports)."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nnprobe
+
+PACKAGE = Path(nnprobe.__file__).resolve().parent
+REPORT = "nnprobe.report"
+# Modules above the report layer: they may import it.
+ABOVE_REPORT = ("nnprobe.cli", "nnprobe.api", "nnprobe.report")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_package(name: str) -> bool:
+    return MODULES.get(name, Path()).name == "__init__.py"
+
+
+def _absolute(node: ast.ImportFrom, name: str) -> str:
+    """The module an ImportFrom names, relative imports resolved against `name`."""
+    if not node.level:
+        return node.module or ""
+    base = name.split(".") if _is_package(name) else name.split(".")[:-1]
+    base = base[: len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imported(node: ast.AST, name: str) -> list[str]:
+    """The modules an import statement loads (`from a import b` loads a.b too when b is a module)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        source = _absolute(node, name)
+        return [source] + [f"{source}.{a.name}" for a in node.names if f"{source}.{a.name}" in MODULES]
+    if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        return [node.args[0].value]
+    return []
+
+
+def _type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(test)
+
+
+def module_level_imports(name: str, text: str) -> set[str]:
+    """Imports run when the module is imported: top level, and inside if/try/with/class bodies there,
+    but not inside functions, nor under `if TYPE_CHECKING:`."""
+    found: set[str] = set()
+    pending = list(ast.parse(text).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or _type_checking(node):
+            continue
+        found.update(imported(node, name))
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def graph(texts: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """Module -> nnprobe modules it loads at import time, with the packages whose __init__ that runs
+    (each package's own __init__ excepted: it is already importing when its modules run)."""
+    if texts is None:
+        texts = {name: path.read_text(encoding="utf-8") for name, path in MODULES.items()}
+    edges: dict[str, set[str]] = {}
+    for name, text in texts.items():
+        own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)}
+        targets = set()
+        for target in module_level_imports(name, text):
+            parts = target.split(".")
+            for i in range(1, len(parts) + 1):
+                step = ".".join(parts[:i])
+                if step in texts and step not in own:
+                    targets.add(step)
+        edges[name] = targets
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module, or a module importing itself (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in edges.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1 or node in edges.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_core_never_imports_the_report_layer():
+    """Anywhere in a file, at module level or inside a function."""
+    offenders = []
+    for name, path in MODULES.items():
+        if name.startswith(ABOVE_REPORT):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            hits = [m for m in imported(node, name) if m == REPORT or m.startswith(REPORT + ".")]
+            offenders += [f"{name} imports {m}" for m in hits]
+    assert offenders == []
+
+
+def test_the_walk_sees_imports_inside_functions():
+    """The check above can fail: it finds a function-level import and an import_module string."""
+    tree = ast.parse("def f():\n    from nnprobe.report.images import write_panels\n"
+                     "def g():\n    importlib.import_module('nnprobe.report.junit')\n")
+    seen = {m for node in ast.walk(tree) for m in imported(node, "nnprobe.attacks.photo")}
+    assert {"nnprobe.report.images", "nnprobe.report.junit"} <= seen
+
+
+def test_the_report_layer_never_imports_torch():
+    report = sorted(n for n in MODULES if n == REPORT or n.startswith(REPORT + "."))
+    assert len(report) >= 9, report
+    code = ("import sys, importlib\n"
+            f"for name in {report!r}:\n    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'torchvision'))))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_no_module_level_import_cycle():
+    assert cycles(graph()) == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+    ({"a": {"a"}}, [["a"]]),
+    ({"a": {"b"}, "b": set()}, []),
+])
+def test_cycle_finder(source, expected):
+    assert cycles(source) == expected
+
+
+def test_graph_counts_package_reexports():
+    """`nnprobe.attacks.budget` imported from outside its package runs nnprobe/attacks/__init__.py (which
+    imports photo, which imports the results): results importing the budget's eps formatting would be a
+    cycle through that __init__, and the graph must see it."""
+    texts = {"nnprobe.attacks": "from nnprobe.attacks.photo import fool\n",
+             "nnprobe.attacks.photo": "from nnprobe.attacks.budget import format_eps\nimport nnprobe.results\n",
+             "nnprobe.attacks.budget": "import math\n",
+             "nnprobe.results": "from nnprobe.attacks.budget import format_eps\n"}
+    edges = graph(texts)
+    assert edges["nnprobe.results"] == {"nnprobe.attacks", "nnprobe.attacks.budget"}
+    assert edges["nnprobe.attacks.photo"] == {"nnprobe.attacks.budget", "nnprobe.results"}  # own __init__ excepted
+    assert cycles(edges) == [["nnprobe.attacks", "nnprobe.attacks.photo", "nnprobe.results"]]
+    real = graph()
+    assert {"nnprobe.attacks.photo", "nnprobe.attacks.robustness"} <= real["nnprobe.attacks"]
+    assert "nnprobe.results" in real["nnprobe.attacks.results"]
