@@ -45,15 +45,33 @@ def device_for_rank(spec: str, ctx: DistContext):
     return dev
 
 
-def init(ctx: DistContext, device_type: str) -> None:
-    """Join the process group (once) with the backend that suits the device."""
+_created = 0  # process groups `init` has created in this process (all ranks make the same calls)
+
+
+def init(ctx: DistContext, device_type: str) -> bool:
+    """Join the process group with the backend that suits the device; True when this call created it
+    (and so must destroy it). A group the caller already made is used as it is, if it matches torchrun's."""
     if not ctx.enabled:
-        return
+        return False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        backend = "nccl" if device_type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size)
+    if dist.is_initialized():
+        if (dist.get_rank(), dist.get_world_size()) != (ctx.rank, ctx.world_size):
+            from nnprobe.errors import UsageError
+
+            raise UsageError(f"The process group already initialised is rank {dist.get_rank()} of "
+                             f"{dist.get_world_size()}, but torchrun's RANK/WORLD_SIZE say {ctx.rank} of "
+                             f"{ctx.world_size}; initialise it from the same environment or not at all.")
+        return False
+    global _created
+    _created += 1
+    # A fresh key prefix per group: destroy_process_group resets torch's group counter, so a second group
+    # on the same store would reuse the first one's keys and a rank could read a stale peer address.
+    store, _, _ = next(dist.rendezvous("env://", ctx.rank, ctx.world_size))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"nnprobe/{_created}", store), rank=ctx.rank,
+                            world_size=ctx.world_size)
+    return True
 
 
 def sum_tensor(tensor, ctx: DistContext):
@@ -75,10 +93,14 @@ def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     return out
 
 
-def finish(ctx: DistContext) -> None:
-    if ctx.enabled:
-        import torch.distributed as dist
+def finish(created: bool, clean: bool = True) -> None:
+    """Destroy the process group only if `init` created it: after a barrier when every rank got here,
+    at once after an error (a barrier could wait forever for a rank that failed elsewhere)."""
+    if not created:
+        return
+    import torch.distributed as dist
 
-        if dist.is_initialized():
+    if dist.is_initialized():
+        if clean:
             dist.barrier()
-            dist.destroy_process_group()
+        dist.destroy_process_group()

@@ -20,7 +20,7 @@ import torch
 
 from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
-from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult
+from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
 from nnprobe.errors import DataError, UsageError
 from nnprobe.results import Gate, RunInfo
 
@@ -133,11 +133,7 @@ def gates_for(points: Sequence[RobustPoint], min_robust_top1: Mapping[float, flo
         if point is None:
             raise UsageError(f"--min-robust-top1 names eps {format_eps(gate_eps)}, which is not among --eps "
                              f"({', '.join(format_eps(p.eps) for p in points)}).")
-        passed = point.top1 >= threshold
-        gates.append(Gate(f"min-robust-top1@{format_eps(gate_eps)}", threshold, point.top1, passed,
-                          f"robust top-1 at eps {format_eps(gate_eps)} is {point.top1:.4f} "
-                          f"({point.correct_top1}/{point.total}), {'meets' if passed else 'below'} the required "
-                          f"{threshold:.4f}"))
+        gates.append(robust_gate(gate_eps, threshold, point))
     return tuple(gates)
 
 
@@ -173,7 +169,6 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     resized/cropped by the model's preprocessing, sharded over torchrun ranks with exact counts), or an
     iterable of (pixels, labels) batches already at the model's input size.
     """
-    from nnprobe import distributed
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
 
@@ -187,39 +182,22 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     fp32_check = precision != "fp32"
     data_info: dict
     if isinstance(data, LabelledImages):
-        from nnprobe.data.loader import ImageSamples, make_loader, shard_positions
-        from nnprobe.evaluation import default_workers
+        from nnprobe.data.shards import Shard
 
         if classifier.preprocessing.crop_size is None:
             raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")
-        ctx = distributed.from_env()
-        dev = distributed.device_for_rank(device, ctx)
-        distributed.init(ctx, dev.type)
-        positions = shard_positions(len(data.samples), ctx.rank, ctx.world_size)
-        dataset = ImageSamples(data.samples, classifier.preprocessing, positions)
-        loader = make_loader(dataset, batch_size=batch_size,
-                             workers=default_workers() if workers is None else workers, pin_memory=dev.type == "cuda")
-        skipped: list[tuple[int, str]] = []
-
-        def batches():
-            for batch in loader:
-                skipped.extend(batch.skipped)
-                yield batch.pixels, batch.labels, torch.tensor(batch.positions, dtype=torch.int64)
-
-        attacks, tally = robust_batches(classifier, batches(), attack=attack, eps=budgets, steps=steps,
-                                        step_size=step_size, random_start=random_start, seed=seed,
-                                        early_stop=early_stop, precision=precision, device=dev,
-                                        progress=progress, total=len(dataset))
-        distributed.sum_tensor(tally.counts, ctx)
-        distributed.sum_tensor(tally.norms, ctx)
-        distributed.sum_tensor(tally.nonfinite, ctx)
-        all_skipped = sorted(s for part in distributed.gather_objects(skipped, ctx) for s in part)
-        world = ctx.world_size
-        distributed.finish(ctx)
+        with Shard(data, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
+                   progress=progress) as shard:
+            dev = shard.device
+            attacks, tally = robust_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard),
+                                            attack=attack, eps=budgets, steps=steps, step_size=step_size,
+                                            random_start=random_start, seed=seed, early_stop=early_stop,
+                                            precision=precision, device=dev)
+            gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite)
+        world = gathered.world_size
         data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
                      "notes": list(data.notes),
-                     "skipped": [{"path": data.samples[p][0], "reason": r} for p, r in all_skipped]
-                     + [{"path": s.path, "reason": s.reason} for s in data.skipped]}
+                     "skipped": [{"path": s.path, "reason": s.reason} for s in gathered.skipped + data.skipped]}
     else:
         from nnprobe.device import resolve_device
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nnprobe.data.decode import UndecodableImage, decode_rgb
-from nnprobe.models.preprocessing import pil_resize_crop
+from nnprobe.data.transforms import resize_crop
 from nnprobe.results import Preprocessing
 
 
@@ -45,7 +45,7 @@ class ImageSamples(Dataset):
             image, converted = decode_rgb(path)
         except UndecodableImage as exc:
             return None, label, position, False, str(exc), None
-        image = pil_resize_crop(image, self.preprocessing)
+        image = resize_crop(self.preprocessing)(image)  # the one definition, PIL backend
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
         return pixels, label, position, converted, None, None
 
@@ -112,9 +112,3 @@ def make_loader(dataset: ImageSamples, *, batch_size: int, workers: int, pin_mem
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
                       pin_memory=pin_memory, persistent_workers=False,
                       prefetch_factor=4 if workers > 0 else None)
-
-
-def shard_positions(total: int, rank: int, world_size: int) -> list[int]:
-    """Disjoint, padding-free shard of `range(total)` for one rank: every image is evaluated exactly once,
-    whatever the world size (DistributedSampler pads with repeats and skews the counts)."""
-    return list(range(rank, total, world_size))
