@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from nnprobe.cli.options import COUNT, SEED, device_options, model_keywords, model_options, report_options
+from nnprobe.budget import parse_eps, parse_eps_list
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
@@ -68,14 +69,14 @@ def command(images, model, weights, arch, trust_pickle, model_num_classes, resiz
     """
     images = existing_files(images)
     guard_outputs({"-o": output}, files=[*images, *model_input_files(model, weights)])
+    attack = attack or "fgsm"
+    parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
+    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
 
     from nnprobe import api
-    from nnprobe.attacks.budget import parse_eps
     from nnprobe.device import cpu_threads
     from nnprobe.report.progress import progress_bar
 
-    attack = attack or "fgsm"
-    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
     with cpu_threads(threads), progress_bar("fooling") as progress:
         result = api.fool(
             images, model, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,

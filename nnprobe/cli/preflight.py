@@ -43,12 +43,6 @@ def guard_data_outputs(outputs: dict[str, str | None], *, data: str, model: str 
                   folders=[("data set", data), ("devkit", devkit)])
 
 
-def existing_folder(path: str, what: str = "Data folder") -> str:
-    if not os.path.isdir(path):
-        raise UsageError(f"{what} {path} does not exist or is not a folder.")
-    return path
-
-
 def existing_files(paths: Iterable[str], what: str = "Image") -> list[str]:
     paths = list(paths)
     for path in paths:

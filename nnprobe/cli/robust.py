@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from nnprobe.budget import parse_eps, parse_eps_list, parse_gate
 from nnprobe.cli.fool import attack_options
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  report_options, resolve_data)
@@ -43,15 +44,15 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     data = resolve_data(data_arg, data_opt)
     guard_data_outputs({"-o": output, "--plot": plot}, data=data, model=model, weights=weights,
                        labels_file=labels_file, devkit=devkit, class_map=class_map)
+    attack = attack or "pgd"
+    parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
+    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
+    thresholds = dict(parse_gate(g) for g in gates)
 
     from nnprobe import api, distributed
-    from nnprobe.attacks.budget import parse_eps, parse_gate
     from nnprobe.device import cpu_threads, default_workers
     from nnprobe.report.progress import progress_bar
 
-    attack = attack or "pgd"
-    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
-    thresholds = dict(parse_gate(g) for g in gates)
     ctx = distributed.from_env()
     workers = default_workers() if workers is None else workers
     with cpu_threads(threads, workers), progress_bar("attacking", enabled=ctx.is_main) as progress:
