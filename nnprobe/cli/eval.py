@@ -6,7 +6,7 @@ import click
 
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  report_options, resolve_data)
-from nnprobe.cli.preflight import finish, guard_data_outputs
+from nnprobe.cli.preflight import finish, guard_data_outputs, working
 
 
 def fraction(text: str | None, name: str) -> float | None:
@@ -52,21 +52,17 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     guard_data_outputs({"-o": output}, data=data, model=model, weights=weights, labels_file=labels_file,
                        devkit=devkit, class_map=class_map)
 
-    from nnprobe import api, distributed
-    from nnprobe.device import cpu_threads, default_workers
-    from nnprobe.report.progress import progress_bar
+    from nnprobe import api
 
-    ctx = distributed.from_env()
-    workers = default_workers() if workers is None else workers
-    with cpu_threads(threads, workers), progress_bar("evaluating", enabled=ctx.is_main) as progress:
+    with working("evaluating", threads, workers) as work:
         result = api.evaluate(
             model, data, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
                                           interpolation, mean, std),
             **data_keywords(labels_file, devkit, class_map, limit), device=device,
-            precision=precision, batch_size=batch_size, workers=workers, strict=strict,
+            precision=precision, batch_size=batch_size, workers=work.workers, strict=strict,
             restrict_to_present=restrict_to_present, compile=compile_, decode=decode, min_top1=gates[0],
-            min_top5=gates[1], progress=progress)
-    if not ctx.is_main:
+            min_top5=gates[1], progress=work.progress)
+    if not work.is_main:
         return 0 if result.passed else 1
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.data["notes"]:

@@ -10,7 +10,7 @@ import click
 
 from nnprobe.cli.options import COUNT, SEED, device_options, model_keywords, model_options, report_options
 from nnprobe.budget import parse_eps, parse_eps_list
-from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files
+from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files, working
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
 # this list equal to the registry).
@@ -74,16 +74,14 @@ def command(images, model, weights, arch, trust_pickle, model_num_classes, resiz
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
 
     from nnprobe import api
-    from nnprobe.device import cpu_threads
-    from nnprobe.report.progress import progress_bar
 
-    with cpu_threads(threads), progress_bar("fooling") as progress:
+    with working("fooling", threads, 0) as work:
         result = api.fool(
             images, model, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
                                             interpolation, mean, std),
             attack=attack, eps=eps, steps=steps, step_size=alpha, random_start=random_start, target=target,
             seed=seed, space=space, out_dir=out_dir, precision=precision, device=device, panels=not no_panel,
-            fail_if_fooled=fail_if_fooled, progress=progress)
+            fail_if_fooled=fail_if_fooled, progress=work.progress)
     code = finish(result, fmt, output, passed=result.passed)
     undone = [item for item in result.items if item.rounding_undid]
     if undone:

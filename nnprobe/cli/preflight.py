@@ -1,9 +1,12 @@
 """What every command checks before any work, without importing torch (a mistake costs well under a
-second), and how every command ends (report, why a gate failed, exit code).
+second), how the work is set up (rank, workers, threads, progress), and how every command ends (report,
+why a gate failed, exit code).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +52,27 @@ def existing_files(paths: Iterable[str], what: str = "Image") -> list[str]:
         if not os.path.lexists(path):
             raise UsageError(f"{what} {path} does not exist.")
     return paths
+
+
+@dataclass(frozen=True)
+class Work:
+    progress: Any
+    is_main: bool  # rank 0 under torchrun (or the only process): the one that reports
+    workers: int
+
+
+@contextlib.contextmanager
+def working(label: str, threads: int | None, workers: int | None):
+    """This rank, its data-loader workers (default: available CPUs - 1), torch's threads sized not to
+    oversubscribe them (restored afterwards), and a progress bar on rank 0's terminal."""
+    from nnprobe import distributed
+    from nnprobe.device import cpu_threads, default_workers
+    from nnprobe.report.progress import progress_bar
+
+    is_main = distributed.from_env().is_main
+    workers = default_workers() if workers is None else workers
+    with cpu_threads(threads, workers), progress_bar(label, enabled=is_main) as progress:
+        yield Work(progress, is_main, workers)
 
 
 def why_failed(result: Any, limit: int = 20) -> list[str]:

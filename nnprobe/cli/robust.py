@@ -11,7 +11,7 @@ from nnprobe.budget import parse_eps, parse_eps_list, parse_gate
 from nnprobe.cli.fool import attack_options
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  report_options, resolve_data)
-from nnprobe.cli.preflight import finish, guard_data_outputs
+from nnprobe.cli.preflight import finish, guard_data_outputs, working
 
 
 @click.command("robust")
@@ -49,21 +49,17 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
     thresholds = dict(parse_gate(g) for g in gates)
 
-    from nnprobe import api, distributed
-    from nnprobe.device import cpu_threads, default_workers
-    from nnprobe.report.progress import progress_bar
+    from nnprobe import api
 
-    ctx = distributed.from_env()
-    workers = default_workers() if workers is None else workers
-    with cpu_threads(threads, workers), progress_bar("attacking", enabled=ctx.is_main) as progress:
+    with working("attacking", threads, workers) as work:
         result = api.robust(
             model, data, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
                                           interpolation, mean, std),
             **data_keywords(labels_file, devkit, class_map, limit), attack=attack, eps=eps,
             steps=steps, step_size=alpha, random_start=random_start, seed=seed, early_stop=early_stop,
-            batch_size=batch_size, workers=workers, precision=precision, device=device,
-            min_robust_top1=thresholds, progress=progress)
-    if not ctx.is_main:
+            batch_size=batch_size, workers=work.workers, precision=precision, device=device,
+            min_robust_top1=thresholds, progress=work.progress)
+    if not work.is_main:
         return 0 if result.passed else 1
     if plot:
         from nnprobe.report.plots import write_accuracy_plot
