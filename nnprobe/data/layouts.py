@@ -139,76 +139,110 @@ def _walk_class_folders(root: str, subdirs: Sequence[str]) -> tuple[list[tuple[s
     n01/ to the sibling class folder n02/ never relabels n02's images as n01), then the first in order.
     A linked folder that leads back into the data set (a loop, a sibling class, the root or a folder
     above it) is not followed; that is a note. A second way to the same file is a skipped file."""
-    root_real = os.path.realpath(root)
-    visited = {root_real}
-    # (links, order key, path, class folder, real path) of every file; dirs pending per link count
-    files: dict[str, tuple[int, tuple, str, str]] = {}
-    duplicates: list[tuple[str, str]] = []  # (path, real path) reached again
-    not_followed: list[str] = []
-    unreadable: list[str] = []
-    pending: dict[int, list[tuple[str, str, int, tuple]]] = {}
+    walk = _LinkSafeWalk(os.path.realpath(root))
     for index, folder in enumerate(subdirs):
         path = os.path.join(root, folder)
-        links = 1 if os.path.islink(path) else 0
-        pending.setdefault(links, []).append((path, folder, links, (index,)))
-    level = 0
-    while pending:
-        for path, folder, links, key in pending.pop(level, []):
-            real = os.path.realpath(path)
-            if (links and real in visited) or _inside(root_real, real):
-                not_followed.append(path)
+        walk.queue(path, folder, 1 if os.path.islink(path) else 0, (index,))
+    walk.run()
+    return walk.result()
+
+
+class _LinkSafeWalk:
+    """One walk of the class folders. Folders are read level by level of links (every folder reached
+    through n links before any reached through n + 1), so the way with the fewest links claims each real
+    folder first; a file reached again keeps the way with fewer links, then the earlier in order."""
+
+    def __init__(self, root_real: str):
+        self.root_real = root_real
+        self.visited = {root_real}  # real folders already read
+        self.files: dict[str, tuple[int, tuple, str, str]] = {}  # real path -> (links, order key, path, folder)
+        self.duplicates: list[tuple[str, str]] = []  # (path, real path) reached again
+        self.not_followed: list[str] = []
+        self.unreadable: list[str] = []
+        self.pending: dict[int, list[tuple[str, str, int, tuple]]] = {}  # links -> (path, folder, links, key)
+
+    def queue(self, path: str, folder: str, links: int, key: tuple) -> None:
+        """Read `path` (of class `folder`, reached through `links` links) once its link level comes."""
+        self.pending.setdefault(links, []).append((path, folder, links, key))
+
+    def run(self) -> None:
+        """Read every queued folder, fewest links first; reading may queue linked folders one level on."""
+        level = 0
+        while self.pending:
+            for path, folder, links, key in self.pending.pop(level, []):
+                self._enter(path, folder, links, key)
+            level += 1
+
+    def _enter(self, path: str, folder: str, links: int, key: tuple) -> None:
+        """Read the tree below `path` depth-first in order, unless a link leads to a folder already read
+        or back into the data set (a loop, a sibling class, the root or above)."""
+        real = os.path.realpath(path)
+        if (links and real in self.visited) or _inside(self.root_real, real):
+            self.not_followed.append(path)
+            return
+        self.visited.add(real)
+        stack = [(path, key)]
+        while stack:
+            current, current_key = stack.pop()
+            stack.extend(reversed(self._read_folder(current, current_key, folder, links)))
+
+    def _read_folder(self, current: str, current_key: tuple, folder: str, links: int) -> list[tuple[str, tuple]]:
+        """Record the files of one folder and queue its linked subfolders; returns its plain subfolders
+        (path, order key) still to read. An unreadable folder is a note, not an error."""
+        try:
+            entries = sorted((e for e in os.scandir(current) if not e.name.startswith(".")),
+                             key=lambda e: e.name)
+        except OSError as exc:
+            self.unreadable.append(f"{current} ({exc.strerror or exc})")
+            return []
+        subfolders = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                self._add_file(entry.path, links + (1 if entry.is_symlink() else 0),
+                               current_key + ((0, entry.name),), folder)
                 continue
-            visited.add(real)
-            stack = [(path, key)]
-            while stack:
-                current, current_key = stack.pop()
-                try:
-                    entries = sorted((e for e in os.scandir(current) if not e.name.startswith(".")),
-                                     key=lambda e: e.name)
-                except OSError as exc:
-                    unreadable.append(f"{current} ({exc.strerror or exc})")
-                    continue
-                subfolders = []
-                for entry in entries:
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        is_dir = False
-                    if not is_dir:
-                        file_links = links + (1 if entry.is_symlink() else 0)
-                        file_key = current_key + ((0, entry.name),)
-                        file_real = os.path.realpath(entry.path)
-                        kept = files.get(file_real)
-                        if kept is None or (file_links, file_key) < (kept[0], kept[1]):
-                            if kept is not None:
-                                duplicates.append((kept[2], file_real))
-                            files[file_real] = (file_links, file_key, entry.path, folder)
-                        else:
-                            duplicates.append((entry.path, file_real))
-                        continue
-                    sub_key = current_key + ((1, entry.name),)
-                    if entry.is_symlink():
-                        pending.setdefault(links + 1, []).append((entry.path, folder, links + 1, sub_key))
-                        continue
-                    sub_real = os.path.realpath(entry.path)
-                    if sub_real in visited:  # reached without a link: a bind mount or similar
-                        not_followed.append(entry.path)
-                        continue
-                    visited.add(sub_real)
-                    subfolders.append((entry.path, sub_key))
-                stack.extend(reversed(subfolders))
-        level += 1
-    ordered = sorted(files.values(), key=lambda item: item[1])
-    found = [(path, folder) for _, _, path, folder in ordered]
-    skipped = [SkippedFile(path, f"same file as {files[real][2]} (reached again through a link)")
-               for path, real in sorted(duplicates)]
-    notes = []
-    if not_followed:
-        notes.append(f"{len(not_followed)} linked folder(s) not followed because they lead back into the data "
-                     f"set (a link loop or a second way to a folder already read), e.g. {not_followed[0]}")
-    if unreadable:
-        notes.append(f"{len(unreadable)} folder(s) could not be read, e.g. {unreadable[0]}")
-    return found, skipped, notes
+            sub_key = current_key + ((1, entry.name),)
+            if entry.is_symlink():
+                self.queue(entry.path, folder, links + 1, sub_key)
+                continue
+            sub_real = os.path.realpath(entry.path)
+            if sub_real in self.visited:  # reached without a link: a bind mount or similar
+                self.not_followed.append(entry.path)
+                continue
+            self.visited.add(sub_real)
+            subfolders.append((entry.path, sub_key))
+        return subfolders
+
+    def _add_file(self, path: str, links: int, key: tuple, folder: str) -> None:
+        """Keep one way to each real file: the one with fewer links, then the earlier; the other is a
+        duplicate."""
+        real = os.path.realpath(path)
+        kept = self.files.get(real)
+        if kept is None or (links, key) < (kept[0], kept[1]):
+            if kept is not None:
+                self.duplicates.append((kept[2], real))
+            self.files[real] = (links, key, path, folder)
+        else:
+            self.duplicates.append((path, real))
+
+    def result(self) -> tuple[list[tuple[str, str]], list[SkippedFile], list[str]]:
+        """(path, class folder) in ImageFolder order, the duplicates as skipped files, and the notes."""
+        ordered = sorted(self.files.values(), key=lambda item: item[1])
+        found = [(path, folder) for _, _, path, folder in ordered]
+        skipped = [SkippedFile(path, f"same file as {self.files[real][2]} (reached again through a link)")
+                   for path, real in sorted(self.duplicates)]
+        notes = []
+        if self.not_followed:
+            notes.append(f"{len(self.not_followed)} linked folder(s) not followed because they lead back into "
+                         f"the data set (a link loop or a second way to a folder already read), e.g. "
+                         f"{self.not_followed[0]}")
+        if self.unreadable:
+            notes.append(f"{len(self.unreadable)} folder(s) could not be read, e.g. {self.unreadable[0]}")
+        return found, skipped, notes
 
 
 def _inside(folder: str, maybe_parent: str) -> bool:

@@ -32,43 +32,58 @@ def overfitting(ctx: RunContext):
     if not ((val_loss is not None and train_loss is not None) or (val_acc is not None and train_acc is not None)):
         raise Skip("needs train_loss with val_loss, or train_acc with val_acc")
     evidence: dict = {}
-    rising = False
-    best_label = None
+    rising, loss_gap, best_label = False, False, None
     if val_loss is not None and train_loss is not None:
-        mask = np.isfinite(val_loss.values)
-        idx = np.flatnonzero(mask)
-        if idx.size >= PATIENCE + 1:
-            values = val_loss.values[idx]
-            k = int(np.argmin(values))
-            best = int(idx[k])
-            best_label = epoch_label(val_loss, best)
-            train_at = aligned(train_loss, val_loss.steps[idx])
-            after = idx.size - 1 - k
-            rising = (after >= PATIENCE and values[-1] >= (1 + LOSS_RATIO) * values[k]
-                      and np.isfinite(train_at[-1]) and np.isfinite(train_at[k]) and train_at[-1] < train_at[k])
-            ratio = (values[-1] - train_at[-1]) / train_at[-1] if train_at[-1] > 0 else np.nan
-            evidence.update(val_series=val_loss.name, best_val_loss=r(values[k]), best_at=at(val_loss, best),
-                            final_val_loss=r(values[-1]), evaluations_since_best=after,
-                            train_loss_at_best=r(train_at[k]), final_train_loss=r(train_at[-1]),
-                            loss_gap_ratio=r(ratio))
-            loss_gap = bool(np.isfinite(ratio) and ratio > LOSS_RATIO)
-        else:
-            loss_gap = False
-    else:
-        loss_gap = False
+        rising, loss_gap, best_label = _loss_overfit(val_loss, train_loss, evidence)
     acc_gap = None
     if val_acc is not None and train_acc is not None:
-        idx = np.flatnonzero(np.isfinite(val_acc.values))
-        if idx.size:
-            train_at = aligned(train_acc, val_acc.steps[idx])
-            gap = train_at[-1] - val_acc.values[idx[-1]]
-            limit = ACC_GAP_HIGH_TRAIN if train_at[-1] > HIGH_TRAIN else ACC_GAP
-            acc_gap = bool(np.isfinite(gap) and gap >= limit)
-            evidence.update(final_train_acc=r(train_at[-1]), final_val_acc=r(val_acc.values[idx[-1]]),
-                            acc_gap=r(gap), acc_gap_threshold=limit)
-            if best_label is None:
-                best_label = epoch_label(val_acc, int(idx[int(np.argmax(val_acc.values[idx]))]))
+        acc_gap, best_label = _acc_gap(val_acc, train_acc, evidence, best_label)
     gap_present = acc_gap if acc_gap is not None else loss_gap
+    yield from _overfitting_flags(rising, gap_present, acc_gap, loss_gap, best_label, evidence)
+
+
+def _loss_overfit(val_loss, train_loss, evidence: dict) -> tuple[bool, bool, str | None]:
+    """(validation loss rising after its minimum, val/train loss gap large, label of the best evaluation),
+    adding the loss evidence; with fewer than PATIENCE + 1 finite evaluations a rise cannot be told."""
+    mask = np.isfinite(val_loss.values)
+    idx = np.flatnonzero(mask)
+    if idx.size < PATIENCE + 1:
+        return False, False, None
+    values = val_loss.values[idx]
+    k = int(np.argmin(values))
+    best = int(idx[k])
+    best_label = epoch_label(val_loss, best)
+    train_at = aligned(train_loss, val_loss.steps[idx])
+    after = idx.size - 1 - k
+    rising = (after >= PATIENCE and values[-1] >= (1 + LOSS_RATIO) * values[k]
+              and np.isfinite(train_at[-1]) and np.isfinite(train_at[k]) and train_at[-1] < train_at[k])
+    ratio = (values[-1] - train_at[-1]) / train_at[-1] if train_at[-1] > 0 else np.nan
+    evidence.update(val_series=val_loss.name, best_val_loss=r(values[k]), best_at=at(val_loss, best),
+                    final_val_loss=r(values[-1]), evaluations_since_best=after,
+                    train_loss_at_best=r(train_at[k]), final_train_loss=r(train_at[-1]),
+                    loss_gap_ratio=r(ratio))
+    return rising, bool(np.isfinite(ratio) and ratio > LOSS_RATIO), best_label
+
+
+def _acc_gap(val_acc, train_acc, evidence: dict, best_label: str | None) -> tuple[bool | None, str | None]:
+    """(final train - val accuracy gap over its threshold, or None with no finite evaluation; best label),
+    adding the accuracy evidence; the best accuracy names the stop epoch only when the loss could not."""
+    idx = np.flatnonzero(np.isfinite(val_acc.values))
+    if not idx.size:
+        return None, best_label
+    train_at = aligned(train_acc, val_acc.steps[idx])
+    gap = train_at[-1] - val_acc.values[idx[-1]]
+    limit = ACC_GAP_HIGH_TRAIN if train_at[-1] > HIGH_TRAIN else ACC_GAP
+    evidence.update(final_train_acc=r(train_at[-1]), final_val_acc=r(val_acc.values[idx[-1]]),
+                    acc_gap=r(gap), acc_gap_threshold=limit)
+    if best_label is None:
+        best_label = epoch_label(val_acc, int(idx[int(np.argmax(val_acc.values[idx]))]))
+    return bool(np.isfinite(gap) and gap >= limit), best_label
+
+
+def _overfitting_flags(rising: bool, gap_present, acc_gap, loss_gap: bool, best_label, evidence: dict):
+    """The one flag the evidence earns (error for a rise with a gap, warning for the rise, info for the
+    gap alone), each with the same early-stopping hint."""
     stop = f"Stop at {best_label} (the best validation loss)" if best_label else "Stop earlier"
     hint = (f"{stop}: EarlyStopping(monitor='val_loss', patience=3) with restore_best_weights / "
             f"ModelCheckpoint on val_loss; add augmentation, weight decay or dropout, or use more data.")

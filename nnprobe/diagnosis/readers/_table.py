@@ -41,17 +41,33 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
     except csv.Error as exc:
         log.issues.append(ReadIssue("corrupt", path, f"unreadable CSV header: {exc}", 1))
         return log
-    lower = [h.lower() for h in header]
-    step_col = next((lower.index(c) for c in STEP_COLUMNS if c in lower), None)
-    epoch_col = next((lower.index(c) for c in EPOCH_COLUMNS if c in lower), None)
-    time_col = next((lower.index(c) for c in TIME_COLUMNS if c in lower), None)
+    step_col, epoch_col, time_col = _special_columns(header)
     if step_col is None and epoch_col is None:
         log.meta["skipped"] = "not a metrics table (no epoch or step column)"
         return log
     special = {step_col, epoch_col, time_col}
     metric_cols = [(i, name) for i, name in enumerate(header) if i not in special and name]
     log.meta["columns"] = header
-    table: list[tuple[int, list[str]]] = []  # (line number, cells)
+    table = _data_rows(rows, header, truncated, path, log)
+    bad_cells = _add_rows(log, table, step_col, epoch_col, time_col, metric_cols, missing)
+    _report_bad_cells(log, path, bad_cells)
+    return log
+
+
+def _special_columns(header: list[str]) -> tuple[int | None, int | None, int | None]:
+    """The step, epoch and time column indices (None where absent), matched case-blind by name, since
+    loggers differ in what they call them."""
+    lower = [h.lower() for h in header]
+    step_col = next((lower.index(c) for c in STEP_COLUMNS if c in lower), None)
+    epoch_col = next((lower.index(c) for c in EPOCH_COLUMNS if c in lower), None)
+    time_col = next((lower.index(c) for c in TIME_COLUMNS if c in lower), None)
+    return step_col, epoch_col, time_col
+
+
+def _data_rows(rows, header: list[str], truncated: bool, path: str, log: LogFile) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of each usable row after the header: unparseable lines, rows wider than the
+    header and a last line cut mid-write are skipped and reported, so one bad line never loses the rest."""
+    table: list[tuple[int, list[str]]] = []
     line = 1
     while True:
         try:
@@ -74,7 +90,15 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
         table.pop()
         log.issues.append(ReadIssue("truncated", path, "the last line has no newline: it was cut while "
                                                        "being written (row skipped)", line))
-    bad_cells: dict[str, tuple[int, int, str]] = {}  # column -> (count, first line, first text)
+    return table
+
+
+def _add_rows(log: LogFile, table: list[tuple[int, list[str]]], step_col: int | None, epoch_col: int | None,
+              time_col: int | None, metric_cols: list[tuple[int, str]],
+              missing: frozenset[str]) -> dict[str, tuple[int, int, str]]:
+    """Add every row's numeric cells to their series (the per-row loop, kept in one piece for speed);
+    returns column -> (count, first line, first text) of the cells that are not numbers."""
+    bad_cells: dict[str, tuple[int, int, str]] = {}
     for index, (number, row) in enumerate(table):
         log.records += 1
 
@@ -98,9 +122,13 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
             log.series_for(name).add(step, value,
                                      math.nan if wall is None else wall,
                                      math.nan if epoch is None else epoch)
+    return bad_cells
+
+
+def _report_bad_cells(log: LogFile, path: str, bad_cells: dict[str, tuple[int, int, str]]) -> None:
+    """One issue per damaged column (its count, first line and first text), not one per bad cell."""
     for name, (count, first, example) in bad_cells.items():
         if name in log.series:  # a numeric column with cells that are not numbers; all-text columns are labels
             log.issues.append(ReadIssue("corrupt", path, f"column '{name}' has {count} cell(s) that are not "
                                                          f"numbers, first {example[:20]!r} (cells skipped)",
                                         first))
-    return log
