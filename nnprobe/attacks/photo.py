@@ -12,11 +12,13 @@ A photo has no label: an untargeted attack moves the model away from its own top
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -184,6 +186,185 @@ def to_uint8_hwc(pixels: torch.Tensor) -> np.ndarray:
     return pixels.detach().cpu().squeeze(0).permute(1, 2, 0).numpy()
 
 
+def _u8_nchw(photo) -> torch.Tensor:
+    """A decoded photo as a uint8 batch of one, the form quantizing and the read-back check compare."""
+    return torch.from_numpy(np.asarray(photo, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
+
+
+def _reaches(predicted: int, goal: int, targeted: bool) -> bool:
+    """Targeted: the model answers the target; untargeted: it leaves its own top-1 on the original."""
+    return predicted == goal if targeted else predicted != goal
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What every photo of one run shares, so the per-photo helpers take one argument instead of six."""
+
+    classifier: Any
+    device: torch.device
+    space: str
+    precision: str
+    autocast: Any
+    target_index: int | None
+    fp32: Any  # autocast switched off, for the fp32 check under bf16/fp16; None at fp32
+
+    @property
+    def targeted(self) -> bool:
+        return self.target_index is not None
+
+    @property
+    def forward(self):
+        """Image space runs the photo at its own size through the differentiable resize and crop."""
+        return self.classifier.forward_image if self.space == "image" else self.classifier
+
+
+def _check_options(images, space: str, eps, attack: str, seed) -> tuple[list[str], list[float]]:
+    """The options that need no model, checked first so a typo costs no model load."""
+    if space not in SPACES:
+        raise UsageError(f"--space {space!r} is not one of {', '.join(SPACES)}.")
+    paths = [os.fspath(p) for p in images]
+    if not paths:
+        raise UsageError("Give at least one image to fool.")
+    budgets = budgets_for(eps, attack)
+    check_seed(seed)
+    return paths, budgets
+
+
+def _classifier_on(model, dev):
+    """A `Classifier` from whatever `model` was given (None: the embedded default), in eval mode on `dev`."""
+    from nnprobe.models.classifier import Classifier
+
+    if model is None or isinstance(model, str):
+        from nnprobe.models import load_classifier
+
+        model = load_classifier(model)
+    if not isinstance(model, Classifier):
+        raise UsageError("model must be a nnprobe Classifier, a --model spec or None for the default.")
+    return model.to(dev).eval()
+
+
+def _checked_outputs(paths: list[str], out: str, budgets) -> list[list[tuple[str, str]]]:
+    """Refuse a bad --out and any unreadable photo before any work, so a failed run writes nothing."""
+    refuse_out_among_inputs(paths, out)
+    for path in paths:
+        _check_readable(path)
+    return output_names(paths, out, budgets)
+
+
+def _load_photo(path: str, setup: _Setup) -> tuple[torch.Tensor, torch.Tensor]:
+    """The photo as uint8 (what the PNG is quantized against) and as float [0, 1] on the device; in model
+    space first resized and cropped as the eval pipeline does."""
+    from nnprobe.models.preprocessing import pil_resize_crop
+
+    photo = read_rgb(path)
+    if setup.space == "model":
+        photo = pil_resize_crop(photo, setup.classifier.preprocessing)
+    original_u8 = _u8_nchw(photo)
+    return original_u8, original_u8.to(setup.device, torch.float32) / 255
+
+
+def _clean_logits(paths: list[str], setup: _Setup) -> list[torch.Tensor]:
+    """Every photo's clean logits first: NaN/Inf logits would make any verdict meaningless ("fooled" with a
+    zero perturbation), so the run stops before writing anything, naming how many photos gave them."""
+    clean = []
+    for path in paths:
+        with torch.no_grad(), setup.autocast:
+            clean.append(setup.forward(_load_photo(path, setup)[1]).float())
+    broken = [p for p, logits in zip(paths, clean) if not torch.isfinite(logits).all()]
+    if broken:
+        raise nonfinite_error(len(broken), len(paths), setup.precision, what=f"photos (first: {broken[0]})",
+                              result="verdict")
+    return clean
+
+
+def _write_and_reread(adv_path: str, adv_u8: torch.Tensor):
+    """Write the lossless PNG and read it back, so every verdict is on the file the user gets and a
+    short write (a full disk) is an error rather than a wrong verdict."""
+    from PIL import Image
+
+    atomic_write_bytes(adv_path, png_bytes(Image.fromarray(to_uint8_hwc(adv_u8), "RGB")))
+    reread = read_rgb(adv_path)  # judge exactly what was written
+    reread_u8 = _u8_nchw(reread)
+    if not torch.equal(reread_u8, adv_u8):
+        raise InputError(f"{adv_path} did not read back as written; is the disk full?")
+    return reread, reread_u8
+
+
+def _fools_eval_pipeline(setup: _Setup, reread, goal: int, where: str) -> bool:
+    """Image space: whether `nnprobe eval` (PIL resize and crop, not the differentiable ones) is fooled too."""
+    from nnprobe.models.preprocessing import pil_resize_crop
+    from torchvision.transforms.functional import to_tensor
+
+    with torch.no_grad(), setup.autocast:
+        eval_logits = setup.classifier(to_tensor(pil_resize_crop(reread, setup.classifier.preprocessing))[None]
+                                       .to(setup.device)).float()
+    _require_finite((eval_logits,), where, setup.precision)
+    return _reaches(int(eval_logits.argmax(1)), goal, setup.targeted)
+
+
+def _precision_check(setup: _Setup, xr: torch.Tensor, adv_logits: torch.Tensor, goal: int, where: str) -> dict:
+    """Under bf16/fp16, the fp32 verdict on the same PNG: a result that reduced precision alone produced
+    shows here."""
+    with torch.no_grad(), setup.fp32:
+        ref = setup.forward(xr.float()).float()
+    _require_finite((ref,), where, "fp32")
+    return {"precision": setup.precision, "fp32_top1": top_k(ref, setup.classifier, 1)[0],
+            "fp32_success": _reaches(int(ref.argmax(1)), goal, setup.targeted),
+            "max_probability_difference": float((ref.softmax(1) - adv_logits.softmax(1)).abs().max())}
+
+
+def _judge(setup: _Setup, reread, reread_u8: torch.Tensor, original_index: int, where: str):
+    """Classify the PNG as re-read from disk: (its logits, success, fools the eval pipeline, fp32 check)."""
+    xr = reread_u8.to(setup.device, torch.float32) / 255
+    with torch.no_grad(), setup.autocast:
+        adv_logits = setup.forward(xr).float()
+    _require_finite((adv_logits,), where, setup.precision)
+    goal = setup.target_index if setup.targeted else original_index
+    success = _reaches(int(adv_logits.argmax(1)), goal, setup.targeted)
+    eval_fooled = _fools_eval_pipeline(setup, reread, goal, where) if setup.space == "image" else None
+    check = _precision_check(setup, xr, adv_logits, goal, where) if setup.fp32 is not None else None
+    return adv_logits, success, eval_fooled, check
+
+
+def _fool_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, attack: str, budgets,
+                options: dict, panels: bool) -> Iterator[FoolItem]:
+    """Attack one photo at every budget in one sweep (FGSM: one gradient for all), then write and judge
+    each result; yields each item as soon as it is judged, so progress moves per item."""
+    original_u8, x = _load_photo(path, setup)
+    original = top_k(clean_logits, setup.classifier)
+    targets = torch.tensor([setup.target_index], device=setup.device) if setup.targeted else None
+    t0 = time.perf_counter()
+    runs = sweep(attack, setup.classifier, x, clean_logits.argmax(1), budgets, targets=targets,
+                 forward=setup.forward, autocast=setup.autocast, **options)
+    attack_seconds = (time.perf_counter() - t0) / len(budgets)
+    for (instance, result), (adv_path, panel_path) in zip(runs, row):
+        t1 = time.perf_counter()
+        where = f"adversarial images (of {path} at eps {format_eps(instance.eps)})"
+        _require_finite((result.logits, result.adversarial), where, setup.precision)
+        adv_u8 = quantize(result.adversarial, original_u8, instance.eps, instance.norm)
+        reread, reread_u8 = _write_and_reread(adv_path, adv_u8)
+        adv_logits, success, eval_fooled, check = _judge(setup, reread, reread_u8, original[0].index, where)
+        delta = (adv_u8.to(torch.int64) - original_u8.to(torch.int64)).double() / 255
+        adversarial = top_k(adv_logits, setup.classifier)
+        yield FoolItem(
+            image=path, adversarial_image=adv_path, panel_image=panel_path if panels else None,
+            eps=instance.eps, space=setup.space, width=int(x.shape[-1]), height=int(x.shape[-2]),
+            original=original, adversarial=adversarial, success=bool(success),
+            success_before_rounding=bool(result.success[0]), fools_eval_pipeline=eval_fooled,
+            linf=float(delta.abs().max()), l2=float(delta.flatten().norm()), steps=int(result.steps[0]),
+            seconds=attack_seconds + time.perf_counter() - t1, precision_check=check)
+
+
+def _settings(attack: str, attacks, budgets, classifier, target_index: int | None) -> AttackSettings:
+    """The attack as it ran, with the defaults each budget resolved to (step sizes are relative to eps)."""
+    return AttackSettings(
+        attack=attack, norm=attacks[0].norm, eps=tuple(budgets), steps=attacks[0].steps,
+        step_size=tuple(a.step_size for a in attacks), random_start=attacks[0].random_start,
+        targeted=target_index is not None,
+        target_index=target_index,
+        target_label=classifier.label(target_index) if target_index is not None else None)
+
+
 def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm",
          eps: float | str | Sequence[float] = 2 / 255, steps: int | None = None, step_size: float | None = None,
          random_start: bool | None = None, target: str | int | None = None, seed: int | None = 0,
@@ -199,123 +380,33 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
     """
     from nnprobe.device import autocast as make_autocast
     from nnprobe.device import resolve_device, versions
-    from nnprobe.models.classifier import Classifier
-    from nnprobe.models.preprocessing import pil_resize_crop
-    from PIL import Image
-    from torchvision.transforms.functional import to_tensor
 
     started = time.perf_counter()
-    if space not in SPACES:
-        raise UsageError(f"--space {space!r} is not one of {', '.join(SPACES)}.")
-    paths = [os.fspath(p) for p in images]
-    if not paths:
-        raise UsageError("Give at least one image to fool.")
-    budgets = budgets_for(eps, attack)
-    check_seed(seed)
+    paths, budgets = _check_options(images, space, eps, attack, seed)
     dev = resolve_device(device)
     autocast = make_autocast(dev, precision)
-    if model is None or isinstance(model, str):
-        from nnprobe.models import load_classifier
-
-        model = load_classifier(model)
-    if not isinstance(model, Classifier):
-        raise UsageError("model must be a nnprobe Classifier, a --model spec or None for the default.")
-    classifier = model.to(dev).eval()
+    classifier = _classifier_on(model, dev)
     target_index = resolve_target(classifier, target)
     options = dict(steps=steps, step_size=step_size, random_start=random_start, seed=seed)
     attacks = [build(attack, e, **options) for e in budgets]  # validates options before any work
     out = os.fspath(out_dir)
-    refuse_out_among_inputs(paths, out)
-    for path in paths:
-        _check_readable(path)
-    names = output_names(paths, out, budgets)
-    forward = classifier.forward_image if space == "image" else classifier
+    names = _checked_outputs(paths, out, budgets)
     fp32 = torch.autocast(dev.type, enabled=False) if precision != "fp32" else None
-
-    def load(path: str) -> tuple[object, torch.Tensor, torch.Tensor]:
-        photo = read_rgb(path)
-        if space == "model":
-            photo = pil_resize_crop(photo, classifier.preprocessing)
-        original_u8 = torch.from_numpy(np.asarray(photo, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
-        return photo, original_u8, original_u8.to(dev, torch.float32) / 255
-
-    # Every photo's clean logits first: NaN/Inf logits would make any verdict meaningless ("fooled" with a
-    # zero perturbation), so the run stops before writing anything, naming how many photos gave them.
-    clean = []
-    for path in paths:
-        with torch.no_grad(), autocast:
-            clean.append(forward(load(path)[2]).float())
-    broken = [p for p, logits in zip(paths, clean) if not torch.isfinite(logits).all()]
-    if broken:
-        raise nonfinite_error(len(broken), len(paths), precision, what=f"photos (first: {broken[0]})",
-                              result="verdict")
+    setup = _Setup(classifier, dev, space, precision, autocast, target_index, fp32)
+    clean = _clean_logits(paths, setup)
 
     items: list[FoolItem] = []
     total = len(paths) * len(budgets)
     for path, row, clean_logits in zip(paths, names, clean):
-        photo, original_u8, x = load(path)
-        original = top_k(clean_logits, classifier)
-        targets = torch.tensor([target_index], device=dev) if target_index is not None else None
-        t0 = time.perf_counter()
-        runs = sweep(attack, classifier, x, clean_logits.argmax(1), budgets, targets=targets, forward=forward,
-                     autocast=autocast, **options)
-        attack_seconds = (time.perf_counter() - t0) / len(budgets)
-        for (instance, result), (adv_path, panel_path) in zip(runs, row):
-            t1 = time.perf_counter()
-            where = f"adversarial images (of {path} at eps {format_eps(instance.eps)})"
-            _require_finite((result.logits, result.adversarial), where, precision)
-            adv_u8 = quantize(result.adversarial, original_u8, instance.eps, instance.norm)
-            atomic_write_bytes(adv_path, png_bytes(Image.fromarray(to_uint8_hwc(adv_u8), "RGB")))
-            reread = read_rgb(adv_path)  # judge exactly what was written
-            reread_u8 = torch.from_numpy(np.asarray(reread, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
-            if not torch.equal(reread_u8, adv_u8):
-                raise InputError(f"{adv_path} did not read back as written; is the disk full?")
-            xr = reread_u8.to(dev, torch.float32) / 255
-            with torch.no_grad(), autocast:
-                adv_logits = forward(xr).float()
-            _require_finite((adv_logits,), where, precision)
-            goal = target_index if target_index is not None else original[0].index
-            predicted = int(adv_logits.argmax(1))
-            success = predicted == goal if target_index is not None else predicted != goal
-            eval_fooled = None
-            if space == "image":
-                with torch.no_grad(), autocast:
-                    eval_logits = classifier(to_tensor(pil_resize_crop(reread, classifier.preprocessing))[None]
-                                             .to(dev)).float()
-                _require_finite((eval_logits,), where, precision)
-                eval_pred = int(eval_logits.argmax(1))
-                eval_fooled = eval_pred == goal if target_index is not None else eval_pred != goal
-            check = None
-            if fp32 is not None:
-                with torch.no_grad(), fp32:
-                    ref = forward(xr.float()).float()
-                _require_finite((ref,), where, "fp32")
-                ref_pred = int(ref.argmax(1))
-                check = {"precision": precision, "fp32_top1": top_k(ref, classifier, 1)[0],
-                         "fp32_success": ref_pred == goal if target_index is not None else ref_pred != goal,
-                         "max_probability_difference": float((ref.softmax(1) - adv_logits.softmax(1)).abs().max())}
-            delta = (adv_u8.to(torch.int64) - original_u8.to(torch.int64)).double() / 255
-            adversarial = top_k(adv_logits, classifier)
-            items.append(FoolItem(
-                image=path, adversarial_image=adv_path, panel_image=panel_path if panels else None,
-                eps=instance.eps, space=space, width=int(x.shape[-1]), height=int(x.shape[-2]),
-                original=original, adversarial=adversarial, success=bool(success),
-                success_before_rounding=bool(result.success[0]), fools_eval_pipeline=eval_fooled,
-                linf=float(delta.abs().max()), l2=float(delta.flatten().norm()), steps=int(result.steps[0]),
-                seconds=attack_seconds + time.perf_counter() - t1, precision_check=check))
+        for item in _fool_photo(setup, path, row, clean_logits, attack, budgets, options, panels):
+            items.append(item)
             if progress is not None:
                 progress(len(items), total)
 
     gates: tuple[Gate, ...] = ()
     if fail_if_fooled:
         gates = (fooled_gate(sum(i.success for i in items), len(items)),)
-    settings = AttackSettings(
-        attack=attack, norm=attacks[0].norm, eps=tuple(budgets), steps=attacks[0].steps,
-        step_size=tuple(a.step_size for a in attacks), random_start=attacks[0].random_start,
-        targeted=target_index is not None,
-        target_index=target_index,
-        target_label=classifier.label(target_index) if target_index is not None else None)
     run = RunInfo(device=str(dev), precision=precision, world_size=1, seconds=time.perf_counter() - started,
                   versions=versions(), seed=seed)
-    return FoolResult(items=tuple(items), settings=settings, model=classifier.info, run=run, out_dir=out,
-                      gates=gates)
+    return FoolResult(items=tuple(items), settings=_settings(attack, attacks, budgets, classifier, target_index),
+                      model=classifier.info, run=run, out_dir=out, gates=gates)

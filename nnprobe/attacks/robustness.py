@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -158,6 +159,59 @@ def settings_of(attack: str, attacks, early_stop: bool) -> AttackSettings:
                           target_label=None, early_stop=early_stop)
 
 
+class _Attacked(NamedTuple):
+    """What one pass over the data left: the attacks as built, the summed counts, and where it ran."""
+
+    attacks: list
+    tally: Tally
+    device: object
+    world_size: int
+    data: dict
+
+
+def _attack_data_set(classifier, data, options: dict, *, device, batch_size: int, workers: int | None,
+                     progress) -> _Attacked:
+    """A labelled data set: decoded and resized/cropped as `nnprobe eval` does, sharded over torchrun
+    ranks, and the counts summed over them exactly (no padded duplicates)."""
+    from nnprobe.data.shards import Shard
+
+    if classifier.preprocessing.crop_size is None:
+        raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")
+    with Shard(data, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
+               progress=progress) as shard:
+        dev = shard.device
+        attacks, tally = robust_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard),
+                                        device=dev, **options)
+        gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite)
+    data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
+                 "notes": list(data.notes),
+                 "skipped": [{"path": s.path, "reason": s.reason} for s in gathered.skipped + data.skipped]}
+    return _Attacked(attacks, tally, dev, gathered.world_size, data_info)
+
+
+def _attack_tensors(classifier, data, options: dict, *, device, progress) -> _Attacked:
+    """Batches of tensors already at the model's input size: one process, no decoding."""
+    from nnprobe.device import resolve_device
+
+    dev = resolve_device(device)
+    attacks, tally = robust_batches(classifier, data, device=dev, progress=progress, **options)
+    return _Attacked(attacks, tally, dev, 1, {"path": None, "layout": "tensors"})
+
+
+def _checked_points(attacks, tally: Tally, precision: str) -> tuple[RobustPoint, ...]:
+    """The points per eps, refused when any sample gave NaN/Inf logits or nothing was attacked at all,
+    since either would make the accuracies meaningless."""
+    broken, seen = (int(v) for v in tally.nonfinite.tolist())
+    if broken:
+        from nnprobe.data.checks import nonfinite_error
+
+        raise nonfinite_error(broken, seen, precision, result="robust accuracy")
+    points = points_from(attacks, tally, precision != "fp32")
+    if not points[0].total:
+        raise DataError("No image could be attacked: the data set is empty or nothing decoded.")
+    return points
+
+
 def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255),
            steps: int | None = None, step_size: float | None = None, random_start: bool | None = None,
            seed: int | None = 0, early_stop: bool = True, batch_size: int = 32, workers: int | None = None,
@@ -179,43 +233,15 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     check_seed(seed)
     started = time.perf_counter()
     budgets = budgets_for(eps, attack)
-    fp32_check = precision != "fp32"
-    data_info: dict
+    options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
+                   seed=seed, early_stop=early_stop, precision=precision)
     if isinstance(data, LabelledImages):
-        from nnprobe.data.shards import Shard
-
-        if classifier.preprocessing.crop_size is None:
-            raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")
-        with Shard(data, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
-                   progress=progress) as shard:
-            dev = shard.device
-            attacks, tally = robust_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard),
-                                            attack=attack, eps=budgets, steps=steps, step_size=step_size,
-                                            random_start=random_start, seed=seed, early_stop=early_stop,
-                                            precision=precision, device=dev)
-            gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite)
-        world = gathered.world_size
-        data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
-                     "notes": list(data.notes),
-                     "skipped": [{"path": s.path, "reason": s.reason} for s in gathered.skipped + data.skipped]}
+        done = _attack_data_set(classifier, data, options, device=device, batch_size=batch_size,
+                                workers=workers, progress=progress)
     else:
-        from nnprobe.device import resolve_device
-
-        dev = resolve_device(device)
-        world = 1
-        attacks, tally = robust_batches(classifier, data, attack=attack, eps=budgets, steps=steps,
-                                        step_size=step_size, random_start=random_start, seed=seed,
-                                        early_stop=early_stop, precision=precision, device=dev, progress=progress)
-        data_info = {"path": None, "layout": "tensors"}
-    broken, seen = (int(v) for v in tally.nonfinite.tolist())
-    if broken:
-        from nnprobe.data.checks import nonfinite_error
-
-        raise nonfinite_error(broken, seen, precision, result="robust accuracy")
-    points = points_from(attacks, tally, fp32_check)
-    if not points[0].total:
-        raise DataError("No image could be attacked: the data set is empty or nothing decoded.")
-    return RobustResult(points=points, settings=settings_of(attack, attacks, early_stop), model=classifier.info,
-                        data=data_info, gates=gates_for(points, min_robust_top1),
-                        run=RunInfo(device=str(dev), precision=precision, world_size=world,
+        done = _attack_tensors(classifier, data, options, device=device, progress=progress)
+    points = _checked_points(done.attacks, done.tally, precision)
+    return RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop),
+                        model=classifier.info, data=done.data, gates=gates_for(points, min_robust_top1),
+                        run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
                                     seconds=time.perf_counter() - started, versions=versions(), seed=seed))
