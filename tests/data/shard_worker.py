@@ -63,10 +63,15 @@ def main() -> None:
         except NnprobeError as exc:
             out = f"{type(exc).__name__}: {exc}"
         record[name] = [out, dist.is_initialized()]
+    Path(out_dir, f"rank{record['rank']}.json").write_text(json.dumps(record))
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
-    Path(out_dir, f"rank{record['rank']}.json").write_text(json.dumps(record))
+    # Skip interpreter teardown: gloo's background threads can abort there under load ("terminate called
+    # without an active exception", pytorch/pytorch#179291), after every result above is already written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _with_env(values: dict[str, str], call):
