@@ -72,6 +72,28 @@ def _interrupted(exc: BaseException) -> int | None:
     return None
 
 
+def _stderr_open() -> None:
+    """A CI step may start us with stderr closed (`2>&-`; a launcher may then leave a read-only file on fd 2):
+    point fd 2 at /dev/null, so notes and errors are dropped instead of failing the run."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return
+    try:
+        writable = fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+    except OSError:
+        writable = False
+    if not writable:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        if fd != 2:
+            os.dup2(fd, 2)
+            os.close(fd)
+    if sys.stderr is None:  # Python found fd 2 closed at start-up
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group, turn every outcome into one of the documented exit codes.
 
@@ -79,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     interrupted run leaves no partial or complete-looking report behind. The SIGTERM handler is ours only
     while the command runs (a host that set its own keeps it).
     """
+    _stderr_open()
     previous = None
     try:
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):

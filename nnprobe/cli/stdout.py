@@ -45,14 +45,18 @@ def stdout_reserved_for_report() -> Iterator[IO[str]]:
     real = sys.stdout
     fd = _real_fd(real)
     saved = None
+    report: IO[str] = real
     if fd is not None:
         real.flush()
         saved = os.dup(1)
-        os.dup2(2, 1)
-        report: IO[str] = os.fdopen(os.dup(saved), "w", encoding=getattr(real, "encoding", None) or "utf-8",
-                                    errors="replace", closefd=True)
-    else:
-        report = real
+        try:
+            os.dup2(2, 1)  # fails only when stderr is closed: then stray writes stay where they were
+        except OSError:
+            os.close(saved)
+            saved = None
+        else:
+            report = os.fdopen(os.dup(saved), "w", encoding=getattr(real, "encoding", None) or "utf-8",
+                               errors="replace", closefd=True)
     _report.append(report)
     sys.stdout = sys.stderr
     try:

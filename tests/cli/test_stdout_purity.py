@@ -52,3 +52,14 @@ def test_json_stdout_stays_json_when_the_factory_prints(command, data, tmp_path)
 def test_help_still_goes_to_stdout():
     proc = _run(["eval", "--help"])
     assert proc.returncode == 0 and proc.stdout.startswith("Usage: nnprobe eval")
+
+
+@pytest.mark.parametrize("argv", [["diagnose", str(RUNS / "healthy")], ["diagnose", str(RUNS / "nan-loss")]])
+def test_closed_stderr_still_gives_the_report_and_the_exit_code(argv):
+    """`2>&-` in a CI step: notes and errors have nowhere to go, the report and the exit code still do."""
+    env = dict(os.environ)
+    env.pop("WORLD_SIZE", None)
+    proc = subprocess.run([sys.executable, "-m", "nnprobe", *argv, "--format", "json"], stdout=subprocess.PIPE,
+                          env=env, timeout=120, preexec_fn=lambda: os.close(2), text=True)
+    assert json.loads(proc.stdout)["kind"] == "diagnose"
+    assert proc.returncode == (1 if argv[1].endswith("nan-loss") else 0)
