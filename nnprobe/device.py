@@ -15,14 +15,20 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def resolve_device(spec: "str | torch.device | None" = "auto") -> "torch.device":
-    """auto picks cuda, then mps, then cpu; an explicit device that is absent is a usage error.
-    A `torch.device` is taken as its string (`torch.device("cuda", 1)` is "cuda:1")."""
-    import torch
-
+def device_spec(spec: "str | torch.device | None" = "auto") -> str:
+    """The spelling of a device, checked without torch (the CLI calls it before torch loads). A
+    `torch.device` is taken as its string (`torch.device("cuda", 1)` is "cuda:1")."""
     spec = str(spec if spec is not None else "auto").strip().lower() or "auto"
     if not _DEVICE_RE.match(spec):
         raise UsageError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N, mps.")
+    return spec
+
+
+def resolve_device(spec: "str | torch.device | None" = "auto") -> "torch.device":
+    """auto picks cuda, then mps, then cpu; an explicit device that is absent is a usage error."""
+    import torch
+
+    spec = device_spec(spec)
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())

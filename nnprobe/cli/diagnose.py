@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.cli.options import COUNT, report_options
+from nnprobe.cli.options import COUNT, checked_device, report_options
 from nnprobe.cli.preflight import finish, guard_outputs, model_input_files
 from nnprobe.errors import UsageError
 
@@ -29,7 +29,8 @@ from nnprobe.errors import UsageError
 @click.option("--trust-pickle", is_flag=True, help="Allow full unpickling of --model (runs code).")
 @click.option("--data", type=click.Path(), default=None, help="Labelled image folder for the --model probe.")
 @click.option("--limit", type=COUNT, default=None, help="Probe at most N images (evenly spaced).")
-@click.option("--device", default="auto", show_default=True, help="Device for the --model probe.")
+@click.option("--device", default="auto", show_default=True, callback=checked_device,
+              help="Device for the --model probe.")
 @report_options
 def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_on: str, no_crc: bool,
             model: str | None, weights: str | None, arch: str | None, trust_pickle: bool, data: str | None,

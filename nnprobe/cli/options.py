@@ -34,13 +34,20 @@ def report_options(func: Callable) -> Callable:
     return func
 
 
+def checked_device(ctx, param, value: str) -> str:
+    """--device's spelling, before torch loads (whether that device exists is known only after)."""
+    from nnprobe.device import device_spec
+
+    return device_spec(value)
+
+
 def device_options(func: Callable) -> Callable:
     func = click.option("--threads", type=COUNT, default=None,
                         help="CPU threads for tensor work (default: the CPUs this process may use, by affinity "
                              "and cgroup quota, that are idle now, less the data-loader workers).")(func)
     func = click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
                         show_default=True, help="Compute precision (autocast for bf16/fp16).")(func)
-    func = click.option("--device", default="auto", show_default=True,
+    func = click.option("--device", default="auto", show_default=True, callback=checked_device,
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")(func)
     return func
 
