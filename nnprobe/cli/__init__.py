@@ -82,7 +82,7 @@ def _stderr_open() -> None:
     except ImportError:  # not POSIX
         return
     try:
-        writable = fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+        writable = (fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
     except OSError:
         writable = False
     if not writable:
