@@ -4,11 +4,14 @@ Thin: parse options, call `nnprobe.api.diagnose`, render, return the exit code. 
 """
 from __future__ import annotations
 
+import os
+
 import click
 
 from nnprobe.cli.options import COUNT, checked_device, report_options
 from nnprobe.cli.preflight import finish, guard_outputs, model_input_files
 from nnprobe.errors import UsageError
+from nnprobe.io import STDOUT
 
 
 @click.command("diagnose", short_help="Judge a training run from its logs: NaN loss, chance accuracy, overfitting ...")
@@ -66,11 +69,9 @@ def command(path: str, num_classes: int | None, metrics: tuple[str, ...], fail_o
 def _refuse_report_named_like_a_log(run: str, output: str | None) -> None:
     """A report written into the run folder under a log's name would be read back as a log by the next
     `diagnose` (a JSON report is sniffed as JSON lines and then fails as unreadable)."""
-    import os
-
     from nnprobe.diagnosis.readers import could_be_log
 
-    if not output or output == "-" or not os.path.isdir(run):
+    if not output or output == STDOUT or not os.path.isdir(run):
         return
     target, folder = os.path.realpath(output), os.path.realpath(run)
     name = os.path.basename(target)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import click
 
+from nnprobe.io import STDOUT
 from nnprobe.report import FORMATS
 
 
@@ -18,11 +19,11 @@ CLASSES = click.IntRange(1, 10_000_000)
 
 # Names of this process's stdout: while a command runs, fd 1 is lent to stderr (cli/stdout.py), so a report
 # "written to /dev/stdout" must go to the reserved report stream instead, as `-o -` does.
-STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+STDOUT_NAMES = (STDOUT, "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
 def _stdout_alias(ctx, param, value: str | None) -> str | None:
-    return "-" if value in STDOUT_NAMES else value
+    return STDOUT if value in STDOUT_NAMES else value
 
 
 def report_options(func: Callable) -> Callable:
@@ -114,14 +115,9 @@ def data_options(verb: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def bundled_samples() -> str:
-    from nnprobe.api import bundled_samples as samples  # torch-free module
-
-    return samples()
-
-
 def resolve_data(data_arg: str | None, data_opt: str | None) -> str:
     """The data folder from DATA or --data (not both), else the bundled samples when they are here."""
+    from nnprobe.api import bundled_samples  # torch-free module
     from nnprobe.errors import UsageError
 
     if data_arg and data_opt and data_arg != data_opt:

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from nnprobe.io import atomic_write_text
+from nnprobe.io import STDOUT, atomic_write_text
 
 FORMATS = ("table", "json", "junit")
 
@@ -57,7 +57,7 @@ def render(result: Any, fmt: str, *, color: bool = False) -> str:
 
 def emit(result: Any, fmt: str, output: str | None, *, stdout=None) -> None:
     """Write the report to `output` (atomically) or to `stdout` (`output` None or "-"; default sys.stdout)."""
-    if output and output != "-":
+    if output and output != STDOUT:
         atomic_write_text(output, render(result, fmt, color=False))
     else:
         stream = stdout or sys.stdout

@@ -80,10 +80,14 @@ def _pixels(path: str, prepare: Callable[[Image.Image], Image.Image] | None = No
 def write_panels(result: FoolResult, resize_crop: Callable[[Image.Image], Image.Image] | None = None) -> None:
     """Write each item's `panel_image`. A model-space item was attacked on the resized, cropped photo:
     `resize_crop` is that step (the model's own, e.g. `pil_resize_crop` with its preprocessing)."""
+    originals: dict[tuple[str, str], object] = {}  # a photo swept over several eps is decoded once
     for item in result.items:
         if item.panel_image is None:
             continue
         if item.space == "model" and resize_crop is None:
             raise ValueError("a model-space panel needs the model's resize_crop to show the attacked input")
-        original = _pixels(item.image, resize_crop if item.space == "model" else None)
+        key = (item.image, item.space)
+        if key not in originals:
+            originals[key] = _pixels(item.image, resize_crop if item.space == "model" else None)
+        original = originals[key]
         write_panel(item.panel_image, original, _pixels(item.adversarial_image), captions(item, result.settings.attack))

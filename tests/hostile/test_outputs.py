@@ -243,13 +243,11 @@ def test_impossible_option_is_one_line_before_torch(argv, fragment, data, photo,
     if argv[0] in ("eval", "robust") and len(argv) > 1 and argv[1].startswith("-"):
         argv.insert(1, str(data))
     watched = Inputs(photo.parent, data)
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", _NO_TORCH, *argv], capture_output=True, text=True, timeout=120)
     assert proc.stderr.rstrip().endswith("NO-TORCH"), proc.stderr[-3000:]
     proc.stderr = proc.stderr.rstrip()[: -len("NO-TORCH")]
     expect_refusal(proc, 2, fragment)
-    watched.unchanged()
-    assert time.monotonic() - started < 60  # generous: the point is no torch import, asserted above
+    watched.unchanged()  # speed is not timed here (no timed unit tests): "NO-TORCH" above is the proof
 
 
 # --- a failed gate says why, in every format ---------------------------------------------------------------
