@@ -13,6 +13,8 @@ the same forward. Workloads:
 - pgd10: ten steps for every image, last iterate (torchattacks' semantics), like for like.
 - pgd10-robust: robust accuracy with PGD-10: nnprobe stops working on an image once it is fooled
   (first_success + early_stop); torchattacks runs every step. Both robust accuracies are printed.
+- apgd-ce100-robust, autoattack100q5000-robust: robust accuracy with APGD-CE and with AutoAttack's sequence
+  (APGD-CE -> APGD-T -> Square; `--apgd-steps`, `--queries`), nnprobe with per-sample early stop.
 
 Timings interleave the two libraries round by round and keep the best of `--repeats` (the machine may be
 shared); images/s = batch / seconds.
@@ -124,6 +126,42 @@ def workloads(model, x, y, eps, autocast_fn):
     }
 
 
+def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
+    """APGD-CE and AutoAttack for robust accuracy: nnprobe with per-sample early stop (first_success), and
+    torchattacks' APGD / the same sequence from its own parts (MultiAttack of APGD, APGDT with 9 targets,
+    Square), which hands only still-robust samples to the next attack as the reference does. FAB-T is in
+    neither (nnprobe has none; torchattacks' `AutoAttack` would add it and run APGD at 10 steps)."""
+    classes = int(model(x[:1]).shape[1])
+
+    def verdict(adv):
+        with torch.no_grad(), autocast_fn():
+            return int((model(adv).float().argmax(1) == y).sum())
+
+    def ta_apgd():
+        with autocast_fn():
+            adv = torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0)(x, y)
+        return verdict(adv)
+
+    def ta_autoattack():
+        parts = [torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
+                 torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
+                 torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
+        with autocast_fn():
+            adv = torchattacks.MultiAttack(parts)(x, y)
+        return verdict(adv)
+
+    def nn_run(attack_id, **options):
+        out = build(attack_id, eps, seed=0, **options)(model, x, y, autocast=autocast_fn(), first_success=True,
+                                                       early_stop=True)
+        return int((~out.success).sum())
+
+    return {
+        f"apgd-ce{steps}-robust": (lambda: nn_run("apgd-ce", steps=steps), ta_apgd),
+        f"autoattack{steps}q{queries}-robust": (lambda: nn_run("autoattack", steps=steps, queries=queries),
+                                                 ta_autoattack),
+    }
+
+
 def measure(fn, device, repeats_out: list) -> int:
     sync(device)
     start = time.perf_counter()
@@ -143,6 +181,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", help="comma list: fp32,bf16")
     parser.add_argument("--only", default=None, help="comma list of workloads")
+    parser.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations (apgd-ce, autoattack)")
+    parser.add_argument("--queries", type=int, default=5000, help="Square queries inside autoattack")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -167,6 +207,7 @@ def main() -> None:
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
             autocast_fn = lambda: torch.autocast(device.type, dtype=dtype)  # noqa: E731
         jobs = workloads(model, x, y, args.eps, autocast_fn)
+        jobs.update(robust_workloads(model, x, y, args.eps, autocast_fn, args.apgd_steps, args.queries))
         if args.only:
             jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
         for name, (ours, theirs) in jobs.items():

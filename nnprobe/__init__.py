@@ -17,6 +17,8 @@ _LAZY = {
     "fool": "nnprobe.api",
     "robust": "nnprobe.api",
     "diagnose": "nnprobe.api",
+    "compare": "nnprobe.api",
+    "merge": "nnprobe.api",
     "load_classifier": "nnprobe.api",
     "find_images": "nnprobe.api",
     "Classifier": "nnprobe.models.classifier",

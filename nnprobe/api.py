@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nnprobe.errors import UsageError
 
 if TYPE_CHECKING:
+    from nnprobe.comparison import Comparison
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.diagnosis.results import Diagnosis
     from nnprobe.models.classifier import Classifier
@@ -102,6 +103,9 @@ _MODEL_OPTIONS = ("weights", "arch", "trust_pickle", "num_classes", "resize", "c
 _DATA_OPTIONS = ("labels_file", "devkit", "class_map", "limit")
 
 
+_BASELINE_OPTIONS = ("max_drop_top1", "max_drop_top5", "max_class_drop", "alpha", "allow_different_data")
+
+
 def _split(options: dict[str, Any]) -> tuple[dict, dict, dict]:
     model_options = {k: options.pop(k) for k in _MODEL_OPTIONS if k in options}
     data_options = {k: options.pop(k, None) for k in _DATA_OPTIONS}
@@ -110,17 +114,52 @@ def _split(options: dict[str, Any]) -> tuple[dict, dict, dict]:
     return model_options, data_options, options
 
 
+def _baseline_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """`baseline` and the comparison's gates, taken out of a command's options (checked before any work)."""
+    baseline = options.pop("baseline", None)
+    gates = {k: options.pop(k) for k in _BASELINE_OPTIONS if k in options}
+    if baseline is None:
+        if any(v not in (None, False) for v in gates.values()):
+            raise UsageError(f"{', '.join(k for k, v in gates.items() if v not in (None, False))} compare with a "
+                             "baseline: give baseline (--baseline FILE) too.")
+        return None, {}
+    from nnprobe.comparison.options import Options
+
+    Options.parse(**gates)
+    if options.get("shard") is not None:
+        raise UsageError("A --shard slice is not the whole data set: compare the merged result (nnprobe merge, "
+                         "then nnprobe compare).")
+    return baseline, gates
+
+
+def _with_baseline(result, baseline: Any, gates: dict[str, Any]):
+    """The result with its comparison against `baseline` (`--baseline`), whose gates join the result's."""
+    if baseline is None:
+        return result
+    import dataclasses
+
+    from nnprobe.comparison import compare as run
+
+    shown = os.fspath(baseline) if isinstance(baseline, (str, os.PathLike)) else "the baseline"
+    comparison = run(baseline, result, names=(shown, "this run"), **gates)
+    return dataclasses.replace(result, comparison=comparison, gates=result.gates + comparison.gates)
+
+
 def evaluate(model: Any = None, data: Any = None, **options: Any) -> "EvalResult":
     """Top-1/top-5 accuracy, exactly (integer counts), as `nnprobe eval`.
 
     Options: the model's (weights, arch, trust_pickle, num_classes, resize, crop, interpolation, mean, std),
     the data's (labels_file, devkit, class_map, limit), and restrict_to_present, strict, batch_size,
-    workers, compile, decode, min_top1, min_top5, device, precision, progress."""
+    workers, compile, decode, save_predictions, shard ("K/N"), real_labels, the gates min_top1, min_top5,
+    max_ece, min_class_top1, device, precision, progress; and baseline (a result JSON path, dict or result
+    to compare with, as `nnprobe compare`) with its gates max_drop_top1, max_drop_top5, max_class_drop,
+    alpha, allow_different_data."""
     from nnprobe.evaluation import evaluate as run
 
     model_options, data_options, rest = _split(dict(options))
+    baseline, gates = _baseline_options(rest)
     classifier, images = _model_and_data(model, data, model_options, data_options)
-    return run(classifier, images, **rest)
+    return _with_baseline(run(classifier, images, **rest), baseline, gates)
 
 
 def robust(model: Any = None, data: Any = None, **options: Any):
@@ -128,15 +167,23 @@ def robust(model: Any = None, data: Any = None, **options: Any):
     (pixels, labels) batches at the model's input size).
 
     Options: the model's and the data's (as evaluate), and attack, eps, steps, step_size, random_start,
-    seed, early_stop, batch_size, workers, min_robust_top1 ({eps: fraction}), device, precision, progress."""
+    seed, early_stop, batch_size, workers, min_robust_top1 ({eps: fraction}), save_predictions, shard, device,
+    precision, progress; and baseline with the comparison's gates (as evaluate). With corruptions ("all", a
+    family or names) and severity ("1-5"): the ImageNet-C sweep instead (gate min_corruption_top1)."""
     from nnprobe.attacks.robustness import robust as run
     from nnprobe.data.layouts import LabelledImages
 
     model_options, data_options, rest = _split(dict(options))
+    baseline, gates = _baseline_options(rest)
+    corruptions, severity = rest.pop("corruptions", None), rest.pop("severity", None)
+    if corruptions is not None:
+        from nnprobe.corruptions.sweep import corruption_sweep as run
+
+        rest.update(corruptions=corruptions, severities="1-5" if severity is None else severity)
     if data is not None and not isinstance(data, (str, os.PathLike, LabelledImages)):
-        return run(load_classifier(model, **model_options), data, **rest)  # already batches
+        return _with_baseline(run(load_classifier(model, **model_options), data, **rest), baseline, gates)
     classifier, images = _model_and_data(model, data, model_options, data_options)
-    return run(classifier, images, **rest)
+    return _with_baseline(run(classifier, images, **rest), baseline, gates)
 
 
 def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = None, **options: Any):
@@ -144,7 +191,8 @@ def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = N
 
     Options: the model's (as evaluate), and attack, eps, steps, step_size, random_start, target, seed,
     space, out_dir, panels (default on: side-by-side PNGs drawn by the report layer once the attack has
-    returned), fail_if_fooled, device, precision, progress."""
+    returned), fail_if_fooled, device, precision, progress, min_eps (search each photo's smallest fooling
+    budget instead of eps) and max_eps (its cap)."""
     from nnprobe.attacks.photo import fool as run
     from nnprobe.models.preprocessing import pil_resize_crop
     from nnprobe.report.images import write_panels
@@ -160,14 +208,24 @@ def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = N
 
 def diagnose(run: str | os.PathLike, *, model: Any = None, data: Any = None, num_classes: int | None = None,
              metric: Mapping[str, str] | Iterable[str] | None = None, fail_on: str = "error", no_crc: bool = False,
-             limit: int | None = None, device: Any = "auto", **model_options: Any) -> "Diagnosis":
+             limit: int | None = None, device: Any = "auto", baseline: str | os.PathLike | None = None,
+             **model_options: Any) -> "Diagnosis":
     """Judge a training run from its logs, as `nnprobe diagnose`; with `model` and `data`, also measure how
-    the model's answers spread over classes on the images (a constant predictor is an error)."""
-    from nnprobe.diagnosis import diagnose as judge
+    the model's answers spread over classes on the images (a constant predictor is an error).
+
+    `run`: a path, or a list of paths (each diagnosed, one Diagnosis). `baseline`: a run folder or diagnose
+    JSON to compare the logs' verdict with (attached as `.comparison`; a new error finding fails)."""
+    from nnprobe.diagnosis.summary import diagnose_many
 
     if (model is None) != (data is None):
         raise UsageError("model and data go together: the probe runs the model on the labelled images.")
-    result = judge(run, num_classes=num_classes, metric_overrides=metric, fail_on=fail_on, verify_crc=not no_crc)
+    options = dict(num_classes=num_classes, metric_overrides=metric, verify_crc=not no_crc)
+    paths = list(run) if isinstance(run, (list, tuple)) else [run]
+    result = diagnose_many(paths, fail_on=fail_on, **options)
+    if baseline is not None:
+        from nnprobe.comparison.diagnose_compare import with_baseline
+
+        result = with_baseline(result, os.fspath(baseline), **options)
     if model is None:
         return result
     from nnprobe.diagnosis.prediction_probe import prediction_findings
@@ -177,3 +235,38 @@ def diagnose(run: str | os.PathLike, *, model: Any = None, data: Any = None, num
     shown = model if isinstance(model, str) else classifier.info.spec
     findings = prediction_findings(run_eval(classifier, images, device=str(device)), run=f"model {shown} on {data}")
     return result.with_findings(findings)
+
+
+def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_drop_top5: Any = None,
+            max_class_drop: Any = None, alpha: Any = None, allow_different_data: bool = False) -> "Comparison":
+    """A candidate result against a baseline of the same kind, as `nnprobe compare` (docs/compare.md).
+
+    `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two run folders are
+    diagnosed first (and their logs summarised: best validation accuracy and where). Drop thresholds are
+    fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too."""
+    from nnprobe.comparison import compare as run
+    from nnprobe.comparison.diagnose_compare import run_summaries
+
+    folders = [isinstance(x, (str, os.PathLike)) and os.path.isdir(x) for x in (baseline, candidate)]
+    summaries, names = None, None
+    if all(folders):
+        names = (os.fspath(baseline), os.fspath(candidate))
+        summaries = (run_summaries(os.fspath(baseline)), run_summaries(os.fspath(candidate)))
+        baseline, candidate = diagnose(baseline), diagnose(candidate)
+    elif any(folders):
+        shown = baseline if folders[0] else candidate
+        raise UsageError(f"{os.fspath(shown)} is a folder: give two result JSON files, or two run folders.")
+    return run(baseline, candidate, max_drop_top1=max_drop_top1, max_drop_top5=max_drop_top5,
+               max_class_drop=max_class_drop, alpha=alpha, allow_different_data=allow_different_data,
+               run_summaries=summaries, names=names)
+
+
+def merge(parts: Iterable[str | os.PathLike | Mapping[str, Any]], **options: Any):
+    """The whole data set's EvalResult or RobustResult from its `shard="K/N"` slices (result JSON paths or
+    their dicts), exactly, as `nnprobe merge`; refuses gaps, overlaps and slices of other runs.
+
+    Options: the gates (min_top1, min_top5, max_ece, min_class_top1 for eval; min_robust_top1 for robust)
+    and save_predictions (the slices' per-sample files merged into one)."""
+    from nnprobe.merging import merge as run
+
+    return run([os.fspath(p) if isinstance(p, os.PathLike) else p for p in parts], **options)

@@ -6,18 +6,23 @@ the counts are identical to one process at every world size.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from nnprobe.calibration import calibration, confused_pairs, real_top1
+from nnprobe.calibration import real_labels as real_labels_of
 from nnprobe.data.checks import check_batch_size, check_workers, nonfinite_error
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.shards import Shard
 from nnprobe.device import autocast, versions
 from nnprobe.errors import DataError, NnprobeError, UsageError
 from nnprobe.models.classifier import Classifier
-from nnprobe.results import EvalResult, PerClass, PredictionSpread, RunInfo, accuracy_gate
+from nnprobe.parts import Part, parse_part, slice_info
+from nnprobe.per_sample import EvalSamples, data_fingerprint, save, with_paths
+from nnprobe.results import EvalResult, PerClass, PredictionSpread, RealTop1, RunInfo, eval_gates
 
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -25,70 +30,117 @@ OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryErro
 def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "auto", precision: str = "fp32",
              batch_size: int = 64, workers: int | None = None, strict: bool = False,
              restrict_to_present: bool = False, compile: bool = False, channels_last: bool | None = None,
-             decode: str = "workers",
-             min_top1: float | None = None, min_top5: float | None = None,
+             decode: str = "workers", save_predictions: str | None = None, shard: Part | str | None = None,
+             real_labels: str | None = None, min_top1: float | None = None, min_top5: float | None = None,
+             max_ece: float | None = None, min_class_top1: float | None = None, setup_checks: bool = True,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Top-1/top-5 (exact counts), loss, calibration and per-class errors of `classifier` on `images`; when
+    top-1 is near chance or the answers concentrate, `setup_checks` measures which setup mistake explains it
+    (`nnprobe.setup_checks`)."""
+    gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
+    part = _checked(classifier, images, batch_size=batch_size, workers=workers, strict=strict, shard=shard,
+                    gates=gates, real_labels=real_labels, restrict_to_present=restrict_to_present)
+    present = list(images.classes_present)
+    k = min(5, len(present) if restrict_to_present else classifier.num_classes)
+    with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
+               decode=decode, strict=strict, part=part, progress=progress) as sharded:
+        tallies, rows = _count(classifier, sharded, present if restrict_to_present else None, k,
+                               precision=precision, compile=compile, channels_last=channels_last, chunk=batch_size)
+        gathered = sharded.finish(*tallies)
+        samples = with_paths(EvalSamples.merged(sharded.gather(rows)), images.root, images.samples)
+    result = _assemble(classifier, images, tallies, gathered, samples, part=part, precision=precision,
+                       device=sharded.device, logits=f"restricted to the {len(present)} classes present"
+                       if restrict_to_present else f"all {classifier.num_classes} classes", k=k)
+    if setup_checks and part is None and sharded.ctx.is_main:
+        result = _explained(result, classifier, images, device=sharded.device, batch_size=batch_size,
+                            restrict_to_present=restrict_to_present)
+    saved = save(result, save_predictions) if save_predictions and sharded.ctx.is_main else None
+    real = _real_top1(real_labels, samples, images) if real_labels else None
+    return dataclasses.replace(result, per_sample=saved, real=real, gates=eval_gates(result, **gates))
+
+
+def _checked(classifier: Classifier, images: LabelledImages, *, batch_size, workers, strict, shard, gates,
+             real_labels, restrict_to_present) -> Part | None:
+    """Everything that can be refused before a single image is decoded."""
     check_batch_size(batch_size)
     check_workers(workers)
+    part = parse_part(shard)
+    if part is not None and any(v is not None for v in gates.values()):
+        raise UsageError("Gates judge the whole data set: give them to nnprobe merge, not to a --shard run.")
     if classifier.preprocessing.crop_size is None:
         raise UsageError("Evaluation batches need a fixed input size: give the model a crop (--crop N).")
     if strict and images.skipped:
         first = images.skipped[0]
         raise DataError(f"{first.path}: {first.reason} (--strict).")
-    num_classes = classifier.num_classes
-    present = list(images.classes_present)
-    k = min(5, len(present) if restrict_to_present else num_classes)
-    with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
-               decode=decode, strict=strict, progress=progress) as shard:
-        tallies = _count(classifier, shard, present if restrict_to_present else None, k, precision=precision,
-                         compile=compile, channels_last=channels_last, chunk=batch_size)
-        gathered = shard.finish(*tallies)
+    if real_labels and (restrict_to_present or classifier.num_classes != 1000):
+        raise UsageError("--real-labels relabels ImageNet-1k's validation set: it needs a 1000-class model and "
+                         "all 1000 logits (not --restrict-to-present).")
+    return part
+
+
+def _assemble(classifier: Classifier, images: LabelledImages, tallies, gathered, samples: EvalSamples, *,
+              part: Part | None, precision: str, device, logits: str, k: int) -> EvalResult:
+    """The result from the summed counts and every image's answer."""
     counts, loss_sum, class_total, class_correct, class_predicted = tallies
-    dev, seconds = shard.device, gathered.seconds
     correct1, correct5, total, converted, nonfinite = (int(v) for v in counts.tolist())
     if nonfinite:
         raise nonfinite_error(nonfinite, total, precision)
     totals, corrects, predicted = class_total.tolist(), class_correct.tolist(), class_predicted.tolist()
     per_class = tuple(PerClass(i, classifier.label(i), corrects[i], totals[i], predicted[i])
-                      for i in range(num_classes) if totals[i] or predicted[i])
+                      for i in range(classifier.num_classes) if totals[i] or predicted[i])
     skipped_files = images.skipped + gathered.skipped
-    if total == 0:
+    if total == 0 and part is None:  # a slice may be empty or all broken: `nnprobe merge` judges the whole
         raise DataError(f"None of the {len(images.samples)} images could be decoded "
                         f"(first: {skipped_files[0].path}: {skipped_files[0].reason}).")
-    result = EvalResult(
+    seconds = gathered.seconds
+    return EvalResult(
         correct_top1=correct1, correct_top5=correct5, total=total,
-        mean_loss=float(loss_sum.item()) / total, skipped=skipped_files, converted=converted,
-        per_class=per_class, predictions=PredictionSpread.from_counts(predicted, classifier.label),
-        model=classifier.info,
+        mean_loss=float(loss_sum.item()) / total if total else float("nan"), skipped=skipped_files,
+        converted=converted, per_class=per_class,
+        predictions=PredictionSpread.from_counts(predicted, classifier.label), model=classifier.info,
         data={"path": images.root, "layout": images.layout, "images_found": len(images.samples),
-              "class_mapping": images.mapping, "notes": list(images.notes),
-              "logits": f"restricted to the {len(present)} classes present" if restrict_to_present
-              else f"all {num_classes} classes", "top_k": k},
-        run=RunInfo(device=str(dev), precision=precision, world_size=gathered.world_size, seconds=seconds,
+              "fingerprint": data_fingerprint(images.root, images.samples), **slice_info(part, len(images.samples)),
+              "class_mapping": images.mapping, "notes": list(images.notes), "logits": logits, "top_k": k},
+        run=RunInfo(device=str(device), precision=precision, world_size=gathered.world_size, seconds=seconds,
                     versions=versions()),
         images_per_second=total / seconds if seconds > 0 else float("nan"),
+        calibration=calibration(samples.confidence, samples.correct, samples.loss, samples.brier),
+        confused_pairs=confused_pairs(samples.labels, samples.predicted, classifier.label),
+        samples=samples,
     )
-    return _with_gates(result, min_top1, min_top5)
 
 
-def _with_gates(result: EvalResult, min_top1: float | None, min_top5: float | None) -> EvalResult:
-    import dataclasses
+def _explained(result: EvalResult, classifier: Classifier, images: LabelledImages, *, device, batch_size: int,
+               restrict_to_present: bool) -> EvalResult:
+    """The result with the setup mistakes that explain a near-chance or concentrated answer, measured on a
+    subset (a few extra forwards, only when triggered)."""
+    from nnprobe.setup_checks import explain_low_accuracy, needs_explaining
 
-    gates = []
-    for name, threshold, measured in (("min-top1", min_top1, result.top1), ("min-top5", min_top5, result.top5)):
-        if threshold is None:
-            continue
-        gates.append(accuracy_gate(name, threshold, measured))
-    return dataclasses.replace(result, gates=tuple(gates))
+    totals = [pc.total for pc in result.per_class if pc.total]
+    if not totals or not needs_explaining(result.top1, len(totals), result.predictions.most_predicted_share,
+                                          largest_class_share=max(totals) / result.total):
+        return result
+    samples = result.samples
+    found = explain_low_accuracy(classifier, images, labels=samples.labels, predicted=samples.predicted,
+                                 device=str(device), batch_size=batch_size, restrict_to_present=restrict_to_present)
+    return dataclasses.replace(result, setup_findings=found)
+
+
+def _real_top1(path: str, samples: EvalSamples, images: LabelledImages) -> RealTop1:
+    paths = [images.samples[p][0] for p in samples.positions.tolist()]
+    correct, counted = real_top1(real_labels_of(path), paths, samples.predicted)
+    return RealTop1(path, correct, counted)
 
 
 def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: int, *, precision: str,
-           compile: bool, channels_last: bool | None, chunk: int) -> tuple[torch.Tensor, ...]:
+           compile: bool, channels_last: bool | None, chunk: int) -> tuple[tuple[torch.Tensor, ...], EvalSamples]:
     """Forward every batch of this rank's shard and count, on the device: [top-1, top-5, total, converted,
     images with non-finite logits] (int64), the loss sum (float64), and per class labels, correct and
-    predicted (int64). With `present`, logits are restricted to those classes."""
+    predicted (int64); and each image's answer (`EvalSamples`). With `present`, logits are restricted to
+    those classes (the answers stay in the model's class indices)."""
     dev = shard.device
     num_classes = classifier.num_classes
+    rows = _Rows()
     if present is not None:
         position_of = torch.full((num_classes,), -1, dtype=torch.int64)
         position_of[present] = torch.arange(len(present))
@@ -118,7 +170,8 @@ def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: i
                 if present is not None:
                     logits = logits.index_select(1, present_t)
                     targets = position_of[labels]
-                loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
+                losses = F.cross_entropy(logits, targets, reduction="none")
+                loss_sum += losses.sum().double()
                 top = logits.topk(k, dim=1).indices
                 hit1 = top[:, 0] == targets
                 hit5 = (top == targets[:, None]).any(dim=1)
@@ -129,8 +182,35 @@ def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: i
                 class_correct += torch.bincount(labels[hit1], minlength=num_classes)
                 predicted = present_t[top[:, 0]] if present is not None else top[:, 0]
                 class_predicted += torch.bincount(predicted, minlength=num_classes)
+                rows.add(batch.positions, labels, present_t[top] if present is not None else top, losses,
+                         logits, targets)
             counts[3] += batch.converted
-    return counts, loss_sum, class_total, class_correct, class_predicted
+    return (counts, loss_sum, class_total, class_correct, class_predicted), rows.collected()
+
+
+class _Rows:
+    """Per-sample answers of this rank, batch by batch: kept on the device until the end (one copy)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[torch.Tensor, ...]] = []
+
+    def add(self, positions, labels, top, losses, logits, targets) -> None:
+        probabilities = logits.softmax(dim=1)
+        confidence = probabilities.amax(dim=1)
+        # multiclass Brier score: sum_k (p_k - onehot_k)^2 = sum_k p_k^2 - 2 p_y + 1
+        brier = probabilities.square().sum(dim=1) - 2 * probabilities.gather(1, targets[:, None])[:, 0] + 1
+        self.parts.append((positions, labels, top, losses, confidence, brier))
+
+    def collected(self) -> EvalSamples:
+        import numpy as np
+
+        if not self.parts:
+            return EvalSamples(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64),
+                               *(np.zeros(0, np.float64) for _ in range(3)))
+        columns = [torch.cat(column).cpu() for column in zip(*self.parts)]
+        return EvalSamples(columns[0].numpy().astype(np.int64), columns[1].numpy().astype(np.int64),
+                           columns[2].numpy().astype(np.int64),
+                           *(c.double().numpy() for c in columns[3:]))
 
 
 def _forward_with_backoff(model, x: torch.Tensor, dev: torch.device, precision: str, chunk: int):

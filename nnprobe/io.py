@@ -6,12 +6,14 @@ This module imports neither torch nor PIL (`png_bytes` takes an image that is al
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from nnprobe.errors import UsageError
 
@@ -38,10 +40,18 @@ def write_target(path: str | os.PathLike) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` so that `path` is either its old self or complete: a temporary file beside the target,
-    renamed over it in one step. The file gets the mode an ordinary `open()` would give (0666 less the
-    umask), or the mode of the file it replaces. A symlink is written through, never replaced by a file;
-    a FIFO or device (`/dev/stdout`) is written to directly, since it cannot be renamed over."""
+    """Write `data` so that `path` is either its old self or complete (see `atomic_writer`)."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary handle whose bytes replace `path` only when the block ends without an error: a temporary
+    file beside the target, renamed over it in one step (so a streamed file, interrupted, never looks
+    complete). The file gets the mode an ordinary `open()` would give (0666 less the umask), or the mode
+    of the file it replaces. A symlink is written through, never replaced by a file; a FIFO or device
+    (`/dev/stdout`) is written to directly, since it cannot be renamed over."""
     target = write_target(path)
     try:
         info = target.stat()
@@ -53,14 +63,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise UsageError(f"Cannot write {os.fspath(path)}: it is a folder.")
     if info is not None and not stat.S_ISREG(info.st_mode):
         with open(target, "wb") as handle:  # a pipe or a terminal: nothing to rename, nothing to lose
-            handle.write(data)
+            yield handle
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     mode = stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fchmod(handle.fileno(), mode)
         os.replace(tmp, target)

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from nnprobe.calibration import Calibration, ConfusedPair
+
 SCHEMA_VERSION = 1
 
 
@@ -27,6 +29,36 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def from_jsonable(cls: type, data: dict[str, Any]) -> Any:
+    """The dataclass `cls` back from its JSON form (`to_jsonable`): nested dataclasses and tuples rebuilt
+    from the type hints, derived keys (`top1`, `kind`, ...) ignored, None back to NaN for plain floats.
+    `nnprobe merge` renders merged JSON results with the same renderers as the commands this way."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _from_json(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data})
+
+
+def _from_json(hint: Any, value: Any) -> Any:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float:
+        return float("nan") if value is None else float(value)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_jsonable(hint, value)
+    if origin is tuple and isinstance(value, list):
+        element = args[0] if args else Any
+        return tuple(_from_json(element, v) for v in value)
+    return value
 
 
 def format_eps(eps: float) -> str:
@@ -57,6 +89,20 @@ def accuracy_gate(name: str, threshold: float, measured: float) -> Gate:
     verdict = "meets" if passed else "is below"
     return Gate(name, threshold, measured, passed,
                 f"{name.split('-')[1]} {measured:.4f} {verdict} the required {threshold:.4f}")
+
+
+def eval_gates(result: "EvalResult", *, min_top1: float | None = None, min_top5: float | None = None,
+               max_ece: float | None = None, min_class_top1: float | None = None) -> tuple[Gate, ...]:
+    """eval's gates over a whole data set (a single run, or `nnprobe merge`'s sum of slices), in flag order."""
+    from nnprobe.calibration import class_gate, ece_gate
+
+    gates = [accuracy_gate(name, threshold, measured) for name, threshold, measured in
+             (("min-top1", min_top1, result.top1), ("min-top5", min_top5, result.top5)) if threshold is not None]
+    if max_ece is not None:
+        gates.append(ece_gate(max_ece, result.calibration))
+    if min_class_top1 is not None:
+        gates.append(class_gate(min_class_top1, result.per_class))
+    return tuple(gates)
 
 
 @dataclass(frozen=True)
@@ -174,6 +220,19 @@ class Gated:
 
 
 @dataclass(frozen=True)
+class RealTop1:
+    """Top-1 against the ImageNet-ReaL labels (Beyer et al. 2020): images ReaL left unlabelled not counted."""
+
+    labels: str  # the real.json file
+    correct_top1: int
+    total: int
+
+    @property
+    def top1(self) -> float:
+        return self.correct_top1 / self.total if self.total else float("nan")
+
+
+@dataclass(frozen=True)
 class EvalResult(TopKRates, Gated):
     """Top-k accuracy of a classifier over a labelled image set, as exact integer counts."""
 
@@ -190,10 +249,21 @@ class EvalResult(TopKRates, Gated):
     run: RunInfo
     images_per_second: float
     gates: tuple[Gate, ...] = ()
+    per_sample: Any = None  # PerSampleFile: where `--save-predictions` wrote the rows, their sha256 and count
+    calibration: Calibration | None = None  # ECE / NLL / Brier and the reliability bins
+    confused_pairs: tuple[ConfusedPair, ...] = ()  # the most frequent (label, answer) mistakes
+    real: RealTop1 | None = None  # ImageNet-ReaL top-1 (`--real-labels`)
+    setup_findings: tuple[Any, ...] = ()  # SetupFinding: a setup mistake that explains a low top-1
+    comparison: Any = None  # Comparison with `--baseline` (its gates are among `gates`)
+    samples: Any = field(default=None, repr=False, compare=False)  # EvalSamples: each image's answer (not JSON)
 
     def to_dict(self) -> dict[str, Any]:
-        body = to_jsonable(self)
+        body = to_jsonable(dataclasses.replace(self, samples=None, comparison=None))
+        body.pop("samples")
+        body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         body["per_class"] = [dict(to_jsonable(pc), top1=to_jsonable(pc.top1)) for pc in self.per_class]
+        if self.real is not None:
+            body["real"]["top1"] = to_jsonable(self.real.top1)
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "eval",

@@ -16,6 +16,13 @@ for folder in [TESTS_DIR, *sorted(p for p in TESTS_DIR.iterdir() if p.is_dir() a
 from helpers import Invocation, PLAIN, TESTS  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch):
+    """Run on GitHub Actions, every CLI test would append its summary to the real step summary: the tests
+    that exercise it set GITHUB_STEP_SUMMARY themselves."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def color_classifier():
     """The 1000-way colour classifier wrapped as nnprobe would load it (ImageNet names and wnids)."""

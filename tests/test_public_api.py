@@ -51,6 +51,12 @@ def _calls(tmp: Path, data: Path, photo: Path):
         "fool": (lambda: nnprobe.fool(photo, MODEL, out_dir=tmp / f"out{next(counter)}", **PLAIN),
                  lambda r: len(r.items) == 1 and os.path.isfile(r.items[0].adversarial_image)),
         "diagnose": (lambda: nnprobe.diagnose(ROOT / "samples" / "runs" / "healthy"), lambda r: not r.failed),
+        "merge": (lambda: nnprobe.merge([nnprobe.evaluate(MODEL, data, workers=0, shard=f"{k}/2", **PLAIN).to_dict()
+                                         for k in (2, 1)]),
+                  lambda r: (r.correct_top1, r.total, r.data["merged_from"]) == (3, 4, 2)),
+        "compare": (lambda: nnprobe.compare(nnprobe.evaluate(MODEL, data, workers=0, **PLAIN),
+                                            nnprobe.evaluate(MODEL, data, workers=0, **PLAIN), max_drop_top1="0.3pt"),
+                    lambda r: r.passed and r.compared == "eval" and r.same_data and r.paired),
         "load_classifier": (lambda: nnprobe.load_classifier(MODEL, **PLAIN),
                             lambda c: isinstance(c, nnprobe.Classifier) and c.num_classes == 1000),
         "find_images": (lambda: nnprobe.find_images(data, nnprobe.load_classifier(MODEL, **PLAIN)),

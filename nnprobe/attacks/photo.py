@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnprobe.attacks.base import build, sweep
+from nnprobe.attacks.base import build, get_attack, sweep
 from nnprobe.attacks.budget import budgets_for, format_eps
-from nnprobe.attacks.pixels import quantize
-from nnprobe.attacks.results import AttackSettings, FoolItem, FoolResult, Prediction, fooled_gate
+from nnprobe.attacks.pixels import linf_levels, quantize
+from nnprobe.attacks.results import (AttackSettings, FoolItem, FoolResult, MinEpsSearch, Prediction, SearchTrial,
+                                     fooled_gate)
 from nnprobe.data.checks import check_seed, nonfinite_error
 from nnprobe.data.decode import MAX_PIXELS, UndecodableImage, check_header, decode_rgb
 from nnprobe.data.layouts import WNID_RE
@@ -36,6 +37,11 @@ from nnprobe.results import Gate, RunInfo
 
 SPACES = ("image", "model")
 DEFAULT_OUT = "nnprobe-fool"
+DEFAULT_EPS = 2 / 255
+# `--min-eps`: the largest budget tried unless --max-eps says otherwise, and where L2's doubling starts
+# (L∞ starts at one grey level); both searches run on the 1/255 grid.
+DEFAULT_MAX_EPS = {"linf": 64 / 255, "l2": 2048 / 255}
+L2_FIRST_LEVEL = 32
 
 
 def top_k(logits: torch.Tensor, classifier, k: int = 5) -> tuple[Prediction, ...]:
@@ -218,16 +224,34 @@ class _Setup:
         return self.classifier.forward_image if self.space == "image" else self.classifier
 
 
-def _check_options(images, space: str, eps, attack: str, seed) -> tuple[list[str], list[float]]:
-    """The options that need no model, checked first so a typo costs no model load."""
+def _check_options(images, space: str, eps, attack: str, seed, min_eps: bool,
+                   max_eps) -> tuple[list[str], tuple[float, ...]]:
+    """The options that need no model, checked first so a typo costs no model load. With `min_eps` the
+    one budget is the search's cap."""
     if space not in SPACES:
         raise UsageError(f"--space {space!r} is not one of {', '.join(SPACES)}.")
     paths = [os.fspath(p) for p in images]
     if not paths:
         raise UsageError("Give at least one image to fool.")
-    budgets = budgets_for(eps, attack)
     check_seed(seed)
-    return paths, budgets
+    if not min_eps:
+        if max_eps is not None:
+            raise UsageError("--max-eps caps the search of --min-eps; without --min-eps give --eps.")
+        return paths, budgets_for(DEFAULT_EPS if eps is None else eps, attack)
+    if eps is not None:
+        raise UsageError("--eps and --min-eps exclude each other: the search picks the budgets (cap them with "
+                         "--max-eps).")
+    cls = get_attack(attack)
+    if not cls.iterative:
+        raise UsageError(f"--min-eps searches with an iterative attack (bim, pgd, pgd-l2, mifgsm), not {attack}.")
+    try:
+        cap = budgets_for(DEFAULT_MAX_EPS[cls.norm] if max_eps is None else max_eps, attack)
+    except UsageError:
+        cap = ()
+    if len(cap) != 1 or linf_levels(cap[0]) < 1:
+        top = "1" if cls.ball.max_eps is not None else "any size"
+        raise UsageError(f"--max-eps must be one budget from 1/255 to {top} for {attack}, got {max_eps!r}.")
+    return paths, (linf_levels(cap[0]) / 255,)
 
 
 def _classifier_on(model, dev):
@@ -326,33 +350,170 @@ def _judge(setup: _Setup, reread, reread_u8: torch.Tensor, original_index: int, 
     return adv_logits, success, eval_fooled, check
 
 
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    """The pixels an attack may change. In image space, the rows x columns of the photo that the model's
+    resize and crop read: the attack runs on that grid only and pastes it into the untouched photo, so a
+    random start, a step, a projection or a norm never touches (or counts) a pixel the model cannot see."""
+
+    photo: torch.Tensor  # the whole photo, float NCHW in [0, 1]
+    rows: torch.Tensor | None  # indices of the rows read; None: every pixel is read
+    cols: torch.Tensor | None
+
+    def crop(self, full: torch.Tensor) -> torch.Tensor:
+        return full if self.rows is None else full[:, :, self.rows][:, :, :, self.cols]
+
+    def paste(self, part: torch.Tensor) -> torch.Tensor:
+        """The photo with the grid replaced by `part` (differentiable in `part`)."""
+        if self.rows is None:
+            return part
+        full = self.photo.expand(part.shape[0], -1, -1, -1).clone()
+        full[:, :, self.rows[:, None], self.cols[None, :]] = part
+        return full
+
+    def forward(self, model_forward):
+        return model_forward if self.rows is None else (lambda part: model_forward(self.paste(part)))
+
+
+def _seen_window(setup: _Setup, x: torch.Tensor) -> _Window:
+    """Which pixels the resize and crop read: those with a nonzero column in its Jacobian, found by one
+    backward pass from a mid-grey photo (no bicubic clamp then) with a random cotangent. A resize and a
+    centre crop are separable, so the pixels read are a grid of rows x columns."""
+    if setup.space != "image":
+        return _Window(x, None, None)
+    probe = torch.full_like(x, 0.5, requires_grad=True)
+    with torch.enable_grad(), setup.fp32 or contextlib.nullcontext():
+        resized = setup.classifier.prepare(probe).float()
+    cotangent = torch.randn(resized.shape, generator=torch.Generator().manual_seed(0)).to(resized.device)
+    grad, = torch.autograd.grad(resized, probe, cotangent)
+    seen = (grad != 0).any(dim=1)[0]
+    rows, cols = seen.any(dim=1).nonzero().flatten(), seen.any(dim=0).nonzero().flatten()
+    if rows.numel() == x.shape[-2] and cols.numel() == x.shape[-1]:
+        return _Window(x, None, None)
+    return _Window(x, rows, cols)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Photo:
+    """One photo as every attack on it needs it."""
+
+    path: str
+    original_u8: torch.Tensor  # what the PNG is quantized against
+    x: torch.Tensor  # float [0, 1] on the device
+    window: _Window
+    original: tuple[Prediction, ...]  # top-5 on the original
+
+    def goal(self, setup: _Setup) -> int:
+        return setup.target_index if setup.targeted else self.original[0].index
+
+
+def _prepare_photo(setup: _Setup, path: str, clean_logits: torch.Tensor) -> _Photo:
+    original_u8, x = _load_photo(path, setup)
+    return _Photo(path, original_u8, x, _seen_window(setup, x), top_k(clean_logits, setup.classifier))
+
+
+def _run_attack(setup: _Setup, photo: _Photo, attack: str, budgets, options: dict):
+    """One sweep over the budgets on the pixels the model reads; each result pasted into the whole photo."""
+    targets = torch.tensor([setup.target_index], device=setup.device) if setup.targeted else None
+    labels = torch.tensor([photo.original[0].index], device=setup.device)
+    runs = sweep(attack, setup.classifier, photo.window.crop(photo.x), labels, budgets, targets=targets,
+                 forward=photo.window.forward(setup.forward), autocast=setup.autocast, **options)
+    return [(instance, dataclasses.replace(result, adversarial=photo.window.paste(result.adversarial).detach()))
+            for instance, result in runs]
+
+
+def _written_item(setup: _Setup, photo: _Photo, instance, result, paths: tuple[str, str | None],
+                  attack_seconds: float, search: MinEpsSearch | None = None) -> FoolItem:
+    """Round one attack result to 8 bits inside its budget, write it, re-read it and judge the file."""
+    t1 = time.perf_counter()
+    adv_path, panel_path = paths
+    where = f"adversarial images (of {photo.path} at eps {format_eps(instance.eps)})"
+    _require_finite((result.logits, result.adversarial), where, setup.precision)
+    adv_u8 = quantize(result.adversarial, photo.original_u8, instance.eps, instance.norm)
+    reread, reread_u8 = _write_and_reread(adv_path, adv_u8)
+    adv_logits, success, eval_fooled, check = _judge(setup, reread, reread_u8, photo.original[0].index, where)
+    delta = (adv_u8.to(torch.int64) - photo.original_u8.to(torch.int64)).double() / 255
+    return FoolItem(
+        image=photo.path, adversarial_image=adv_path, panel_image=panel_path,
+        eps=instance.eps, space=setup.space, width=int(photo.x.shape[-1]), height=int(photo.x.shape[-2]),
+        original=photo.original, adversarial=top_k(adv_logits, setup.classifier), success=bool(success),
+        success_before_rounding=bool(result.success[0]), fools_eval_pipeline=eval_fooled,
+        linf=float(delta.abs().max()), l2=float(delta.flatten().norm()), steps=int(result.steps[0]),
+        seconds=attack_seconds + time.perf_counter() - t1, precision_check=check, search=search)
+
+
 def _fool_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, attack: str, budgets,
                 options: dict, panels: bool) -> Iterator[FoolItem]:
     """Attack one photo at every budget in one sweep (FGSM: one gradient for all), then write and judge
     each result; yields each item as soon as it is judged, so progress moves per item."""
-    original_u8, x = _load_photo(path, setup)
-    original = top_k(clean_logits, setup.classifier)
-    targets = torch.tensor([setup.target_index], device=setup.device) if setup.targeted else None
+    photo = _prepare_photo(setup, path, clean_logits)
     t0 = time.perf_counter()
-    runs = sweep(attack, setup.classifier, x, clean_logits.argmax(1), budgets, targets=targets,
-                 forward=setup.forward, autocast=setup.autocast, **options)
+    runs = _run_attack(setup, photo, attack, budgets, options)
     attack_seconds = (time.perf_counter() - t0) / len(budgets)
     for (instance, result), (adv_path, panel_path) in zip(runs, row):
-        t1 = time.perf_counter()
-        where = f"adversarial images (of {path} at eps {format_eps(instance.eps)})"
-        _require_finite((result.logits, result.adversarial), where, setup.precision)
-        adv_u8 = quantize(result.adversarial, original_u8, instance.eps, instance.norm)
-        reread, reread_u8 = _write_and_reread(adv_path, adv_u8)
-        adv_logits, success, eval_fooled, check = _judge(setup, reread, reread_u8, original[0].index, where)
-        delta = (adv_u8.to(torch.int64) - original_u8.to(torch.int64)).double() / 255
-        adversarial = top_k(adv_logits, setup.classifier)
-        yield FoolItem(
-            image=path, adversarial_image=adv_path, panel_image=panel_path if panels else None,
-            eps=instance.eps, space=setup.space, width=int(x.shape[-1]), height=int(x.shape[-2]),
-            original=original, adversarial=adversarial, success=bool(success),
-            success_before_rounding=bool(result.success[0]), fools_eval_pipeline=eval_fooled,
-            linf=float(delta.abs().max()), l2=float(delta.flatten().norm()), steps=int(result.steps[0]),
-            seconds=attack_seconds + time.perf_counter() - t1, precision_check=check)
+        yield _written_item(setup, photo, instance, result, (adv_path, panel_path if panels else None),
+                            attack_seconds)
+
+
+def bracket(fools: Callable[[int], bool], first: int, last: int) -> int | None:
+    """The smallest level in [1, last] where `fools` says yes: try first, 2·first, 4·first, ... (capped
+    at last) until one fools, then bisect between the last miss (or 0) and that hit. Exact for a verdict
+    that is monotone in the level; for any verdict, the answer fools and the level below it was tried
+    and did not (or is 0). None when even `last` does not fool."""
+    low, level = 0, min(first, last)
+    while not fools(level):
+        if level == last:
+            return None
+        low, level = level, min(2 * level, last)
+    high = level
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fools(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _trial(setup: _Setup, photo: _Photo, attack: str, eps: float, options: dict):
+    """One budget of the search: attack, round to 8 bits inside the budget and judge those bytes (the
+    PNG would hold exactly them; the answer's image is then written, re-read and judged from disk)."""
+    (instance, result), = _run_attack(setup, photo, attack, [eps], options)
+    where = f"adversarial images (of {photo.path} at eps {format_eps(eps)})"
+    _require_finite((result.logits, result.adversarial), where, setup.precision)
+    adv_u8 = quantize(result.adversarial, photo.original_u8, eps, instance.norm)
+    with torch.no_grad(), setup.autocast:
+        logits = setup.forward(adv_u8.to(setup.device, torch.float32) / 255).float()
+    _require_finite((logits,), where, setup.precision)
+    return instance, result, _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
+
+
+def _min_eps_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, attack: str, budgets,
+                   options: dict, panels: bool) -> Iterator[FoolItem]:
+    """`--min-eps`: the smallest budget on the 1/255 grid whose 8-bit image fools the model (`bracket`,
+    the same seed at every budget), written and judged like any item at that budget (at the cap when
+    none fools); the item carries the search."""
+    photo = _prepare_photo(setup, path, clean_logits)
+    last = linf_levels(budgets[0])
+    first = 1 if get_attack(attack).norm == "linf" else L2_FIRST_LEVEL
+    tried: dict[int, tuple] = {}
+
+    def fools(level: int) -> bool:
+        tried[level] = _trial(setup, photo, attack, level / 255, options)
+        return tried[level][2]
+
+    t0 = time.perf_counter()
+    if setup.targeted and photo.original[0].index == setup.target_index:
+        found = 0 if fools(0) else None  # the photo already answers the target: no budget needed
+    else:
+        found = bracket(fools, first, last)
+    trials = tuple(SearchTrial(level / 255, verdict, bool(result.success[0]))
+                   for level, (_, result, verdict) in tried.items())
+    search = MinEpsSearch(None if found is None else found / 255, last / 255, 1 / 255, trials)
+    instance, result, _ = tried[last if found is None else found]
+    adv_path, panel_path = row[0]
+    yield _written_item(setup, photo, instance, result, (adv_path, panel_path if panels else None),
+                        time.perf_counter() - t0, search)
 
 
 def _settings(attack: str, attacks, budgets, classifier, target_index: int | None) -> AttackSettings:
@@ -365,16 +526,20 @@ def _settings(attack: str, attacks, budgets, classifier, target_index: int | Non
         target_label=classifier.label(target_index) if target_index is not None else None)
 
 
-def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm",
-         eps: float | str | Sequence[float] = 2 / 255, steps: int | None = None, step_size: float | None = None,
+def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str | None = None,
+         eps: float | str | Sequence[float] | None = None, steps: int | None = None, step_size: float | None = None,
          random_start: bool | None = None, target: str | int | None = None, seed: int | None = 0,
          space: str = "image", out_dir: str | os.PathLike = DEFAULT_OUT, precision: str = "fp32",
          device: str = "auto", panels: bool = False, fail_if_fooled: bool = False,
-         progress: Callable[[int, int], None] | None = None) -> FoolResult:
+         progress: Callable[[int, int], None] | None = None, min_eps: bool = False,
+         max_eps: float | str | None = None) -> FoolResult:
     """Fool a classifier on photos; write `<stem>.adv.png` into `out_dir`.
 
     model: a `Classifier`, a `--model` spec string, or None for the embedded default.
-    eps: one budget or several (`"1/255,2/255"` or a list); FGSM computes one gradient for all.
+    attack: a registry id (default fgsm; pgd with min_eps).
+    eps: one budget or several (`"1/255,2/255"` or a list; default 2/255); FGSM computes one gradient for all.
+    min_eps: instead of eps, search per photo for the smallest budget (on the 1/255 grid) whose 8-bit image
+        fools the model, up to max_eps (default L∞ 64/255, L2 2048/255); one item per photo at that budget.
     panels: name a `<stem>.panel.png` per item (checked like every output) for the report layer to draw.
     Returns one item per (image, eps), each judged on the written PNG re-read from disk.
     """
@@ -382,7 +547,8 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
     from nnprobe.device import resolve_device, versions
 
     started = time.perf_counter()
-    paths, budgets = _check_options(images, space, eps, attack, seed)
+    attack = attack or ("pgd" if min_eps else "fgsm")
+    paths, budgets = _check_options(images, space, eps, attack, seed, min_eps, max_eps)
     dev = resolve_device(device)
     autocast = make_autocast(dev, precision)
     classifier = _classifier_on(model, dev)
@@ -398,7 +564,8 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str = "fgsm
     items: list[FoolItem] = []
     total = len(paths) * len(budgets)
     for path, row, clean_logits in zip(paths, names, clean):
-        for item in _fool_photo(setup, path, row, clean_logits, attack, budgets, options, panels):
+        run_photo = _min_eps_photo if min_eps else _fool_photo
+        for item in run_photo(setup, path, row, clean_logits, attack, budgets, options, panels):
             items.append(item)
             if progress is not None:
                 progress(len(items), total)

@@ -6,7 +6,8 @@ Units: every `eps`, `linf` and `l2` is in [0, 1] pixel units (the same unit as t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from nnprobe.results import SCHEMA_VERSION, Gate, Gated, ModelInfo, RunInfo, TopKRates, format_eps, to_jsonable
@@ -31,6 +32,26 @@ class AttackSettings:
     target_index: int | None  # the class a targeted attack aims at
     target_label: str | None
     early_stop: bool = False
+    components: tuple[dict[str, Any], ...] = ()  # autoattack: each component attack run, in order, with its budget
+
+
+@dataclass(frozen=True)
+class SearchTrial:
+    """One budget tried by `fool --min-eps`: whether the 8-bit image at that budget fools the model."""
+
+    eps: float
+    fooled: bool  # the 8-bit image (the bytes the PNG holds) fools it
+    fooled_before_rounding: bool  # the float attack output fooled it
+
+
+@dataclass(frozen=True)
+class MinEpsSearch:
+    """`fool --min-eps`: the bracketing search over the budget (doubling, then bisection on the grid)."""
+
+    min_eps: float | None  # the smallest budget on the grid whose 8-bit image fools; None: not up to the cap
+    cap: float  # the largest budget the search may try
+    grid: float  # the search's resolution: L∞ 1/255 (exact on the 8-bit grid), L2 its tolerance
+    trials: tuple[SearchTrial, ...]  # in the order tried
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class FoolItem:
     steps: int
     seconds: float
     precision_check: dict[str, Any] | None = None  # bf16/fp16 runs: the fp32 verdict on the same PNG
+    search: MinEpsSearch | None = None  # `--min-eps` runs: the search; `eps` is then its result (or the cap)
 
     @property
     def rounding_undid(self) -> bool:
@@ -82,11 +104,22 @@ class FoolResult(Gated):
         body["items"] = [
             dict(to_jsonable(item), original_prediction=to_jsonable(item.original[0]),
                  adversarial_prediction=to_jsonable(item.adversarial[0]), linf_255=item.linf_255,
-                 rounding_undid=item.rounding_undid)
+                 rounding_undid=item.rounding_undid, **_search_keys(item))
             for item in self.items
         ]
+        for item in body["items"]:
+            if item["search"] is None:  # a plain run's JSON is unchanged
+                del item["search"]
         return {"schema_version": SCHEMA_VERSION, "kind": "fool", "fooled": self.fooled,
                 "total": len(self.items), "passed": self.passed, **body}
+
+
+def _search_keys(item: FoolItem) -> dict[str, Any]:
+    """`--min-eps` items: `min_eps` (null when not fooled up to the cap) and `min_eps_255` at top level."""
+    if item.search is None:
+        return {}
+    found = item.search.min_eps
+    return {"min_eps": found, "min_eps_255": None if found is None else found * 255}
 
 
 def fooled_gate(fooled: int, total: int) -> Gate:
@@ -116,6 +149,18 @@ class RobustPoint(TopKRates):
 
 
 @dataclass(frozen=True)
+class RobustFinding:
+    """A sanity check of `robust` that fired (AutoAttack `checks.py` style): why the robust accuracy may be
+    overstated, the evidence, and the sources' advice."""
+
+    id: str  # stable, e.g. zero-gradients
+    severity: str  # warning
+    message: str
+    hint: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RobustResult(Gated):
     points: tuple[RobustPoint, ...]
     settings: AttackSettings
@@ -124,9 +169,16 @@ class RobustResult(Gated):
     run: RunInfo
     plot: str | None = None
     gates: tuple[Gate, ...] = ()
+    per_sample: Any = None  # PerSampleFile: where `--save-predictions` wrote the rows, their sha256 and count
+    samples: Any = field(default=None, repr=False, compare=False)  # RobustSamples: each image's verdict (not JSON)
+    findings: tuple[RobustFinding, ...] = ()  # sanity checks that fired (`nnprobe.attacks.sanity`)
+    comparison: Any = None  # Comparison with `--baseline` (its gates are among `gates`)
+    median_min_eps: float | None = None  # median smallest fooling budget on the sweep's grid (None: above it)
 
     def to_dict(self) -> dict[str, Any]:
-        body = to_jsonable(self)
+        body = to_jsonable(dataclasses.replace(self, samples=None, comparison=None))
+        body.pop("samples")
+        body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5),
                                attack_success_rate=to_jsonable(p.attack_success_rate)) for p in self.points]
         return {"schema_version": SCHEMA_VERSION, "kind": "robust", "passed": self.passed, **body}

@@ -17,12 +17,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
+from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
+from nnprobe.parts import parse_part, slice_info
+from nnprobe.per_sample import RobustSamples, data_fingerprint, save, with_paths
 from nnprobe.results import Gate, RunInfo
 
 # per eps: correct_top1, correct_top5, total, clean_correct, fooled, gradient_passes, fp32_correct_top1
@@ -36,12 +40,28 @@ class Tally:
     counts: torch.Tensor  # int64 (len(eps), _COUNTS)
     norms: torch.Tensor  # float64 (len(eps), 2): sum of L∞ and of L2 over attacked samples
     nonfinite: torch.Tensor  # int64 (2,): samples with NaN/Inf logits (clean or at any eps), samples seen
+    rows: list = dataclasses.field(default_factory=list)  # per batch: (ids, labels, clean right, fell_at) on CPU
+    probe: Probe | None = None  # the sanity checks' counts (`sanity.py`), riding on the same pass
 
     @classmethod
     def zeros(cls, n: int, device) -> "Tally":
         return cls(torch.zeros(n, _COUNTS, dtype=torch.int64, device=device),
                    torch.zeros(n, 2, dtype=torch.float64, device=device),
                    torch.zeros(2, dtype=torch.int64, device=device))
+
+    def add_rows(self, ids: torch.Tensor, labels: torch.Tensor, clean_right: torch.Tensor,
+                 wrong: torch.Tensor) -> None:
+        """Each sample's verdict: the index of the first budget of the sweep that fooled it (-1: none)."""
+        first = torch.where(wrong.any(dim=1), wrong.int().argmax(dim=1), -1)
+        self.rows.append((ids.cpu(), labels.cpu(), clean_right.cpu(), first.cpu()))
+
+    def samples(self) -> RobustSamples:
+        """This process's rows as numpy arrays (in the order attacked)."""
+        if not self.rows:
+            return RobustSamples(*(np.zeros(0, dtype) for dtype in (np.int64, np.int64, bool, np.int64)))
+        ids, labels, right, first = (torch.cat(column) for column in zip(*self.rows))
+        return RobustSamples(ids.numpy().astype(np.int64), labels.numpy().astype(np.int64), right.numpy(),
+                             first.numpy().astype(np.int64))
 
 
 def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, attacks: Sequence,
@@ -58,10 +78,14 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
     n = labels.numel()
     # NaN/Inf logits make every count below meaningless (argmax picks a NaN): counted, and `robust` refuses
     broken = ~torch.isfinite(clean_logits).all(dim=1)
+    wrong = torch.zeros(n, len(attacks), dtype=torch.bool, device=x.device)
+    if tally.probe is not None:
+        tally.probe.clean(classifier, x, labels, ids, clean_logits, autocast)
     for row, attack in enumerate(attacks):
         logits = clean_logits
         adv = x
         passes = 0
+        out = None
         if attack.eps > 0:
             # Early stop skips the samples that are already wrong (fooled at iterate zero); without it
             # every sample runs every step, and any iterate that fools counts, so the numbers agree.
@@ -78,6 +102,9 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
         top = logits.topk(k, dim=1).indices
         right1 = top[:, 0] == labels
         right5 = (top == labels[:, None]).any(dim=1)
+        wrong[:, row] = ~right1
+        if tally.probe is not None:
+            tally.probe.attacked(row, attack, classifier, x, labels, ids, clean_right, right1, out, autocast)
         delta = (adv - x)[clean_right].flatten(1)
         fp32_right = 0
         if fp32_check:
@@ -90,6 +117,7 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
             tally.norms[row, 0] += delta.abs().amax(dim=1).double().sum()
             tally.norms[row, 1] += delta.norm(p=2, dim=1).double().sum()
     tally.nonfinite += torch.tensor([int(broken.sum()), n], dtype=torch.int64, device=tally.nonfinite.device)
+    tally.add_rows(ids, labels, clean_right, wrong)
 
 
 def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
@@ -111,6 +139,7 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     autocast = make_autocast(dev, precision)
     classifier = classifier.to(dev).eval()
     tally = Tally.zeros(len(attacks), dev)
+    tally.probe = Probe(attacks, dev, seed)
     done = 0
     for item in batches:
         x, labels = item[0], item[1]
@@ -156,7 +185,8 @@ def settings_of(attack: str, attacks, early_stop: bool) -> AttackSettings:
     return AttackSettings(attack=attack, norm=attacks[0].norm, eps=tuple(a.eps for a in attacks),
                           steps=attacks[0].steps, step_size=tuple(a.step_size for a in attacks),
                           random_start=attacks[0].random_start, targeted=False, target_index=None,
-                          target_label=None, early_stop=early_stop)
+                          target_label=None, early_stop=early_stop,
+                          components=tuple(getattr(attacks[0], "component_settings", ())))
 
 
 class _Attacked(NamedTuple):
@@ -167,10 +197,11 @@ class _Attacked(NamedTuple):
     device: object
     world_size: int
     data: dict
+    samples: RobustSamples  # every rank's rows, in data order
 
 
 def _attack_data_set(classifier, data, options: dict, *, device, batch_size: int, workers: int | None,
-                     progress) -> _Attacked:
+                     part, progress) -> _Attacked:
     """A labelled data set: decoded and resized/cropped as `nnprobe eval` does, sharded over torchrun
     ranks, and the counts summed over them exactly (no padded duplicates)."""
     from nnprobe.data.shards import Shard
@@ -178,15 +209,17 @@ def _attack_data_set(classifier, data, options: dict, *, device, batch_size: int
     if classifier.preprocessing.crop_size is None:
         raise UsageError("Robust accuracy needs a fixed input size: give the model a crop (--crop N).")
     with Shard(data, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
-               progress=progress) as shard:
+               part=part, progress=progress) as shard:
         dev = shard.device
         attacks, tally = robust_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard),
                                         device=dev, **options)
-        gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite)
+        gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite, *tally.probe.tensors())
+        samples = with_paths(RobustSamples.merged(shard.gather(tally.samples())), data.root, data.samples)
     data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
-                 "notes": list(data.notes),
+                 "fingerprint": data_fingerprint(data.root, data.samples), "notes": list(data.notes),
+                 **slice_info(part, len(data.samples)),
                  "skipped": [{"path": s.path, "reason": s.reason} for s in gathered.skipped + data.skipped]}
-    return _Attacked(attacks, tally, dev, gathered.world_size, data_info)
+    return _Attacked(attacks, tally, dev, gathered.world_size, data_info, samples)
 
 
 def _attack_tensors(classifier, data, options: dict, *, device, progress) -> _Attacked:
@@ -195,10 +228,11 @@ def _attack_tensors(classifier, data, options: dict, *, device, progress) -> _At
 
     dev = resolve_device(device)
     attacks, tally = robust_batches(classifier, data, device=dev, progress=progress, **options)
-    return _Attacked(attacks, tally, dev, 1, {"path": None, "layout": "tensors"})
+    return _Attacked(attacks, tally, dev, 1, {"path": None, "layout": "tensors"},
+                     with_paths(tally.samples(), None, None))
 
 
-def _checked_points(attacks, tally: Tally, precision: str) -> tuple[RobustPoint, ...]:
+def _checked_points(attacks, tally: Tally, precision: str, part=None) -> tuple[RobustPoint, ...]:
     """The points per eps, refused when any sample gave NaN/Inf logits or nothing was attacked at all,
     since either would make the accuracies meaningless."""
     broken, seen = (int(v) for v in tally.nonfinite.tolist())
@@ -207,7 +241,7 @@ def _checked_points(attacks, tally: Tally, precision: str) -> tuple[RobustPoint,
 
         raise nonfinite_error(broken, seen, precision, result="robust accuracy")
     points = points_from(attacks, tally, precision != "fp32")
-    if not points[0].total:
+    if not points[0].total and part is None:  # a --shard slice may be empty: `nnprobe merge` judges the whole
         raise DataError("No image could be attacked: the data set is empty or nothing decoded.")
     return points
 
@@ -216,6 +250,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
            steps: int | None = None, step_size: float | None = None, random_start: bool | None = None,
            seed: int | None = 0, early_stop: bool = True, batch_size: int = 32, workers: int | None = None,
            precision: str = "fp32", device: str = "auto", min_robust_top1: Mapping[float, float] | None = None,
+           save_predictions: str | None = None, shard=None,
            progress: Callable[[int, int], None] | None = None) -> RobustResult:
     """Robust accuracy of `classifier` on `data` per budget.
 
@@ -235,13 +270,32 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     budgets = budgets_for(eps, attack)
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
                    seed=seed, early_stop=early_stop, precision=precision)
+    part = parse_part(shard)
+    if part is not None and (min_robust_top1 or not isinstance(data, LabelledImages)):
+        raise UsageError("--shard slices a labelled data set, and gates judge the whole of it: give "
+                         "--min-robust-top1 to nnprobe merge, not to a --shard run.")
     if isinstance(data, LabelledImages):
         done = _attack_data_set(classifier, data, options, device=device, batch_size=batch_size,
-                                workers=workers, progress=progress)
+                                workers=workers, part=part, progress=progress)
     else:
         done = _attack_tensors(classifier, data, options, device=device, progress=progress)
-    points = _checked_points(done.attacks, done.tally, precision)
-    return RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop),
+    points = _checked_points(done.attacks, done.tally, precision, part)
+    from nnprobe import distributed
+
+    result = RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop),
                         model=classifier.info, data=done.data, gates=gates_for(points, min_robust_top1),
                         run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
-                                    seconds=time.perf_counter() - started, versions=versions(), seed=seed))
+                                    seconds=time.perf_counter() - started, versions=versions(), seed=seed),
+                        samples=done.samples, findings=findings(points, done.tally.probe),
+                        median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]))
+    if save_predictions and distributed.from_env().is_main:
+        result = dataclasses.replace(result, per_sample=save(result, save_predictions))
+    return result
+
+
+def _median_min_eps(samples: RobustSamples, eps: Sequence[float]) -> float | None:
+    """The median first fooling budget over the data set, from each sample's first fooling eps."""
+    from nnprobe.per_sample import median_min_eps
+
+    fell = [float(eps[i]) if i >= 0 else None for i in samples.fell_at.tolist()]
+    return median_min_eps(samples.clean_correct, fell) if len(eps) > 1 else None

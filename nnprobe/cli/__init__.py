@@ -21,6 +21,8 @@ COMMANDS = {
     "fool": "nnprobe.cli.fool",
     "robust": "nnprobe.cli.robust",
     "diagnose": "nnprobe.cli.diagnose",
+    "compare": "nnprobe.cli.compare",
+    "merge": "nnprobe.cli.merge",
 }
 
 

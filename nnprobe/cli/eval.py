@@ -1,12 +1,15 @@
 """`nnprobe eval`: parse options -> load classifier and images -> evaluate -> render -> exit code."""
 from __future__ import annotations
 
+import os
 
 import click
 
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
-                                 report_options, resolve_data)
-from nnprobe.cli.preflight import finish, guard_data_outputs, working
+                                 baseline_options, comparison_keywords, per_sample_options, report_options,
+                                 resolve_data, shard_option)
+from nnprobe.cli.compare import baseline_files
+from nnprobe.cli.preflight import existing_files, finish, guard_data_outputs, working
 
 
 def fraction(text: str | None, name: str) -> float | None:
@@ -22,6 +25,42 @@ def fraction(text: str | None, name: str) -> float | None:
     return value
 
 
+def plot_paths(folder: str | None) -> dict[str, str]:
+    """The files `--plot DIR` writes (DIR/reliability.png, DIR/per_class.png), by the name an output guard
+    reports them under."""
+    if folder is None:
+        return {}
+    return {"--plot": os.path.join(folder, "reliability.png"), "--plot ": os.path.join(folder, "per_class.png")}
+
+
+def guarded_plots(folder: str | None) -> dict[str, str]:
+    """What the output guard checks for `--plot DIR`: its two files, or DIR itself while it does not exist
+    yet (its parent must be writable, and it may not lie inside the data set; it is made when written)."""
+    if folder is None or os.path.isdir(folder):
+        return plot_paths(folder)
+    return {"--plot": folder}
+
+
+def eval_gate_options(func):
+    """eval's gates, also offered by `nnprobe merge` (a gate judges the whole data set)."""
+    for option in reversed([
+        click.option("--min-top1", default=None, metavar="F", help="Gate: exit 1 when top-1 is below F (0.75 or 75%)."),
+        click.option("--min-top5", default=None, metavar="F", help="Gate: exit 1 when top-5 is below F."),
+        click.option("--max-ece", default=None, metavar="F",
+                     help="Gate: exit 1 when the expected calibration error (15 bins) is above F."),
+        click.option("--min-class-top1", default=None, metavar="F",
+                     help="Gate: exit 1 when the worst class's top-1 is below F."),
+    ]):
+        func = option(func)
+    return func
+
+
+def eval_gates(min_top1, min_top5, max_ece, min_class_top1) -> dict:
+    """The gate flags as the public API's keywords, each checked to be a fraction (before torch loads)."""
+    return dict(min_top1=fraction(min_top1, "--min-top1"), min_top5=fraction(min_top5, "--min-top5"),
+                max_ece=fraction(max_ece, "--max-ece"), min_class_top1=fraction(min_class_top1, "--min-class-top1"))
+
+
 @click.command("eval")
 @data_options("Evaluate")
 @model_options
@@ -35,22 +74,37 @@ def fraction(text: str | None, name: str) -> float | None:
 @click.option("--decode", type=click.Choice(["workers", "device"]), default="workers", show_default=True,
               help="Where JPEGs are decoded and resized: CPU workers (PIL, exact torchvision match) or the "
                    "device (nvJPEG on CUDA; close to PIL, feeds a fast GPU).")
-@click.option("--min-top1", default=None, metavar="F", help="Gate: exit 1 when top-1 is below F (0.75 or 75%).")
-@click.option("--min-top5", default=None, metavar="F", help="Gate: exit 1 when top-5 is below F.")
+@click.option("--real-labels", type=click.Path(), default=None, metavar="REAL.JSON",
+              help="ImageNet-ReaL labels (the published real.json) for ILSVRC2012_val_* images: adds ReaL top-1.")
+@click.option("--plot", default=None, metavar="DIR",
+              help="Write DIR/reliability.png (the reliability diagram) and DIR/per_class.png (matplotlib).")
+@click.option("--no-setup-checks", "no_setup_checks", is_flag=True,
+              help="Do not test the usual setup mistakes (label order, normalisation, 0-255, BGR, training "
+                   "mode) when top-1 is near chance or the answers concentrate.")
+@eval_gate_options
+@per_sample_options
+@baseline_options
+@shard_option
 @device_options
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, restrict_to_present, strict, batch_size, workers,
-            compile_, decode, min_top1, min_top5, device, precision, threads, fmt, output) -> int:
+            compile_, decode, real_labels, plot, no_setup_checks, min_top1, min_top5, max_ece, min_class_top1,
+            save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data, shard, device,
+            precision, threads, fmt, output) -> int:
     """Top-1/top-5 accuracy of a classifier on a labelled image set, exactly (integer counts).
 
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
     disjoint shard and rank 0 writes the report.
     """
     data = resolve_data(data_arg, data_opt)
-    gates = (fraction(min_top1, "--min-top1"), fraction(min_top5, "--min-top5"))
-    guard_data_outputs({"-o": output}, data=data, model=model, weights=weights, labels_file=labels_file,
-                       devkit=devkit, class_map=class_map)
+    gates = eval_gates(min_top1, min_top5, max_ece, min_class_top1)
+    guard_data_outputs({"-o": output, "--save-predictions": save_predictions, **guarded_plots(plot)}, data=data,
+                       model=model, weights=weights, labels_file=labels_file, devkit=devkit, class_map=class_map,
+                       inputs=[*existing_files([real_labels] if real_labels else [], "ReaL labels file"),
+                               *baseline_files(baseline)])
+    compared = comparison_keywords(baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha,
+                                   allow_different_data)
 
     from nnprobe import api
 
@@ -60,10 +114,15 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
                                           interpolation, mean, std),
             **data_keywords(labels_file, devkit, class_map, limit), device=device,
             precision=precision, batch_size=batch_size, workers=work.workers, strict=strict,
-            restrict_to_present=restrict_to_present, compile=compile_, decode=decode, min_top1=gates[0],
-            min_top5=gates[1], progress=work.progress)
+            restrict_to_present=restrict_to_present, compile=compile_, decode=decode, real_labels=real_labels,
+            save_predictions=save_predictions, shard=shard, setup_checks=not no_setup_checks,
+            progress=work.progress, **gates, **compared)
     if not work.is_main:
         return 0 if result.passed else 1
+    if plot:
+        from nnprobe.report.eval_plots import write_eval_plots
+
+        write_eval_plots(result, *plot_paths(plot).values())
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.data["notes"]:
         click.echo(f"note: {note}", err=True)

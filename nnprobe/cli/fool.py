@@ -7,23 +7,30 @@ Exit codes: 0 the measurement ran (fooled or not: "not fooled" is a result, not 
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from nnprobe.cli.options import COUNT, SEED, device_options, model_keywords, model_options, report_options
 from nnprobe.budget import parse_eps, parse_eps_list
+from nnprobe.errors import UsageError
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files, working
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
 # this list equal to the registry).
-ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm")
+ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2", "square",
+           "square-l2", "autoattack", "autoattack-l2")
 
 
 def attack_options(func):
     """--attack, --eps, --steps, --step-size, --random-start, --seed: shared by fool and robust."""
     options = [
         click.option("--attack", type=click.Choice(ATTACKS), default=None,
-                     help="fgsm (one step), bim (I-FGSM), pgd (L∞, random start), pgd-l2, mifgsm (momentum)."),
+                     help="fgsm (one step), bim (I-FGSM), pgd (L∞, random start), pgd-l2, mifgsm (momentum), "
+                          "apgd-ce / apgd-t (Auto-PGD, cross-entropy / targeted DLR; -l2 variants), square / "
+                          "square-l2 (score-based, no gradients), autoattack / autoattack-l2 (APGD-CE -> APGD-T -> "
+                          "Square, worst case per sample)."),
         click.option("--steps", type=COUNT, default=None,
-                     help="Iterations of bim/pgd/pgd-l2/mifgsm (default 10)."),
+                     help="Iterations of bim/pgd/pgd-l2/mifgsm (default 10); apgd-*: default 100; square: queries "
+                          "(default 5000); autoattack: APGD's (default 100)."),
         click.option("--step-size", default=None, metavar="ALPHA",
                      help="Step per iteration, e.g. 0.5/255 (default 2.5·eps/steps; mifgsm eps/steps)."),
         click.option("--random-start/--no-random-start", default=None,
@@ -43,6 +50,11 @@ def attack_options(func):
 @click.option("--eps", default="2/255", show_default=True, metavar="EPS[,EPS...]",
               help="Budget in pixel units: 2/255, 0.01, or a list 1/255,2/255,4/255 (one item per image and eps; "
                    "FGSM computes one gradient for all).")
+@click.option("--min-eps", is_flag=True,
+              help="Per photo, search for the smallest budget (1/255 grid) whose 8-bit PNG fools the model: "
+                   "doubling then bisection with an iterative attack (default pgd); excludes --eps.")
+@click.option("--max-eps", default=None, metavar="EPS",
+              help="Cap of the --min-eps search (default 64/255 for L∞, 2048/255 for L2).")
 @click.option("--target", default=None, metavar="INDEX|NAME",
               help="Targeted: make the model answer this class (index, name such as 'toaster', or wnid).")
 @click.option("--space", type=click.Choice(["image", "model"]), default="image", show_default=True,
@@ -56,8 +68,8 @@ def attack_options(func):
 @device_options
 @report_options
 def command(images, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std,
-            attack, steps, step_size, random_start, seed, eps, target, space, out_dir, no_panel, fail_if_fooled,
-            device, precision, threads, fmt, output) -> int:
+            attack, steps, step_size, random_start, seed, eps, min_eps, max_eps, target, space, out_dir, no_panel,
+            fail_if_fooled, device, precision, threads, fmt, output) -> int:
     """Fool a classifier on photos: adversarial PNGs that flip its answer, judged after writing.
 
     Default: the embedded EfficientNet-Lite0, FGSM at eps 2/255, output into ./nnprobe-fool/.
@@ -69,8 +81,15 @@ def command(images, model, weights, arch, trust_pickle, model_num_classes, resiz
     """
     images = existing_files(images)
     guard_outputs({"-o": output}, files=[*images, *model_input_files(model, weights)])
-    attack = attack or "fgsm"
-    parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
+    attack = attack or ("pgd" if min_eps else "fgsm")
+    if min_eps and click.get_current_context().get_parameter_source("eps") != ParameterSource.DEFAULT:
+        raise UsageError("--eps and --min-eps exclude each other: the search picks the budgets (cap them with "
+                         "--max-eps).")
+    eps = None if min_eps else eps
+    if eps is not None:
+        parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
+    if max_eps is not None:
+        max_eps = parse_eps(max_eps, name="--max-eps", max_value=None)
     alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
 
     from nnprobe import api
@@ -81,7 +100,7 @@ def command(images, model, weights, arch, trust_pickle, model_num_classes, resiz
                                             interpolation, mean, std),
             attack=attack, eps=eps, steps=steps, step_size=alpha, random_start=random_start, target=target,
             seed=seed, space=space, out_dir=out_dir, precision=precision, device=device, panels=not no_panel,
-            fail_if_fooled=fail_if_fooled, progress=work.progress)
+            fail_if_fooled=fail_if_fooled, progress=work.progress, min_eps=min_eps, max_eps=max_eps)
     code = finish(result, fmt, output, passed=result.passed)
     undone = [item for item in result.items if item.rounding_undid]
     if undone:

@@ -31,8 +31,76 @@ def report_options(func: Callable) -> Callable:
                         help="Write the report to this file (atomically, never onto an input) instead of "
                              "stdout; - is stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-                        help="Report format: table for people, json or junit for CI.")(func)
+                        help="Report format: table for people; json, junit, markdown or github (annotations) "
+                             "for CI. When not given and $GITHUB_STEP_SUMMARY is set, the markdown summary is "
+                             "also appended there.")(func)
     return func
+
+
+def per_sample_options(func: Callable) -> Callable:
+    """--save-predictions: each image's answer, for `nnprobe compare` (docs/compare.md has the format)."""
+    return click.option("--save-predictions", "save_predictions", metavar="PATH", default=None,
+                        help="Write each image's result here (JSON Lines, gzip if PATH ends in .gz; written "
+                             "atomically); the report records its path and sha256 for nnprobe compare.")(func)
+
+
+def comparison_gate_options(func: Callable) -> Callable:
+    """The gates of `nnprobe compare`, also on eval and robust with --baseline (docs/compare.md)."""
+    for option in reversed([
+        click.option("--max-drop-top1", default=None, metavar="X",
+                     help="Gate: exit 1 when top-1 drops more than X below the baseline (0.3pt = 0.3 points; "
+                          "0.003 = a fraction). robust: at every eps."),
+        click.option("--max-drop-top5", default=None, metavar="X", help="Gate: the same for top-5."),
+        click.option("--max-class-drop", default=None, metavar="X",
+                     help="Gate: the largest per-class top-1 drop allowed."),
+        click.option("--alpha", default=None, metavar="A",
+                     help="A drop gate fails only when the drop is also significant: exact McNemar p < A (needs "
+                          "per-sample results on both sides)."),
+        click.option("--allow-different-data", is_flag=True,
+                     help="Compare the aggregates even when the two runs used different images or eps sweeps."),
+    ]):
+        func = option(func)
+    return func
+
+
+def baseline_options(func: Callable) -> Callable:
+    """--baseline FILE and the comparison's gates: eval and robust compare themselves in the same command."""
+    func = comparison_gate_options(func)
+    return click.option("--baseline", type=click.Path(), default=None, metavar="RESULT.json",
+                        help="Compare with this earlier result (--format json; its --save-predictions file is "
+                             "found beside it) and report the deltas, flips and McNemar p.")(func)
+
+
+def comparison_keywords(baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha,
+                        allow_different_data) -> dict:
+    """The public API's comparison keywords, the thresholds' spelling checked before torch loads."""
+    from nnprobe.comparison.options import Options
+
+    gates = dict(max_drop_top1=max_drop_top1, max_drop_top5=max_drop_top5, max_class_drop=max_class_drop,
+                 alpha=alpha, allow_different_data=allow_different_data)
+    Options.parse(**gates)
+    if baseline is None:
+        given = [name for name, value in gates.items() if value not in (None, False)]
+        if given:
+            raise click.UsageError(f"--{given[0].replace('_', '-')} compares with a baseline: give --baseline FILE.")
+        return {}
+    return dict(baseline=baseline, **gates)
+
+
+def _part(ctx, param, value: str | None):
+    from nnprobe.parts import parse_part
+
+    try:
+        return parse_part(value)
+    except Exception as exc:  # UsageError: click's one-line usage error, before torch loads
+        raise click.BadParameter(str(exc).removeprefix(f"--shard {value!r} "), param_hint="--shard") from None
+
+
+def shard_option(func: Callable) -> Callable:
+    """--shard K/N: one slice of the data set, for a scheduler's array job; `nnprobe merge` adds them up."""
+    return click.option("--shard", "shard", metavar="K/N", default=None, callback=_part,
+                        help="Evaluate only the K-th of N disjoint slices (K = 1..N) and write a partial result "
+                             "for `nnprobe merge` (a Slurm array, a Kubernetes indexed job, a CI matrix).")(func)
 
 
 def checked_device(ctx, param, value: str) -> str:

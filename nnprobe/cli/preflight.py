@@ -39,10 +39,10 @@ def guard_outputs(outputs: dict[str, str | None], *, files: Iterable[str | None]
 
 def guard_data_outputs(outputs: dict[str, str | None], *, data: str, model: str | None, weights: str | None,
                        labels_file: str | None = None, devkit: str | None = None,
-                       class_map: str | None = None) -> None:
-    """eval and robust: no output onto the model, the label files, or anywhere inside the data set (where
-    it would replace an image or be read back as one next time)."""
-    guard_outputs(outputs, files=[*model_input_files(model, weights), labels_file, class_map],
+                       class_map: str | None = None, inputs: Iterable[str | None] = ()) -> None:
+    """eval and robust: no output onto the model, the label files (and other `inputs`), or anywhere inside
+    the data set (where it would replace an image or be read back as one next time)."""
+    guard_outputs(outputs, files=[*model_input_files(model, weights), labels_file, class_map, *inputs],
                   folders=[("data set", data), ("devkit", devkit)])
 
 
@@ -86,12 +86,37 @@ def why_failed(result: Any, limit: int = 20) -> list[str]:
     return lines
 
 
+def step_summary_path(output: str | None) -> str | None:
+    """$GITHUB_STEP_SUMMARY when --format was not given (the table went out), unless -o is that very file
+    (then the user chose what it holds): the markdown summary is appended there too."""
+    from click.core import ParameterSource
+
+    from nnprobe.io import STDOUT
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    context = click.get_current_context(silent=True)
+    if not path or context is None or context.get_parameter_source("fmt") is not ParameterSource.DEFAULT:
+        return None
+    if output and output != STDOUT and os.path.realpath(output) == os.path.realpath(path):
+        return None
+    return path
+
+
 def finish(result: Any, fmt: str, output: str | None, *, passed: bool) -> ExitCode:
-    """Write the report, say on stderr why it failed (whatever the format), return the exit code."""
+    """Write the report (and the step summary, see `step_summary_path`), say on stderr why it failed
+    (whatever the format), return the exit code."""
     from nnprobe.cli.stdout import report_stream
     from nnprobe.report import emit
 
     emit(result, fmt, output, stdout=report_stream())
+    summary = step_summary_path(output)
+    if summary:
+        from nnprobe.report.github import append_step_summary
+
+        problem = append_step_summary(result, summary)
+        if problem:
+            click.echo(f"note: could not append the summary to $GITHUB_STEP_SUMMARY ({summary}): {problem}",
+                       err=True)
     if passed:
         return ExitCode.OK
     for line in why_failed(result):

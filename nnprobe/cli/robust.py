@@ -10,7 +10,9 @@ import click
 from nnprobe.budget import parse_eps, parse_eps_list, parse_gate
 from nnprobe.cli.fool import attack_options
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
-                                 report_options, resolve_data)
+                                 baseline_options, comparison_keywords, per_sample_options, report_options,
+                                 resolve_data, shard_option)
+from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import finish, guard_data_outputs, working
 
 
@@ -24,16 +26,28 @@ from nnprobe.cli.preflight import finish, guard_data_outputs, working
               help="Gate: exit 1 when robust top-1 at EPS is below F, e.g. 2/255=0.30 (repeatable).")
 @click.option("--plot", default=None, metavar="PATH",
               help="Write a PNG of accuracy vs eps here (never onto an input).")
+@click.option("--corruptions", default=None, metavar="all|FAMILY|NAME[,NAME...]",
+              help="ImageNet-C common corruptions instead of an attack: all, noise, blur, weather, digital or "
+                   "names (docs/corruptions.md).")
+@click.option("--severity", default="1-5", show_default=True, metavar="1-5|S[,S...]",
+              help="Corruption severities (with --corruptions).")
+@click.option("--min-corruption-top1", default=None, metavar="F",
+              help="Gate: exit 1 when the mean corruption top-1 is below F (with --corruptions).")
 @click.option("--early-stop/--no-early-stop", default=True, show_default=True,
               help="Stop attacking a sample once fooled (same numbers, less work).")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loader worker processes (default: available CPUs - 1, max 8).")
+@per_sample_options
+@baseline_options
+@shard_option
 @device_options
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, attack, steps, step_size, random_start, seed, eps,
-            gates, plot, early_stop, batch_size, workers, device, precision, threads, fmt, output) -> int:
+            gates, plot, corruptions, severity, min_corruption_top1, early_stop, batch_size, workers,
+            save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data,
+            shard, device, precision, threads, fmt, output) -> int:
     """Robust top-1/top-5 of a classifier over a labelled data set as the perturbation budget grows.
 
     The attack (default PGD, L∞, 10 steps, random start) moves each image away from its true label;
@@ -42,11 +56,20 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     import dataclasses
 
     data = resolve_data(data_arg, data_opt)
-    guard_data_outputs({"-o": output, "--plot": plot}, data=data, model=model, weights=weights,
-                       labels_file=labels_file, devkit=devkit, class_map=class_map)
+    guard_data_outputs({"-o": output, "--plot": plot, "--save-predictions": save_predictions}, data=data,
+                       model=model, weights=weights, labels_file=labels_file, devkit=devkit, class_map=class_map,
+                       inputs=baseline_files(baseline))
+    compared = comparison_keywords(baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha,
+                                   allow_different_data)
+    if corruptions is not None or min_corruption_top1 is not None:
+        return _corruption_command(data, model, weights, arch, trust_pickle, model_num_classes, resize, crop,
+                                   interpolation, mean, std, labels_file, devkit, class_map, limit, seed, plot,
+                                   corruptions, severity, min_corruption_top1, batch_size, workers, shard, device,
+                                   precision, threads, fmt, output, attack_given=attack is not None or
+                                   bool(gates) or save_predictions is not None or bool(baseline))
     attack = attack or "pgd"
     parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
-    alpha = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
+    step = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
     thresholds = dict(parse_gate(g) for g in gates)
 
     from nnprobe import api
@@ -56,15 +79,58 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
             model, data, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
                                           interpolation, mean, std),
             **data_keywords(labels_file, devkit, class_map, limit), attack=attack, eps=eps,
-            steps=steps, step_size=alpha, random_start=random_start, seed=seed, early_stop=early_stop,
+            steps=steps, step_size=step, random_start=random_start, seed=seed, early_stop=early_stop,
             batch_size=batch_size, workers=work.workers, precision=precision, device=device,
-            min_robust_top1=thresholds, progress=work.progress)
+            min_robust_top1=thresholds, save_predictions=save_predictions, shard=shard,
+            progress=work.progress, **compared)
     if not work.is_main:
         return 0 if result.passed else 1
     if plot:
         from nnprobe.report.plots import write_accuracy_plot
 
         write_accuracy_plot(result, plot)
+        result = dataclasses.replace(result, plot=plot)
+    code = finish(result, fmt, output, passed=result.passed)
+    for note in result.data.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+    return code
+
+
+def _corruption_command(data, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
+                        mean, std, labels_file, devkit, class_map, limit, seed, plot, corruptions, severity,
+                        min_corruption_top1, batch_size, workers, shard, device, precision, threads, fmt, output, *,
+                        attack_given: bool) -> int:
+    """`robust --corruptions`: the ImageNet-C sweep (nnprobe.corruptions.sweep), reported and gated."""
+    import dataclasses
+
+    from nnprobe.cli.eval import fraction
+    from nnprobe.corruptions import parse_corruptions, parse_severities
+    from nnprobe.errors import UsageError
+
+    eps_given = click.get_current_context().get_parameter_source("eps") != click.core.ParameterSource.DEFAULT
+    if corruptions is None:
+        raise UsageError("--min-corruption-top1 gates a corruption sweep: give --corruptions too.")
+    if attack_given or eps_given:
+        raise UsageError("--corruptions runs the corruption sweep, not an attack: drop --attack, --eps, "
+                         "--min-robust-top1, --save-predictions and --baseline, or run them separately.")
+    parse_corruptions(corruptions), parse_severities(severity)  # the spelling, before torch loads
+    threshold = fraction(min_corruption_top1, "--min-corruption-top1")
+
+    from nnprobe import api
+
+    with working("corrupting", threads, workers) as work:
+        result = api.robust(
+            model, data, **model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
+                                          interpolation, mean, std),
+            **data_keywords(labels_file, devkit, class_map, limit), corruptions=corruptions, severity=severity,
+            seed=seed, batch_size=batch_size, workers=work.workers, precision=precision, device=device,
+            min_corruption_top1=threshold, shard=shard, progress=work.progress)
+    if not work.is_main:
+        return 0 if result.passed else 1
+    if plot:
+        from nnprobe.report.corruption_plot import write_corruption_plot
+
+        write_corruption_plot(result, plot)
         result = dataclasses.replace(result, plot=plot)
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.data.get("notes", []):

@@ -24,15 +24,18 @@ from nnprobe import distributed
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.loader import ImageSamples, make_loader
 from nnprobe.errors import DataError, UsageError
+from nnprobe.parts import Part
 from nnprobe.results import Preprocessing, SkippedFile
 
 DECODERS = ("workers", "device")
 
 
-def shard_positions(total: int, rank: int, world_size: int) -> list[int]:
-    """Disjoint, padding-free shard of `range(total)` for one rank: every image is evaluated exactly once,
-    whatever the world size (DistributedSampler pads with repeats and skews the counts)."""
-    return list(range(rank, total, world_size))
+def shard_positions(total: int, rank: int, world_size: int, part: Part | None = None) -> list[int]:
+    """Disjoint, padding-free shard of `range(total)` (or of the `--shard K/N` slice of it) for one rank:
+    every image is evaluated exactly once, whatever the world size (DistributedSampler pads with repeats
+    and skews the counts)."""
+    positions = range(total) if part is None else part.positions(total)
+    return list(positions[rank::world_size])
 
 
 @dataclass
@@ -56,12 +59,12 @@ class Shard:
 
     def __init__(self, images: LabelledImages, preprocessing: Preprocessing, *, device="auto",
                  batch_size: int = 64, workers: int | None = None, decode: str = "workers", strict: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 part: Part | None = None, progress: Callable[[int, int], None] | None = None) -> None:
         if decode not in DECODERS:
             raise UsageError(f"--decode {decode!r} is not one of {', '.join(DECODERS)}.")
         self.images, self.preprocessing, self.device_spec = images, preprocessing, device
         self.batch_size, self.workers, self.decode = batch_size, workers, decode
-        self.strict, self.progress = strict, progress
+        self.strict, self.progress, self.part = strict, progress, part
         self.ctx = distributed.from_env()
         self._created = False
         self._skipped: list[tuple[int, str]] = []
@@ -77,7 +80,7 @@ class Shard:
         try:
             from nnprobe.device import default_workers
 
-            positions = shard_positions(len(self.images.samples), self.ctx.rank, self.ctx.world_size)
+            positions = shard_positions(len(self.images.samples), self.ctx.rank, self.ctx.world_size, self.part)
             self.dataset = ImageSamples(self.images.samples, self.preprocessing, positions,
                                         encoded_jpeg=self.decode == "device")
             workers = default_workers() if self.workers is None else self.workers
@@ -108,6 +111,10 @@ class Shard:
             position, reason = skips[0]
             raise DataError(f"{self.images.samples[position][0]}: {reason} (--strict).")
         self._skipped.extend(skips)
+
+    def gather(self, part):
+        """Every rank's `part` (a picklable object), in rank order; every rank must call it."""
+        return distributed.gather_objects(part, self.ctx)
 
     def finish(self, *counts: torch.Tensor) -> ShardTotals:
         """Sum `counts` over ranks in place (int64 stays exact), gather the skipped files and the time.

@@ -1,4 +1,5 @@
-"""The one reporting layer: every command's result goes out through `emit` as table, json or junit.
+"""The one reporting layer: every command's result goes out through `emit` as table, json, junit,
+markdown or github (workflow-command annotations + markdown; see report/markdown.py, report/github.py).
 
 stdout carries only the report; `-o PATH` writes it atomically instead (a partial file never looks
 complete). Table renderers and JUnit cases are looked up by result type name, so the core never imports
@@ -14,14 +15,16 @@ from typing import Any
 
 from nnprobe.io import STDOUT, atomic_write_text
 
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "markdown", "github")
 
 # Result type name -> "module:function" that renders it as a rich table.
 TABLE_RENDERERS = {
     "EvalResult": "nnprobe.report.eval_table:render",
     "FoolResult": "nnprobe.report.fool_table:render",
     "RobustResult": "nnprobe.report.robust_table:render",
+    "CorruptionResult": "nnprobe.report.corruption_table:render",
     "Diagnosis": "nnprobe.report.diagnose_table:render",
+    "Comparison": "nnprobe.report.compare_table:render",
 }
 
 
@@ -29,17 +32,22 @@ def render_json(result: Any) -> str:
     return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
-def render_table(result: Any, *, color: bool) -> str:
-    from rich.console import Console
-
+def render_section(result: Any, console) -> None:
+    """Print `result`'s table on `console` (also inside another result's table: eval's `--baseline` section)."""
     target = TABLE_RENDERERS.get(type(result).__name__)
     if target is None:
         raise TypeError(f"no table renderer for {type(result).__name__}")
     module, func = target.split(":")
+    getattr(importlib.import_module(module), func)(result, console)
+
+
+def render_table(result: Any, *, color: bool) -> str:
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=None if color else 120,
                       soft_wrap=False, highlight=False)
-    getattr(importlib.import_module(module), func)(result, console)
+    render_section(result, console)
     return buffer.getvalue()
 
 
@@ -52,6 +60,14 @@ def render(result: Any, fmt: str, *, color: bool = False) -> str:
         return render_junit(junit_cases(result), suite=f"nnprobe.{result.to_dict().get('kind', 'run')}")
     if fmt == "table":
         return render_table(result, color=color)
+    if fmt == "markdown":
+        from nnprobe.report.markdown import render_markdown
+
+        return render_markdown(result)
+    if fmt == "github":
+        from nnprobe.report.github import render_github
+
+        return render_github(result)
     raise ValueError(f"unknown format {fmt!r}")
 
 

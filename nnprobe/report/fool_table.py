@@ -24,6 +24,15 @@ def _verdict(item: FoolItem, targeted: bool) -> str:
     return text
 
 
+def _search_line(item: FoolItem) -> str:
+    """`--min-eps`: the answer, then every budget tried in order (+ fooled, - not)."""
+    search = item.search
+    found = (f"smallest fooling budget {format_eps(search.min_eps)}" if search.min_eps is not None
+             else f"not fooled up to the cap {format_eps(search.cap)}")
+    tried = " ".join(f"{format_eps(t.eps)}{'+' if t.fooled else '-'}" for t in search.trials)
+    return f"  min eps: {found} (tried: {tried})"
+
+
 def render(result: FoolResult, console: Console) -> None:
     s = result.settings
     steps = f", {s.steps} steps" if s.steps > 1 else ""
@@ -49,6 +58,8 @@ def render(result: FoolResult, console: Console) -> None:
         console.print(f"  {_verdict(item, s.targeted)}{escape(pipeline)}")
         console.print(escape(f"  L∞ {item.linf_255:.0f}/255, L2 {item.l2:.4f}, {item.steps} step(s), "
                              f"{item.seconds:.2f} s"))
+        if item.search is not None:
+            console.print(escape(_search_line(item)))
         if item.precision_check:
             c = item.precision_check
             console.print(escape(f"  {c['precision']} vs fp32 on the same PNG: fp32 says {c['fp32_top1'].label} "

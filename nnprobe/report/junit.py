@@ -54,6 +54,19 @@ def robust_cases(result) -> list[JUnitCase]:
     if not cases:
         cases = [JUnitCase("nnprobe.robust", f"eps={p.eps:.6g}", "passed",
                            f"robust top-1 {p.top1:.4f} ({p.correct_top1}/{p.total})") for p in result.points]
+    # sanity-check findings are warnings: shown, not failed (no gate asked for them)
+    cases += [JUnitCase("nnprobe.robust.sanity", f.id, "passed", f"[{f.severity}] {f.message} Hint: {f.hint}")
+              for f in getattr(result, "findings", ())]
+    return cases
+
+
+def corruption_cases(result) -> list[JUnitCase]:
+    """The --min-corruption-top1 gate; without one, one passed case per corruption recording its mean."""
+    cases = _gate_cases("nnprobe.corruption", result.gates)
+    if not cases:
+        cases = [JUnitCase("nnprobe.corruption", name, "passed", f"mean top-1 {top1:.4f} over severities "
+                           f"{','.join(map(str, result.settings.severities))}")
+                 for name, top1 in result.per_corruption.items()]
     return cases
 
 
@@ -80,12 +93,24 @@ def diagnose_cases(result) -> list[JUnitCase]:
     return cases
 
 
+def compare_cases(result) -> list[JUnitCase]:
+    """One case per gate of `nnprobe compare`; with none asked for, one passed case with the top-line delta."""
+    cases = _gate_cases(f"nnprobe.compare.{result.compared}", result.gates)
+    if not cases:
+        shown = "; ".join(f"{m.name} {m.delta:+.4g}" for m in result.metrics[:3] if m.delta is not None)
+        cases.append(JUnitCase(f"nnprobe.compare.{result.compared}", "comparison", "passed",
+                               shown or f"{result.candidate} vs {result.baseline}"))
+    return cases
+
+
 # Result type name -> the function that makes its cases.
 CASES: dict[str, Callable[[Any], list[JUnitCase]]] = {
     "EvalResult": eval_cases,
     "FoolResult": fool_cases,
     "RobustResult": robust_cases,
+    "CorruptionResult": corruption_cases,
     "Diagnosis": diagnose_cases,
+    "Comparison": compare_cases,
 }
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 from nnprobe.errors import UsageError
 from nnprobe.io import atomic_write_bytes
 
 
-def write_accuracy_plot(result, path: str) -> None:
-    """Robust top-1 and top-5 against eps (in /255 units), with the attack named in the title."""
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, imported only when a plot is asked for."""
     try:
         import matplotlib
 
@@ -16,6 +17,26 @@ def write_accuracy_plot(result, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def save_png(fig, path: str) -> None:
+    """Render `fig` as PNG in memory, close it, then write it atomically (never a half-written file)."""
+    plt = pyplot()
+    try:
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():  # a class name in a script the font lacks still plots, as boxes
+            warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+            fig.tight_layout()
+            fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_accuracy_plot(result, path: str) -> None:
+    """Robust top-1 and top-5 against eps (in /255 units), with the attack named in the title."""
+    plt = pyplot()
     eps = [p.eps * 255 for p in result.points]
     s = result.settings
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
@@ -29,9 +50,7 @@ def write_accuracy_plot(result, path: str) -> None:
         ax.legend()
         steps = f"-{s.steps}" if s.steps > 1 else ""
         ax.set_title(f"{result.model.spec}: {s.attack}{steps}, n={result.points[0].total}", fontsize=10)
-        buffer = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buffer, format="png")
-    finally:
+    except BaseException:
         plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+        raise
+    save_png(fig, path)

@@ -18,9 +18,19 @@ def _pct(value: float) -> str:
     return "—" if value != value else f"{100 * value:.2f}%"
 
 
+def _component(c: dict) -> str:
+    if not c.get("ran", True):
+        return f"{c['attack']} left out"
+    budget = f"{c['queries']} queries" if "queries" in c else f"{c.get('steps')} steps"
+    targets = f" x up to {c['target_classes']} targets" if "target_classes" in c else ""
+    return f"{c['attack']} {budget}{targets}"
+
+
 def render(result: RobustResult, console: Console) -> None:
     s = result.settings
     detail = f"{s.steps} steps, " if s.steps > 1 else ""
+    if getattr(s, "components", ()):  # autoattack: what ran, in order, with each budget
+        detail = " -> ".join(_component(c) for c in s.components) + ", "
     start = ", random start" if s.random_start else ""
     table = Table(title=escape(f"nnprobe robust — {result.model.spec}: {s.attack} ({s.norm}, {detail}"
                                f"untargeted{start})"), title_justify="left", show_edge=False)
@@ -48,8 +58,29 @@ def render(result: RobustResult, console: Console) -> None:
         f"early stop {'on' if s.early_stop else 'off'}\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
         f"{result.run.seconds:.2f} s, seed {result.run.seed}"))
+    if result.median_min_eps is not None:
+        console.print(f"median smallest fooling budget on this grid: {format_eps(result.median_min_eps)}")
     if result.plot:
         console.print(escape(f"plot: {result.plot}"))
     for skip in data.get("skipped", [])[:20]:
         console.print(escape(f"  skipped {skip['path']}: {skip['reason']}"))
+    if result.comparison is not None:
+        from nnprobe.report import render_section
+
+        render_section(result.comparison, console)
     print_gates(result.gates, console)
+    print_findings(getattr(result, "findings", ()), console)
+
+
+def print_findings(findings, console: Console) -> None:
+    """The sanity checks (gradient masking and friends): each warning with its evidence and advice; nothing
+    when none fired (the JSON's `findings` is then empty)."""
+    if not findings:
+        console.print("sanity checks: no warning (zero or non-finite gradients, noise beating the attack, "
+                      "accuracy rising with eps, black box beating white box, probabilities for logits, "
+                      "random forward)")
+        return
+    console.print(f"sanity checks: {len(findings)} warning{'s' if len(findings) > 1 else ''}")
+    for f in findings:
+        evidence = ", ".join(f"{k}={v}" for k, v in f.evidence.items())
+        console.print(escape(f"  [{f.severity}] {f.id}: {f.message}\n    evidence: {evidence}\n    hint: {f.hint}"))

@@ -6,18 +6,40 @@ import pytest
 import torch
 
 import tinymodels
-from nnprobe.attacks import REGISTRY, Attack, attack_ids, build, register
+from nnprobe.attacks import REGISTRY, Attack, attack_ids, register
+from nnprobe.attacks import build as build_attack
 from nnprobe.errors import InputError, UsageError
 
 IDS = attack_ids()
+# Score-based attacks (square) query the model instead of following its gradient: 5000 queries by
+# default and less damage per query, so these shared tests give them fewer queries and larger budgets
+# (every invariant holds at any budget); their own tests run the full schedule on a tiny model.
+QUERIES = {"square": 200, "square-l2": 200}
+APGD_STEPS = dict.fromkeys(["apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2"], 10)  # APGD: 100 steps by default
+BUDGETS = {"square": 12 / 255, "square-l2": 1.5}
+CASCADES = {"autoattack": {"steps": 10, "queries": 100}, "autoattack-l2": {"steps": 10, "queries": 100}}
 
 
 def budget(attack_id: str) -> float:
+    if attack_id in BUDGETS:
+        return BUDGETS[attack_id]
     return 0.5 if REGISTRY[attack_id].norm == "l2" else 8 / 255
 
 
+def build(attack_id: str, eps: float, **options):
+    """The registry's `build`, with fewer queries for a score-based attack unless the test sets steps."""
+    if attack_id in QUERIES:
+        options.setdefault("steps", QUERIES[attack_id])
+    if attack_id in APGD_STEPS:
+        options.setdefault("steps", APGD_STEPS[attack_id])
+    for name, value in CASCADES.get(attack_id, {}).items():  # autoattack: APGD steps and Square queries
+        options.setdefault(name, value)
+    return build_attack(attack_id, eps, **options)
+
+
 def test_registry_has_the_documented_attacks():
-    assert IDS == ["bim", "fgsm", "mifgsm", "pgd", "pgd-l2"]
+    assert IDS == ["apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2", "autoattack", "autoattack-l2", "bim", "fgsm",
+                   "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
 
 
 def test_duplicate_id_raises():
@@ -118,7 +140,18 @@ def test_targeted_reaches_the_target_on_an_easy_model(attack_id, linear, batch):
         clean = linear(x).argmax(1)
     targets = (clean + 1) % tinymodels.CLASSES
     eps = 8.0 if REGISTRY[attack_id].norm == "l2" else 0.25
-    out = build(attack_id, eps, steps=20, seed=0)(linear, x, targets=targets) if REGISTRY[attack_id].iterative \
+    steps = 1000 if attack_id in QUERIES else 20  # a random search needs more queries than PGD needs steps
+    if getattr(REGISTRY[attack_id], "untargeted_only", False):  # autoattack: refused, in one sentence
+        with pytest.raises(UsageError, match="untargeted"):
+            build(attack_id, eps, seed=0)(linear, x, targets=targets)
+        return
+    if attack_id == "square-l2":
+        # its eta squares are nearly zero-mean, so no L2 budget of 8 shifts the linear model's channel
+        # means far enough; on the tiny net (own predictions + 1) it reaches every target at eps 3
+        linear, eps = tinymodels.tiny_classifier(), 3.0
+        with torch.no_grad():
+            targets = (linear(x).argmax(1) + 1) % tinymodels.CLASSES
+    out = build(attack_id, eps, steps=steps, seed=0)(linear, x, targets=targets) if REGISTRY[attack_id].iterative \
         else build(attack_id, eps)(linear, x, targets=targets)
     with torch.no_grad():
         reached = linear(out.adversarial).argmax(1)

@@ -16,7 +16,10 @@ from nnprobe.attacks.base import SampleRandom
 from nnprobe.attacks.budget import budgets_for
 from nnprobe.attacks.norms import Linf, per_sample
 
-BUILTIN = ["bim", "fgsm", "mifgsm", "pgd", "pgd-l2"]
+BUILTIN = ["apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2", "autoattack", "autoattack-l2", "bim", "fgsm", "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
+QUERIES = {"square": {"steps": 100}, "square-l2": {"steps": 100},
+           "autoattack": {"steps": 10, "queries": 100}, "autoattack-l2": {"steps": 10, "queries": 100}}  # score-based: 5000 queries by default
+QUERIES.update(dict.fromkeys(["apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2"], {"steps": 10}))  # APGD: 100 by default
 EPS = {"linf": 8 / 255, "l2": 0.5, "l1-test": 4.0}  # a budget per norm that moves the tiny model
 MODES = {"last iterate": {}, "first success": {"first_success": True},
          "early stop": {"first_success": True, "early_stop": True}}
@@ -91,7 +94,7 @@ def test_base_imports_no_attack_and_switches_on_no_norm():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     attack_modules = {cls.__module__ for cls in REGISTRY.values()} | {"nnprobe.attacks"}
-    assert len(attack_modules) == 5 and not imported & attack_modules
+    assert len(attack_modules) == 8 and not imported & attack_modules
     strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
     assert not strings & set(NORMS)
 
@@ -115,12 +118,12 @@ def test_attack_keeps_its_norms_budget_modes_and_seed(attack_id, mode, tiny, bat
     tiny.train()
     tiny.net.head.eval()  # a mixed state must come back exactly
     before = [m.training for m in tiny.modules()]
-    out = build(attack_id, eps, seed=5)(tiny, x, y, sample_ids=ids, **MODES[mode])
+    out = build(attack_id, eps, seed=5, **QUERIES.get(attack_id, {}))(tiny, x, y, sample_ids=ids, **MODES[mode])
     assert [m.training for m in tiny.modules()] == before
     distance = REGISTRY[attack_id].ball.distance(out.adversarial - x)
     assert inside(distance, eps) and distance.max() > 0
     assert out.adversarial.min() >= 0 and out.adversarial.max() <= 1
-    again = build(attack_id, eps, seed=5)(tiny, x, y, sample_ids=ids, **MODES[mode])
+    again = build(attack_id, eps, seed=5, **QUERIES.get(attack_id, {}))(tiny, x, y, sample_ids=ids, **MODES[mode])
     assert torch.equal(out.adversarial, again.adversarial) and torch.equal(out.steps, again.steps)
     assert torch.equal(out.success, again.success)
 

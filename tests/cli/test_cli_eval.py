@@ -109,3 +109,22 @@ def test_internal_errors_exit_3_without_traceback(monkeypatch, capsys):
     assert info.value.code == 3
     err = capsys.readouterr().err
     assert "Internal error: RuntimeError: kaboom" in err and "Traceback" not in err
+
+
+def test_save_predictions_is_recorded_and_never_lands_on_an_input(data, tmp_path, invoke):
+    from nnprobe.per_sample import file_sha256, read
+
+    rows = tmp_path / "base.preds"
+    proc = invoke(*eval_args(data, "--format", "json", "--save-predictions", str(rows)))
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["per_sample"] == {"path": str(rows), "sha256": file_sha256(str(rows)), "rows": 8}
+    header, lines = read(str(rows))
+    assert header["data_fingerprint"] == body["data"]["fingerprint"] and len(lines) == 8
+    assert sum(line["correct"] for line in lines) == body["correct_top1"] == 6
+    image = next(data.rglob("*.png"))
+    before = image.read_bytes()
+    refused = invoke(*eval_args(data, "--save-predictions", str(image)))
+    assert refused.returncode == 2 and "--save-predictions" in refused.stderr and image.read_bytes() == before
+    inside = invoke(*eval_args(data, "--save-predictions", str(data / "rows.jsonl")))
+    assert inside.returncode == 2 and not (data / "rows.jsonl").exists()

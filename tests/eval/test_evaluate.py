@@ -2,6 +2,8 @@
 torchvision ImageFolder + DataLoader reference loop."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from helpers import PLAIN, TESTS, make_wnid_folders, noise_image
@@ -13,6 +15,7 @@ from nnprobe.errors import DataError
 from nnprobe.evaluation import evaluate
 from nnprobe.models import load_classifier
 from nnprobe.models.imagenet import imagenet_wnids
+from nnprobe.per_sample import read
 
 
 def images_of(root, clf):
@@ -115,15 +118,35 @@ def test_agrees_exactly_with_torchvision_reference_loop(tmp_path):
     dataset = datasets.ImageFolder(str(root), transform=ref_tf)
     loader = torch.utils.data.DataLoader(dataset, batch_size=7)
     ref1 = ref5 = 0
+    reference = {}  # relative path -> (top-5, loss, confidence, Brier), from the plain loop
     with torch.no_grad():
-        for x, y in loader:
+        for batch, (x, y) in enumerate(loader):
             y = torch.tensor([int(dataset.classes[i]) for i in y])
-            top = net(x).topk(5, dim=1).indices
+            logits = net(x)
+            top = logits.topk(5, dim=1).indices
             ref1 += int((top[:, 0] == y).sum())
             ref5 += int((top == y[:, None]).any(dim=1).sum())
+            p = logits.softmax(1)
+            for j in range(len(y)):
+                path = dataset.samples[batch * 7 + j][0]
+                onehot = torch.nn.functional.one_hot(y[j], p.shape[1]).float()
+                reference[os.path.relpath(path, root).replace(os.sep, "/")] = (
+                    top[j].tolist(), float(-p[j, y[j]].log()), float(p[j].max()), float(((p[j] - onehot) ** 2).sum()))
     assert (ref1, ref5) == (12, 21)
-    result = evaluate(classifier, images_of(root, classifier), device="cpu", workers=2, batch_size=4)
+    result = evaluate(classifier, images_of(root, classifier), device="cpu", workers=2, batch_size=4,
+                      save_predictions=str(tmp_path / "rows.jsonl"))
     assert (result.correct_top1, result.correct_top5, result.total) == (ref1, ref5, 30)
+    # per sample, image for image: the rows written and the arrays returned agree with the plain loop
+    header, rows = read(str(tmp_path / "rows.jsonl"))
+    assert header["rows"] == len(rows) == 30 == len(result.samples.labels)
+    assert {r["path"] for r in rows} == set(reference)
+    for row, brier in zip(rows, result.samples.brier.tolist()):
+        top5, loss, confidence, ref_brier = reference[row["path"]]
+        assert row["top5"] == top5 and row["correct"] == (top5[0] == row["label"])
+        assert row["loss"] == pytest.approx(loss, abs=1e-5) and row["confidence"] == pytest.approx(confidence, abs=1e-5)
+        assert brier == pytest.approx(ref_brier, abs=1e-5)
+    assert sum(r["correct"] for r in rows) == ref1 and [r["i"] for r in rows] == list(range(30))
+    assert result.mean_loss == pytest.approx(sum(v[1] for v in reference.values()) / 30, rel=1e-5)
 
 
 def test_gates(tmp_path, color_classifier):

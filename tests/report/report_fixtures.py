@@ -5,6 +5,8 @@ time and version pinned, so a render is the same on any machine and whatever the
 report's wording is meant to change)."""
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from nnprobe.attacks.results import AttackSettings, FoolItem, FoolResult, Prediction, RobustPoint, RobustResult
@@ -14,6 +16,7 @@ from nnprobe.results import (EvalResult, Gate, ModelInfo, PerClass, PredictionSp
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FORMATS = ("table", "json", "junit", "color")
+CI_FORMATS = ("markdown", "github")  # golden files of test_markdown.py / test_github.py
 MODEL = ModelInfo(spec="tiny.py:net", source="factory", weights=None, architecture="TinyNet", num_classes=4,
                   preprocessing=Preprocessing(resize_size=20, crop_size=16, source="flags"),
                   published_top1=0.755, published_top5=None)
@@ -28,6 +31,22 @@ def eval_result(gates: tuple[Gate, ...] = ()) -> EvalResult:
                       model=MODEL, data={"path": "val", "layout": "folders", "class_mapping": "names",
                                          "notes": [], "logits": "all 4 classes", "top_k": 5},
                       run=RUN, images_per_second=5.6, gates=gates)
+
+
+def eval_with_findings() -> EvalResult:
+    """The failing eval with everything an eval can add: calibration, confusions, ReaL, a setup finding."""
+    from nnprobe.calibration import Calibration, ConfusedPair, ReliabilityBin
+    from nnprobe.results import RealTop1
+    from nnprobe.setup_checks import SetupFinding
+
+    filled = {9: (3, 1 / 3, 0.62), 14: (4, 0.75, 0.97)}
+    bins = tuple(ReliabilityBin(i / 15, (i + 1) / 15, *filled.get(i, (0, float("nan"), float("nan"))))
+                 for i in range(15))
+    finding = SetupFinding("class-permutation", "error", "A one-to-one remap of the folders would raise top-1 "
+                           "from 57.1% to 100.0%.", "--class-map remap.csv", {"class_map_csv": "cat,1\ndog,0\n"})
+    return dataclasses.replace(eval_result(eval_failing_gates()), calibration=Calibration(0.1712, 0.81234, 0.4567, bins),
+                               confused_pairs=(ConfusedPair(1, "dog [big]", 0, "cat", 2),),
+                               real=RealTop1("real.json", 5, 6), setup_findings=(finding,))
 
 
 def eval_gates() -> tuple[Gate, ...]:
@@ -123,7 +142,7 @@ def cases() -> dict:
     """Golden name -> fixed result."""
     return {
         "eval": eval_result(), "eval-gated": eval_result(eval_gates()),
-        "eval-failed": eval_result(eval_failing_gates()),
+        "eval-failed": eval_with_findings(),
         "robust": robust_result(), "robust-gated": robust_result(robust_gates(), fp32=True),
         "fool": fool_result(), "fool-gated": fool_result(fool_gates(), targeted=True),
         "diagnose": diagnosis(), "diagnose-warning": diagnosis("warning"), "diagnose-never": diagnosis("never"),
@@ -139,7 +158,7 @@ def rendered(result, fmt: str) -> str:
 def main() -> None:
     GOLDEN.mkdir(exist_ok=True)
     for name, result in cases().items():
-        for fmt in FORMATS:
+        for fmt in FORMATS + CI_FORMATS:
             (GOLDEN / f"{name}.{fmt}").write_bytes(rendered(result, fmt).encode("utf-8"))
 
 

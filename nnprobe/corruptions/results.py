@@ -1,0 +1,94 @@
+"""The corruption sweep's result: exact counts per (corruption, severity), derived accuracies, gate.
+
+No torch here (the report layer imports these types only for type checking).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from nnprobe.results import SCHEMA_VERSION, Gate, Gated, ModelInfo, RunInfo, TopKRates, to_jsonable
+
+
+@dataclass(frozen=True)
+class CleanCounts(TopKRates):
+    """Accuracy on the uncorrupted images of the same pass."""
+
+    correct_top1: int
+    correct_top5: int
+    total: int
+
+
+@dataclass(frozen=True)
+class CorruptionPoint(TopKRates):
+    """Accuracy on every image corrupted by one corruption at one severity."""
+
+    correct_top1: int
+    correct_top5: int
+    total: int
+    corruption: str
+    family: str
+    severity: int
+
+
+@dataclass(frozen=True)
+class CorruptionSettings:
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    seed: int  # each sample's generator: f(seed, position in the data set, corruption, severity)
+    reference: str = "imagecorruptions 1.1.2 (Hendrycks & Dietterich 2019 parameters)"
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values and not any(math.isnan(v) for v in values) else float("nan")
+
+
+@dataclass(frozen=True)
+class CorruptionResult(Gated):
+    clean: CleanCounts
+    points: tuple[CorruptionPoint, ...]  # corruptions in ImageNet-C order, severities ascending
+    settings: CorruptionSettings
+    model: ModelInfo
+    data: dict[str, Any]
+    run: RunInfo
+    plot: str | None = None
+    gates: tuple[Gate, ...] = ()
+
+    def top1(self, corruption: str, severity: int) -> float:
+        return next(p.top1 for p in self.points if p.corruption == corruption and p.severity == severity)
+
+    @property
+    def per_corruption(self) -> dict[str, float]:
+        """Top-1 averaged over the severities run, per corruption."""
+        return {c: _mean(p.top1 for p in self.points if p.corruption == c) for c in self.settings.corruptions}
+
+    @property
+    def mean_corruption_top1(self) -> float:
+        """Mean corruption accuracy: the per-corruption means averaged (1 - mCE's unnormalised error)."""
+        return _mean(self.per_corruption.values())
+
+    @property
+    def relative_drop(self) -> float:
+        """(clean top-1 - mean corruption top-1) / clean top-1."""
+        clean = self.clean.top1
+        return (clean - self.mean_corruption_top1) / clean if clean and clean == clean else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        body = to_jsonable(self)
+        body["clean"] = dict(body["clean"], top1=to_jsonable(self.clean.top1), top5=to_jsonable(self.clean.top5))
+        body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5))
+                          for p in self.points]
+        return {"schema_version": SCHEMA_VERSION, "kind": "corruption", "passed": self.passed,
+                "mean_corruption_top1": to_jsonable(self.mean_corruption_top1),
+                "relative_drop": to_jsonable(self.relative_drop),
+                "per_corruption_top1": to_jsonable(self.per_corruption), **body}
+
+
+def corruption_gate(threshold: float, measured: float) -> Gate:
+    """`--min-corruption-top1 F`: the mean corruption accuracy must be at least F."""
+    passed = measured >= threshold
+    return Gate("min-corruption-top1", threshold, measured, passed,
+                f"mean corruption top-1 is {measured:.4f}, {'meets' if passed else 'below'} the required "
+                f"{threshold:.4f}")

@@ -1,0 +1,153 @@
+"""Accuracy under the ImageNet-C corruptions in one pass over the data, counted in exact integers.
+
+Each clean batch (uint8 at the model's crop, on the device) is corrupted at every (corruption, severity)
+there and classified; each sample's randomness comes from a generator seeded by (seed, its position in
+the data set, corruption, severity), so the counts are the same at any batch size or world size.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+
+from nnprobe.corruptions import CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
+from nnprobe.corruptions.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
+                                         corruption_gate)
+from nnprobe.errors import DataError, UsageError
+from nnprobe.results import RunInfo
+
+
+def _count(logits: torch.Tensor, labels: torch.Tensor) -> list[int]:
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    return [int((top[:, 0] == labels).sum()), int((top == labels[:, None]).any(dim=1).sum()), labels.numel()]
+
+
+def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Sequence[int],
+                grid: Sequence[tuple[str, int]], seed: int, counts: torch.Tensor, nonfinite: torch.Tensor,
+                autocast=None) -> None:
+    """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid), 3): row 0 clean, then
+    one row per (corruption, severity); `nonfinite` counts samples with NaN/Inf logits and samples seen."""
+    autocast = autocast or contextlib.nullcontext()
+    broken = torch.zeros(labels.numel(), dtype=torch.bool, device=x.device)
+    rows = []
+    for row, (name, severity) in enumerate([(None, 0), *grid]):
+        pixels = x if name is None else corrupt(x, name, severity,
+                                                [sample_seed(seed, p, name, severity) for p in positions])
+        with torch.no_grad(), autocast:
+            logits = classifier(pixels).float()
+        broken |= ~torch.isfinite(logits).all(dim=1)
+        rows.append(_count(logits, labels))
+    counts += torch.tensor(rows, dtype=torch.int64, device=counts.device)
+    nonfinite += torch.tensor([int(broken.sum()), labels.numel()], dtype=torch.int64, device=nonfinite.device)
+
+
+def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str, int]], *, seed: int = 0,
+                  device="cpu", precision: str = "fp32", progress: Callable[[int, int], None] | None = None,
+                  total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions]); positions
+    default to the running count. Returns the int64 counts and non-finite tallies on `device`."""
+    from nnprobe.device import autocast as make_autocast
+
+    dev = torch.device(device) if isinstance(device, str) else device
+    counts = torch.zeros(1 + len(grid), 3, dtype=torch.int64, device=dev)
+    nonfinite = torch.zeros(2, dtype=torch.int64, device=dev)
+    classifier = classifier.to(dev).eval()
+    autocast = make_autocast(dev, precision)
+    done = 0
+    for item in batches:
+        x, labels = item[0], item[1]
+        positions = (torch.as_tensor(item[2]).tolist() if len(item) > 2
+                     else list(range(done, done + labels.numel())))
+        if x.numel() == 0:
+            continue
+        x = x.to(dev)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite, autocast)
+        done += labels.numel()
+        if progress is not None:
+            progress(done, total if total is not None else done)
+    return counts, nonfinite
+
+
+def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "all",
+                     severities: str | Sequence[int] = "1-5", device: str = "auto", batch_size: int = 32,
+                     workers: int | None = None, seed: int = 0, precision: str = "fp32",
+                     min_corruption_top1: float | None = None, shard=None,
+                     progress: Callable[[int, int], None] | None = None) -> CorruptionResult:
+    """Top-1/top-5 of `classifier` on `images` (a LabelledImages, decoded and cropped as `nnprobe eval`
+    does and sharded over torchrun ranks; or an iterable of batches at the model's input size) under
+    every chosen corruption and severity, plus clean, in one pass."""
+    from nnprobe.data.checks import check_batch_size, check_seed, check_workers
+    from nnprobe.data.layouts import LabelledImages
+    from nnprobe.device import versions
+    from nnprobe.parts import parse_part
+
+    check_batch_size(batch_size)
+    check_workers(workers)
+    check_seed(seed)
+    started = time.perf_counter()
+    names, levels = parse_corruptions(corruptions), parse_severities(severities)
+    grid = [(n, s) for n in names for s in levels]
+    part = parse_part(shard)
+    if part is not None and min_corruption_top1 is not None:
+        raise UsageError("--shard slices the data and gates judge the whole of it: give "
+                         "--min-corruption-top1 to nnprobe merge, not to a --shard run.")
+    options = dict(seed=seed, precision=precision)
+    if isinstance(images, LabelledImages):
+        counts, nonfinite, dev, world, data = _sweep_data_set(classifier, images, grid, options, device=device,
+                                                              batch_size=batch_size, workers=workers, part=part,
+                                                              progress=progress)
+    else:
+        from nnprobe.device import resolve_device
+
+        dev, world, data = resolve_device(device), 1, {"path": None, "layout": "tensors"}
+        counts, nonfinite = sweep_batches(classifier, images, grid, device=dev, progress=progress, **options)
+    clean, points = _points(counts, grid, precision, nonfinite, part)
+    result = CorruptionResult(clean=clean, points=points, settings=CorruptionSettings(names, levels, seed),
+                              model=classifier.info, data=data,
+                              run=RunInfo(device=str(dev), precision=precision, world_size=world,
+                                          seconds=time.perf_counter() - started, versions=versions(), seed=seed))
+    if min_corruption_top1 is None:
+        return result
+    import dataclasses
+
+    return dataclasses.replace(result, gates=(corruption_gate(min_corruption_top1, result.mean_corruption_top1),))
+
+
+def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, workers, part, progress):
+    """A labelled data set through the one sharded data path; counts summed exactly over ranks."""
+    from nnprobe.data.shards import Shard
+    from nnprobe.parts import slice_info
+    from nnprobe.per_sample import data_fingerprint
+
+    if classifier.preprocessing.crop_size is None:
+        raise UsageError("Corruptions are applied at the model's input size: give the model a crop (--crop N).")
+    with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
+               part=part, progress=progress) as shard:
+        counts, nonfinite = sweep_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard), grid,
+                                          device=shard.device, **options)
+        gathered = shard.finish(counts, nonfinite)
+    data = {"path": images.root, "layout": images.layout, "images_found": len(images.samples),
+            "fingerprint": data_fingerprint(images.root, images.samples), "notes": list(images.notes),
+            **slice_info(part, len(images.samples)),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in gathered.skipped + images.skipped]}
+    return counts, nonfinite, shard.device, gathered.world_size, data
+
+
+def _points(counts: torch.Tensor, grid, precision: str, nonfinite: torch.Tensor, part):
+    """Counts to points; refused when any logits were NaN/Inf or nothing was classified."""
+    broken, seen = (int(v) for v in nonfinite.tolist())
+    if broken:
+        from nnprobe.data.checks import nonfinite_error
+
+        raise nonfinite_error(broken, seen, precision, result="corruption accuracy")
+    rows = counts.cpu().tolist()
+    if not rows[0][2] and part is None:
+        raise DataError("No image could be classified: the data set is empty or nothing decoded.")
+    points = tuple(CorruptionPoint(correct_top1=r[0], correct_top5=r[1], total=r[2], corruption=name,
+                                   family=CORRUPTIONS[name].family, severity=severity)
+                   for (name, severity), r in zip(grid, rows[1:]))
+    return CleanCounts(*rows[0]), points

@@ -1,0 +1,236 @@
+"""`nnprobe merge`: the partial results of `--shard K/N` runs added up into the one result a single process
+would have given, exactly (integer counts are summed; means are re-weighted by their counts).
+
+Refused, in one sentence, unless the parts are one job: the same kind, model, settings and data (the data
+fingerprint is of the whole data set, so every slice carries the same one), slices 1..N each exactly once.
+Gates are applied here, to the whole, never to a slice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nnprobe.errors import DataError, UsageError
+
+MAX_RESULT_BYTES = 256 << 20
+_RUN_FIELDS = ("run", "images_per_second", "per_sample", "gates", "passed", "plot", "top1", "top5")
+
+
+def load_part(path: str) -> dict[str, Any]:
+    """One result JSON file, read with a size cap; anything else is one sentence."""
+    try:
+        if os.path.getsize(path) > MAX_RESULT_BYTES:
+            raise DataError(f"{path} is over {MAX_RESULT_BYTES >> 20} MiB: not an nnprobe result.")
+        with open(path, encoding="utf-8") as handle:
+            body = json.load(handle)
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except (ValueError, UnicodeDecodeError):
+        raise DataError(f"{path} is not JSON: give the files written by --format json -o.") from None
+    if not isinstance(body, dict) or body.get("kind") not in ("eval", "robust", "corruption"):
+        raise DataError(f"{path} is not an eval, robust or corruption result (--format json).")
+    return body
+
+
+def _same(parts: Sequence[tuple[str, dict]], what: str, get) -> None:
+    first_name, first = parts[0]
+    for name, body in parts[1:]:
+        if get(body) != get(first):
+            raise DataError(f"{name} and {first_name} differ in {what}: they are not slices of one run.")
+
+
+def check_slices(parts: Sequence[tuple[str, dict]]) -> int:
+    """The parts are slices 1..N of one job: same kind, model, settings, data; each slice exactly once."""
+    for name, body in parts:
+        if not isinstance(body.get("data", {}).get("shard"), dict):
+            raise DataError(f"{name} is not a --shard K/N result: nothing to merge it with.")
+    _same(parts, "kind", lambda b: b["kind"])
+    _same(parts, "schema version", lambda b: b.get("schema_version"))
+    _same(parts, "the number of slices N", lambda b: b["data"]["shard"]["count"])
+    _same(parts, "data (fingerprint: other images or labels)", lambda b: b["data"].get("fingerprint"))
+    _same(parts, "model", lambda b: b.get("model"))
+    _same(parts, "settings", lambda b: (b.get("settings"), b["data"].get("logits"), b["data"].get("top_k"),
+                                         b.get("run", {}).get("precision"), b.get("run", {}).get("seed")))
+    count = parts[0][1]["data"]["shard"]["count"]
+    seen: dict[int, str] = {}
+    for name, body in parts:
+        index = body["data"]["shard"]["index"]
+        if index in seen:
+            raise DataError(f"{name} and {seen[index]} are both slice {index}/{count}: an overlap.")
+        seen[index] = name
+    missing = sorted(set(range(1, count + 1)) - set(seen))
+    if missing:
+        shown = ", ".join(f"{k}/{count}" for k in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DataError(f"Slice{'s' if len(missing) > 1 else ''} {shown} missing: {len(seen)} of {count} given.")
+    return count
+
+
+def _merged_data(parts: Sequence[dict]) -> dict[str, Any]:
+    data = {k: v for k, v in parts[0]["data"].items() if k != "shard"}
+    data["merged_from"] = len(parts)
+    if "skipped" in data:  # robust keeps its skipped files under data
+        data["skipped"] = _union_skipped(p["data"]["skipped"] for p in parts)
+    return data
+
+
+def _union_skipped(lists) -> list:
+    """Files not used, from every slice, once each (files that are not images are listed by every slice)."""
+    seen = {}
+    for items in lists:
+        for item in items:
+            seen.setdefault((item["path"], item["reason"]), item)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _merged_run(parts: Sequence[dict]) -> dict[str, Any]:
+    runs = [p["run"] for p in parts]
+    # the slices ran side by side: the job took as long as its slowest slice, on all their processes
+    return dict(runs[0], world_size=sum(r["world_size"] for r in runs), seconds=max(r["seconds"] for r in runs))
+
+
+def merge_eval(parts: Sequence[dict]) -> dict[str, Any]:
+    """eval: counts summed; mean loss re-weighted by image counts; per class summed by index."""
+    total = sum(p["total"] for p in parts)
+    body = {k: v for k, v in parts[0].items() if k not in _RUN_FIELDS}
+    for key in ("correct_top1", "correct_top5", "total", "converted"):
+        body[key] = sum(p[key] for p in parts)
+    body["mean_loss"] = (sum(p["mean_loss"] * p["total"] for p in parts if p["total"]) / total) if total else None
+    body["skipped"] = _union_skipped(p["skipped"] for p in parts)
+    classes: dict[int, dict] = {}
+    for p in parts:
+        for pc in p["per_class"]:
+            into = classes.setdefault(pc["index"], {"index": pc["index"], "name": pc["name"], "correct_top1": 0,
+                                                    "total": 0, "predicted": 0})
+            for key in ("correct_top1", "total", "predicted"):
+                into[key] += pc[key]
+    body["per_class"] = [classes[i] for i in sorted(classes)]
+    reals = [p.get("real") for p in parts]
+    body["real"] = None if None in reals else dict(
+        labels=reals[0]["labels"], correct_top1=sum(r["correct_top1"] for r in reals),
+        total=sum(r["total"] for r in reals))
+    # from the slices' rows when they are merged (top-k of a sum is not the sum of top-k's)
+    body["confused_pairs"], body["setup_findings"], body["comparison"] = [], [], None
+    body["data"] = _merged_data(parts)
+    body["run"] = _merged_run(parts)
+    body["images_per_second"] = total / body["run"]["seconds"] if body["run"]["seconds"] else None
+    return body
+
+
+def merge_robust(parts: Sequence[dict]) -> dict[str, Any]:
+    """robust: per eps, counts summed; mean perturbation norms re-weighted by the attacked counts."""
+    body = {k: v for k, v in parts[0].items() if k not in _RUN_FIELDS}
+    points = []
+    for row in zip(*(p["points"] for p in parts)):
+        point = {"eps": row[0]["eps"]}
+        for key in ("correct_top1", "correct_top5", "total", "clean_correct", "fooled", "gradient_passes"):
+            point[key] = sum(p[key] for p in row)
+        fp32 = [p.get("fp32_correct_top1") for p in row]
+        point["fp32_correct_top1"] = None if None in fp32 else sum(fp32)
+        for key in ("mean_linf", "mean_l2"):
+            weighted = [(p[key], p["clean_correct"]) for p in row if p["clean_correct"]]
+            point[key] = (sum(v * n for v, n in weighted) / point["clean_correct"]) if point["clean_correct"] else None
+        points.append(point)
+    body["points"] = points
+    body["data"] = _merged_data(parts)
+    body["run"] = _merged_run(parts)
+    return body
+
+
+def merge_corruption(parts: Sequence[dict]) -> dict[str, Any]:
+    """robust --corruptions: clean counts and each (corruption, severity) point's counts summed."""
+    body = {k: v for k, v in parts[0].items() if k not in _RUN_FIELDS}
+    keys = ("correct_top1", "correct_top5", "total")
+    body["clean"] = {k: sum(p["clean"][k] for p in parts) for k in keys}
+    body["points"] = [dict({k: v for k, v in row[0].items() if k not in ("top1", "top5")},
+                           **{k: sum(p[k] for p in row) for k in keys}) for row in zip(*(p["points"] for p in parts))]
+    body["data"] = _merged_data(parts)
+    body["run"] = _merged_run(parts)
+    return body
+
+
+def _total(kind: str, merged: dict) -> int:
+    return {"eval": lambda: merged["total"], "robust": lambda: merged["points"][0]["total"],
+            "corruption": lambda: merged["clean"]["total"]}[kind]()
+
+
+def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = None, min_top5: float | None = None,
+          max_ece: float | None = None, min_class_top1: float | None = None,
+          min_robust_top1: Mapping[float, float] | None = None, min_corruption_top1: float | None = None,
+          save_predictions: str | None = None):
+    """The EvalResult or RobustResult of the whole data set from its `--shard K/N` slices (paths or dicts)."""
+    gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
+    named = [(p, load_part(p)) if isinstance(p, (str, os.PathLike)) else (f"part {i + 1}", dict(p))
+             for i, p in enumerate(parts)]
+    if not named:
+        raise UsageError("Give the --shard results to merge (part*.json).")
+    check_slices(named)
+    bodies = [b for _, b in sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])]
+    kind = bodies[0]["kind"]
+    merged = {"eval": merge_eval, "robust": merge_robust, "corruption": merge_corruption}[kind](bodies)
+    if not _total(kind, merged):
+        raise DataError(f"None of the {len(bodies)} slices evaluated an image: nothing to report.")
+    if kind == "corruption":
+        return _corruption_result(merged, min_corruption_top1)
+    saved, rows = _merge_rows(named, save_predictions) if save_predictions else (None, None)
+    if kind == "robust":
+        from nnprobe.attacks.results import RobustResult
+        from nnprobe.attacks.robustness import gates_for
+        from nnprobe.results import from_jsonable
+
+        from nnprobe.per_sample import median_min_eps
+
+        result = from_jsonable(RobustResult, merged)
+        median = median_min_eps([r["clean_correct"] for r in rows], [r["fell_at"] for r in rows]) if rows else None
+        return dataclasses.replace(result, gates=gates_for(result.points, min_robust_top1), per_sample=saved,
+                                   median_min_eps=median)
+    return _eval_result(merged, bodies, saved, rows, gates)
+
+
+def _corruption_result(merged: dict, threshold: float | None):
+    from nnprobe.corruptions.results import CorruptionResult, corruption_gate
+    from nnprobe.results import from_jsonable
+
+    result = from_jsonable(CorruptionResult, merged)
+    gates = (corruption_gate(threshold, result.mean_corruption_top1),) if threshold is not None else ()
+    return dataclasses.replace(result, gates=gates)
+
+
+def _eval_result(merged: dict, bodies: Sequence[dict], saved, rows, gates: dict):
+    """The merged EvalResult: the prediction spread and calibration re-derived from the summed parts, the
+    confused pairs from the merged rows (when the slices' per-sample files were merged), gates applied."""
+    from nnprobe.calibration import Calibration, combined, confused_pairs
+    from nnprobe.results import EvalResult, PredictionSpread, eval_gates, from_jsonable
+
+    result = from_jsonable(EvalResult, merged)
+    names = {pc.index: pc.name for pc in result.per_class}
+    predicted = {pc.index: pc.predicted for pc in result.per_class}
+    spread = PredictionSpread.from_counts([predicted.get(i, 0) for i in range(result.model.num_classes)],
+                                          lambda i: names.get(i, str(i)))
+    parts = [(from_jsonable(Calibration, b["calibration"]), b["total"]) for b in bodies if b.get("calibration")]
+    pairs = () if rows is None else confused_pairs([r["label"] for r in rows], [r["top5"][0] for r in rows],
+                                                   lambda i: names.get(i, str(i)))
+    result = dataclasses.replace(result, predictions=spread, per_sample=saved, confused_pairs=pairs,
+                                 calibration=combined(parts) if len(parts) == len(bodies) else None)
+    return dataclasses.replace(result, gates=eval_gates(result, **gates))
+
+
+def _merge_rows(named: Sequence[tuple[str, dict]], path: str):
+    """The slices' per-sample files (each found and verified against its sha256 as `compare` does) as one,
+    in data order; and the rows."""
+    from nnprobe.comparison.loading import Side, with_rows
+    from nnprobe.per_sample import write
+
+    header, rows = None, []
+    for name, body in named:
+        if not body.get("per_sample"):
+            raise UsageError(f"{name} has no per-sample file (run the slices with --save-predictions) to merge "
+                             "into --save-predictions.")
+        folder = os.path.dirname(os.path.abspath(name)) if os.path.isfile(name) else None
+        side = with_rows(Side("slice", body, name, folder))
+        header = header or {k: v for k, v in side.header.items() if k not in ("format", "version")}
+        rows.extend(side.rows)
+    rows.sort(key=lambda r: r["i"])
+    return write(path, dict(header, rows=len(rows)), iter(rows)), rows

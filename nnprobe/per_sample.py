@@ -1,0 +1,249 @@
+"""Per-sample results: what the model answered for each image, so that two runs can be compared image by
+image (`nnprobe compare`), and the data set's fingerprint, so that they are known to be the same images.
+
+The file is JSON Lines (gzip when the name ends in `.gz`): a header line, then one row per decoded image in
+data order. It is streamed to a temporary file and renamed into place, so an interrupted run never leaves
+one that looks complete, and its sha256 is computed while writing, for the result JSON to record.
+
+    {"format": "nnprobe-per-sample", "version": 1, "kind": "eval", "data_fingerprint": "…", "rows": 4, …}
+    {"i": 0, "path": "n02123045/cat.jpg", "label": 281, "top5": [281, 285, …], "loss": 0.41, …}
+
+This module imports neither torch nor the report layer.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnprobe.errors import DataError
+from nnprobe.io import atomic_writer
+
+FORMAT = "nnprobe-per-sample"
+VERSION = 1
+MAX_LINE = 1 << 20  # a row is ~150 bytes; a longer line is not ours
+
+
+def relative_path(path: str, root: str | None) -> str:
+    """An image's path relative to the data root, with `/` separators (the same on every OS and machine)."""
+    if root is None:
+        return path.replace(os.sep, "/")
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def data_fingerprint(root: str, samples: Sequence[tuple[str, int]]) -> str:
+    """sha256 over the sorted (relative path, label) pairs: equal fingerprints mean the same images with the
+    same labels, wherever the data set lives."""
+    digest = hashlib.sha256()
+    for rel, label in sorted((relative_path(path, root), int(label)) for path, label in samples):
+        digest.update(f"{rel}\t{label}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PerSampleFile:
+    """Where the per-sample rows were written, their content hash and count (recorded in the result JSON)."""
+
+    path: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSamples:
+    """eval's answer per decoded image, in data order (numpy arrays of equal length)."""
+
+    positions: np.ndarray  # int64: index into LabelledImages.samples
+    labels: np.ndarray  # int64: the label, in the model's class indices
+    top: np.ndarray  # int64 [N, k]: top-k predicted class indices
+    loss: np.ndarray  # float64: cross-entropy of the label (nats)
+    confidence: np.ndarray  # float64: max softmax probability
+    brier: np.ndarray  # float64: sum over classes of (p - onehot)^2
+    paths: tuple[str | None, ...] | None = None  # each image's path relative to the data root, once known
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.top[:, 0] if len(self.top) else np.zeros(0, dtype=np.int64)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+    @staticmethod
+    def merged(parts: Sequence["EvalSamples"]) -> "EvalSamples":
+        """Rank parts (disjoint positions) as one, in data order."""
+        fields = [np.concatenate([getattr(p, name) for p in parts]) for name in _EVAL_FIELDS]
+        order = np.argsort(fields[0], kind="stable")
+        return EvalSamples(*(f[order] for f in fields))
+
+
+_EVAL_FIELDS = ("positions", "labels", "top", "loss", "confidence", "brier")
+
+
+@dataclass(frozen=True, eq=False)
+class RobustSamples:
+    """robust's verdict per attacked image: the first budget of the sweep that fooled it."""
+
+    positions: np.ndarray  # int64
+    labels: np.ndarray  # int64
+    clean_correct: np.ndarray  # bool
+    fell_at: np.ndarray  # int64: index into the sweep's eps of the first budget that fooled it; -1 never
+    paths: tuple[str | None, ...] | None = None  # each image's path relative to the data root, once known
+
+    @staticmethod
+    def merged(parts: Sequence["RobustSamples"]) -> "RobustSamples":
+        fields = [np.concatenate([getattr(p, name) for p in parts]) for name in _ROBUST_FIELDS]
+        order = np.argsort(fields[0], kind="stable")
+        return RobustSamples(*(f[order] for f in fields))
+
+
+_ROBUST_FIELDS = ("positions", "labels", "clean_correct", "fell_at")
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def eval_rows(samples: EvalSamples, paths: Sequence[str | None]) -> Iterator[dict[str, Any]]:
+    for i, position in enumerate(samples.positions.tolist()):
+        top = samples.top[i].tolist()
+        yield {"i": position, "path": paths[i], "label": int(samples.labels[i]), "top5": top,
+               "loss": _finite(round(float(samples.loss[i]), 6)),
+               "confidence": _finite(round(float(samples.confidence[i]), 6)),
+               "correct": top[0] == int(samples.labels[i])}
+
+
+def robust_rows(samples: RobustSamples, paths: Sequence[str | None], eps: Sequence[float]) -> Iterator[dict[str, Any]]:
+    for i, position in enumerate(samples.positions.tolist()):
+        fell, clean = int(samples.fell_at[i]), bool(samples.clean_correct[i])
+        fell_at = float(eps[fell]) if fell >= 0 else None
+        yield {"i": position, "path": paths[i], "label": int(samples.labels[i]), "clean_correct": clean,
+               "fell_at": fell_at if clean else 0.0}  # wrong before any attack: fooled at budget 0
+
+
+def with_paths(samples, root: str | None, found: Sequence[tuple[str, int]] | None):
+    """`samples` with each image's path relative to the data root (None for tensor batches)."""
+    import dataclasses
+
+    positions = samples.positions.tolist()
+    paths = tuple(relative_path(found[p][0], root) for p in positions) if found is not None else \
+        (None,) * len(positions)
+    return dataclasses.replace(samples, paths=paths)
+
+
+def header_of(result) -> dict[str, Any]:
+    """The per-sample header of an EvalResult or RobustResult (without format and version)."""
+    samples = result.samples
+    header = {"kind": "eval" if isinstance(samples, EvalSamples) else "robust",
+              "data_fingerprint": result.data.get("fingerprint"), "rows": len(samples.positions)}
+    if isinstance(samples, EvalSamples):
+        header["num_classes"] = result.model.num_classes
+    else:
+        header["eps"] = [p.eps for p in result.points]
+    return header
+
+
+def rows_of(result) -> Iterator[dict[str, Any]]:
+    """The per-sample rows of an EvalResult or RobustResult, from its in-memory samples (as written)."""
+    samples = result.samples
+    if isinstance(samples, EvalSamples):
+        return eval_rows(samples, samples.paths)
+    return robust_rows(samples, samples.paths, [p.eps for p in result.points])
+
+
+def save(result, path: str) -> PerSampleFile:
+    """Write a result's per-sample file (`--save-predictions`): its rows in data order."""
+    return write(path, header_of(result), rows_of(result))
+
+
+def write(path: str, header: dict[str, Any], rows: Iterator[dict[str, Any]]) -> PerSampleFile:
+    """Stream `header` and `rows` to `path` (atomically; gzip for `.gz`) and return its hash and row count."""
+    digest = hashlib.sha256()
+    count = 0
+
+    class Hashing(io.RawIOBase):
+        def __init__(self, sink) -> None:
+            self.sink = sink
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            digest.update(data)
+            return self.sink.write(data)
+
+    with atomic_writer(path) as sink:
+        hashing = io.BufferedWriter(Hashing(sink), 1 << 16)
+        stream = gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0) if path.endswith(".gz") else hashing
+        stream.write((json.dumps({"format": FORMAT, "version": VERSION, **header}) + "\n").encode())
+        for row in rows:
+            stream.write((json.dumps(row, allow_nan=False) + "\n").encode("utf-8", "surrogateescape"))
+            count += 1
+        if stream is not hashing:
+            stream.close()
+        hashing.flush()
+    if count != header["rows"]:
+        raise AssertionError(f"wrote {count} per-sample rows, expected {header['rows']}")
+    return PerSampleFile(path, digest.hexdigest(), count)
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and rows of a per-sample file; anything else is one sentence (DataError)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            lines = [_json_line(path, n, line) for n, line in enumerate(_lines(handle), 1)]
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot read the per-sample file ({exc}).") from None
+    if not lines or not isinstance(lines[0], dict) or lines[0].get("format") != FORMAT:
+        raise DataError(f"{path} is not an nnprobe per-sample file (no '{FORMAT}' header).")
+    header, rows = lines[0], lines[1:]
+    if header.get("rows") != len(rows) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path}: the header says {header.get('rows')} rows, the file has {len(rows)} "
+                        "(truncated or edited).")
+    return header, rows
+
+
+def _lines(handle) -> Iterator[bytes]:
+    while True:
+        line = handle.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE:
+            raise DataError("a per-sample line is over 1 MiB: not an nnprobe per-sample file.")
+        yield line
+
+
+def _json_line(path: str, number: int, line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise DataError(f"{path} line {number} is not JSON: not an nnprobe per-sample file, or truncated.") from None
+
+
+def median_min_eps(clean_correct: np.ndarray, fell_at: Sequence[float | None]) -> float | None:
+    """The median smallest fooling budget on a robust sweep's grid (the lower median: the smallest eps of
+    the sweep at which at most half the samples are still right): a sample wrong before any attack counts
+    0, one never fooled counts as above the sweep. None when the median sample was never fooled."""
+    per = np.array([0.0 if not clean else (np.inf if fell is None else float(fell))
+                    for clean, fell in zip(np.asarray(clean_correct).tolist(), fell_at)], dtype=np.float64)
+    if not per.size:
+        return None
+    median = float(np.sort(per)[(per.size - 1) // 2])
+    return None if np.isinf(median) else median

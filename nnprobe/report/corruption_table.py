@@ -1,0 +1,49 @@
+"""Console rendering of a CorruptionResult: one row per corruption, one column per severity, and the means."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nnprobe.report.gates import print_gates
+
+if TYPE_CHECKING:  # nnprobe.corruptions imports torch; the report layer never does
+    from nnprobe.corruptions.results import CorruptionResult
+
+
+def _pct(value: float) -> str:
+    return "—" if value != value else f"{100 * value:.2f}%"
+
+
+def render(result: CorruptionResult, console: Console) -> None:
+    s = result.settings
+    table = Table(title=escape(f"nnprobe robust --corruptions — {result.model.spec}: top-1 per corruption and "
+                               f"severity"), title_justify="left", show_edge=False)
+    table.add_column("corruption")
+    table.add_column("family")
+    for severity in s.severities:
+        table.add_column(f"severity {severity}", justify="right")
+    table.add_column("mean", justify="right")
+    means = result.per_corruption
+    for name in s.corruptions:
+        row = [name, next(p.family for p in result.points if p.corruption == name)]
+        row += [_pct(result.top1(name, severity)) for severity in s.severities]
+        table.add_row(*row, _pct(means[name]))
+    console.print(table)
+    clean = result.clean
+    data = result.data
+    console.print(escape(
+        f"clean top-1 {_pct(clean.top1)} ({clean.correct_top1}/{clean.total}); mean corruption top-1 "
+        f"{_pct(result.mean_corruption_top1)}; relative drop {_pct(result.relative_drop)}\n"
+        f"corruptions computed on the device at the model's input size, parameters of {s.reference}, "
+        f"seed {s.seed}\n"
+        f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped\n"
+        f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
+        f"{result.run.seconds:.2f} s"))
+    if result.plot:
+        console.print(escape(f"plot: {result.plot}"))
+    for skip in data.get("skipped", [])[:20]:
+        console.print(escape(f"  skipped {skip['path']}: {skip['reason']}"))
+    print_gates(result.gates, console)
