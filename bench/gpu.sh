@@ -19,4 +19,11 @@ OUT=${OUT:-bench/out}; mkdir -p "$OUT"
     echo "== attacks throughput vs torchattacks"
     timeout 240 python bench/bench_attacks.py --model resnet50 --batch 256 --precision fp32,bf16 --repeats 2 --device cuda
   fi
+  echo "== APGD-CE and AutoAttack vs torchattacks (issue 10 workloads; names as bench_attacks.py prints them)"
+  timeout 300 python bench/bench_attacks.py --model resnet50 --batch 64 --repeats 1 --device cuda --apgd-steps 20 \
+    --queries 200 --only apgd-ce20-robust,autoattack20q200-robust
+  echo "== corruptions on the device vs plain eval and imagecorruptions (issue 11)"
+  timeout 240 python bench/bench_corruptions.py --device cuda --count 256 --batch-size 64 --reference-images 4
+  echo "== the GPU-only tests"
+  timeout 300 python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/eval tests/attacks tests/data
 } 2>&1 | tee "$OUT/gpu.log"

@@ -50,6 +50,13 @@ INJECTED = {
                     "logger": "keras", "num_classes": 10},
     "divergence": {"injected": "the learning rate multiplied by 1.5 every epoch, never stopping; clipping at 5 "
                                "keeps the numbers finite", "logger": "jsonl", "num_classes": 10},
+    "hf-tensorboard-healthy": {"injected": "nothing: the healthy training, logged by the HF Trainer with "
+                                           "report_to='tensorboard' (its own runs/<date>_<host>/ folder beside "
+                                           "trainer_state.json; config.json only in checkpoint-N/): one run",
+                               "logger": "hf-trainer+tensorboard", "num_classes": 10},
+    "add-scalars-overfitting": {"injected": "the overfitting training, logged with SummaryWriter.add_scalars "
+                                            "(Loss_train/, Loss_val/, Accuracy_train/, Accuracy_val/ "
+                                            "sub-folders): one run", "logger": "add_scalars", "num_classes": 10},
 }
 
 
@@ -271,6 +278,62 @@ def write_hf(out: str, steps, epochs, k: int, max_steps: int, per_epoch: int) ->
                    "label2id": {f"class_{i}": i for i in range(k)}}, handle, indent=2)
 
 
+def write_hf_tensorboard(out: str, steps, epochs, k: int, max_steps: int, per_epoch: int) -> None:
+    """HF Trainer with report_to="tensorboard": trainer_state.json as write_hf, TensorBoardCallback's events
+    in the default logging_dir runs/<%b%d_%H-%M-%S>_<host>/ (train/* and eval/* tags at the global step),
+    and the final checkpoint-N/ holding config.json and a copy of trainer_state.json."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    write_hf(out, steps, epochs, k, max_steps, per_epoch)
+    checkpoint = os.path.join(out, f"checkpoint-{max_steps}")
+    os.makedirs(checkpoint)
+    os.replace(os.path.join(out, "config.json"), os.path.join(checkpoint, "config.json"))
+    shutil.copyfile(os.path.join(out, "trainer_state.json"), os.path.join(checkpoint, "trainer_state.json"))
+    writer = SummaryWriter(os.path.join(out, "runs", "Nov14_22-13-20_sample"))
+    for s in steps:
+        for tag, value in (("train/loss", round(s["loss"], 4)), ("train/grad_norm", s["grad_norm"]),
+                           ("train/learning_rate", s["lr"]), ("train/epoch", round((s["step"] + 1) / per_epoch, 4))):
+            writer.add_scalar(tag, value, s["step"] + 1, walltime=s["wall"])
+    for e in epochs:
+        for tag, value in (("eval/loss", e["val_loss"]), ("eval/accuracy", e["val_acc"]),
+                           ("train/epoch", float(e["epoch"] + 1))):
+            writer.add_scalar(tag, value, e["step"] + 1, walltime=e["wall"])
+    writer.close()
+    fix_event_names(out)
+
+
+def write_add_scalars(out: str, epochs) -> None:
+    """A PyTorch loop logging with SummaryWriter.add_scalars: each (main_tag, tag) pair goes to its own
+    sub-folder `<main_tag>_<tag>/` under the tag main_tag, beside the writer's own events file."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(out)
+    for e in epochs:
+        writer.add_scalars("Loss", {"train": e["train_loss"], "val": e["val_loss"]}, e["step"], walltime=e["wall"])
+        writer.add_scalars("Accuracy", {"train": e["train_acc"], "val": e["val_acc"]}, e["step"],
+                           walltime=e["wall"])
+    writer.close()
+    fix_event_names(out)
+
+
+def add_fidelity_runs(root: str) -> None:
+    """Runs laid out the way real loggers lay them out beside each other (issue 12): each must be read as
+    one run. Made after the other runs, from their recipes, so those stay byte-identical."""
+    k = 10
+    data = make_data(1, k=k)
+    steps, epochs = train(mlp(20, k, seed=1), data, epochs=15, lr=0.005, seed=1)
+    write_hf_tensorboard(os.path.join(root, "hf-tensorboard-healthy"), steps, epochs, k,
+                         max_steps=len(epochs) * 32, per_epoch=32)
+    write_injected(os.path.join(root, "hf-tensorboard-healthy"), injected_record("hf-tensorboard-healthy"))
+    (xt, yt), (xv, yv) = make_data(5, k=k, n_train=150)
+    flip = torch.rand(150, generator=torch.Generator().manual_seed(6)) < 0.2
+    yt = torch.where(flip, torch.randint(0, k, (150,), generator=torch.Generator().manual_seed(7)), yt)
+    steps, epochs = train(mlp(20, k, hidden=512, seed=5), ((xt, yt), (xv, yv)), epochs=60, lr=3e-3,
+                          batch=32, seed=5, optimizer="adam")
+    write_add_scalars(os.path.join(root, "add-scalars-overfitting"), epochs)
+    write_injected(os.path.join(root, "add-scalars-overfitting"), injected_record("add-scalars-overfitting"))
+
+
 def write_jsonl(out: str, steps, epochs) -> None:
     """A hand-rolled logger: one JSON object per line (bare NaN allowed, as json.dumps writes it)."""
     os.makedirs(out, exist_ok=True)
@@ -339,6 +402,7 @@ def main(root: str) -> None:
                           lr_at=lambda step: 0.05 * 1.5 ** (step // 32), clip=5.0)
     write_jsonl(os.path.join(root, "divergence"), steps, epochs)
     write_injected(os.path.join(root, "divergence"), injected_record("divergence"))
+    add_fidelity_runs(root)
 
 
 if __name__ == "__main__":

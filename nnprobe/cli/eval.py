@@ -90,8 +90,8 @@ def eval_gates(min_top1, min_top5, max_ece, min_class_top1) -> dict:
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, restrict_to_present, strict, batch_size, workers,
             compile_, decode, real_labels, plot, no_setup_checks, min_top1, min_top5, max_ece, min_class_top1,
-            save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data, shard, device,
-            precision, threads, fmt, output) -> int:
+            save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data,
+            shard, device, precision, threads, fmt, output) -> int:
     """Top-1/top-5 accuracy of a classifier on a labelled image set, exactly (integer counts).
 
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a

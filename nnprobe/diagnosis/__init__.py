@@ -33,7 +33,8 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
     from nnprobe.diagnosis.checks import RunContext, run_checks
     from nnprobe.diagnosis.readers import MAX_CLASSES, discover
     from nnprobe.diagnosis.roles import map_roles, parse_overrides
-    from nnprobe.diagnosis.run import infer_num_classes, load_runs
+    from nnprobe.diagnosis.run import infer_num_classes, infer_num_classes_flat, load_runs
+    from nnprobe.diagnosis.summary import run_summary
 
     started = time.perf_counter()
     if fail_on not in FAIL_LEVELS:
@@ -63,6 +64,10 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
             k, source = run.class_hints[0]
         elif (k := infer_num_classes(roles.get("train_loss"))) is not None:
             source = f"inferred from the first loss {float(roles['train_loss'].values[0]):.4g} ~ ln {k}"
+        elif (flat := infer_num_classes_flat(roles.get("val_loss") or roles.get("train_loss"),
+                                             roles.get("val_acc") if roles.get("val_loss") else None)) is not None:
+            k, level = flat
+            source = f"inferred from the loss flat at {level:.4g} ~ ln {k} over its last evaluations"
         else:
             k, source = None, "unknown"
         display = os.path.relpath(run.path, top) if os.path.isdir(top) else run.path
@@ -73,7 +78,8 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
         outcomes: tuple[CheckOutcome, ...] = run_checks(ctx)
         reports.append(RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping,
                                  num_classes=k, num_classes_source=source, outcomes=outcomes,
-                                 curves=_curves(roles), superseded=run.superseded))
+                                 curves=_curves(roles), superseded=run.superseded, summary=run_summary(roles),
+                                 series=dict(roles)))
     return Diagnosis(path=top, runs=tuple(reports), fail_on=fail_on, extra_findings=tuple(extra_findings),
                      seconds=round(time.perf_counter() - started, 3))
 

@@ -81,6 +81,9 @@ class RunReport:
     outcomes: tuple[CheckOutcome, ...]
     curves: dict[str, tuple[float, ...]] = field(default_factory=dict)  # downsampled, for sparklines
     superseded: int = 0  # points replaced by restarts
+    summary: dict[str, float | None] = field(default_factory=dict)  # best val_acc and where (diagnosis.summary)
+    series: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # role -> Series, for
+    # plots and the baseline comparison; in memory only (not in the JSON)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -96,6 +99,7 @@ class Diagnosis:
     fail_on: str = "error"
     extra_findings: tuple[Finding, ...] = ()  # from probes beyond the logs (e.g. a model's predictions)
     seconds: float = 0.0
+    comparison: Any = None  # with a baseline (diagnose --baseline): the comparison.Comparison against it
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -103,7 +107,8 @@ class Diagnosis:
 
     @property
     def failed(self) -> bool:
-        return any(reaches(f.severity, self.fail_on) for f in self.findings)
+        return any(reaches(f.severity, self.fail_on) for f in self.findings) or \
+            (self.comparison is not None and not self.comparison.passed)
 
     def with_findings(self, findings: tuple[Finding, ...] | list[Finding]) -> Diagnosis:
         """A copy with more findings appended (probes that need a model add theirs this way)."""
@@ -111,6 +116,20 @@ class Diagnosis:
 
     def counts(self) -> dict[str, int]:
         return {s: sum(f.severity == s for f in self.findings) for s in reversed(SEVERITIES)}
+
+    def run_findings(self, run: RunReport) -> tuple[Finding, ...]:
+        """A run's findings, with the probe findings that name it."""
+        return run.findings + tuple(f for f in self.extra_findings if f.run == run.path)
+
+    def run_failed(self, run: RunReport) -> bool:
+        return any(reaches(f.severity, self.fail_on) for f in self.run_findings(run))
+
+    def _summary_fields(self, run: RunReport) -> dict[str, Any]:
+        """A run's line in the summary across runs: its metric summary, finding counts and verdict."""
+        found = self.run_findings(run)
+        return {"summary": to_jsonable(run.summary),
+                "counts": {s: sum(f.severity == s for f in found) for s in reversed(SEVERITIES)},
+                "failed": self.run_failed(run)}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,8 +153,10 @@ class Diagnosis:
                     "superseded_points": run.superseded,
                     "checks": [{"id": o.id, "status": o.status, "reason": o.reason} for o in run.outcomes],
                     "curves": to_jsonable(run.curves),
+                    **(self._summary_fields(run) if run.summary else {}),
                 }
                 for run in self.runs
             ],
+            **({"baseline": self.comparison.to_dict()} if self.comparison is not None else {}),
             "seconds": self.seconds,
         }

@@ -74,6 +74,24 @@ def parse_overrides(items) -> dict[str, str]:
     return overrides
 
 
+def _epoch_counted(series: Series) -> bool:
+    """Keras' TensorBoard epoch_* scalars are logged at step = epoch (run.py gives them their epochs)."""
+    return series.format == "tensorboard" and series.name.split("/")[-1].startswith("epoch_")
+
+
+def _same_counter(candidates: dict[str, list[Series]], role: str) -> list[Series]:
+    """A train role's candidates on the validation series' step counter: Keras' TensorBoard callback with
+    update_freq=N logs batch_* at the batch counter beside epoch_* at the epoch, and a train loss counted
+    in batches cannot be set against a validation loss counted in epochs (the other series is still read:
+    metric-not-finite sees its NaN)."""
+    options = candidates[role]
+    if not role.startswith("train_"):
+        return options
+    val = [s for r in ("val_loss", "val_acc") for s in candidates[r]]
+    same = [s for s in options if _epoch_counted(s)]
+    return same if val and all(_epoch_counted(s) for s in val) and same else options
+
+
 def map_roles(series: dict[str, Series], overrides: dict[str, str]) -> tuple[dict[str, Series],
                                                                                tuple[RoleMapping, ...]]:
     """(series per role, scaled where needed; the mapping as reported)."""
@@ -94,7 +112,7 @@ def map_roles(series: dict[str, Series], overrides: dict[str, str]) -> tuple[dic
                 continue
             note = "--metric override"
         elif candidates[role]:
-            pick = max(candidates[role], key=lambda s: (len(s), -len(s.name)))
+            pick = max(_same_counter(candidates, role), key=lambda s: (len(s), -len(s.name)))
             others = sorted(s.name for s in candidates[role] if s is not pick)
             if others:
                 note = f"also fits: {', '.join(others)}"

@@ -21,7 +21,8 @@ from nnprobe.diagnosis.readers.hf_trainer_state import read_config_num_classes
 from nnprobe.diagnosis.results import SourceRead
 from nnprobe.diagnosis.series import Series, resolve
 
-_FORMAT_PREFERENCE = ("tensorboard", "hf-trainer-state", "jsonl", "lightning-csv", "keras-csv")
+_FORMAT_PREFERENCE = ("tensorboard", "hf-trainer-state", "jsonl", "lightning-csv", "keras-csv", "mlflow", "mlflow-db",
+                      "wandb")
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +42,7 @@ class RunData:
 
 def load_runs(files: RunFiles, *, verify_crc: bool = True) -> list[RunData]:
     """The run(s) in `files`: one, or several when its files cannot be one run (see the module doc)."""
-    logs = [read_log(ref, verify_crc=verify_crc) for ref in files.logs]
+    logs = [_read(ref, verify_crc) for ref in files.logs]
     groups = _independent(logs)
     hints = _class_hints(files)
     if len(groups) == 1:
@@ -51,8 +52,27 @@ def load_runs(files: RunFiles, *, verify_crc: bool = True) -> list[RunData]:
 
 def load_run(files: RunFiles, *, verify_crc: bool = True) -> RunData:
     """All of `files` read as one run (restarts resolved, nothing split)."""
-    logs = [read_log(ref, verify_crc=verify_crc) for ref in files.logs]
+    logs = [_read(ref, verify_crc) for ref in files.logs]
     return _assemble(files.root, logs, files, _class_hints(files))
+
+
+def _read(ref, verify_crc: bool) -> LogFile:
+    """One file read; in an add_scalars folder the writer logs every point under main_tag, so `loss` in
+    `loss_train/` (torch) or `loss/train/` (tensorboardX) becomes `loss/train` (what TensorBoard shows)."""
+    log = read_log(ref, verify_crc=verify_crc)
+    folder = getattr(ref, "scalars_of", "")
+    if folder:
+        renamed = {}
+        for name, raw in log.series.items():
+            bare = name[len(ref.prefix):] if ref.prefix and name.startswith(ref.prefix) else name
+            tail = ""
+            for head in (bare + "/", bare.replace("/", "_") + "_"):
+                if folder.startswith(head) and len(folder) > len(head):
+                    tail = folder[len(head):]
+                    break
+            renamed[f"{ref.prefix}{bare}/{tail}" if tail else name] = raw
+        log.series = renamed
+    return log
 
 
 def _wall_span(raw: RawSeries) -> tuple[float, float] | None:
@@ -127,6 +147,8 @@ def _assemble(root: str, logs: list[LogFile], files: RunFiles,
     for log in logs:
         meta.update({k: v for k, v in log.meta.items() if k not in ("columns", "skipped")})
     class_hints, hint_issues = hints
+    class_hints = list(class_hints) + [(log.meta["num_classes"], log.meta["num_classes_from"]) for log in logs
+                                       if "num_classes" in log.meta and "num_classes_from" in log.meta]
     return RunData(path=root, series=series, sources=sources,
                    issues=tuple(i for log in logs for i in log.issues) + tuple(hint_issues),
                    ignored=tuple(files.ignored), meta=meta, class_hints=tuple(class_hints))
@@ -152,15 +174,84 @@ def _fill_epochs(series: dict[str, Series]) -> None:
         series[name] = dataclasses.replace(one, epochs=epochs)
 
 
+INIT_STEP_MAX = 1  # a first loss is "at init" only at step 0 or 1 (one update at most): later it has learned
+# A first loss at init is ln K plus an excess, not ln K: a fresh head's logits are not 0 (logit spread s adds
+# ~s^2/2 nats), so it sits in [ln K - INIT_BELOW, ln K + INIT_ABOVE] (below: labels a little unbalanced).
+# Measured on real nets written by tensorboardX (10 classes): 2.373, 2.397, 2.433 = ln 10 + 0.07..0.13, and
+# round(exp(L0)) said 11. K is claimed only when exactly one integer's band holds L0; with INIT_ABOVE = 0.15
+# that is never so for K >= 8 (ln K - ln(K-1) < 0.15): K stays unknown there rather than wrong.
+INIT_BELOW = 0.02
+INIT_ABOVE = 0.15
+# A loss flat at ln K for >= 10 evaluations is a model that outputs the uniform (or the balanced prior's)
+# distribution: cross-entropy of any label set against uniform predictions is exactly ln K. K is read off
+# only where ln K is told from ln(K +- 1): the tolerance is a quarter of the gap to the next integer's log
+# (and at most 0.01 nats, rounding in the logs), the spread over the window at most 1%.
+FLAT_EVALS = 10
+FLAT_SPREAD = 0.01
+FLAT_TOL = 0.01
+# With validation accuracy logged, a second witness allows a shorter, noisier window (Keras' 10 epochs): a
+# model at chance on held-out data has a loss >= H(labels), a little under ln K only by label imbalance
+# (CHANCE_BELOW), and above ln K by its overconfidence (CHANCE_ABOVE: a model memorising shuffled labels ends
+# 0.045 over ln 10 in Keras). K is claimed only when one integer's band [ln K - 0.03, ln K + 0.06] holds the
+# level and the accuracy over the same evaluations never beat chance for that K (the gain of chance-accuracy).
+CHANCE_EVALS = 5
+CHANCE_SPREAD = 0.02
+CHANCE_BELOW = 0.03
+CHANCE_ABOVE = 0.06
+CHANCE_GAIN = 0.1
+
+
+def _sole_k(level: float, below: float, above: float) -> int | None:
+    """The one integer K >= 2 with ln K - below <= level <= ln K + above, or None (none, or several)."""
+    if not math.isfinite(level) or not 0 < level <= 14:
+        return None
+    lo, hi = math.ceil(math.exp(level - above) - 1e-9), math.floor(math.exp(level + below) + 1e-9)
+    found = [k for k in range(max(lo, 2), hi + 1) if math.log(k) - below <= level <= math.log(k) + above]
+    return found[0] if len(found) == 1 else None
+
+
 def infer_num_classes(train_loss: Series | None) -> int | None:
-    """K from a first loss logged at initialisation: a fresh K-way head gives L0 ~ ln K."""
+    """K from a first loss logged at initialisation (step 0 or 1): a fresh K-way head gives L0 a little
+    above ln K; K only when no other integer fits (see INIT_ABOVE)."""
     if train_loss is None or not len(train_loss):
         return None
     first = float(train_loss.values[0])
-    if not math.isfinite(first) or int(train_loss.steps[0]) > 10 or first < math.log(2) * 0.9 or first > 14:
+    if not math.isfinite(first) or int(train_loss.steps[0]) > INIT_STEP_MAX or first < math.log(2) * 0.9 \
+            or first > 14:
         return None
     tokens = train_loss.name.lower().replace("/", "_").split("_")
     if "epoch" in tokens or train_loss.format == "keras-csv":
         return None
-    k = int(round(math.exp(first)))
-    return k if k >= 2 else None
+    return _sole_k(first, INIT_BELOW, INIT_ABOVE)
+
+
+def infer_num_classes_flat(loss: Series | None, acc: Series | None = None) -> tuple[int, float] | None:
+    """(K, the flat level) when the last >= 10 finite points of `loss` sit flat at ln K for an integer K
+    (see FLAT_TOL): the loss of a model that guesses uniformly among K classes; or, given the validation
+    accuracy `acc`, when its last >= 5 sit near ln K while accuracy stays at chance (see CHANCE_BELOW)."""
+    if loss is None:
+        return None
+    finite = np.isfinite(loss.values)
+    values = loss.values[finite][-FLAT_EVALS:]
+    if values.size >= FLAT_EVALS:
+        level = float(values.mean())
+        if math.log(2) * 0.99 <= level <= 14 and (values.max() - values.min()) <= FLAT_SPREAD * level:
+            k = int(round(math.exp(level)))
+            if k >= 2 and abs(level - math.log(k)) <= min(FLAT_TOL, math.log1p(1.0 / k) / 4):
+                return k, level
+    return _chance_k(loss.values[finite][-CHANCE_EVALS:], loss.steps[finite][-CHANCE_EVALS:], acc)
+
+
+def _chance_k(values: np.ndarray, steps: np.ndarray, acc: Series | None) -> tuple[int, float] | None:
+    """(K, level) from a loss window that sits near ln K while `acc` over those steps stays at chance."""
+    if acc is None or values.size < CHANCE_EVALS:
+        return None
+    level = float(values.mean())
+    if not level > 0 or (values.max() - values.min()) > CHANCE_SPREAD * level:
+        return None
+    k = _sole_k(level, CHANCE_BELOW, CHANCE_ABOVE)
+    during = acc.values[(acc.steps >= steps[0]) & (acc.steps <= steps[-1])]
+    during = during[np.isfinite(during)]
+    if k is None or during.size < CHANCE_EVALS or during.max() > 1.0 / k + CHANCE_GAIN * (1.0 - 1.0 / k):
+        return None
+    return k, level

@@ -50,7 +50,39 @@ def _table(findings) -> Table:
     return table
 
 
+def _number(value, fmt: str = ".4f") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _summary_table(result) -> Table:
+    """One row per run: best validation accuracy and where, error and warning counts, the run's verdict."""
+    table = Table(show_header=True, header_style="bold", expand=False, title="Runs", title_justify="left")
+    for column in ("run", "best val_acc", "epoch", "step", "errors", "warnings", "verdict"):
+        table.add_column(column, overflow="fold", justify="left" if column == "run" else "right")
+    for run in result.runs:
+        found = result.run_findings(run)
+        failed = result.run_failed(run)
+        summary = run.summary
+        table.add_row(Text(run.path), _number(summary.get("best val_acc")),
+                      _number(summary.get("best val_acc epoch"), "g"), _number(summary.get("best val_acc step"), ".0f"),
+                      str(sum(f.severity == "error" for f in found)), str(sum(f.severity == "warning" for f in found)),
+                      Text("FAILED" if failed else "passed", style="bold red" if failed else "green"))
+    return table
+
+
+def _baseline(result, console: Console) -> None:
+    """diagnose --baseline: the comparison against the baseline, as `nnprobe compare` shows it."""
+    from nnprobe.report.compare_table import render as render_comparison
+
+    console.print(Text(f"Against the baseline {result.comparison.baseline}", style="bold"))
+    render_comparison(result.comparison, console)
+    console.print()
+
+
 def render(result, console: Console) -> None:
+    if len(result.runs) > 1 and any(run.summary for run in result.runs):  # runs read from logs, not hand-built
+        console.print(_summary_table(result))
+        console.print()
     for run in result.runs:
         console.print(Text(f"Run {run.path}", style="bold"))
         for source in run.sources:
@@ -69,7 +101,7 @@ def render(result, console: Console) -> None:
             finite = [v for v in values if math.isfinite(v)]
             span = f"{min(finite):.3g}…{max(finite):.3g}" if finite else "no finite value"
             console.print(f"  {role:<10} {sparkline(values)}  {span}", markup=False)
-        findings = run.findings + tuple(f for f in result.extra_findings if f.run == run.path)
+        findings = result.run_findings(run)
         if findings:
             console.print(_table(findings))
         else:
@@ -89,6 +121,8 @@ def render(result, console: Console) -> None:
     if loose:
         console.print(Text("Other probes", style="bold"))
         console.print(_table(loose))
+    if getattr(result, "comparison", None) is not None:
+        _baseline(result, console)
     counts = result.counts()
     verdict = "FAILED" if result.failed else "passed"
     console.print(Text(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in "

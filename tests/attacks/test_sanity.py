@@ -188,7 +188,7 @@ def test_findings_reach_json_table_and_junit(data):
     healthy = run(tinymodels.tiny_classifier(), data, eps=(0.0, 2 / 255))
     console = Console(record=True, width=200)
     render(healthy, console)
-    assert "sanity checks" not in console.export_text() and healthy.to_dict()["findings"] == []
+    assert "sanity checks: no warning" in console.export_text() and healthy.to_dict()["findings"] == []
 
 
 def test_helpers_against_plain_definitions():

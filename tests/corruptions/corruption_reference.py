@@ -12,20 +12,24 @@ import types
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "imagenet"
 
 
 def reference():
-    """The `imagecorruptions.corruptions` module, or a skip when the test-only package is absent."""
-    if "pkg_resources" not in sys.modules:
+    """The `imagecorruptions.corruptions` module (a test dependency). The pkg_resources shim lives only while
+    it is imported (it binds the function then), so no other test sees a fake pkg_resources."""
+    if not hasattr(np, "float_"):
+        np.float_ = np.float64
+    if "imagecorruptions.corruptions" not in sys.modules and "pkg_resources" not in sys.modules:
         shim = types.ModuleType("pkg_resources")
         shim.resource_filename = lambda module, path: os.path.join(os.path.dirname(sys.modules[module].__file__), path)
         sys.modules["pkg_resources"] = shim
-    if not hasattr(np, "float_"):
-        np.float_ = np.float64
-    ic = pytest.importorskip("imagecorruptions.corruptions")
+        try:
+            import imagecorruptions.corruptions  # noqa: F401
+        finally:
+            del sys.modules["pkg_resources"]
+    import imagecorruptions.corruptions as ic
     if not getattr(ic, "_nnprobe_shimmed", False):
         plain = ic.gaussian
 

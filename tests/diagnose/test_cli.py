@@ -64,10 +64,18 @@ def test_json_stdout_is_pure_and_carries_the_schema(capsys):
     assert "1 warning(s)" in err
 
 
+ORIGINAL_SAMPLES = ("healthy", "nan-loss", "chance", "constant-prediction", "divergence", "overfitting",
+                    "hf-masked-nan")  # one healthy run and the six pathologies of samples/make_runs.py
+
+
 def test_junit_one_case_per_check_per_run(capsys, tmp_path):
+    import shutil
+
+    for name in ORIGINAL_SAMPLES:
+        shutil.copytree(SAMPLES / name, tmp_path / "runs" / name)
     target = tmp_path / "out" / "diagnose.xml"
     target.parent.mkdir()  # -o into a folder that does not exist is refused (cli/preflight.py)
-    code, out, err = invoke(capsys, SAMPLES, "--format", "junit", "-o", target)
+    code, out, err = invoke(capsys, tmp_path / "runs", "--format", "junit", "-o", target)
     assert code == 1 and out == ""
     suite = ET.parse(target).getroot().find("testsuite")
     cases = suite.findall("testcase")

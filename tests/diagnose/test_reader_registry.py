@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from diagnose_helpers import frame, write_events, write_jsonl
+from tracking_helpers import make_mlflow_db, mlflow_line, write_mlflow_run, write_wandb
 
 from nnprobe.diagnosis.readers import (READERS, LogRef, could_be_log, discover, format_of, looked_for, read_log,
                                        readers, register_reader)
@@ -18,7 +19,8 @@ from nnprobe.diagnosis.readers.base import LogFile
 from nnprobe.diagnosis.readers.registry import _READERS, Sniffer
 from nnprobe.errors import InputError
 
-EXPECTED_IDS = ["tensorboard", "lightning-csv", "keras-csv", "hf-trainer-state", "jsonl"]
+EXPECTED_IDS = ["tensorboard", "lightning-csv", "keras-csv", "hf-trainer-state", "jsonl", "mlflow", "mlflow-db",
+                "wandb"]
 STEPS = [0, 2, 4, 6, 8, 10, 12]
 VALUES = [2.0, 1.5, 1.25, math.nan, 1.0, 0.75, 0.5]  # exact in float32; the NaN must come back too
 EXTRA_RECORDS = {"tensorboard": 1}  # the file_version event
@@ -40,6 +42,10 @@ WRITERS = {
     "keras-csv": lambda path: _csv(path, "epoch"),  # Keras' CSVLogger: the epoch is the axis
     "hf-trainer-state": _trainer_state,
     "jsonl": lambda path: write_jsonl(path, [{"step": s, "loss": v} for s, v in zip(STEPS, VALUES)]),
+    "mlflow": lambda path: write_mlflow_run(path, {"loss": "".join(mlflow_line(1000 + s, v, s)
+                                                                   for s, v in zip(STEPS, VALUES))}),
+    "mlflow-db": lambda path: make_mlflow_db(path, [("loss", v, 1000 + s, s, "r1") for s, v in zip(STEPS, VALUES)]),
+    "wandb": lambda path: write_wandb(path, list(zip(STEPS, VALUES))),
 }
 
 
@@ -110,7 +116,8 @@ def test_could_be_log_covers_patterns_and_sniffed_names(name, expected):
 
 def test_what_is_looked_for_names_every_reader():
     assert looked_for() == ("events.out.tfevents.*, metrics.csv, *.csv, Keras CSVLogger *.log, "
-                            "trainer_state.json, *.jsonl")
+                            "trainer_state.json, *.jsonl, MLflow run folders (mlruns/<exp>/<run>/), mlflow.db, "
+                            "W&B run-*.wandb")
 
 
 def test_event_file_damage_is_located_in_bytes(tmp_path):
@@ -143,7 +150,7 @@ def test_a_new_reader_is_found_read_and_listed(scratch_registry, tmp_path):
     assert [(ref.format, ref.prefix) for ref in run.logs] == [("tiny-log", "train/")]
     log = read_log(run.logs[0], verify_crc=False)
     assert calls == ["train/"] and list(log.series) == ["train/loss"] and log.points == len(STEPS)
-    assert looked_for().endswith("*.jsonl, *.tinylog")
+    assert looked_for().endswith("W&B run-*.wandb, *.tinylog")
 
 
 def test_the_registry_changes_only_by_registering_a_new_id(scratch_registry):

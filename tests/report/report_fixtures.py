@@ -44,7 +44,8 @@ def eval_with_findings() -> EvalResult:
                  for i in range(15))
     finding = SetupFinding("class-permutation", "error", "A one-to-one remap of the folders would raise top-1 "
                            "from 57.1% to 100.0%.", "--class-map remap.csv", {"class_map_csv": "cat,1\ndog,0\n"})
-    return dataclasses.replace(eval_result(eval_failing_gates()), calibration=Calibration(0.1712, 0.81234, 0.4567, bins),
+    return dataclasses.replace(eval_result(eval_failing_gates()),
+                               calibration=Calibration(0.1712, 0.81234, 0.4567, bins),
                                confused_pairs=(ConfusedPair(1, "dog [big]", 0, "cat", 2),),
                                real=RealTop1("real.json", 5, 6), setup_findings=(finding,))
 

@@ -30,10 +30,7 @@ def chance_accuracy(ctx: RunContext):
     idx, values = finite_points(series)
     if not values.size:
         raise Skip(f"'{series.name}' has no finite value")
-    last = ctx.last_step
-    if last > 0 and series.steps[idx[-1]] < JUDGE_AFTER * last:
-        raise Skip(f"last evaluation at step {int(series.steps[idx[-1]])} is before 30% of the run "
-                   f"({last} steps): too early to judge")
+    _judge_after(ctx, series, int(idx[-1]))
     k = ctx.num_classes
     chance = 1.0 / k
     threshold = chance + MIN_GAIN * (1.0 - chance)
@@ -55,6 +52,24 @@ def chance_accuracy(ctx: RunContext):
                             f"({epoch_label(series, best_i)}).", hint, evidence)
 
 
+def _judge_after(ctx: RunContext, series, index: int) -> None:
+    """Skip when the last evaluation is before 30% of the run, counted in epochs when the evaluation has
+    one (Keras' TensorBoard logs epoch_* at step = epoch beside batch_* at step = batch with update_freq=N:
+    the two counters must not be compared), else in steps."""
+    epoch = series.epoch_at(index)
+    if epoch is not None:
+        epochs = [float(np.nanmax(s.epochs)) for s in ctx.series.values() if len(s) and np.isfinite(s.epochs).any()]
+        last = max(epochs, default=0.0)
+        if last > 0 and epoch < JUDGE_AFTER * last:
+            raise Skip(f"last evaluation at epoch {epoch:g} is before 30% of the run ({last:g} epochs): too "
+                       f"early to judge")
+        return
+    last = ctx.last_step
+    if last > 0 and series.steps[index] < JUDGE_AFTER * last:
+        raise Skip(f"last evaluation at step {int(series.steps[index])} is before 30% of the run "
+                   f"({last} steps): too early to judge")
+
+
 def _loss_broken_at(ctx: RunContext, step: int) -> bool:
     """A non-finite loss at the last evaluation explains a fall to chance (a NaN network predicts class
     0); loss-not-finite owns that root cause, so it is not reported twice."""
@@ -65,6 +80,65 @@ def _loss_broken_at(ctx: RunContext, step: int) -> bool:
             if upto.size and not np.isfinite(upto[-1]):
                 return True
     return False
+
+
+def _frozen_not_constant(acc: float, run: int, label: str, share: float, evidence: dict) -> Flag:
+    return Flag("info", f"validation accuracy is exactly {acc:.4f} for the last {run} evaluations (from {label}), "
+                        f"far above any plausible one-class share (<= {share:.4f}): training no longer changes "
+                        f"the predictions, which is not a constant output.",
+                "If training should still be improving, check the learning-rate schedule (decayed to ~0?) and "
+                "early stopping.", evidence)
+
+
+def _lr_frozen(lr, lo_step: int, hi_step: int) -> bool:
+    """The learning rate was <= 1% of its peak over [lo_step, hi_step]: the model could not change."""
+    if lr is None:
+        return False
+    lr_values = lr.values[np.isfinite(lr.values)]
+    during = lr.values[(lr.steps >= lo_step) & (lr.steps <= hi_step)]
+    return bool(lr_values.size and during.size and np.nanmax(during) <= LR_FROZEN * lr_values.max())
+
+
+def _frozen_window(loss, is_val: bool, series, idx: np.ndarray, run: int) -> np.ndarray:
+    """The loss over the evaluations where accuracy is frozen, and only those: validation loss at those
+    steps; train loss as its mean over each evaluation interval inside the window (the interval that ends
+    at the first frozen evaluation began before the freeze, so it is left out: the loss fell there)."""
+    steps = series.steps[idx[-run:]]
+    if is_val:
+        in_window = (loss.steps >= steps[0]) & (loss.steps <= steps[-1])
+        return loss.values[in_window] if in_window.any() else loss.values[-run:]
+    return aligned(loss, steps)[1:] if run > 2 else aligned(loss, steps)
+
+
+def _loss_witness(loss, is_val: bool, series, idx: np.ndarray, run: int, acc: float, evidence: dict) -> str | None:
+    """The loss's words for a constant output, or None when the loss says otherwise: non-finite in the frozen
+    window, or flat (and >= h(acc)) over its last >= 3 evaluations. Only the tail need be flat: a model that
+    outputs one class still fits the class prior, so its loss may fall in the first frozen evaluations."""
+    for evals in range(run, CONSTANT_EVALS - 1, -1):
+        window = _frozen_window(loss, is_val, series, idx, evals)
+        if not np.all(np.isfinite(window)):
+            if evals < run:
+                return None
+            evidence.update(loss_series=loss.name, loss_mean="nan")
+            return f" while '{loss.name}' is not finite (a NaN network's argmax is class 0)"
+        mean = float(window.mean())
+        spread = float((window.max() - window.min()) / max(abs(mean), 1e-12))
+        floor = binary_entropy(acc)
+        if spread <= FLAT_LOSS and mean >= ENTROPY_SLACK * floor:
+            evidence.update(loss_series=loss.name, loss_mean=r(mean), loss_relative_range=r(spread),
+                            entropy_floor=r(floor), loss_flat_evaluations=evals)
+            return (f" while '{loss.name}' sits flat at {mean:.4f} over the last {evals} evaluations (>= "
+                    f"{floor:.4f}, the least loss a constant output with this accuracy can have)")
+    return None
+
+
+def _one_class_share(acc: float, k: int | None) -> float:
+    """The largest accuracy that predicting one class plausibly scores: a class's share of the validation
+    set. A set balanced within a factor of 2 gives shares <= 2/K; a single class holding more than half of
+    the set (imbalanced binary-like data) is allowed for any K, so the bound is max(2/K, 0.5); K unknown:
+    0.5. Above it a frozen accuracy is a model that stopped changing (decayed learning rate), not one that
+    outputs a constant."""
+    return max(2.0 / k, 0.5) if k else 0.5
 
 
 def binary_entropy(p: float) -> float:
@@ -93,12 +167,8 @@ def constant_prediction(ctx: RunContext):
         return
     first = int(idx[-run])
     lo_step, hi_step = int(series.steps[first]), int(series.steps[idx[-1]])
-    lr = ctx.roles.get("lr")
-    if lr is not None:
-        lr_values = lr.values[np.isfinite(lr.values)]
-        during = lr.values[(lr.steps >= lo_step) & (lr.steps <= hi_step)]
-        if lr_values.size and during.size and np.nanmax(during) <= LR_FROZEN * lr_values.max():
-            return
+    if _lr_frozen(ctx.roles.get("lr"), lo_step, hi_step):
+        return
     loss = ctx.roles.get("val_loss") or ctx.roles.get("train_loss")
     evidence = {"series": series.name, "value": r(acc), "evaluations": run, "from": at(series, first)}
     if loss is None:
@@ -106,26 +176,16 @@ def constant_prediction(ctx: RunContext):
             return
         loss_text = ""
     else:
-        if loss is ctx.roles.get("val_loss"):
-            in_window = (loss.steps >= lo_step) & (loss.steps <= hi_step)
-            window = loss.values[in_window] if in_window.any() else loss.values[-run:]
-        else:  # train loss: its mean over each evaluation interval
-            window = aligned(loss, series.steps[idx[-run:]])
-        if np.all(np.isfinite(window)):
-            mean = float(window.mean())
-            spread = float((window.max() - window.min()) / max(abs(mean), 1e-12))
-            floor = binary_entropy(acc)
-            if spread > FLAT_LOSS or mean < ENTROPY_SLACK * floor:
-                return
-            evidence.update(loss_series=loss.name, loss_mean=r(mean), loss_relative_range=r(spread),
-                            entropy_floor=r(floor))
-            loss_text = (f" while '{loss.name}' sits flat at {mean:.4f} (>= {floor:.4f}, the least loss a "
-                         f"constant output with this accuracy can have)")
-            if ctx.num_classes:
-                evidence["ln_k"] = r(math.log(ctx.num_classes))
-        else:
-            evidence.update(loss_series=loss.name, loss_mean="nan")
-            loss_text = f" while '{loss.name}' is not finite (a NaN network's argmax is class 0)"
+        loss_text = _loss_witness(loss, loss is ctx.roles.get("val_loss"), series, idx, run, acc, evidence)
+        if loss_text is None:
+            return
+        if ctx.num_classes and "loss_relative_range" in evidence:
+            evidence["ln_k"] = r(math.log(ctx.num_classes))
+    share = _one_class_share(acc, ctx.num_classes)
+    evidence["largest_plausible_share"] = r(share)
+    if acc > share:
+        yield _frozen_not_constant(acc, run, epoch_label(series, first), share, evidence)
+        return
     yield Flag(
         "error",
         f"validation accuracy is exactly {acc:.4f} for the last {run} evaluations (from "

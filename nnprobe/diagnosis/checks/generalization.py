@@ -14,6 +14,10 @@ HIGH_TRAIN = 0.9
 # SageMaker Debugger's overfit rule: (val - train) / train loss ratio above 0.1; we also ask the final
 # validation loss to sit 10% above its minimum, so noise around a flat minimum is not "rising".
 LOSS_RATIO = 0.1
+# A validation loss that doubled from its minimum while the train loss fell is overfitting on its own,
+# whatever the accuracy gap: 10x the 10% margin above, and a doubled cross-entropy means the probability
+# given to the right class was squared (exp(-2L) = exp(-L)^2), i.e. confidently wrong predictions.
+LOSS_DOUBLED = 2.0
 # Lightning EarlyStopping's usual patience: 3 evaluations without improvement.
 PATIENCE = 3
 # UMLAUT: validation accuracy more than 5 points above training accuracy from epoch 3 on.
@@ -25,8 +29,8 @@ LEAK_SHARE = 0.5  # in at least half of those evaluations, and at the last one
 @register("overfitting", title="No overfitting", any_of=("val_loss", "val_acc"))
 def overfitting(ctx: RunContext):
     """Error when validation loss rises for >= 3 evaluations after its minimum (to >= 1.1x it) while the
-    train loss keeps falling AND the generalisation gap is large; warning for the rise alone; info for a
-    large accuracy gap alone. Names the best epoch to stop at."""
+    train loss keeps falling AND the generalisation gap is large, or the rise reaches 2x the minimum;
+    warning for a smaller rise alone; info for a large accuracy gap alone. Names the best epoch to stop at."""
     val_loss, train_loss = ctx.roles.get("val_loss"), ctx.roles.get("train_loss")
     val_acc, train_acc = ctx.roles.get("val_acc"), ctx.roles.get("train_acc")
     if not ((val_loss is not None and train_loss is not None) or (val_acc is not None and train_acc is not None)):
@@ -87,12 +91,14 @@ def _overfitting_flags(rising: bool, gap_present, acc_gap, loss_gap: bool, best_
     stop = f"Stop at {best_label} (the best validation loss)" if best_label else "Stop earlier"
     hint = (f"{stop}: EarlyStopping(monitor='val_loss', patience=3) with restore_best_weights / "
             f"ModelCheckpoint on val_loss; add augmentation, weight decay or dropout, or use more data.")
-    if rising and gap_present:
+    doubled = rising and evidence["final_val_loss"] >= LOSS_DOUBLED * evidence["best_val_loss"] > 0
+    if rising and (gap_present or doubled):
         yield Flag("error", f"overfitting: validation loss rose for {evidence['evaluations_since_best']} "
                             f"evaluations after its minimum {evidence['best_val_loss']} ({best_label}) to "
                             f"{evidence['final_val_loss']} while the train loss kept falling"
                    + (f"; train/val accuracy gap {evidence['acc_gap']}" if acc_gap else
-                      f"; val/train loss gap {evidence['loss_gap_ratio']:.0%}" if loss_gap else "") + ".",
+                      f"; val/train loss gap {evidence['loss_gap_ratio']:.0%}" if loss_gap and gap_present else
+                      f"; {evidence['final_val_loss'] / evidence['best_val_loss']:.1f}x its minimum") + ".",
                    hint, evidence)
     elif rising:
         yield Flag("warning", f"validation loss rose for {evidence['evaluations_since_best']} evaluations "

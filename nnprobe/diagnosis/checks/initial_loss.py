@@ -10,13 +10,13 @@ from nnprobe.diagnosis.checks._util import at, is_epoch_aggregate, r
 from nnprobe.diagnosis.checks.registry import Flag, RunContext, register
 
 FAR = 0.5  # |L0 - ln K| > 0.5 ln K: warn (REFERENCE.md, Karpathy's recipe)
-AT_INIT_MAX_STEP = 10  # a loss logged later than this is not "at init": only the high side is judged
+AT_INIT_MAX_STEP = 1  # a loss logged after step 1 (one update) is not "at init": only the high side is judged
 
 
 @register("init-loss", title="First loss near ln K", requires=("train_loss",), needs_num_classes=True,
           trusted_num_classes=True)
 def init_loss(ctx: RunContext):
-    """First train loss > 1.5 ln K (any step), or < 0.5 ln K when logged at init (step <= 10)."""
+    """First train loss > 1.5 ln K (any step), or < 0.5 ln K when logged at init (step 0 or 1)."""
     series = ctx.roles["train_loss"]
     finite = np.flatnonzero(np.isfinite(series.values))
     if not finite.size:

@@ -22,6 +22,8 @@ from nnprobe.diagnosis.readers import lightning_csv  # noqa: F401
 from nnprobe.diagnosis.readers import keras_csv  # noqa: F401
 from nnprobe.diagnosis.readers import hf_trainer_state  # noqa: F401
 from nnprobe.diagnosis.readers import jsonl  # noqa: F401
+from nnprobe.diagnosis.readers import mlflow  # noqa: F401
+from nnprobe.diagnosis.readers import wandb  # noqa: F401
 from nnprobe.diagnosis.readers.base import SIZE_CAPS, Unreadable, read_capped
 from nnprobe.diagnosis.readers.registry import (READERS, Reader, Sniffer, could_be_log, format_of, looked_for,
                                                 readers, register_reader, sniff)
@@ -35,6 +37,8 @@ __all__ = ["MAX_CLASSES", "READERS", "LogRef", "Reader", "RunFiles", "Sniffer", 
 SPLIT_DIRS = frozenset({"train", "training", "validation", "val", "valid", "eval", "evaluation"})
 _TIMESTAMP_DIR = re.compile(r"^\d{9,}(\.\d+)?$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+_HF_LOGGING_DIR = re.compile(r"^[A-Z][a-z]{2}\d{2}_\d{2}-\d{2}-\d{2}_.+$")  # HF's default `%b%d_%H-%M-%S_<host>`
+_VERSION_DIR = re.compile(r"^version_\d+$")  # Lightning: a run of its own
 _K_KEYS = re.compile(r"^\s*(num_classes|n_classes|num_labels|nb_classes|classes)\s*:[ \t]*(.*?)\s*$", re.M)
 MAX_CLASSES = 10**9  # a class count above this is a typo or garbage (1/K must stay a usable float)
 
@@ -46,6 +50,8 @@ class LogRef:
     path: str
     format: str
     prefix: str = ""
+    part: str = ""  # which run of a file holding several (an mlflow.db run's id)
+    scalars_of: str = ""  # add_scalars folder below the run: `<main_tag>_<tag>` or `<main_tag>/<tag>` (see run.py)
 
 
 @dataclass
@@ -78,7 +84,12 @@ def _run_root(directory: str, top: str) -> tuple[str, str]:
 
 
 def discover(path: str) -> list[RunFiles]:
-    """The runs under `path` (a log file or a folder), each with the files to read."""
+    """The runs under `path` (a log file or a folder, or an s3:// gs:// hf:// az:// URL of one), each with the
+    files to read; a file holding several runs (mlflow.db) gives one run each."""
+    from nnprobe.diagnosis.remote import discover_remote, is_remote
+
+    if is_remote(path):
+        return _split_parts(discover_remote(path))
     if not os.path.lexists(path):
         raise InputError(f"{path} does not exist: give a run folder or a log file ({looked_for()}).")
     if not os.path.isdir(path):  # a file, or a FIFO/device/broken link given by name: read_log says which
@@ -88,7 +99,7 @@ def discover(path: str) -> list[RunFiles]:
             raise InputError(f"{path} is not a training log nnprobe reads ({looked_for()}).")
         run = RunFiles(root=path, logs=[LogRef(path, fmt)])
         _add_class_hints(run, os.path.dirname(path) or ".")
-        return [run]
+        return _split_parts([run])
     runs: dict[str, RunFiles] = {}
     seen_dirs: set[str] = set()
     seen_files: dict[tuple[int, int], str] = {}
@@ -98,12 +109,14 @@ def discover(path: str) -> list[RunFiles]:
             subdirs[:] = []
             continue
         seen_dirs.add(real)
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        subdirs[:] = sorted((d for d in subdirs if not d.startswith(".")),  # real folders before links to them
+                            key=lambda d: (os.path.islink(os.path.join(directory, d)), d))
         root, prefix = _run_root(directory, path)
         for name in sorted(files, key=lambda n: (os.path.islink(os.path.join(directory, n)), n)):  # real files first
             full = os.path.join(directory, name)
             fmt = format_of(name) or sniff(full, name, in_folder=True)
-            is_hint = name in ("hparams.yaml", "config.json") and directory == root
+            is_hint = name in ("hparams.yaml", "config.json") and directory == root or \
+                name == "config.json" and bool(_CHECKPOINT_DIR.match(os.path.basename(directory)))
             if fmt is None and not is_hint:
                 continue
             try:
@@ -122,12 +135,97 @@ def discover(path: str) -> list[RunFiles]:
                 (run.hparams if name == "hparams.yaml" else run.hf_configs).append(full)
             else:
                 run.logs.append(LogRef(full, fmt, prefix))
+    _fold_logger_subruns(runs)
     found = [run for _, run in sorted(runs.items()) if run.logs]
     if not found:
         raise InputError(f"no training logs under {path} (looked for {looked_for()}).")
     for run in found:
         _drop_stale_checkpoints(run)
-    return found
+    return _split_parts(found)
+
+
+def _fold_logger_subruns(runs: dict[str, RunFiles]) -> None:
+    """Folders that one logger writes for one run, folded into that run: HF Trainer's TensorBoard folder
+    `runs/<Mon01_12-00-00_host>/` beside its trainer_state.json (report_to="tensorboard"), and tensorboardX
+    / torch add_scalars folders beside the writer's own event file, `<run>/<main_tag>/<tag>/` (tensorboardX)
+    or `<run>/<main_tag>_<tag>/` (torch) (the tags in them are renamed main_tag/tag when read, see run.py)."""
+    by_norm = {os.path.normpath(root): root for root in runs}
+    # shallow folders first: `acc/` (its val/ read into it) folds away before `acc/top5/` looks for its writer
+    for root in sorted(runs, key=lambda r: os.path.normpath(r).count(os.sep)):
+        run = runs[root]
+        parent = os.path.dirname(os.path.normpath(root))
+        name = os.path.basename(os.path.normpath(root))
+        if not run.logs or any(ref.format != "tensorboard" for ref in run.logs):
+            continue
+        owner = by_norm.get(os.path.dirname(parent)) if os.path.basename(parent) == "runs" \
+            and _HF_LOGGING_DIR.match(name) else None
+        if owner in runs and any(ref.format == "hf-trainer-state" for ref in runs[owner].logs):
+            target, refs = runs[owner], run.logs
+        else:
+            owner, folders = _add_scalars_owner(root, run, runs, by_norm)
+            if owner is None:
+                continue
+            target = runs[owner]
+            refs = [LogRef(ref.path, ref.format, "", ref.part, folder) for ref, folder in zip(run.logs, folders)]
+        target.logs.extend(refs)
+        target.ignored.extend(run.ignored)
+        target.hparams.extend(run.hparams)
+        target.hf_configs.extend(run.hf_configs)
+        del runs[root]
+
+
+def _add_scalars_owner(root: str, run: RunFiles, runs: dict[str, RunFiles],
+                       by_norm: dict[str, str]) -> tuple[str | None, list[str]]:
+    """(the run whose writer made `root` with add_scalars, each file's folder relative to that run) or (None,
+    []): the nearest run folder above `root` that holds an event file itself; the files' folders are
+    `<main_tag>_<tag>` right below it (torch, main_tag's '/' written as '_') or `<main_tag>/<tag>` at any
+    depth (tensorboardX keeps main_tag's '/', so `loss/train/` and `metrics/loss/train/` both occur)."""
+    current = os.path.normpath(root)
+    while True:
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None, []
+        owner = by_norm.get(parent)
+        if owner in runs:
+            break
+        current = parent
+    if not any(ref.format == "tensorboard" and os.path.normpath(os.path.dirname(ref.path)) == parent
+               for ref in runs[owner].logs):
+        return None, []
+    folders = []
+    for ref in run.logs:
+        folder = os.path.normpath(os.path.dirname(ref.path))
+        if not folder.startswith(parent + os.sep):
+            return None, []
+        parts = folder[len(parent) + 1:].split(os.sep)
+        if any(_VERSION_DIR.match(p) or _HF_LOGGING_DIR.match(p) for p in parts) or \
+                len(parts) == 1 and "_" not in parts[0]:
+            return None, []
+        folders.append("/".join(parts))
+    return owner, folders
+
+
+def _split_parts(runs: list[RunFiles]) -> list[RunFiles]:
+    """A file that holds several runs (mlflow.db) becomes one run per part, named `file#label`; one whose
+    parts cannot be listed stays whole, and reading it says why."""
+    from nnprobe.diagnosis.readers.base import Unreadable
+
+    out: list[RunFiles] = []
+    for run in runs:
+        multi = [ref for ref in run.logs if READERS[ref.format].parts is not None]
+        for ref in multi:
+            try:
+                parts = READERS[ref.format].parts(ref.path)
+            except (Unreadable, OSError):
+                continue
+            if not parts:  # no run in it: read whole, which says so
+                continue
+            run.logs.remove(ref)
+            out += [RunFiles(f"{ref.path}#{label}", [LogRef(ref.path, ref.format, ref.prefix, key)])
+                    for key, label in parts]
+        if run.logs or not multi:
+            out.append(run)
+    return out
 
 
 def log_files(path: str) -> list[str]:
@@ -207,7 +305,7 @@ def read_log(ref: LogRef, *, verify_crc: bool = True):
     from nnprobe.diagnosis.readers.base import LogFile, ReadIssue
 
     reader = READERS[ref.format]
-    options = {"verify_crc": verify_crc, "prefix": ref.prefix}
+    options = {"verify_crc": verify_crc, "prefix": ref.prefix, "part": ref.part}
     try:
         log = reader.read(ref.path, **{name: options[name] for name in reader.options})
     except (Unreadable, OSError) as exc:

@@ -33,7 +33,14 @@ def _kind_of(mode: int) -> str:
 def open_regular(path: str, cap: int | None = None):
     """A binary file object for `path`, checked to be a regular file (a FIFO would block open() and a
     device such as /dev/zero never ends) and, with `cap`, at most `cap` bytes. Opened non-blocking, so a
-    FIFO swapped in after a stat cannot hang us either."""
+    FIFO swapped in after a stat cannot hang us either. A remote URL (s3://, gs://, hf://, az://) gives a
+    streamed fsspec file object instead (diagnosis/remote.py), with the same checks."""
+    from nnprobe.diagnosis.remote import is_remote
+
+    if is_remote(path):
+        from nnprobe.diagnosis.remote import open_remote
+
+        return open_remote(path, cap)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:

@@ -30,6 +30,7 @@ class Reader:
     options: tuple[str, ...] = ()  # verify_crc, prefix
     shown: str = ""  # how messages name the files it reads (default: its patterns)
     offset_unit: str = "line"  # what a ReadIssue offset counts
+    parts: Callable | None = None  # parts(path) -> [(key, label)]: one file holding several runs (mlflow.db)
 
     def matches(self, name: str) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.patterns)
@@ -45,14 +46,16 @@ READERS = MappingProxyType(_READERS)  # format id -> Reader, in registration ord
 
 
 def register_reader(id: str, *, patterns: tuple[str, ...], sniffer: Sniffer | None = None, priority: int = 50,
-                    options: tuple[str, ...] = (), shown: str = "", offset_unit: str = "line"):
-    """Decorator: make a function the reader of format `id`; a duplicate id raises."""
+                    options: tuple[str, ...] = (), shown: str = "", offset_unit: str = "line",
+                    parts: Callable | None = None):
+    """Decorator: make a function the reader of format `id`; a duplicate id raises. `parts` is for a file
+    holding several runs: each (key, label) it lists becomes a run, read with `part=key`."""
 
     def decorator(read: Callable) -> Callable:
         if id in _READERS:
             raise ValueError(f"log reader id {id!r} is registered twice")
         _READERS[id] = Reader(id, read, tuple(patterns), sniffer, priority, tuple(options),
-                              shown or ", ".join(patterns), offset_unit)
+                              shown or ", ".join(patterns), offset_unit, parts)
         return read
 
     return decorator

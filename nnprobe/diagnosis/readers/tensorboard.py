@@ -4,7 +4,9 @@ Framing (TFRecord): `uint64 length | uint32 masked_crc32c(length) | event bytes 
 masked_crc32c(event)`. Each record is a `tensorboard.compat.proto.event_pb2.Event`. We frame the file
 ourselves instead of using `EventAccumulator`, which keeps a 10,000-point reservoir per tag and can drop
 exactly the NaN points, and instead of tensorboard's loader, whose pure-Python CRC costs ~6 s per 200k
-records (REFERENCE.md); the C `crc32c` package makes verification cheap.
+records (REFERENCE.md). Framing, CRC32C checks and the common `simple_value` event are done by numpy
+over each chunk (_fast_events.py: no Python step or protobuf object per record); every other record
+(tensor scalars, histograms, anything unusual) goes through protobuf, record by record.
 
 Both scalar spellings are read: legacy `simple_value` (PyTorch SummaryWriter, Lightning, HF Trainer)
 and TF2 tensor scalars (Keras, `add_scalar(new_style=True)`): any rank-0 numeric tensor.
@@ -18,7 +20,6 @@ from nnprobe.diagnosis.readers.registry import register_reader
 
 FORMAT = "tensorboard"
 _HEADER = struct.Struct("<QI")
-_U32 = struct.Struct("<I")
 _MASK_DELTA = 0xA282EAD8
 
 # TensorFlow DataType enum values -> struct codes for `tensor_content` (little-endian).
@@ -66,107 +67,189 @@ def _tensor_scalar(tensor) -> float | None:
 CHUNK = 16 << 20  # bytes read at a time: memory stays flat whatever the file's size
 
 
+def event_scalars(body) -> list[tuple[str, int, float, float]] | None:
+    """(tag, step, value, wall time) of each scalar in one record, through protobuf; None when the bytes
+    are not an Event. The path for every record the vectorised decoder leaves (and its reference)."""
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    try:
+        event = Event.FromString(body)
+    except DecodeError:
+        return None
+    values = event.summary.value  # empty for file_version, session_log ... records
+    found = []
+    for index in range(len(values)):  # indexing is cheaper than iterating upb containers
+        value = values[index]
+        kind = value.WhichOneof("value")
+        if kind == "simple_value":
+            number = value.simple_value
+        elif kind == "tensor":
+            number = _tensor_scalar(value.tensor)
+            if number is None:
+                continue
+        else:
+            continue
+        found.append((value.tag, event.step, number, event.wall_time))
+    return found
+
+
 @register_reader(FORMAT, patterns=("events.out.tfevents*",), priority=10, options=("verify_crc", "prefix"),
                  shown="events.out.tfevents.*", offset_unit="byte")
-def read(path: str, *, verify_crc: bool = True, prefix: str = "") -> LogFile:
+def read(path: str, *, verify_crc: bool = True, prefix: str = "", fast: bool = True) -> LogFile:
     """Every scalar of one event file; damage is recorded in `issues`, good records are still used.
 
     `prefix` is prepended to tags (Keras writes `train/` and `validation/` into separate folders, both
     with `epoch_loss`, so the folder is part of the metric's name). The file is streamed in 16 MiB
     chunks (no size cap); a length field pointing past the end of the file is a cut last record.
+    Framing, CRCs and plain `simple_value` events are handled by numpy over each chunk (_fast_events);
+    `fast=False` sends every record through protobuf instead (same results: a test holds them equal).
     """
     import os
-
-    from google.protobuf.message import DecodeError
-    from tensorboard.compat.proto.event_pb2 import Event
-
-    import crc32c
 
     from nnprobe.diagnosis.readers.base import open_regular
 
     log = LogFile(path=path, format=FORMAT)
-    series: dict[str, tuple[list, list, list]] = {}
-    parse = Event.FromString
-    header = _HEADER.unpack_from
-    u32 = _U32.unpack_from
-    crc = crc32c.crc32c
-
-    delta, mask = _MASK_DELTA, 0xFFFFFFFF  # masking inlined below: this loop runs once per record
-    records = 0
+    points = _Points()
     with open_regular(path) as handle:
         file_size = os.fstat(handle.fileno()).st_size
-        data, base, pos, eof, broken = b"", 0, 0, False, False
-        while not broken:
+        data, base, pos = b"", 0, 0
+        while True:
             more = handle.read(CHUNK)
-            eof = not more
             data = data[pos:] + more  # the unframed tail of the last chunk, then the next chunk
             base += pos
-            pos = 0
-            size = len(data)
-            view = memoryview(data)
-            while size - pos >= 12:
-                length, length_crc = header(data, pos)
-                if verify_crc and length_crc != ((((c := crc(view[pos:pos + 8])) >> 15) | (c << 17)) + delta) & mask:
-                    log.issues.append(ReadIssue("corrupt", path, f"record length fails its CRC; the remaining "
-                                                                 f"{file_size - base - pos} bytes cannot be framed",
-                                                base + pos))
-                    broken = True
-                    break
-                body_end = pos + 12 + length
-                if body_end + 4 > size:
-                    if base + body_end + 4 > max(file_size, base + size):  # past the end: never complete
-                        eof = True
-                    break
-                body = view[pos + 12:body_end]
-                record_at = pos
-                pos = body_end + 4
-                if verify_crc and u32(data, body_end)[0] != ((((c := crc(body)) >> 15) | (c << 17)) + delta) & mask:
-                    log.issues.append(ReadIssue("corrupt", path, "record data fails its CRC (record skipped)",
-                                                base + record_at))
-                    continue
-                try:
-                    event = parse(body)
-                except DecodeError:
-                    log.issues.append(ReadIssue("corrupt", path, "record is not a valid Event (record skipped)",
-                                                base + record_at))
-                    continue
-                records += 1
-                values = event.summary.value  # empty for file_version, session_log ... records
-                if not values:
-                    continue
-                step = event.step
-                wall = event.wall_time
-                for index in range(len(values)):  # indexing is cheaper than iterating upb containers
-                    value = values[index]
-                    kind = value.WhichOneof("value")
-                    if kind == "simple_value":
-                        number = value.simple_value
-                    elif kind == "tensor":
-                        number = _tensor_scalar(value.tensor)
-                        if number is None:
-                            continue
-                    else:
-                        continue
-                    lists = series.get(value.tag)
-                    if lists is None:
-                        lists = series[value.tag] = ([], [], [])
-                    lists[0].append(step)
-                    lists[1].append(number)
-                    lists[2].append(wall)
-            body = view = None  # let the chunk go before the next one is read
-            if eof and not broken:
-                left = size - pos
-                if 0 < left < 12:
-                    log.issues.append(ReadIssue("truncated", path, f"file ends inside a record header "
-                                                                   f"({left} of 12 bytes)", base + pos))
-                elif left:
-                    length = header(data, pos)[0]
-                    log.issues.append(ReadIssue("truncated", path, f"last record is cut: needs {length + 16} "
-                                                                   f"bytes, {left} left", base + pos))
+            pos, stop = _chunk(data, base, file_size, verify_crc, fast, log, points)
+            if stop == "broken":
                 break
-    log.records = records
-    for tag, (steps, values, walls) in series.items():
-        raw = log.series_for(prefix + tag)
-        raw.steps, raw.values, raw.walls = steps, values, walls
-        raw.epochs = [float("nan")] * len(steps)
+            if stop == "past-end" or not more:
+                _report_tail(log, data, base, pos)
+                break
+    points.store(log, prefix)
     return log
+
+
+def _report_tail(log: LogFile, data: bytes, base: int, pos: int) -> None:
+    """The bytes after the last whole record at the end of the file: a cut record (a live or killed run)."""
+    left = len(data) - pos
+    if 0 < left < 12:
+        log.issues.append(ReadIssue("truncated", log.path, f"file ends inside a record header "
+                                                           f"({left} of 12 bytes)", base + pos))
+    elif left:
+        length = _HEADER.unpack_from(data, pos)[0]
+        log.issues.append(ReadIssue("truncated", log.path, f"last record is cut: needs {length + 16} "
+                                                           f"bytes, {left} left", base + pos))
+
+
+def _chunk(data: bytes, base: int, file_size: int, verify_crc: bool, fast: bool, log: LogFile,
+           points: _Points) -> tuple[int, str]:
+    """Frame, check and decode the whole records of one chunk; returns (where framing stopped, why:
+    'more' (the next record is not all here yet), 'past-end' (it never will be) or 'broken')."""
+    import numpy as np
+
+    from nnprobe.diagnosis.readers import _fast_events as fe
+
+    size = len(data)
+    starts, lengths, pos = fe.frame(data, 0, size)
+    u32 = fe.unaligned(data, 4)
+    broken = None
+    if verify_crc and starts.size:
+        bad = np.flatnonzero(fe.masked(fe.crc32c_spans(data, starts, np.full(starts.size, 8))) != u32[starts + 8])
+        if bad.size:
+            pos = int(starts[bad[0]])
+            starts, lengths, broken = starts[:bad[0]], lengths[:bad[0]], pos
+    if broken is None and verify_crc and size - pos >= 12 and _HEADER.unpack_from(data, pos)[1] != int(
+            fe.masked(fe.crc32c_spans(data, np.array([pos]), np.array([8])))[0]):
+        broken = pos
+    issues: list[ReadIssue] = []
+    if verify_crc and starts.size:
+        body_crc = fe.masked(fe.crc32c_spans(data, starts + 12, lengths))
+        bad = body_crc != u32[starts + 12 + lengths]
+        issues += [ReadIssue("corrupt", log.path, "record data fails its CRC (record skipped)", base + at)
+                   for at in starts[bad].tolist()]
+        starts, lengths = starts[~bad], lengths[~bad]
+    log.records += _decode(data, base, starts, lengths, fast, points, issues, log.path)
+    log.issues += sorted(issues, key=lambda issue: issue.offset)
+    if broken is not None:
+        log.issues.append(ReadIssue("corrupt", log.path, f"record length fails its CRC; the remaining "
+                                                         f"{file_size - base - broken} bytes cannot be framed",
+                                    base + broken))
+        return broken, "broken"
+    if size - pos >= 12 and base + pos + 16 + _HEADER.unpack_from(data, pos)[0] > max(file_size, base + size):
+        return pos, "past-end"
+    return pos, "more"
+
+
+def _decode(data: bytes, base: int, starts, lengths, fast: bool, points: _Points, issues: list[ReadIssue],
+            path: str) -> int:
+    """Add the scalars of the records at `starts` to `points`; returns how many records were Events."""
+    import numpy as np
+
+    from nnprobe.diagnosis.readers import _fast_events as fe
+
+    bodies = starts + 12
+    slow = np.arange(starts.size)
+    if fast and starts.size:
+        rows, tags, tag_of, steps, values, walls = fe.simple_scalars(data, bodies, bodies + lengths)
+        points.add_fast(base + starts[rows], tags, tag_of, steps, values, walls)
+        simple = np.zeros(starts.size, dtype=bool)
+        simple[rows] = True
+        simple[fe.version_records(data, bodies, bodies + lengths)] = True
+        slow = np.flatnonzero(~simple)
+    records = starts.size - slow.size
+    view = memoryview(data)
+    for k in slow.tolist():
+        at, begin = base + int(starts[k]), int(bodies[k])
+        found = event_scalars(view[begin:begin + int(lengths[k])])
+        if found is None:
+            issues.append(ReadIssue("corrupt", path, "record is not a valid Event (record skipped)", at))
+            continue
+        records += 1
+        for sub, (tag, step, number, wall) in enumerate(found):
+            points.add_slow(tag, at, sub, step, number, wall)
+    return records
+
+
+class _Points:
+    """Scalars per tag as they are decoded: numpy pieces from the fast path, Python rows from protobuf;
+    `store` puts each tag's points in file order (record offset, then position in the record)."""
+
+    def __init__(self) -> None:
+        self.fast: dict[str, list[tuple]] = {}
+        self.slow: dict[str, list[tuple]] = {}
+
+    def add_fast(self, offsets, tags: list[str], tag_of, steps, values, walls) -> None:
+        import numpy as np
+
+        order = np.argsort(tag_of, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(tag_of, minlength=len(tags)))))
+        for t, tag in enumerate(tags):
+            pick = order[bounds[t]:bounds[t + 1]]
+            if pick.size:
+                self.fast.setdefault(tag, []).append((offsets[pick], steps[pick], values[pick], walls[pick]))
+
+    def add_slow(self, tag: str, offset: int, sub: int, step: int, number: float, wall: float) -> None:
+        self.slow.setdefault(tag, []).append((offset, sub, step, number, wall))
+
+    def _first(self, tag: str) -> tuple[int, int]:
+        fast = self.fast.get(tag)
+        slow = self.slow.get(tag)
+        return min((int(fast[0][0][0]), 0) if fast else (1 << 62, 0), slow[0][:2] if slow else (1 << 62, 0))
+
+    def store(self, log: LogFile, prefix: str) -> None:
+        import numpy as np
+
+        for tag in sorted(self.fast.keys() | self.slow.keys(), key=self._first):
+            pieces = self.fast.get(tag, [])
+            rows = self.slow.get(tag, [])
+            columns = [np.concatenate([p[c] for p in pieces]) if pieces else np.zeros(0) for c in range(4)]
+            offsets, steps, values, walls = columns
+            if rows:
+                slow_offsets, subs, slow_steps, slow_values, slow_walls = (np.asarray(c) for c in zip(*rows))
+                order = np.lexsort((np.concatenate([np.zeros(offsets.size, np.int64), subs]),
+                                    np.concatenate([offsets, slow_offsets])))
+                steps = np.concatenate([steps.astype(np.int64), slow_steps.astype(np.int64)])[order]
+                values = np.concatenate([values, slow_values.astype(np.float64)])[order]
+                walls = np.concatenate([walls, slow_walls.astype(np.float64)])[order]
+            raw = log.series_for(prefix + tag)
+            raw.steps, raw.values, raw.walls = steps.tolist(), values.tolist(), walls.tolist()
+            raw.epochs = [float("nan")] * len(raw.steps)
