@@ -21,6 +21,24 @@ __all__ = ["diagnose", "log_files", "Diagnosis", "Finding", "CheckOutcome", "Run
 CURVE_POINTS = 48
 
 
+def class_count(num_classes: int | None, class_hints, roles) -> tuple[int | None, str]:
+    """K for the chance and init-loss checks, and where it came from: the flag, the run's config files, a
+    first loss logged at init, or a loss sitting flat at ln K (with accuracy at chance); else unknown."""
+    from nnprobe.diagnosis.run import infer_num_classes, infer_num_classes_flat
+
+    if num_classes is not None:
+        return num_classes, "from --num-classes"
+    if class_hints:
+        return class_hints[0]
+    if (k := infer_num_classes(roles.get("train_loss"))) is not None:
+        return k, f"inferred from the first loss {float(roles['train_loss'].values[0]):.4g} ~ ln {k}"
+    flat = infer_num_classes_flat(roles.get("val_loss") or roles.get("train_loss"),
+                                  roles.get("val_acc") if roles.get("val_loss") else None)
+    if flat is not None:
+        return flat[0], f"inferred from the loss flat at {flat[1]:.4g} ~ ln {flat[0]} over its last evaluations"
+    return None, "unknown"
+
+
 def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
              metric_overrides: dict[str, str] | Iterable[str] | None = None, fail_on: str = "error",
              verify_crc: bool = True, extra_findings: Sequence[Finding] = ()) -> Diagnosis:
@@ -33,7 +51,7 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
     from nnprobe.diagnosis.checks import RunContext, run_checks
     from nnprobe.diagnosis.readers import MAX_CLASSES, discover
     from nnprobe.diagnosis.roles import map_roles, parse_overrides
-    from nnprobe.diagnosis.run import infer_num_classes, infer_num_classes_flat, load_runs
+    from nnprobe.diagnosis.run import load_runs
     from nnprobe.diagnosis.summary import run_summary
 
     started = time.perf_counter()
@@ -58,18 +76,7 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
             raise UsageError(f"--metric names {name!r}, which no run under {top} logged.")
     for run in loaded:
         roles, mapping = map_roles(run.series, overrides)
-        if num_classes is not None:
-            k, source = num_classes, "from --num-classes"
-        elif run.class_hints:
-            k, source = run.class_hints[0]
-        elif (k := infer_num_classes(roles.get("train_loss"))) is not None:
-            source = f"inferred from the first loss {float(roles['train_loss'].values[0]):.4g} ~ ln {k}"
-        elif (flat := infer_num_classes_flat(roles.get("val_loss") or roles.get("train_loss"),
-                                             roles.get("val_acc") if roles.get("val_loss") else None)) is not None:
-            k, level = flat
-            source = f"inferred from the loss flat at {level:.4g} ~ ln {k} over its last evaluations"
-        else:
-            k, source = None, "unknown"
+        k, source = class_count(num_classes, run.class_hints, roles)
         display = os.path.relpath(run.path, top) if os.path.isdir(top) else run.path
         display = top if display == "." else display
         ctx = RunContext(path=display, roles=roles, series=run.series, num_classes=k,
