@@ -386,8 +386,22 @@ def check_kill_target(pid: int) -> None:
                          "signal it.") from None
 
 
-def kill_target(pid: int) -> str:
-    """SIGTERM to exactly `pid` (never its group or children); a sentence saying what happened."""
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc/PID/stat field 22), which tells a
+    PID reused by a new process from the one that was checked; None where /proc does not say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def kill_target(pid: int, started: str | None = None) -> str:
+    """SIGTERM to exactly `pid` (never its group or children), and only while it is the process that was
+    checked when following began (`started`, from `process_start`): a training job that exited hours ago may
+    have handed its PID to something else. A sentence saying what happened."""
+    if started is not None and process_start(pid) != started:
+        return f"process {pid} is no longer the process checked at the start (it exited); nothing was signalled."
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -455,8 +469,10 @@ def follow(path: str, *, poll: float = 2.0, idle: float = 300.0, num_classes: in
     process when an error is found. `progress` gets a line at most every `progress_every` seconds."""
     if not os.path.exists(path):
         raise InputError(f"{path} does not exist: give the run folder (or log file) to follow.")
+    started_as = None
     if kill_pid is not None:
         check_kill_target(kill_pid)
+        started_as = process_start(kill_pid)
     follower = Follower(path, num_classes, metric_overrides, fail_on, verify_crc)
     started = time.monotonic()
     last_data, last_shown, polls = started, -math.inf, 0
@@ -468,7 +484,7 @@ def follow(path: str, *, poll: float = 2.0, idle: float = 300.0, num_classes: in
             last_data = now
             found = follower.judge()
             if found:
-                return _stopped(follower, found[0], kill_pid, polls, now - started)
+                return _stopped(follower, found[0], (kill_pid, started_as), polls, now - started)
         if progress is not None and now - last_shown >= progress_every and follower.last:
             progress(_progress_line(follower))
             last_shown = now
@@ -485,7 +501,7 @@ def follow(path: str, *, poll: float = 2.0, idle: float = 300.0, num_classes: in
         sleep(poll)
 
 
-def _stopped(follower: Follower, found: tuple[Finding, Any], kill_pid: int | None, polls: int,
+def _stopped(follower: Follower, found: tuple[Finding, Any], kill: tuple[int | None, str | None], polls: int,
              seconds: float) -> FollowResult:
     """The result for the first finding that reached fail_on: its step, the wall time of that step."""
     import numpy as np
@@ -502,8 +518,8 @@ def _stopped(follower: Follower, found: tuple[Finding, Any], kill_pid: int | Non
     if wall is not None:
         when += f" (logged at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(wall))} UTC)"
     reason = f"{finding.id} at {when}: {finding.message}"
-    if kill_pid is not None:
-        reason += " " + kill_target(kill_pid)
+    if kill[0] is not None:
+        reason += " " + kill_target(*kill)
     return FollowResult(follower.path, "error", reason, finding=finding, step=step, wall=wall, polls=polls,
                         points=follower.points, bytes_read=follower.bytes_read, seconds=round(seconds, 3))
 

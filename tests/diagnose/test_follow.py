@@ -235,3 +235,19 @@ def test_ctrl_c_while_following_exits_130(tmp_path):
     diag.send_signal(signal.SIGINT)
     diag.communicate(timeout=30)
     assert diag.returncode == 130
+
+
+def test_a_reused_pid_is_not_signalled():
+    """The PID named at the start exited and the number now names another process: it is left alone."""
+    import subprocess
+
+    from nnprobe.diagnosis.follow import kill_target, process_start
+
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        message = kill_target(other.pid, started="1")  # a start time the living process does not have
+        assert "nothing was signalled" in message and other.poll() is None
+        assert "sent SIGTERM" in kill_target(other.pid, process_start(other.pid))
+        assert other.wait(timeout=10) == -15
+    finally:
+        other.kill()
