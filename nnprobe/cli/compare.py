@@ -5,7 +5,6 @@ does not match its recorded sha256, two results of different kinds). Imports no 
 """
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -15,18 +14,15 @@ from nnprobe.cli.preflight import existing_files, finish, guard_outputs
 
 
 def _per_sample_file(result_path: str) -> str | None:
-    """The per-sample file a result JSON records (resolved as compare resolves it), for the output guard;
-    None when there is none or the JSON cannot be read (compare then says why)."""
+    """The per-sample file a result JSON records, found as compare finds it, for the output guard; None when
+    there is none or it cannot be found (compare then says why)."""
+    from nnprobe.comparison.loading import load_side, per_sample_path
+    from nnprobe.errors import NnprobeError
+
     try:
-        with open(result_path, "rb") as handle:
-            recorded = json.loads(handle.read()).get("per_sample") or {}
-        path = recorded.get("path")
-    except (OSError, ValueError, AttributeError):
+        return per_sample_path(load_side(result_path, "result"))
+    except NnprobeError:
         return None
-    if not isinstance(path, str):
-        return None
-    beside = os.path.join(os.path.dirname(os.path.abspath(result_path)), path)
-    return beside if os.path.exists(beside) else path
 
 
 def input_files(*paths: str) -> list[str]:

@@ -30,7 +30,7 @@ def plot_paths(folder: str | None) -> dict[str, str]:
     reports them under."""
     if folder is None:
         return {}
-    return {"--plot": os.path.join(folder, "reliability.png"), "--plot ": os.path.join(folder, "per_class.png")}
+    return {f"--plot {name}": os.path.join(folder, name) for name in ("reliability.png", "per_class.png")}
 
 
 def guarded_plots(folder: str | None) -> dict[str, str]:
