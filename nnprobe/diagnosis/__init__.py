@@ -65,7 +65,7 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
         overrides = parse_overrides(f"{k}={v}" for k, v in metric_overrides.items())
     else:
         overrides = parse_overrides(metric_overrides)
-    top = os.fspath(path)
+    top = _spelled(os.fspath(path))
     runs_files = discover(top)
     reports = []
     loaded = [run for files in runs_files for run in load_runs(files, verify_crc=verify_crc)]
@@ -89,6 +89,13 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
                                  series=dict(roles)))
     return Diagnosis(path=top, runs=tuple(reports), fail_on=fail_on, extra_findings=tuple(extra_findings),
                      seconds=round(time.perf_counter() - started, 3))
+
+
+def _spelled(path: str) -> str:
+    """A local path without a trailing slash or `./` (`run/`, `./run` and `run` name one run, shown once)."""
+    from nnprobe.diagnosis.remote import is_remote
+
+    return path if is_remote(path) or not path else os.path.normpath(path)
 
 
 def _digits(n: int) -> int:

@@ -19,7 +19,7 @@ class Series:
     name: str
     source: str  # the file (or files) the points came from
     format: str
-    steps: np.ndarray  # int64, strictly increasing
+    steps: np.ndarray  # int64, non-decreasing (a step logged several times keeps every point)
     values: np.ndarray  # float64, NaN/Inf kept
     walls: np.ndarray  # float64, NaN where unknown
     epochs: np.ndarray  # float64, NaN where unknown
@@ -65,10 +65,11 @@ def resolve(name: str, parts: list[RawSeries], source: str, fmt: str) -> Series:
     else:
         kept: list[int] = []
         for index, step in zip(order.tolist(), ordered.tolist()):
-            while kept and steps[kept[-1]] >= step:
-                dropped = kept.pop()
-                if steps[dropped] > step or not _same(values[dropped], values[index]):
-                    superseded += 1
+            if kept and steps[kept[-1]] > step:  # the step went backwards: a restart
+                while kept and steps[kept[-1]] >= step:
+                    dropped = kept.pop()
+                    if steps[dropped] > step or not _same(values[dropped], values[index]):
+                        superseded += 1
             kept.append(index)
         keep = np.asarray(kept, dtype=np.int64)
     return Series(name=name, source=source, format=fmt, steps=steps[keep], values=values[keep],

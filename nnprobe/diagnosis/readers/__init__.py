@@ -11,6 +11,7 @@ patterns and sniffer on import, so the registry is complete once this package is
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -100,6 +101,33 @@ def discover(path: str) -> list[RunFiles]:
         run = RunFiles(root=path, logs=[LogRef(path, fmt)])
         _add_class_hints(run, os.path.dirname(path) or ".")
         return _split_parts([run])
+    runs = _walk(os.path.abspath(path), lambda p: _spelled(p, os.path.abspath(path), path))
+    _fold_logger_subruns(runs)
+    found = [_respelled(run, lambda p: _spelled(p, os.path.abspath(path), path)) for _, run in sorted(runs.items())
+             if run.logs]
+    if not found:
+        raise InputError(f"no training logs under {path} (looked for {looked_for()}).")
+    for run in found:
+        _drop_stale_checkpoints(run)
+    return _split_parts(found)
+
+
+def _spelled(full: str, top_abs: str, top: str) -> str:
+    """`full` (below the absolute `top_abs`) as the user spelled the top: `run/`, `./run`, `.` and an
+    absolute path all name the same run, shown the way it was given (without a trailing slash)."""
+    rel = os.path.relpath(full, top_abs)
+    return os.path.normpath(top if rel == os.curdir else os.path.join(top, rel))
+
+
+def _respelled(run: RunFiles, user) -> RunFiles:
+    return RunFiles(user(run.root), [dataclasses.replace(ref, path=user(ref.path)) for ref in run.logs],
+                    [user(p) for p in run.hparams], [user(p) for p in run.hf_configs],
+                    [(user(p), why) for p, why in run.ignored])
+
+
+def _walk(path: str, user) -> dict[str, RunFiles]:
+    """The runs below the absolute folder `path`, keyed by absolute run folder (`user` spells a path as
+    the user gave the top, for messages)."""
     runs: dict[str, RunFiles] = {}
     seen_dirs: set[str] = set()
     seen_files: dict[tuple[int, int], str] = {}
@@ -126,7 +154,7 @@ def discover(path: str) -> list[RunFiles]:
                 identity = None  # a broken link: listed, and reading it says why
             if identity is not None and identity in seen_files:
                 runs.setdefault(root, RunFiles(root)).ignored.append(
-                    (full, f"the same file as {seen_files[identity]} (a link): read once"))
+                    (full, f"the same file as {user(seen_files[identity])} (a link): read once"))
                 continue
             if identity is not None:
                 seen_files[identity] = full
@@ -135,13 +163,7 @@ def discover(path: str) -> list[RunFiles]:
                 (run.hparams if name == "hparams.yaml" else run.hf_configs).append(full)
             else:
                 run.logs.append(LogRef(full, fmt, prefix))
-    _fold_logger_subruns(runs)
-    found = [run for _, run in sorted(runs.items()) if run.logs]
-    if not found:
-        raise InputError(f"no training logs under {path} (looked for {looked_for()}).")
-    for run in found:
-        _drop_stale_checkpoints(run)
-    return _split_parts(found)
+    return runs
 
 
 def _fold_logger_subruns(runs: dict[str, RunFiles]) -> None:
