@@ -266,7 +266,8 @@ def merge(parts: Iterable[str | os.PathLike | Mapping[str, Any]], **options: Any
     their dicts), exactly, as `nnprobe merge`; refuses gaps, overlaps and slices of other runs.
 
     Options: the gates (min_top1, min_top5, max_ece, min_class_top1 for eval; min_robust_top1 for robust)
-    and save_predictions (the slices' per-sample files merged into one)."""
+    save_predictions (the slices' per-sample files merged into one) and allow_version_mismatch (merge slices
+    written by other nnprobe, torch or torchvision versions)."""
     from nnprobe.merging import merge as run
 
     return run([os.fspath(p) if isinstance(p, os.PathLike) else p for p in parts], **options)

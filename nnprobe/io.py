@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from nnprobe.errors import UsageError
+from nnprobe.errors import DataError, InputError, UsageError
 
 STDOUT = "-"  # `-o -` means stdout
 
@@ -169,3 +170,91 @@ def refuse_output_folder(option: str, folder: str | os.PathLike, *, inputs: Iter
                 raise UsageError(f"{option} {shown} is the folder of the input {path}; write the outputs to "
                                  "another folder so they are not mixed with (or taken for) the inputs.")
     refuse_overwriting_inputs({option: folder}, folders=data_sets)
+
+
+# ---- reading back what nnprobe wrote: results, slices to merge, per-sample files --------------------
+# (a small public reader until the one input guard of issue 16 part 5 lands here; it should absorb these)
+
+MAX_RESULT_BYTES = 256 << 20  # a result JSON of a 1000-class eval is ~300 KB
+MAX_JSON_DEPTH = 64  # nnprobe writes results ~6 levels deep
+
+
+def kind_of(mode: int) -> str:
+    """What a path that is not a regular file is, in words (from its st_mode)."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def open_input(path: str | os.PathLike, what: str) -> BinaryIO:
+    """`path` opened for binary reading if it is a regular file (links followed), else one sentence naming
+    `what` (InputError, exit 2): missing, a folder, a FIFO, a device, a socket, a symlink loop. O_NONBLOCK
+    keeps the open from waiting on a FIFO; the type is checked on the open descriptor."""
+    shown = os.fspath(path)
+    try:
+        fd = os.open(shown, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"{what} {shown} does not exist.") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise InputError(f"{what} {shown} cannot be read ({reason}).") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError(f"{what} {shown} is {kind_of(mode)}, not a regular file.")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_input(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (see `open_input`), else one sentence."""
+    shown = os.fspath(path)
+    with open_input(path, what) as handle:
+        try:
+            data = handle.read(max_bytes + 1) if os.fstat(handle.fileno()).st_size <= max_bytes else None
+        except OSError as exc:
+            raise InputError(f"{what} {shown} cannot be read ({exc.strerror or exc}).") from None
+    if data is None or len(data) > max_bytes:
+        raise InputError(f"{what} {shown} is over {max_bytes >> 20} MiB: not a file nnprobe wrote.")
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(data: bytes | str, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Strict JSON (no NaN/Infinity: nnprobe writes null for those) nested at most `max_depth` deep, else
+    one sentence naming `what`: never a RecursionError, never a NaN that passes every comparison."""
+    try:
+        value = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise DataError(f"{what} is nested deeper than {max_depth} levels: not a file nnprobe wrote.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        hint = " (NaN and Infinity are not JSON numbers)" if "is not JSON" in str(exc) else ""
+        raise DataError(f"{what} is not JSON{hint}: give a file written with --format json.") from None
+    if json_depth(value) > max_depth:
+        raise DataError(f"{what} is nested deeper than {max_depth} levels: not a file nnprobe wrote.")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deep containers nest in a parsed JSON value (iterative: any depth is measured safely)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: str | os.PathLike, what: str, max_bytes: int = MAX_RESULT_BYTES) -> Any:
+    """A JSON file nnprobe wrote, read back through every guard: a regular file, at most `max_bytes`,
+    strict JSON, bounded depth. `what` names it in the sentence ("the baseline", "Result")."""
+    shown = f"{what} {os.fspath(path)}"
+    return parse_json(read_input(path, what, max_bytes), shown)

@@ -8,31 +8,22 @@ Gates are applied here, to the whole, never to a slice.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nnprobe.errors import DataError, UsageError
 
-MAX_RESULT_BYTES = 256 << 20
+MERGEABLE = ("eval", "robust", "corruption")
 _RUN_FIELDS = ("run", "images_per_second", "per_sample", "gates", "passed", "plot", "top1", "top5")
 
 
 def load_part(path: str) -> dict[str, Any]:
-    """One result JSON file, read with a size cap; anything else is one sentence."""
-    try:
-        if os.path.getsize(path) > MAX_RESULT_BYTES:
-            raise DataError(f"{path} is over {MAX_RESULT_BYTES >> 20} MiB: not an nnprobe result.")
-        with open(path, encoding="utf-8") as handle:
-            body = json.load(handle)
-    except OSError as exc:
-        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except (ValueError, UnicodeDecodeError):
-        raise DataError(f"{path} is not JSON: give the files written by --format json -o.") from None
-    if not isinstance(body, dict) or body.get("kind") not in ("eval", "robust", "corruption"):
-        raise DataError(f"{path} is not an eval, robust or corruption result (--format json).")
-    return body
+    """One slice's result JSON, read back through the one reader (a regular file, size and depth caps) and
+    its kind's schema; anything else is one sentence."""
+    from nnprobe import kinds
+
+    return kinds.read(path, "Result", MERGEABLE)
 
 
 def _same(parts: Sequence[tuple[str, dict]], what: str, get) -> None:
@@ -42,7 +33,7 @@ def _same(parts: Sequence[tuple[str, dict]], what: str, get) -> None:
             raise DataError(f"{name} and {first_name} differ in {what}: they are not slices of one run.")
 
 
-def check_slices(parts: Sequence[tuple[str, dict]]) -> int:
+def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool = False) -> int:
     """The parts are slices 1..N of one job: same kind, model, settings, data; each slice exactly once."""
     for name, body in parts:
         if not isinstance(body.get("data", {}).get("shard"), dict):
@@ -55,6 +46,14 @@ def check_slices(parts: Sequence[tuple[str, dict]]) -> int:
     _same(parts, "settings", lambda b: (b.get("settings"), b["data"].get("logits"), b["data"].get("top_k"),
                                          b.get("run", {}).get("precision"), b.get("run", {}).get("seed")))
     count = parts[0][1]["data"]["shard"]["count"]
+    from nnprobe import kinds
+
+    if not allow_version_mismatch:
+        for name, body in parts[1:]:
+            differ = kinds.version_difference(parts[0][1], body)
+            if differ:
+                raise DataError(f"{name} and {parts[0][0]} were written by {differ}: slices of one run come from "
+                                "one install (--allow-version-mismatch merges them anyway).")
     seen: dict[int, str] = {}
     for name, body in parts:
         index = body["data"]["shard"]["index"]
@@ -159,14 +158,16 @@ def _total(kind: str, merged: dict) -> int:
 def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = None, min_top5: float | None = None,
           max_ece: float | None = None, min_class_top1: float | None = None,
           min_robust_top1: Mapping[float, float] | None = None, min_corruption_top1: float | None = None,
-          save_predictions: str | None = None):
+          save_predictions: str | None = None, allow_version_mismatch: bool = False):
     """The EvalResult or RobustResult of the whole data set from its `--shard K/N` slices (paths or dicts)."""
+    from nnprobe import kinds
+
     gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
-    named = [(p, load_part(p)) if isinstance(p, (str, os.PathLike)) else (f"part {i + 1}", dict(p))
-             for i, p in enumerate(parts)]
+    named = [(p, load_part(p)) if isinstance(p, (str, os.PathLike)) else
+             (f"part {i + 1}", kinds.validate(p, f"part {i + 1}", MERGEABLE)) for i, p in enumerate(parts)]
     if not named:
         raise UsageError("Give the --shard results to merge (part*.json).")
-    check_slices(named)
+    check_slices(named, allow_version_mismatch)
     bodies = [b for _, b in sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])]
     kind = bodies[0]["kind"]
     merged = {"eval": merge_eval, "robust": merge_robust, "corruption": merge_corruption}[kind](bodies)

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from nnprobe.errors import DataError
-from nnprobe.io import atomic_writer
+from nnprobe.io import atomic_writer, open_input
 
 FORMAT = "nnprobe-per-sample"
 VERSION = 1
 MAX_LINE = 1 << 20  # a row is ~150 bytes; a longer line is not ours
+ROW_BYTES = 16 << 10  # decompressed bytes allowed per row a result counts (paths can be long)
 
 
 def relative_path(path: str, root: str | None) -> str:
@@ -197,44 +199,93 @@ def write(path: str, header: dict[str, Any], rows: Iterator[dict[str, Any]]) -> 
 
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_input(path, "The per-sample file") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def read(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The header and rows of a per-sample file; anything else is one sentence (DataError)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as handle:
-            lines = [_json_line(path, n, line) for n, line in enumerate(_lines(handle), 1)]
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot read the per-sample file ({exc}).") from None
-    if not lines or not isinstance(lines[0], dict) or lines[0].get("format") != FORMAT:
-        raise DataError(f"{path} is not an nnprobe per-sample file (no '{FORMAT}' header).")
-    header, rows = lines[0], lines[1:]
+def read(path: str, expected_rows: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and rows of a per-sample file; anything else is one sentence (DataError). A regular file
+    only; with `expected_rows` (the count the result records) the header must say that many and reading
+    stops right after them, and the decompressed bytes are capped (`max_bytes`): a small gzip can never
+    expand into millions of rows."""
+    with open_input(path, "The per-sample file") as raw:
+        try:
+            handle = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+            lines = _Lines(path, handle, expected_rows)
+            header = lines.header()
+            rows = list(lines)
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise DataError(f"{path}: cannot read the per-sample file ({exc}).") from None
     if header.get("rows") != len(rows) or not all(isinstance(r, dict) for r in rows):
         raise DataError(f"{path}: the header says {header.get('rows')} rows, the file has {len(rows)} "
                         "(truncated or edited).")
     return header, rows
 
 
-def _lines(handle) -> Iterator[bytes]:
-    while True:
-        line = handle.readline(MAX_LINE + 1)
+def max_bytes(rows: int) -> int:
+    """The most decompressed bytes a per-sample file of `rows` rows may hold (a row is ~150 bytes)."""
+    return MAX_LINE + rows * ROW_BYTES
+
+
+class _Lines:
+    """The JSON lines of a per-sample file, read within the caps."""
+
+    def __init__(self, path: str, handle, expected_rows: int | None) -> None:
+        self.path, self.handle, self.expected = path, handle, expected_rows
+        self.budget = max_bytes(expected_rows) if expected_rows is not None else None
+        self.number = 0
+
+    def _next(self) -> Any:
+        line = self.handle.readline(MAX_LINE + 1)
         if not line:
-            return
+            return _END
         if len(line) > MAX_LINE:
-            raise DataError("a per-sample line is over 1 MiB: not an nnprobe per-sample file.")
-        yield line
+            raise DataError(f"{self.path}: a per-sample line is over 1 MiB: not an nnprobe per-sample file.")
+        if self.budget is not None:
+            self.budget -= len(line)
+            if self.budget < 0:
+                raise DataError(f"{self.path}: the per-sample file decompresses to more than {self.expected} rows "
+                                "can take: not the file this result wrote.")
+        self.number += 1
+        return _json_line(self.path, self.number, line)
+
+    def header(self) -> dict[str, Any]:
+        header = self._next()
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise DataError(f"{self.path} is not an nnprobe per-sample file (no '{FORMAT}' header).")
+        if self.expected is not None and header.get("rows") != self.expected:
+            raise DataError(f"{self.path}: the header says {header.get('rows')!r} rows but the result counts "
+                            f"{self.expected} images.")
+        return header
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            if self.expected is not None and self.number > self.expected:
+                if self._next() is not _END:
+                    raise DataError(f"{self.path}: more rows than the {self.expected} the result counts.")
+                return
+            row = self._next()
+            if row is _END:
+                return
+            yield row
+
+
+_END = object()
 
 
 def _json_line(path: str, number: int, line: bytes) -> Any:
     try:
-        return json.loads(line)
+        return json.loads(line, parse_constant=_no_constant)
+    except RecursionError:
+        raise DataError(f"{path} line {number} is nested too deep: not an nnprobe per-sample file.") from None
     except ValueError:
         raise DataError(f"{path} line {number} is not JSON: not an nnprobe per-sample file, or truncated.") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(name)
 
 
 def median_min_eps(clean_correct: np.ndarray, fell_at: Sequence[float | None]) -> float | None:

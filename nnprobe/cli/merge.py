@@ -22,9 +22,11 @@ from nnprobe.cli.preflight import existing_files, finish, guard_outputs
               help="Gate (robust --corruptions parts): exit 1 when the merged mean corruption top-1 is below F.")
 @click.option("--save-predictions", default=None, metavar="PATH",
               help="Also merge the slices' per-sample files (each checked against its sha256) into PATH.")
+@click.option("--allow-version-mismatch", is_flag=True,
+              help="Merge slices written by different nnprobe, torch or torchvision versions (refused by default).")
 @report_options
-def command(parts, min_top1, min_top5, max_ece, min_class_top1, gates, min_corruption_top1, save_predictions, fmt,
-            output) -> int:
+def command(parts, min_top1, min_top5, max_ece, min_class_top1, gates, min_corruption_top1, save_predictions,
+            allow_version_mismatch, fmt, output) -> int:
     """Merge the partial results of `nnprobe eval|robust --shard K/N ... --format json -o partK.json`
     (robust with --corruptions too).
 
@@ -39,5 +41,6 @@ def command(parts, min_top1, min_top5, max_ece, min_class_top1, gates, min_corru
     from nnprobe import api
 
     result = api.merge(files, min_robust_top1=thresholds, save_predictions=save_predictions,
+                       allow_version_mismatch=allow_version_mismatch,
                        min_corruption_top1=fraction(min_corruption_top1, "--min-corruption-top1"), **eval_thresholds)
     return finish(result, fmt, output, passed=result.passed)

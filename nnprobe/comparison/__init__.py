@@ -68,7 +68,13 @@ def _compare_measurements(base: Side, cand: Side, options: Options) -> Compariso
 
 
 def _notes(base: Side, cand: Side, difference: str | None, both_rows: bool) -> list[str]:
+    from nnprobe.kinds import version_difference
+
     notes = []
+    versions = version_difference(base.body, cand.body)
+    if versions:
+        notes.append(f"The two results were written by different versions ({versions}): a difference may come "
+                     "from the install, not the model.")
     if difference:
         notes.append(f"Different data allowed: {difference}; only the aggregates are compared.")
     for side in (base, cand):

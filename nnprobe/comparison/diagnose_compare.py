@@ -148,18 +148,18 @@ def _pairs(base_runs: list, cand_runs: list) -> list[tuple[str, Any, Any]]:
 
 def _baseline_side(baseline: str, options: dict[str, Any]) -> Any:
     """The baseline as a Diagnosis (a run folder or log file, diagnosed now) or a diagnose JSON's dict."""
-    import json
-
+    from nnprobe import kinds
     from nnprobe.diagnosis import diagnose
+    from nnprobe.errors import InputError
+    from nnprobe.io import read_json
 
     if os.path.isfile(baseline) and baseline.lower().endswith(".json"):
         try:
-            with open(baseline, "rb") as handle:
-                body = json.loads(handle.read())
-        except (OSError, ValueError):
-            body = None
+            body = read_json(baseline, "The baseline")
+        except InputError:
+            body = None  # a log that is not a result (trainer_state.json ...): diagnosed below
         if isinstance(body, dict) and body.get("kind") == "diagnose":
-            return body
+            return kinds.validate(body, f"the baseline {baseline}", ("diagnose",))
     return diagnose(baseline, **options)
 
 

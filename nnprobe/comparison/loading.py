@@ -2,7 +2,6 @@
 per-sample file it records, found where the contract says and verified by its sha256."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -50,25 +49,18 @@ def load_side(source: Any, role: str) -> Side:
     else:
         raise UsageError(f"the {role} must be a result JSON path, a dict or a result object, "
                          f"not {type(source).__name__}.")
-    if not isinstance(body, dict) or body.get("kind") not in KINDS:
-        raise InputError(f"the {role} {origin} is not an nnprobe eval, robust or diagnose result "
-                         "(written with --format json).")
-    return Side(role, body, origin, folder)
+    from nnprobe import kinds
+
+    return Side(role, kinds.validate(body, f"the {role} {origin}", KINDS), origin, folder)
 
 
 def _read_json(path: str, role: str) -> Any:
     if os.path.isdir(path):
         raise UsageError(f"the {role} {path} is a folder: give two result JSON files, or two run folders "
                          "to compare their diagnoses.")
-    try:
-        with open(path, "rb") as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        raise InputError(f"the {role} {path} does not exist.") from None
-    except OSError as exc:
-        raise InputError(f"the {role} {path} cannot be read ({exc.strerror or exc}).") from None
-    except ValueError:
-        raise InputError(f"the {role} {path} is not JSON (write it with --format json).") from None
+    from nnprobe.io import read_json
+
+    return read_json(path, f"the {role}")
 
 
 def per_sample_path(side: Side) -> str | None:
@@ -103,7 +95,10 @@ def with_rows(side: Side) -> Side:
     if file_sha256(path) != record["sha256"]:
         raise DataError(f"the per-sample file {path} does not match the sha256 recorded in the {side.role} "
                         f"{side.origin} (it was changed or replaced after the run).")
-    header, rows = read(path)
+    header, rows = read(path, record.get("rows"))
+    from nnprobe.kinds.schema import check_rows
+
+    check_rows(side.body, rows, f"the per-sample file {path} of the {side.role} {side.origin}")
     if header.get("kind") != side.kind:
         raise DataError(f"the per-sample file {path} holds {header.get('kind')} rows, but the {side.role} "
                         f"is a {side.kind} result.")

@@ -9,6 +9,7 @@ import stat
 from typing import BinaryIO
 
 from nnprobe.errors import DataError
+from nnprobe.io import kind_of
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) \
     | getattr(os, "O_BINARY", 0)
@@ -20,18 +21,6 @@ class NotRegularFile(OSError):
     def __init__(self, path: str, kind: str) -> None:
         super().__init__(f"{path} is {kind}, not a regular file")
         self.path, self.kind = path, kind
-
-
-def kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:
