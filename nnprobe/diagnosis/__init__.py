@@ -24,7 +24,7 @@ CURVE_POINTS = 48
 def class_count(num_classes: int | None, class_hints, roles) -> tuple[int | None, str]:
     """K for the chance and init-loss checks, and where it came from: the flag, the run's config files, a
     first loss logged at init, or a loss sitting flat at ln K (with accuracy at chance); else unknown."""
-    from nnprobe.diagnosis.run import infer_num_classes, infer_num_classes_flat
+    from nnprobe.diagnosis.run import infer_num_classes, infer_num_classes_best, infer_num_classes_flat
 
     if num_classes is not None:
         return num_classes, "from --num-classes"
@@ -32,6 +32,9 @@ def class_count(num_classes: int | None, class_hints, roles) -> tuple[int | None
         return class_hints[0]
     if (k := infer_num_classes(roles.get("train_loss"))) is not None:
         return k, f"inferred from the first loss {float(roles['train_loss'].values[0]):.4g} ~ ln {k}"
+    if (best := infer_num_classes_best(roles.get("val_loss"), roles.get("val_acc"))) is not None:
+        return best[0], (f"inferred from the lowest validation loss {best[1]:.4g} ~ ln {best[0]}, with the "
+                         f"validation accuracy never above chance for it")
     flat = infer_num_classes_flat(roles.get("val_loss") or roles.get("train_loss"),
                                   roles.get("val_acc") if roles.get("val_loss") else None)
     if flat is not None:

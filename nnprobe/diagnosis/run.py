@@ -242,6 +242,25 @@ def infer_num_classes_flat(loss: Series | None, acc: Series | None = None) -> tu
     return _chance_k(loss.values[finite][-CHANCE_EVALS:], loss.steps[finite][-CHANCE_EVALS:], acc)
 
 
+def infer_num_classes_best(loss: Series | None, acc: Series | None) -> tuple[int, float] | None:
+    """(K, the lowest loss) when the lowest validation loss ever reached sits at ln K (in [ln K - 0.03,
+    ln K + 0.06], one integer only) and the validation accuracy never beat chance for that K (1/K plus a
+    gain of 0.1): a model that never did better than a uniform guess among K classes, at any evaluation,
+    on two independent witnesses. This finds K for a run that memorises shuffled labels (its validation loss
+    rises from ln K) and for one logged from a late step, where the first loss is no longer at init."""
+    if loss is None or acc is None:
+        return None
+    values = loss.values[np.isfinite(loss.values)]
+    accs = acc.values[np.isfinite(acc.values)]
+    if values.size < CHANCE_EVALS or accs.size < CHANCE_EVALS:
+        return None
+    level = float(values.min())
+    k = _sole_k(level, CHANCE_BELOW, CHANCE_ABOVE)
+    if k is None or accs.max() > 1.0 / k + CHANCE_GAIN * (1.0 - 1.0 / k):
+        return None
+    return k, level
+
+
 def _chance_k(values: np.ndarray, steps: np.ndarray, acc: Series | None) -> tuple[int, float] | None:
     """(K, level) from a loss window that sits near ln K while `acc` over those steps stays at chance."""
     if acc is None or values.size < CHANCE_EVALS:

@@ -22,15 +22,28 @@ ENTROPY_SLACK = 0.95  # loss >= 0.95 h(acc): room for rounding in the logs
 LR_FROZEN = 0.01  # a learning rate <= 1% of its peak during those evaluations freezes the model
 
 
-@register("chance-accuracy", title="Validation accuracy above chance", requires=("val_acc",),
-          needs_num_classes=True)
+COLLAPSE_RISE = 0.2  # K unknown: accuracy that rose >= 0.2 above its first evaluation ...
+COLLAPSE_BACK = 0.1  # ... and ends within 10% of that rise of its first value has collapsed back
+
+
+def confidence(ctx: RunContext) -> str:
+    """How sure a verdict that rests on K is: high for K the user gave or a config file saved, medium for
+    K inferred from two witnesses in the logs (a loss at ln K with the accuracy at 1/K)."""
+    return "high" if ctx.num_classes_trusted else "medium"
+
+
+@register("chance-accuracy", title="Validation accuracy above chance", requires=("val_acc",))
 def chance_accuracy(ctx: RunContext):
-    """Best and final validation accuracy must beat 1/K by a gain of 0.1 (Deepchecks)."""
+    """Best and final validation accuracy must beat 1/K by a gain of 0.1 (Deepchecks). K unknown: an
+    accuracy that rose and then fell back to its first evaluation has collapsed (K-free); else skipped."""
     series = ctx.roles["val_acc"]
     idx, values = finite_points(series)
     if not values.size:
         raise Skip(f"'{series.name}' has no finite value")
     _judge_after(ctx, series, int(idx[-1]))
+    if ctx.num_classes is None:
+        yield from _collapse(ctx, series, idx, values)
+        return
     k = ctx.num_classes
     chance = 1.0 / k
     threshold = chance + MIN_GAIN * (1.0 - chance)
@@ -38,18 +51,47 @@ def chance_accuracy(ctx: RunContext):
     best, final = float(values.max()), float(values[-1])
     evidence = {"series": series.name, "best": r(best), "best_at": at(series, best_i), "final": r(final),
                 **at(series, int(idx[-1])), "chance": r(chance), "threshold": r(threshold), "num_classes": k,
-                "num_classes_source": ctx.num_classes_source}
-    hint = ("Check that labels match their inputs (shuffled or misaligned labels give chance accuracy), "
-            "that the model gets logits and the right targets, that the learning rate is not 0 and the "
-            "optimizer holds the model's parameters, and that --num-classes is right.")
+                "num_classes_source": ctx.num_classes_source, "confidence": confidence(ctx),
+                "method": f"best and final accuracy against 1/K + {MIN_GAIN} x (1 - 1/K), K {ctx.num_classes_source}"}
     if best <= threshold:
         yield Flag("error", f"validation accuracy never rose above chance: best {best:.4f} "
                             f"({epoch_label(series, best_i)}) vs chance 1/{k} = {chance:.4f} "
-                            f"(K {ctx.num_classes_source}).", hint, evidence)
+                            f"(K {ctx.num_classes_source}; {confidence(ctx)} confidence).", CHANCE_HINT, evidence)
     elif final <= threshold and not _loss_broken_at(ctx, int(series.steps[idx[-1]])):
         yield Flag("error", f"validation accuracy fell back to chance: final {final:.4f} vs chance "
                             f"1/{k} = {chance:.4f}, after a best of {best:.4f} "
-                            f"({epoch_label(series, best_i)}).", hint, evidence)
+                            f"({epoch_label(series, best_i)}) (K {ctx.num_classes_source}; {confidence(ctx)} "
+                            f"confidence).", CHANCE_HINT, evidence)
+
+
+CHANCE_HINT = ("Check that labels match their inputs (shuffled or misaligned labels give chance accuracy), "
+               "that the model gets logits and the right targets, that the learning rate is not 0 and the "
+               "optimizer holds the model's parameters, and that --num-classes is right.")
+
+
+def _collapse(ctx: RunContext, series, idx: np.ndarray, values: np.ndarray):
+    """K unknown: an accuracy that rose >= 0.2 above its first evaluation and ends within 10% of that rise
+    of it (a schedule or a blow-up that undid the learning), unless a non-finite loss explains it."""
+    if values.size < 5:
+        raise Skip(f"number of classes unknown and only {values.size} evaluations: pass --num-classes K")
+    first, best, final = float(values[0]), float(values.max()), float(values[-1])
+    rise = best - first
+    if rise < COLLAPSE_RISE or final > first + COLLAPSE_BACK * rise:
+        raise Skip("number of classes unknown (not in a config file, not inferable from the losses) and the "
+                   "accuracy did not collapse back to its first value: pass --num-classes K")
+    if _loss_broken_at(ctx, int(series.steps[idx[-1]])):
+        return
+    best_i = int(idx[int(np.argmax(values))])
+    evidence = {"series": series.name, "first": r(first), "best": r(best), "best_at": at(series, best_i),
+                "final": r(final), **at(series, int(idx[-1])), "num_classes_source": "unknown",
+                "confidence": "medium", "method": f"K-free: the accuracy rose by >= {COLLAPSE_RISE} and fell "
+                                                  f"back to within {COLLAPSE_BACK:.0%} of that rise of its first "
+                                                  f"value"}
+    yield Flag("error", f"validation accuracy collapsed back to where it started: final {final:.4f}, first "
+                        f"{first:.4f}, after a best of {best:.4f} ({epoch_label(series, best_i)}); K unknown, "
+                        f"judged without it (medium confidence).",
+               "A learning-rate schedule that rises at the end, a blow-up (check the loss and the gradient "
+               "norm near the fall), or a data loader that changed mid-run; keep the best checkpoint.", evidence)
 
 
 def _judge_after(ctx: RunContext, series, index: int) -> None:
@@ -132,6 +174,22 @@ def _loss_witness(loss, is_val: bool, series, idx: np.ndarray, run: int, acc: fl
     return None
 
 
+FELL_BACK = 0.1  # a frozen accuracy >= 0.1 below the run's earlier best: the model lost what it had learned
+
+
+def _never_changed(values: np.ndarray, run: int) -> str | None:
+    """How a frozen accuracy above any balanced one-class share still shows a constant output, K-free: it
+    never changed from the first evaluation (a model that learned nothing but the label prior: under class
+    imbalance its accuracy is the majority share, whatever K), or it froze >= 0.1 below an earlier best
+    (dead units after a blow-up). A model frozen by a decayed learning rate rose to its best first."""
+    if run == values.size:
+        return f"K-free: accuracy identical at every one of the {run} evaluations, with a flat loss"
+    if float(values[:-run].max()) - float(values[-1]) >= FELL_BACK:
+        return (f"K-free: accuracy froze {float(values[:-run].max()) - float(values[-1]):.4g} below its earlier "
+                f"best, with a flat loss")
+    return None
+
+
 def _one_class_share(acc: float, k: int | None) -> float:
     """The largest accuracy that predicting one class plausibly scores: a class's share of the validation
     set. A set balanced within a factor of 2 gives shares <= 2/K; a single class holding more than half of
@@ -183,13 +241,18 @@ def constant_prediction(ctx: RunContext):
             evidence["ln_k"] = r(math.log(ctx.num_classes))
     share = _one_class_share(acc, ctx.num_classes)
     evidence["largest_plausible_share"] = r(share)
-    if acc > share:
+    how = _never_changed(values, run)
+    if acc > share and how is None:
         yield _frozen_not_constant(acc, run, epoch_label(series, first), share, evidence)
         return
+    evidence["method"] = how or (f"accuracy frozen over {run} evaluations at <= the largest plausible one-class "
+                                 f"share {share:.4g}" + (", with the loss flat at >= h(acc)" if loss_text else ""))
+    evidence["confidence"] = "high" if acc <= share and loss_text else "medium"
     yield Flag(
         "error",
         f"validation accuracy is exactly {acc:.4f} for the last {run} evaluations (from "
-        f"{epoch_label(series, first)}){loss_text}: the model predicts the same class for every input.",
+        f"{epoch_label(series, first)}){loss_text}: the model predicts the same class for every input "
+        f"({evidence['confidence']} confidence).",
         "Look for inputs that carry no signal (all-zero or constant images, a normalisation that wipes "
         "the data, wrong tensor passed to the model), dead ReLUs after a too-high learning rate, or a very "
         "imbalanced training set; print one batch of predictions.",

@@ -53,16 +53,33 @@ def divergence(ctx: RunContext):
     idx, values = finite_points(series)
     if values.size < 3:
         raise Skip(f"needs >= 3 finite points of '{series.name}', got {values.size}")
+    flag = _diverged(ctx, series, idx, values)
+    if flag is not None:
+        yield flag
+
+
+def diverged(ctx: RunContext) -> str | None:
+    """Why the run's loss diverged (the divergence error's message), or None: for checks whose verdict a
+    diverged run would fool (a validation loss rising after a blow-up is not overfitting)."""
+    series = ctx.roles.get("train_loss") or ctx.roles.get("val_loss")
+    if series is None:
+        return None
+    idx, values = finite_points(series)
+    flag = _diverged(ctx, series, idx, values) if values.size >= 3 else None
+    return flag.message if flag is not None and flag.severity == "error" else None
+
+
+def _diverged(ctx: RunContext, series, idx: np.ndarray, values: np.ndarray) -> Flag | None:
     start, end, k = _ends(values)
     peak = int(idx[int(np.argmax(values))])
     grew = end > DIVERGE_FACTOR * start if start > 0 else end > start + 1.0
     ln_k = math.log(ctx.num_classes) if ctx.num_classes else UNKNOWN_LN_K
     above_chance = end > CHANCE_FACTOR * ln_k and values.max() >= BLOWUP
     if not (grew or end >= DIVERGE_ABSOLUTE or above_chance):
-        return
+        return None
     chance_text = (f", {end / ln_k:.0f}x the loss of a uniform guess (ln K = {ln_k:.4g}"
                    f"{'' if ctx.num_classes else ', K unknown: ln 1000'})" if above_chance else "")
-    yield Flag(
+    return Flag(
         "error" if start > 0 or end >= DIVERGE_ABSOLUTE or above_chance else "warning",
         f"'{series.name}' diverged: it ends at {end:.4g} (median of the last {k} points) after starting at "
         f"{start:.4g}{chance_text}; highest {series.values[peak]:.4g} at {where_text(series, peak)}.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnprobe.diagnosis.checks._util import aligned, at, epoch_label, r
+from nnprobe.diagnosis.checks.accuracy import MIN_GAIN
 from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
 
 # AUTOTRAINER: accuracy gap train - val >= 0.10, or >= 0.07 once train accuracy is above 0.9.
@@ -35,6 +36,9 @@ def overfitting(ctx: RunContext):
     val_acc, train_acc = ctx.roles.get("val_acc"), ctx.roles.get("train_acc")
     if not ((val_loss is not None and train_loss is not None) or (val_acc is not None and train_acc is not None)):
         raise Skip("needs train_loss with val_loss, or train_acc with val_acc")
+    why = _not_a_learner(ctx)
+    if why:
+        raise Skip(why)
     evidence: dict = {}
     rising, loss_gap, best_label = False, False, None
     if val_loss is not None and train_loss is not None:
@@ -44,6 +48,24 @@ def overfitting(ctx: RunContext):
         acc_gap, best_label = _acc_gap(val_acc, train_acc, evidence, best_label)
     gap_present = acc_gap if acc_gap is not None else loss_gap
     yield from _overfitting_flags(rising, gap_present, acc_gap, loss_gap, best_label, evidence)
+
+
+def _not_a_learner(ctx: RunContext) -> str | None:
+    """Why a rising validation loss in this run is not overfitting: the run never learned (its validation
+    accuracy never beat chance for a known K: a net memorising shuffled labels) or its loss diverged (a
+    validation loss rising after a blow-up). The chance-accuracy and divergence errors say what it is."""
+    from nnprobe.diagnosis.checks.dynamics import diverged
+
+    acc = ctx.roles.get("val_acc")
+    if ctx.num_classes is not None and acc is not None and np.isfinite(acc.values).any():
+        chance = 1.0 / ctx.num_classes
+        best = float(np.nanmax(np.where(np.isfinite(acc.values), acc.values, np.nan)))
+        if best <= chance + MIN_GAIN * (1.0 - chance):
+            return (f"not judged: the validation accuracy never beat chance (best {best:.4f}, K "
+                    f"{ctx.num_classes_source}), so a rising validation loss is no overfitting (see chance-accuracy)")
+    if (message := diverged(ctx)) is not None:
+        return f"not judged: the loss diverged ({message}), so a rising validation loss is no overfitting"
+    return None
 
 
 def _loss_overfit(val_loss, train_loss, evidence: dict) -> tuple[bool, bool, str | None]:
