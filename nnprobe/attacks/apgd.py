@@ -143,9 +143,21 @@ class APGD(Attack):
     default_steps = 100
     default_random_start = True
     supports_random_start = True
+    eot_iter = 1  # gradients averaged over this many forward/backward passes per step (the reference's EoT)
 
     def default_step_size(self) -> float:
         return 2 * self.eps  # the reference's initial step; halved per sample at checkpoints
+
+    def input_gradient(self, forward, x, goal, targeted, autocast):
+        """With EoT (`eot_iter` > 1, AutoAttack's version='rand'): the mean gradient over `eot_iter` passes
+        of a randomised model, as the reference sums `eot_iter` gradients; the logits of the last pass."""
+        if self.eot_iter == 1:
+            return super().input_gradient(forward, x, goal, targeted, autocast)
+        total = torch.zeros_like(x)
+        for _ in range(self.eot_iter):
+            grad, logits = super().input_gradient(forward, x, goal, targeted, autocast)
+            total += grad
+        return total / self.eot_iter, logits
 
     def start(self, x: torch.Tensor, random: SampleRandom) -> torch.Tensor:
         """The reference's start: on the ball's surface (‖t‖∞ scaled to eps; a Gaussian direction for L2)."""
@@ -183,8 +195,8 @@ class APGD(Attack):
             if active.numel() == 0:
                 break
             start = self.run_start(x, random, active)
-            passes += self._single_run(forward, x, start, run_goal, goal, targeted, active, kept,
-                                       first_success and early_stop, autocast)
+            passes += self.eot_iter * self._single_run(forward, x, start, run_goal, goal, targeted, active,
+                                                       kept, first_success and early_stop, autocast)
         adversarial, steps = kept.result(first_success)
         with torch.no_grad(), autocast:
             logits = forward(adversarial).float()

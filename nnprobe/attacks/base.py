@@ -93,6 +93,25 @@ def check_pixels(x: torch.Tensor) -> None:
                          f"got values in [{x.min().item():.4g}, {x.max().item():.4g}].")
 
 
+def objective_gradient(forward, x: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+                       autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of `objective(logits)` w.r.t. the input x, and the (float, detached) logits.
+
+    A model whose output has no autograd path to its input (a hard thermometer encoding, numpy
+    preprocessing turned back into a tensor, an argmax) gives an all-zero gradient, not an error: that is
+    gradient masking, which the sanity checks report (`zero-gradients`) and Square or `--adaptive` get past.
+    """
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad(), autocast:
+        logits = forward(x)
+    logits = logits.float()
+    value = objective(logits)
+    if not value.requires_grad:
+        return torch.zeros_like(x), logits.detach()
+    grad, = torch.autograd.grad(value, x, allow_unused=True)
+    return (torch.zeros_like(x) if grad is None else grad), logits.detach()
+
+
 class SampleRandom:
     """Random numbers for a random start, drawn per sample when sample ids are known.
 
@@ -256,12 +275,7 @@ class Attack:
 
     def input_gradient(self, forward, x, goal, targeted, autocast) -> tuple[torch.Tensor, torch.Tensor]:
         """Objective gradient w.r.t. the input only, and the logits at x."""
-        x = x.detach().requires_grad_(True)
-        with autocast:
-            logits = forward(x)
-        logits = logits.float()
-        grad, = torch.autograd.grad(self.objective(logits, goal, targeted), x)
-        return grad, logits.detach()
+        return objective_gradient(forward, x, lambda logits: self.objective(logits, goal, targeted), autocast)
 
     def _run(self, forward, x, goal, targeted, first_success, early_stop, autocast, gradient,
              sample_ids) -> AttackOutput:

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from nnprobe.attacks.adaptive import Adaptive, follow_up
+from nnprobe.attacks.adaptive import findings as follow_findings
 from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
@@ -42,6 +44,8 @@ class Tally:
     nonfinite: torch.Tensor  # int64 (2,): samples with NaN/Inf logits (clean or at any eps), samples seen
     rows: list = dataclasses.field(default_factory=list)  # per batch: (ids, labels, clean right, fell_at) on CPU
     probe: Probe | None = None  # the sanity checks' counts (`sanity.py`), riding on the same pass
+    adaptive: Adaptive | None = None  # `--adaptive`: follow-ups on each budget's survivors (`adaptive.py`)
+    follow_ups: torch.Tensor | None = None  # int64 (len(eps), 3): samples fooled by each follow-up
 
     @classmethod
     def zeros(cls, n: int, device) -> "Tally":
@@ -105,6 +109,14 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
         wrong[:, row] = ~right1
         if tally.probe is not None:
             tally.probe.attacked(row, attack, classifier, x, labels, ids, clean_right, right1, out, autocast)
+        if tally.adaptive is not None and attack.eps > 0:
+            logits, adv, spent = _follow_up(tally, row, attack, classifier, x, labels, ids, clean_right & right1,
+                                            logits, adv, autocast)
+            passes += spent
+            top = logits.topk(k, dim=1).indices
+            right1 = top[:, 0] == labels
+            right5 = (top == labels[:, None]).any(dim=1)
+            wrong[:, row] = ~right1
         delta = (adv - x)[clean_right].flatten(1)
         fp32_right = 0
         if fp32_check:
@@ -120,12 +132,26 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
     tally.add_rows(ids, labels, clean_right, wrong)
 
 
+def _follow_up(tally: Tally, row: int, attack, classifier, x, labels, ids, survivors, logits, adv, autocast):
+    """`--adaptive`: the follow-ups on this budget's survivors; their fooling images replace the main attack's."""
+    chosen = survivors.nonzero().flatten()
+    if not chosen.numel():
+        return logits, adv, 0
+    new_adv, new_logits, by, passes = follow_up(tally.adaptive, attack, classifier, x[chosen], labels[chosen],
+                                        ids[chosen.cpu()], autocast)
+    logits, adv = logits.clone(), adv.clone()
+    logits[chosen], adv[chosen] = new_logits, new_adv
+    counts = torch.stack([(by == j).sum() for j in range(tally.follow_ups.shape[1])])
+    tally.follow_ups[row] += counts.to(tally.follow_ups.device)
+    return logits, adv, passes
+
+
 def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
                    eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255), steps: int | None = None,
                    step_size: float | None = None, random_start: bool | None = None, seed: int | None = 0,
                    early_stop: bool = True, precision: str = "fp32", device: str = "auto",
                    progress: Callable[[int, int], None] | None = None,
-                   total: int | None = None) -> tuple[list, Tally]:
+                   total: int | None = None, adaptive: Adaptive | None = None) -> tuple[list, Tally]:
     """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels) or
     (pixels, labels, ids) where ids are the samples' positions in the data set (default: the running
     count, i.e. the position in the order given)."""
@@ -140,6 +166,8 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     classifier = classifier.to(dev).eval()
     tally = Tally.zeros(len(attacks), dev)
     tally.probe = Probe(attacks, dev, seed)
+    tally.adaptive = adaptive
+    tally.follow_ups = torch.zeros(len(attacks), 3, dtype=torch.int64, device=dev)
     done = 0
     for item in batches:
         x, labels = item[0], item[1]
@@ -181,12 +209,13 @@ def points_from(attacks, tally: Tally, fp32_check: bool) -> tuple[RobustPoint, .
     return tuple(points)
 
 
-def settings_of(attack: str, attacks, early_stop: bool) -> AttackSettings:
+def settings_of(attack: str, attacks, early_stop: bool, adaptive: Adaptive | None = None) -> AttackSettings:
+    follow = adaptive.settings(attacks[0].ball.id) if adaptive is not None else ()
     return AttackSettings(attack=attack, norm=attacks[0].norm, eps=tuple(a.eps for a in attacks),
                           steps=attacks[0].steps, step_size=tuple(a.step_size for a in attacks),
                           random_start=attacks[0].random_start, targeted=False, target_index=None,
                           target_label=None, early_stop=early_stop,
-                          components=tuple(getattr(attacks[0], "component_settings", ())))
+                          components=tuple(getattr(attacks[0], "component_settings", ())) + follow)
 
 
 class _Attacked(NamedTuple):
@@ -213,7 +242,8 @@ def _attack_data_set(classifier, data, options: dict, *, device, batch_size: int
         dev = shard.device
         attacks, tally = robust_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard),
                                         device=dev, **options)
-        gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite, *tally.probe.tensors())
+        gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite, *tally.probe.tensors(),
+                                tally.follow_ups)
         samples = with_paths(RobustSamples.merged(shard.gather(tally.samples())), data.root, data.samples)
     data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
                  "fingerprint": data_fingerprint(data.root, data.samples), "notes": list(data.notes),
@@ -251,8 +281,13 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
            seed: int | None = 0, early_stop: bool = True, batch_size: int = 32, workers: int | None = None,
            precision: str = "fp32", device: str = "auto", min_robust_top1: Mapping[float, float] | None = None,
            save_predictions: str | None = None, shard=None,
-           progress: Callable[[int, int], None] | None = None) -> RobustResult:
+           progress: Callable[[int, int], None] | None = None, adaptive: bool | Adaptive = False,
+           surrogate=None) -> RobustResult:
     """Robust accuracy of `classifier` on `data` per budget.
+
+    adaptive: True (or an `Adaptive` with its settings) runs the follow-up attacks of `adaptive.py` on each
+    budget's survivors (Square, APGD with EoT on log-probabilities, and a transfer attack from `surrogate`
+    when given); robust accuracy is then the worst case over all of them.
 
     data: a `nnprobe.data.layouts.LabelledImages` (any layout `nnprobe eval` reads; decoded and
     resized/cropped by the model's preprocessing, sharded over torchrun ranks with exact counts), or an
@@ -268,8 +303,15 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     check_seed(seed)
     started = time.perf_counter()
     budgets = budgets_for(eps, attack)
+    if surrogate is not None and not adaptive:
+        raise UsageError("A surrogate model is used by the adaptive follow-up only: add --adaptive.")
+    if adaptive is True:
+        adaptive = Adaptive(surrogate=surrogate)
+    elif adaptive is not False and surrogate is not None:
+        adaptive = dataclasses.replace(adaptive, surrogate=surrogate)
+    adaptive = adaptive or None
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
-                   seed=seed, early_stop=early_stop, precision=precision)
+                   seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive)
     part = parse_part(shard)
     if part is not None and (min_robust_top1 or not isinstance(data, LabelledImages)):
         raise UsageError("--shard slices a labelled data set, and gates judge the whole of it: give "
@@ -282,11 +324,14 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     points = _checked_points(done.attacks, done.tally, precision, part)
     from nnprobe import distributed
 
-    result = RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop),
+    found = findings(points, done.tally.probe)
+    if adaptive is not None:
+        found += tuple(follow_findings(adaptive, done.attacks, done.tally.follow_ups.cpu().tolist()))
+    result = RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop, adaptive),
                         model=classifier.info, data=done.data, gates=gates_for(points, min_robust_top1),
                         run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
                                     seconds=time.perf_counter() - started, versions=versions(), seed=seed),
-                        samples=done.samples, findings=findings(points, done.tally.probe),
+                        samples=done.samples, findings=found,
                         median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]))
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from nnprobe.attacks.base import SampleRandom, frozen
+from nnprobe.attacks.base import SampleRandom, frozen, objective_gradient
+from nnprobe.attacks import masking
 from nnprobe.attacks.results import RobustFinding
 from nnprobe.results import format_eps
 
@@ -34,7 +35,7 @@ NOISE_SEED_OFFSET = 104_729  # the noise draws must not repeat the attack's rand
 
 # model-level counts
 _MODEL = ("grad_checked", "grad_zero", "grad_nonfinite", "prob_checked", "prob_rows", "random_checked",
-          "random_rows", "non_monotone")
+          "random_rows", "non_monotone", *masking.COUNTS)
 # per-budget counts: noise tried on / fooled only by noise / fooled only by square / fooled by component k
 _COMPONENTS = 4
 _BUDGET = ("noise_tried", "noise_only", "square_only", *(f"by_{k}" for k in range(_COMPONENTS)))
@@ -47,14 +48,8 @@ def _col(names: tuple[str, ...], name: str) -> int:
 def input_gradient(forward, x: torch.Tensor, labels: torch.Tensor, autocast) -> torch.Tensor:
     """Cross-entropy gradient w.r.t. the input (summed per sample); zeros when the output does not depend
     on the input through autograd at all (e.g. an argmax one-hot output)."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad(), autocast:
-        logits = forward(x)
-    if not logits.requires_grad:
-        return torch.zeros_like(x)
-    loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
-    grad, = torch.autograd.grad(loss, x, allow_unused=True)
-    return torch.zeros_like(x) if grad is None else grad
+    loss = lambda logits: torch.nn.functional.cross_entropy(logits, labels, reduction="sum")  # noqa: E731
+    return objective_gradient(forward, x, loss, autocast)[0]
 
 
 def probability_rows(logits: torch.Tensor) -> torch.Tensor:
@@ -114,9 +109,11 @@ class Probe:
         self._checked += m
         xs, ys = x[:m], labels[:m]
         with frozen(classifier):
-            flat = input_gradient(classifier, xs, ys, autocast).flatten(1)
+            grad = input_gradient(classifier, xs, ys, autocast)
+            flat = grad.flatten(1)
             with torch.no_grad(), autocast:
                 first, second = classifier(xs).float(), classifier(xs).float()
+        self._masking(classifier, xs, ys, ids[:m], grad, clean_logits[:m].argmax(1) == ys, autocast)
         nonfinite = ~torch.isfinite(flat).all(dim=1)
         zero = ~nonfinite & (flat.abs().amax(dim=1) == 0)
         probs = probability_rows(clean_logits[:m])
@@ -127,6 +124,22 @@ class Probe:
         self._example("zero-gradients", ids[:m][(zero | nonfinite).cpu()])
         self.model[:7] += torch.tensor([m, int(zero.sum()), int(nonfinite.sum()), m, int(probs.sum()), m,
                                         int(differ.sum())], dtype=torch.int64, device=self.model.device)
+
+    def _masking(self, classifier, xs, ys, ids, grad, right, autocast) -> None:
+        """The checks of `masking.py` on this batch's checked samples."""
+        if not self.attacks:
+            return
+        seed = None if self.seed is None else (self.seed + masking.MOVE_SEED_OFFSET) % 2**31
+        random = SampleRandom(seed, xs.shape[0], ids, xs.device)
+        flags = masking.check(classifier, xs, ys, grad, right, self.attacks[0].ball,
+                              max(a.eps for a in self.attacks), random, autocast)
+        flags["consistency_checked"] = torch.ones_like(right)
+        for name in masking.COUNTS:
+            self.model[_col(_MODEL, name)] += int(flags[name].sum())
+        for name in ("inconsistent", "moved_zero", "unconstrained_failed"):
+            check = {"inconsistent": "inconsistent-gradients", "moved_zero": "gradients-vanish-after-move",
+                     "unconstrained_failed": "unconstrained-attack-fails"}[name]
+            self._example(check, ids[flags[name].cpu()])
 
     def attacked(self, row: int, attack, classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor,
                  clean_right: torch.Tensor, right1: torch.Tensor, out, autocast) -> None:
@@ -191,7 +204,7 @@ def _gradient_finding(m: dict, probe: Probe) -> list[RobustFinding]:
         "Look for non-differentiable steps in the forward pass (rounding, quantisation, argmax, thresholds, JPEG) "
         "and attack through a differentiable approximation (BPDA, Athalye et al. 2018); confirm with a "
         "black-box attack (--attack autoattack runs Square). AutoAttack's checks.py raises the same flag.",
-        checked=checked, zero=zero, nonfinite=nonfinite, sample_ids=probe.examples.get("zero-gradients", []))]
+        follow_up="square", checked=checked, zero=zero, nonfinite=nonfinite, sample_ids=probe.examples.get("zero-gradients", []))]
 
 
 def _probability_finding(m: dict) -> list[RobustFinding]:
@@ -203,7 +216,7 @@ def _probability_finding(m: dict) -> list[RobustFinding]:
         "sum to 1): a softmax is inside the model.",
         "Attacks need logits: cross-entropy of a softmax output saturates and masks the gradient (AutoAttack "
         "checks.py). Return the logits (remove the final softmax) before measuring robustness.",
-        checked=m["prob_checked"], probability_rows=m["prob_rows"])]
+        follow_up="log-probabilities", checked=m["prob_checked"], probability_rows=m["prob_rows"])]
 
 
 def _random_finding(m: dict, probe: Probe) -> list[RobustFinding]:
@@ -216,7 +229,7 @@ def _random_finding(m: dict, probe: Probe) -> list[RobustFinding]:
         "A randomised model (dropout left on, random transforms, noise injection) needs an attack with "
         "Expectation over Transformation (AutoAttack version='rand', EoT over 20 draws, Athalye et al. 2018); "
         "one draw overstates robustness and does not reproduce. Make the forward deterministic or use EoT.",
-        checked=m["random_checked"], differing=m["random_rows"], largest_difference=probe.largest_difference)]
+        follow_up="eot", checked=m["random_checked"], differing=m["random_rows"], largest_difference=probe.largest_difference)]
 
 
 def _monotone_finding(points, m: dict) -> list[RobustFinding]:
@@ -235,7 +248,7 @@ def _monotone_finding(points, m: dict) -> list[RobustFinding]:
         "Every image that fools at a smaller budget lies inside the larger ball, so a reliable attack never "
         "gives a higher accuracy at a larger eps (Carlini et al. 2019). The attack is missing adversarials: "
         "use more steps and restarts, or --attack autoattack.",
-        rising_pairs=pairs, non_monotone_samples=m["non_monotone"])]
+        follow_up="autoattack", rising_pairs=pairs, non_monotone_samples=m["non_monotone"])]
 
 
 def _noise_findings(points, probe: Probe, budget: list[list[int]]) -> list[RobustFinding]:
@@ -251,7 +264,7 @@ def _noise_findings(points, probe: Probe, budget: list[list[int]]) -> list[Robus
             "A gradient attack must beat random noise at the same budget (Carlini et al. 2019); when it does "
             "not, its gradients are uninformative (masked or saturated). Use more steps and restarts or "
             "--attack autoattack, and look for gradient masking.",
-            eps=attack.eps, tried=tried, fooled_by_noise_only=only,
+            follow_up="square", eps=attack.eps, tried=tried, fooled_by_noise_only=only,
             sample_ids=probe.examples.get(f"noise-beats-attack@{row}", [])))
     return found
 
@@ -271,7 +284,7 @@ def _square_findings(points, probe: Probe, budget: list[list[int]]) -> list[Robu
             "AutoAttack's checks.py flags Square lowering robust accuracy by more than 0.2%: the gradients are "
             "likely masked, so white-box numbers are unreliable. Run Square with more queries and restarts, "
             "or an adaptive attack (Tramer et al. 2020).",
-            eps=attack.eps, fooled_only_by_square=only,
+            follow_up="square", eps=attack.eps, fooled_only_by_square=only,
             fooled_by_component=dict(zip(names, counts[3:3 + len(names)])),
             sample_ids=probe.examples.get(f"square-beats-white-box@{row}", [])))
     return found
@@ -280,9 +293,10 @@ def _square_findings(points, probe: Probe, budget: list[list[int]]) -> list[Robu
 def findings(points, probe: Probe | None) -> tuple[RobustFinding, ...]:
     """The checks that fired, from the points of a finished run and its probe (summed over ranks)."""
     if probe is None:
-        return tuple(_monotone_finding(points, {"non_monotone": 0}))
+        return tuple(_monotone_finding(points, {"non_monotone": 0}) + masking.precision_findings(points))
     m = dict(zip(_MODEL, (int(v) for v in probe.model.cpu().tolist())))
     budget = probe.budget.cpu().tolist()
     return tuple(_gradient_finding(m, probe) + _probability_finding(m) + _random_finding(m, probe)
-                 + _monotone_finding(points, m) + _noise_findings(points, probe, budget)
-                 + _square_findings(points, probe, budget))
+                 + masking.findings(m, probe.examples) + _monotone_finding(points, m)
+                 + _noise_findings(points, probe, budget) + _square_findings(points, probe, budget)
+                 + masking.precision_findings(points))

@@ -101,9 +101,12 @@ def test_healthy_model_fires_nothing_and_counts_are_unchanged(data):
     again.probe = None
     assert torch.equal(with_probe.counts, again.counts)
     m = dict(zip(("grad_checked", "grad_zero", "grad_nonfinite", "prob_checked", "prob_rows", "random_checked",
-                  "random_rows", "non_monotone"), with_probe.probe.model.tolist()))
+                  "random_rows", "non_monotone", "consistency_checked", "inconsistent", "moved_checked",
+                  "moved_zero", "unconstrained_checked", "unconstrained_failed"), with_probe.probe.model.tolist()))
     assert m == {"grad_checked": SUBSET, "grad_zero": 0, "grad_nonfinite": 0, "prob_checked": SUBSET,
-                 "prob_rows": 0, "random_checked": SUBSET, "random_rows": 0, "non_monotone": 0}
+                 "prob_rows": 0, "random_checked": SUBSET, "random_rows": 0, "non_monotone": 0,
+                 "consistency_checked": SUBSET, "inconsistent": 0, "moved_checked": SUBSET, "moved_zero": 0,
+                 "unconstrained_checked": SUBSET, "unconstrained_failed": 0}
 
 
 @pytest.mark.parametrize("kind", ["round", "onehot"])
@@ -122,7 +125,7 @@ def test_softmax_output_fires_probabilities(data):
     result = run(wrapped("softmax"), data, eps=(0.0, 4 / 255))
     assert "probabilities-not-logits" in ids_of(result)
     finding = next(f for f in result.findings if f.id == "probabilities-not-logits")
-    assert finding.evidence == {"checked": SUBSET, "probability_rows": SUBSET}
+    assert finding.evidence == {"checked": SUBSET, "probability_rows": SUBSET, "follow_up": "log-probabilities"}
     assert "zero-gradients" not in ids_of(result)
 
 
@@ -206,7 +209,7 @@ def test_helpers_against_plain_definitions():
     l2 = sign_noise(L2, x, 0.5, SampleRandom(0, 4, ids, "cpu"))
     assert torch.allclose(l2.flatten(1).norm(dim=1), torch.full((4,), 0.5))
     probe = Probe([], "cpu", 0)
-    assert [t.shape for t in probe.tensors()] == [torch.Size([8]), torch.Size([0, 7])]
+    assert [t.shape for t in probe.tensors()] == [torch.Size([14]), torch.Size([0, 7])]
 
 
 def test_square_beating_the_white_box_attacks_fires_and_not_on_a_healthy_model(data, monkeypatch):

@@ -1,0 +1,130 @@
+"""Planted gradient-masking defenses (`planted.py`): the sanity checks of `robust` flag every one with the
+check built for it, flag none of the controls, name a follow-up for each flag, and `adaptive=True` runs
+the follow-ups with exact accounting against an independent run of the same attack."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import planted
+import tinymodels
+from nnprobe.attacks import REGISTRY, build
+from nnprobe.attacks.adaptive import Adaptive
+from nnprobe.attacks.masking import CONSISTENCY_MIN, cosine, precision_findings
+from nnprobe.attacks.results import RobustPoint
+from nnprobe.attacks.robustness import robust
+
+EPS = (0.0, 8 / 255)
+FOLLOW_UPS = {"square", "eot", "log-probabilities", "autoattack", "fp32", "done"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = tinymodels.make_data(32, seed=21)
+    return planted.on_grid(x), y  # decoded images: the detector sees them unmoved
+
+
+def ids_of(result) -> set[str]:
+    return {f.id for f in result.findings}
+
+
+@pytest.mark.parametrize("kind", sorted(planted.PLANTED))
+def test_every_planted_defense_is_flagged_with_a_follow_up(kind, data):
+    torch.manual_seed(0)
+    result = robust(planted.classifier(kind), [data], attack="pgd", eps=EPS)
+    assert planted.PLANTED[kind] <= ids_of(result), (kind, ids_of(result))
+    assert all(f.evidence["follow_up"] in FOLLOW_UPS and f.hint for f in result.findings)
+    # the masking is why the robust accuracy is high: the plain net under the same PGD is fooled far more
+    plain = robust(planted.classifier("plain"), [data], attack="pgd", eps=EPS)
+    assert result.points[1].correct_top1 > plain.points[1].correct_top1 or kind in ("softmax-output",
+                                                                                     "noisy-forward")
+
+
+@pytest.mark.parametrize("kind", planted.CONTROLS)
+def test_no_control_is_flagged(kind, data):
+    result = robust(planted.classifier(kind), [data], attack="pgd", eps=(0.0, 4 / 255, 8 / 255))
+    assert result.findings == ()
+    assert result.points[0].correct_top1 > 0
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "bim", "pgd", "mifgsm", "apgd-ce", "apgd-t", "pgd-l2"])
+def test_no_autograd_path_is_a_masking_finding_not_a_crash(attack, data):
+    """A hard thermometer encoding has no autograd path from the input: every gradient attack gets a zero
+    gradient (fooling nothing) and the run reports zero gradients."""
+    x, y = data[0][:8], data[1][:8]
+    eps = (0.0, 0.5) if attack.endswith("l2") else EPS
+    steps = None if attack == "fgsm" else 3
+    result = robust(planted.classifier("thermometer"), [(x, y)], attack=attack, eps=eps, steps=steps)
+    assert result.points[1].fooled == 0
+    finding = next(f for f in result.findings if f.id == "zero-gradients")
+    assert finding.evidence["zero"] == 8
+
+
+def test_gradient_consistency_against_a_plain_cosine():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
+    expected = torch.nn.functional.cosine_similarity(a.flatten(1), b.flatten(1)).double()
+    assert torch.allclose(cosine(a, b), expected, atol=1e-6)
+    assert cosine(a, 3 * a).tolist() == pytest.approx([1.0] * 4)
+    zero = torch.zeros_like(a)
+    assert cosine(zero, zero).tolist() == [1.0] * 4 and cosine(zero, a).tolist() == [0.0] * 4
+    assert (cosine(a, b) < CONSISTENCY_MIN).all()
+
+
+def test_precision_disagreement_is_flagged_only_when_fp32_sees_more_fooled():
+    common = dict(eps=4 / 255, correct_top5=9, total=10, clean_correct=9, fooled=2, mean_linf=0.01, mean_l2=0.1,
+                  gradient_passes=90)
+    masked = RobustPoint(correct_top1=7, fp32_correct_top1=5, **common)
+    agree = RobustPoint(correct_top1=7, fp32_correct_top1=7, **common)
+    plain = RobustPoint(correct_top1=7, **common)
+    found = precision_findings([masked, agree, plain])
+    assert [f.id for f in found] == ["half-precision-disagrees"]
+    assert found[0].evidence == {"eps": 4 / 255, "half_correct_top1": 7, "fp32_correct_top1": 5, "follow_up": "fp32"}
+
+
+def test_adaptive_follow_up_counts_match_square_run_alone(data):
+    """The detector stops PGD; `adaptive` sends PGD's survivors to Square, whose verdicts (same seed, same
+    sample ids, on the undefended net: the detector's forward is the net's) lower the robust count exactly."""
+    eps = 16 / 255
+    settings = Adaptive(queries=300, steps=5, eot_iter=2)
+    main = robust(planted.classifier("detector"), [data], attack="pgd", eps=(0.0, eps))
+    result = robust(planted.classifier("detector"), [data], attack="pgd", eps=(0.0, eps), adaptive=settings)
+    x, y = data
+    with torch.no_grad():
+        survivors = (planted.classifier("plain")(x).argmax(1) == y).nonzero().flatten()
+    survivors = survivors[[i for i in range(survivors.numel())]]  # PGD fools none: the detector stops it
+    assert main.points[1].correct_top1 == survivors.numel()
+    alone = build("square", eps, steps=300, seed=0)(planted.classifier("plain"), x[survivors], y[survivors],
+                                                    first_success=True, early_stop=True, sample_ids=survivors)
+    fooled = int(alone.success.sum())
+    assert fooled > 0
+    assert result.points[1].correct_top1 == main.points[1].correct_top1 - fooled
+    finding = next(f for f in result.findings if f.id == "adaptive-follow-up")
+    assert finding.evidence["fooled_by_follow_up"] == {"square": fooled, "apgd-eot": 0}
+    assert [c["attack"] for c in result.settings.components] == ["square", "apgd-ce"]
+    assert result.points[1].gradient_passes > main.points[1].gradient_passes
+
+
+def test_adaptive_eot_and_transfer_reach_what_the_main_attack_missed(data):
+    """Random resize-and-pad: EoT-APGD fools samples one-draw PGD left; a surrogate (the plain net) gives a
+    transfer attack; the surrogate without --adaptive is a usage error."""
+    model, surrogate = planted.classifier("random-resize-pad"), planted.classifier("plain")
+    torch.manual_seed(0)  # the defense's draws
+    settings = Adaptive(queries=20, steps=20, eot_iter=8)
+    result = robust(model, [data], attack="pgd", eps=(0.0, 8 / 255), adaptive=settings, surrogate=surrogate)
+    finding = next(f for f in result.findings if f.id == "adaptive-follow-up")
+    assert set(finding.evidence["fooled_by_follow_up"]) == {"square", "apgd-eot", "transfer"}
+    assert sum(finding.evidence["fooled_by_follow_up"].values()) > 0
+    from nnprobe.errors import UsageError
+
+    with pytest.raises(UsageError, match="--adaptive"):
+        robust(planted.classifier("plain"), [data], attack="pgd", eps=EPS, surrogate=planted.classifier("plain"))
+
+
+def test_planted_list_covers_the_registry_of_masking_checks():
+    """Every masking check has a planted defense that it alone is expected to catch or share."""
+    expected = set().union(*planted.PLANTED.values())
+    assert expected >= {"zero-gradients", "probabilities-not-logits", "randomised-forward", "inconsistent-gradients",
+                        "gradients-vanish-after-move", "unconstrained-attack-fails"}
+    assert len(planted.PLANTED) >= 8 and len(planted.CONTROLS) >= 3
+    assert {"apgd-ce", "apgd-t", "pgd", "square"} <= set(REGISTRY)
