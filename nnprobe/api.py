@@ -168,7 +168,8 @@ def robust(model: Any = None, data: Any = None, **options: Any):
 
     Options: the model's and the data's (as evaluate), and attack, eps, steps, step_size, random_start,
     seed, early_stop, batch_size, workers, min_robust_top1 ({eps: fraction}), save_predictions, shard, device,
-    precision, progress; and baseline with the comparison's gates (as evaluate). With corruptions ("all", a
+    precision, progress, adaptive (run the sanity checks' follow-up attacks), surrogate (a model spec or
+    Classifier for adaptive's transfer attack); and baseline with the comparison's gates (as evaluate). With corruptions ("all", a
     family or names) and severity ("1-5"): the ImageNet-C sweep instead (gate min_corruption_top1)."""
     from nnprobe.attacks.robustness import robust as run
     from nnprobe.data.layouts import LabelledImages
@@ -180,6 +181,8 @@ def robust(model: Any = None, data: Any = None, **options: Any):
         from nnprobe.corruptions.sweep import corruption_sweep as run
 
         rest.update(corruptions=corruptions, severities="1-5" if severity is None else severity)
+    if isinstance(rest.get("surrogate"), (str, os.PathLike)):  # robust(adaptive=True, surrogate=SPEC)
+        rest["surrogate"] = load_classifier(rest["surrogate"])
     if data is not None and not isinstance(data, (str, os.PathLike, LabelledImages)):
         return _with_baseline(run(load_classifier(model, **model_options), data, **rest), baseline, gates)
     classifier, images = _model_and_data(model, data, model_options, data_options)

@@ -211,11 +211,14 @@ def points_from(attacks, tally: Tally, fp32_check: bool) -> tuple[RobustPoint, .
 
 def settings_of(attack: str, attacks, early_stop: bool, adaptive: Adaptive | None = None) -> AttackSettings:
     follow = adaptive.settings(attacks[0].ball.id) if adaptive is not None else ()
+    main = tuple(getattr(attacks[0], "component_settings", ()))
+    if follow and not main:  # the main attack first, so the chain reads in the order it ran
+        main = ({"attack": attacks[0].id, "norm": attacks[0].norm, "steps": attacks[0].steps, "role": "main"},)
     return AttackSettings(attack=attack, norm=attacks[0].norm, eps=tuple(a.eps for a in attacks),
                           steps=attacks[0].steps, step_size=tuple(a.step_size for a in attacks),
                           random_start=attacks[0].random_start, targeted=False, target_index=None,
                           target_label=None, early_stop=early_stop,
-                          components=tuple(getattr(attacks[0], "component_settings", ())) + follow)
+                          components=main + follow)
 
 
 class _Attacked(NamedTuple):

@@ -13,7 +13,7 @@ from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_opti
                                  baseline_options, comparison_keywords, per_sample_options, report_options,
                                  resolve_data, shard_option)
 from nnprobe.cli.compare import baseline_files
-from nnprobe.cli.preflight import finish, guard_data_outputs, working
+from nnprobe.cli.preflight import finish, guard_data_outputs, model_input_files, working
 
 
 @click.command("robust")
@@ -35,6 +35,13 @@ from nnprobe.cli.preflight import finish, guard_data_outputs, working
               help="Gate: exit 1 when the mean corruption top-1 is below F (with --corruptions).")
 @click.option("--early-stop/--no-early-stop", default=True, show_default=True,
               help="Stop attacking a sample once fooled (same numbers, less work).")
+@click.option("--adaptive/--no-adaptive", default=False, show_default=True,
+              help="Run the follow-ups the sanity checks name on each budget's survivors: Square (5000 queries), "
+                   "APGD-CE with EoT over 20 draws on log-probabilities, and a transfer attack from --surrogate; "
+                   "robust accuracy is the worst case over all attacks.")
+@click.option("--surrogate", default=None, metavar="MODEL",
+              help="With --adaptive: a model spec to craft transfer attacks on (judged on --model), e.g. the "
+                   "undefended network behind a non-differentiable defense.")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loader worker processes (default: available CPUs - 1, max 8).")
@@ -45,7 +52,7 @@ from nnprobe.cli.preflight import finish, guard_data_outputs, working
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, attack, steps, step_size, random_start, seed, eps,
-            gates, plot, corruptions, severity, min_corruption_top1, early_stop, batch_size, workers,
+            gates, plot, corruptions, severity, min_corruption_top1, early_stop, adaptive, surrogate, batch_size, workers,
             save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data,
             shard, device, precision, threads, fmt, output) -> int:
     """Robust top-1/top-5 of a classifier over a labelled data set as the perturbation budget grows.
@@ -58,7 +65,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     data = resolve_data(data_arg, data_opt)
     guard_data_outputs({"-o": output, "--plot": plot, "--save-predictions": save_predictions}, data=data,
                        model=model, weights=weights, labels_file=labels_file, devkit=devkit, class_map=class_map,
-                       inputs=baseline_files(baseline))
+                       inputs=baseline_files(baseline) + (model_input_files(surrogate) if surrogate else []))
     compared = comparison_keywords(baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha,
                                    allow_different_data)
     if corruptions is not None or min_corruption_top1 is not None:
@@ -66,7 +73,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
                                    interpolation, mean, std, labels_file, devkit, class_map, limit, seed, plot,
                                    corruptions, severity, min_corruption_top1, batch_size, workers, shard, device,
                                    precision, threads, fmt, output, attack_given=attack is not None or
-                                   bool(gates) or save_predictions is not None or bool(baseline))
+                                   bool(gates) or save_predictions is not None or bool(baseline) or adaptive
+                                   or surrogate is not None)
     attack = attack or "pgd"
     parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
     step = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
@@ -82,7 +90,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
             steps=steps, step_size=step, random_start=random_start, seed=seed, early_stop=early_stop,
             batch_size=batch_size, workers=work.workers, precision=precision, device=device,
             min_robust_top1=thresholds, save_predictions=save_predictions, shard=shard,
-            progress=work.progress, **compared)
+            progress=work.progress, adaptive=adaptive, surrogate=surrogate, **compared)
     if not work.is_main:
         return 0 if result.passed else 1
     if plot:

@@ -136,3 +136,8 @@ def classifier(kind: str) -> Classifier:
         return tinymodels.linear_classifier()
     return Classifier(Planted(kind), tinymodels.info(kind),
                       [f"class{i}" for i in range(tinymodels.CLASSES)]).eval()
+
+
+def thermometer_classifier() -> Classifier:
+    """`--model tests/attacks/planted.py:thermometer_classifier`: the CLI path of a model with no autograd path."""
+    return classifier("thermometer")

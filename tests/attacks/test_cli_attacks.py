@@ -203,3 +203,23 @@ def test_robust_two_ranks_equal_one_process(folder, tmp_path, invoke):
     keys = ("eps", "correct_top1", "correct_top5", "total", "clean_correct", "fooled")
     assert [[p[k] for k in keys] for p in a["points"]] == [[p[k] for k in keys] for p in b["points"]]
     assert a["points"][1]["fooled"] > 0
+
+
+def test_robust_no_autograd_path_is_a_finding_and_adaptive_runs_square(folder, invoke):
+    """A hard thermometer encoding used to crash every gradient attack with exit 3: now its zero gradients are
+    a finding, and --adaptive's Square fools what APGD could not."""
+    planted = f"{os.path.join(os.path.dirname(__file__), 'planted.py')}:thermometer_classifier"
+    args = ["robust", str(folder), "--model", planted, "--eps", "0,16/255", "--workers", "0", "--device", "cpu",
+            "--attack", "apgd-ce", "--steps", "3", "--format", "json"]
+    plain = invoke(*args)
+    assert plain.returncode == 0, plain.stderr
+    body = json.loads(plain.stdout)
+    assert "zero-gradients" in [f["id"] for f in body["findings"]] and body["points"][1]["fooled"] == 0
+    adaptive = invoke(*args, "--adaptive")
+    assert adaptive.returncode == 0, adaptive.stderr
+    body = json.loads(adaptive.stdout)
+    assert [c["attack"] for c in body["settings"]["components"]] == ["apgd-ce", "square", "apgd-ce"]
+    follow = next(f for f in body["findings"] if f["id"] == "adaptive-follow-up")
+    assert follow["evidence"]["fooled_by_follow_up"]["square"] == body["points"][1]["fooled"] > 0
+    refused = invoke(*args, "--surrogate", TINY)
+    assert refused.returncode == 2 and "--adaptive" in refused.stderr and "Traceback" not in refused.stderr

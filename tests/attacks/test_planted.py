@@ -101,7 +101,7 @@ def test_adaptive_follow_up_counts_match_square_run_alone(data):
     assert result.points[1].correct_top1 == main.points[1].correct_top1 - fooled
     finding = next(f for f in result.findings if f.id == "adaptive-follow-up")
     assert finding.evidence["fooled_by_follow_up"] == {"square": fooled, "apgd-eot": 0}
-    assert [c["attack"] for c in result.settings.components] == ["square", "apgd-ce"]
+    assert [c["attack"] for c in result.settings.components] == ["pgd", "square", "apgd-ce"]
     assert result.points[1].gradient_passes > main.points[1].gradient_passes
 
 
