@@ -14,6 +14,7 @@ import click
 
 from nnprobe import __version__
 from nnprobe.errors import ExitCode, NnprobeError
+from nnprobe.report.escaping import one_line
 
 # command name -> module defining `command`; a module that is not there is simply not listed.
 COMMANDS = {
@@ -132,15 +133,15 @@ def _run(args: list[str]) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except NnprobeError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {one_line(str(exc))}", err=True)
         if debug:
             traceback.print_exc()
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(ExitCode.OK)
     except Exception as exc:  # a bug in nnprobe: say so, traceback only when asked
-        click.echo(f"Internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                   err=True)
+        click.echo(f"Internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for the "
+                   "traceback)", err=True)
         if debug:
             traceback.print_exc()
         sys.exit(ExitCode.INTERNAL)

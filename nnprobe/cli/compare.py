@@ -11,6 +11,7 @@ import click
 
 from nnprobe.cli.options import comparison_gate_options, report_options
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs
+from nnprobe.report.escaping import one_line
 
 
 def _per_sample_file(result_path: str) -> str | None:
@@ -73,5 +74,5 @@ def command(baseline: str, candidate: str, max_drop_top1: str | None, max_drop_t
     result = api.compare(baseline, candidate, **options)
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(one_line(f"note: {note}"), err=True)
     return code

@@ -12,6 +12,7 @@ from nnprobe.cli.options import COUNT, checked_device, report_options
 from nnprobe.cli.preflight import finish, guard_outputs, model_input_files
 from nnprobe.errors import UsageError
 from nnprobe.io import STDOUT
+from nnprobe.report.escaping import one_line
 
 
 @click.command("diagnose", short_help="Judge a training run from its logs: NaN loss, chance accuracy, overfitting ...")
@@ -96,7 +97,7 @@ def command(paths: tuple[str, ...], num_classes: int | None, metrics: tuple[str,
         click.echo(f"diagnose: wrote {len(written)} plot(s) to {plot}", err=True)
     for gate in result.comparison.gates if result.comparison is not None else ():
         if not gate.passed:  # said here: the findings' own lines do not cover a gate set by --baseline
-            click.echo(f"failed: --baseline {gate.name}: {gate.message}", err=True)
+            click.echo(one_line(f"failed: --baseline {gate.name}: {gate.message}"), err=True)
     click.get_current_context().exit(finish(result, fmt, output, passed=not result.failed))
 
 

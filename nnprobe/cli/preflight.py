@@ -80,7 +80,9 @@ def why_failed(result: Any, limit: int = 20) -> list[str]:
     from nnprobe.report.junit import junit_cases
 
     failed = [case for case in junit_cases(result) if case.status == "failed"]
-    lines = [f"failed: {case.name}: {case.message}".rstrip(": ") for case in failed[:limit]]
+    from nnprobe.report.escaping import one_line
+
+    lines = [one_line(f"failed: {case.name}: {case.message}".rstrip(": ")) for case in failed[:limit]]
     if len(failed) > limit:
         lines.append(f"failed: ... and {len(failed) - limit} more (see the report)")
     return lines
@@ -115,7 +117,9 @@ def finish(result: Any, fmt: str, output: str | None, *, passed: bool) -> ExitCo
 
         problem = append_step_summary(result, summary)
         if problem:
-            click.echo(f"note: could not append the summary to $GITHUB_STEP_SUMMARY ({summary}): {problem}",
+            from nnprobe.report.escaping import one_line
+
+            click.echo(one_line(f"note: could not append the summary to $GITHUB_STEP_SUMMARY ({summary}): {problem}"),
                        err=True)
     if passed:
         return ExitCode.OK

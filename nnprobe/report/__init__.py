@@ -52,6 +52,14 @@ def render_table(result: Any, *, color: bool) -> str:
 
 
 def render(result: Any, fmt: str, *, color: bool = False) -> str:
+    """The report in `fmt`; no line of it a GitHub runner would take for a workflow command (escaping.py)."""
+    from nnprobe.report.escaping import defuse_commands
+
+    text = _render(result, fmt, color=color)
+    return text if fmt == "github" else defuse_commands(text, fmt)  # github defuses its markdown part itself
+
+
+def _render(result: Any, fmt: str, *, color: bool = False) -> str:
     if fmt == "json":
         return render_json(result)
     if fmt == "junit":

@@ -116,8 +116,10 @@ def annotation_lines(result: Any, limit: int = MAX_ANNOTATIONS) -> list[str]:
 
 def render_github(result: Any) -> str:
     """Annotations, a blank line, then the markdown summary (readable in the log)."""
+    from nnprobe.report.escaping import defuse_commands
+
     lines = annotation_lines(result)
-    return "\n".join(lines) + ("\n\n" if lines else "") + render_markdown(result)
+    return "\n".join(lines) + ("\n\n" if lines else "") + defuse_commands(render_markdown(result), "github")
 
 
 def append_step_summary(result: Any, path: str) -> str | None:

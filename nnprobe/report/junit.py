@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nnprobe.report.escaping import xml_text
 from nnprobe.report.gates import gate_sentence
 
 
@@ -125,17 +126,17 @@ def render_junit(cases: Sequence[JUnitCase], suite: str) -> str:
     failures = sum(c.status == "failed" for c in cases)
     skipped = sum(c.status == "skipped" for c in cases)
     root = ET.Element("testsuites")
-    element = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)), failures=str(failures),
-                            errors="0", skipped=str(skipped))
-    for case in cases:
-        node = ET.SubElement(element, "testcase", classname=case.classname, name=case.name)
+    element = ET.SubElement(root, "testsuite", name=xml_text(suite), tests=str(len(cases)),
+                            failures=str(failures), errors="0", skipped=str(skipped))
+    for case in cases:  # every string from data made XML 1.0-safe (control characters replaced)
+        node = ET.SubElement(element, "testcase", classname=xml_text(case.classname), name=xml_text(case.name))
         if case.status == "failed":
-            failure = ET.SubElement(node, "failure", message=case.message)
-            failure.text = case.details or case.message
+            failure = ET.SubElement(node, "failure", message=xml_text(case.message))
+            failure.text = xml_text(case.details or case.message)
         elif case.status == "skipped":
-            ET.SubElement(node, "skipped", message=case.message)
+            ET.SubElement(node, "skipped", message=xml_text(case.message))
         elif case.message:
             out = ET.SubElement(node, "system-out")
-            out.text = case.message
+            out.text = xml_text(case.message)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,77 @@
+"""One filled result of every result kind (nnprobe.kinds.KINDS), for the tests that walk kinds, formats and
+fields: the golden report fixtures, plus a corruption sweep and a comparison built here by hand. `poisoned`
+puts hostile text into every string a result carries."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import report_fixtures as fixtures
+from nnprobe.attacks.results import RobustFinding
+from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
+from nnprobe.corruptions.results import CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings
+from nnprobe.results import Gate
+
+
+def corruption_result(gates: tuple[Gate, ...] = ()) -> CorruptionResult:
+    points = tuple(CorruptionPoint(c1, min(7, c1 + 2), 7, name, family, severity)
+                   for name, family, base in (("gaussian_noise", "noise", 4), ("fog", "weather", 2))
+                   for severity, c1 in ((1, base + 1), (3, base)))
+    return CorruptionResult(clean=CleanCounts(6, 7, 7), points=points,
+                            settings=CorruptionSettings(("gaussian_noise", "fog"), (1, 3), seed=0),
+                            model=fixtures.MODEL, data={"path": "val", "layout": "folders"}, run=fixtures.RUN,
+                            gates=gates)
+
+
+def comparison() -> Comparison:
+    flips = Flips(3, 1, 0.3125, ("val/a.png", "val/b.png"), ("val/c.png",))
+    change = FindingChange("loss-not-finite", "run-a", "error", "train_loss is NaN from step 3.")
+    return Comparison(
+        compared="eval", baseline="base.json", candidate="cand.json", same_data=True, paired=True,
+        metrics=(MetricDelta("top1", 0.75, 0.5), MetricDelta("ece", None, 0.1)),
+        classes=(ClassDelta(1, "dog [big]", 3, 4, 1, 4, 0.25),), flips_top1=flips, flips_top5=flips,
+        points=(EpsDelta(2 / 255, 5, 7, 3, 7, flips),), fell_earlier=2, fell_later=0,
+        fell_earlier_paths=("val/a.png",), new=(change,), gone=(change,),
+        changed=(dataclasses.replace(change, baseline_severity="warning", baseline_message="was a warning"),),
+        unchanged=(change,),
+        gates=(Gate("max-drop-top1", 0.01, 0.25, False, "top-1 dropped 25.00pt, over the allowed 1.00pt"),),
+        notes=("No per-sample file for the baseline.",), options={"max_drop_top1": 0.01})
+
+
+def robust_with_findings():
+    finding = RobustFinding("zero-gradients", "warning", "6 of 6 checked samples have an all-zero gradient.",
+                            "Look for non-differentiable steps.", {"checked": 6, "zero": 6, "sample_ids": [0, 1]})
+    return dataclasses.replace(fixtures.robust_result(fixtures.robust_gates()), findings=(finding,))
+
+
+def one_of_each() -> dict[str, Any]:
+    """Kind name -> a result of that kind with failing gates or findings (so every format has cases)."""
+    return {"eval": fixtures.eval_with_findings(), "robust": robust_with_findings(),
+            "corruption": corruption_result((Gate("min-corruption-top1", 0.9, 0.5, False, "below"),)),
+            "fool": fixtures.fool_result(fixtures.fool_gates()), "diagnose": fixtures.diagnosis(),
+            "compare": comparison()}
+
+
+# strings whose value is an enumeration the renderers branch on (the data itself never sets them)
+ENUMERATED = {"severity", "status", "fail_on", "norm", "compared", "space", "interpolation", "source", "precision",
+              "device", "baseline_severity", "kind", "attack", "family", "corruption", "corruptions", "format", "role",
+              "id"}
+KEPT = {"fail-if-fooled"}  # a gate name the fool renderers branch on
+
+
+def poisoned(value: Any, text: str, name: str = "") -> Any:
+    """`value` with `text` appended to every string it carries (dataclass fields, tuples, dict values),
+    except the enumerations in ENUMERATED."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: poisoned(getattr(value, f.name), text, f.name) for f in dataclasses.fields(value)
+                   if f.init}
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(poisoned(v, text, name) for v in value)
+    if isinstance(value, list):
+        return [poisoned(v, text, name) for v in value]
+    if isinstance(value, dict):
+        return {k: poisoned(v, text, k) for k, v in value.items()}
+    if isinstance(value, str) and name not in ENUMERATED and value not in KEPT:
+        return value + text
+    return value
