@@ -130,7 +130,8 @@ def merge_robust(parts: Sequence[dict]) -> dict[str, Any]:
         point["fp32_correct_top1"] = None if None in fp32 else sum(fp32)
         for key in ("mean_linf", "mean_l2"):
             weighted = [(p[key], p["clean_correct"]) for p in row if p["clean_correct"]]
-            point[key] = (sum(v * n for v, n in weighted) / point["clean_correct"]) if point["clean_correct"] else None
+            known = point["clean_correct"] and all(v is not None for v, _ in weighted)
+            point[key] = sum(v * n for v, n in weighted) / point["clean_correct"] if known else None
         points.append(point)
     body["points"] = points
     body["data"] = _merged_data(parts)
@@ -177,17 +178,66 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
         return _corruption_result(merged, min_corruption_top1)
     saved, rows = _merge_rows(named, save_predictions) if save_predictions else (None, None)
     if kind == "robust":
-        from nnprobe.attacks.results import RobustResult
-        from nnprobe.attacks.robustness import gates_for
-        from nnprobe.results import from_jsonable
-
-        from nnprobe.per_sample import median_min_eps
-
-        result = from_jsonable(RobustResult, merged)
-        median = median_min_eps([r["clean_correct"] for r in rows], [r["fell_at"] for r in rows]) if rows else None
-        return dataclasses.replace(result, gates=gates_for(result.points, min_robust_top1), per_sample=saved,
-                                   median_min_eps=median)
+        return _robust_result(merged, bodies, saved, rows, min_robust_top1)
     return _eval_result(merged, bodies, saved, rows, gates)
+
+
+def _robust_result(merged: dict, bodies: Sequence[dict], saved, rows, thresholds):
+    """The merged RobustResult: the sanity checks' counts summed over the slices and the findings re-derived
+    from them (as one process over the whole data set finds them), the median from the merged rows."""
+    from nnprobe.attacks.results import RobustResult
+    from nnprobe.attacks.robustness import gates_for
+    from nnprobe.per_sample import median_min_eps
+    from nnprobe.results import from_jsonable
+
+    sanity = merge_sanity([b.get("sanity") for b in bodies])
+    result = from_jsonable(RobustResult, dict(merged, sanity=sanity, findings=[]))
+    median = median_min_eps([r["clean_correct"] for r in rows], [r["fell_at"] for r in rows]) if rows else None
+    return dataclasses.replace(result, gates=gates_for(result.points, thresholds), per_sample=saved,
+                               median_min_eps=median, findings=_whole_findings(result, sanity))
+
+
+def merge_sanity(records: Sequence[dict | None]) -> dict | None:
+    """The slices' sanity counts as one process's: counts summed, example sample ids the first of all
+    slices in data order, the largest output difference the largest. None when a slice has none (older)."""
+    if not records or any(not isinstance(r, dict) for r in records):
+        return None
+    from nnprobe.attacks.sanity import EXAMPLES
+
+    def added(rows):
+        return [[sum(column) for column in zip(*row)] for row in zip(*rows)]
+
+    examples: dict[str, list[int]] = {}
+    for record in records:
+        for check, ids in record["examples"].items():
+            examples[check] = sorted(set(examples.get(check, [])) | set(ids))[:EXAMPLES]
+    first = records[0]
+    return {"model": {k: sum(int(r["model"].get(k, 0)) for r in records) for k in first["model"]},
+            "budget": added([r["budget"] for r in records]), "examples": examples,
+            "largest_difference": max(float(r["largest_difference"]) for r in records),
+            "follow_ups": added([r["follow_ups"] for r in records]) if first["follow_ups"] else [],
+            "follow_up_ids": first["follow_up_ids"]}
+
+
+def _whole_findings(result, sanity: dict | None) -> tuple:
+    """The sanity findings of the merged result, from the summed counts (`sanity.findings`); without
+    counts (slices written before they were recorded), only those the points alone show."""
+    import types
+
+    from nnprobe.attacks.adaptive import findings as follow_findings
+    from nnprobe.attacks.base import build
+    from nnprobe.attacks.sanity import Probe, findings
+
+    if sanity is None:
+        return findings(result.points, None)
+    settings = result.settings
+    attacks = [build(settings.attack, eps, steps=settings.steps, random_start=settings.random_start)
+               for eps in settings.eps]
+    found = findings(result.points, Probe.restored(sanity, attacks))
+    if sanity["follow_up_ids"]:
+        adaptive = types.SimpleNamespace(ids=tuple(sanity["follow_up_ids"]))
+        found += tuple(follow_findings(adaptive, attacks, sanity["follow_ups"]))
+    return found
 
 
 def _corruption_result(merged: dict, threshold: float | None):

@@ -174,6 +174,9 @@ class RobustResult(Gated):
     findings: tuple[RobustFinding, ...] = ()  # sanity checks that fired (`nnprobe.attacks.sanity`)
     comparison: Any = None  # Comparison with `--baseline` (its gates are among `gates`)
     median_min_eps: float | None = None  # median smallest fooling budget on the sweep's grid (None: above it)
+    sanity: dict[str, Any] | None = None  # the sanity checks' raw counts (`Probe.counts`): `merge` sums them
+    # over slices and re-derives the findings of the whole; not in the JSON when None
+
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(dataclasses.replace(self, samples=None, comparison=None))
@@ -181,6 +184,8 @@ class RobustResult(Gated):
         body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5),
                                attack_success_rate=to_jsonable(p.attack_success_rate)) for p in self.points]
+        if self.sanity is None:
+            del body["sanity"]
         return {"schema_version": SCHEMA_VERSION, "kind": "robust", "passed": self.passed, **body}
 
 

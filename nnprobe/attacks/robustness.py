@@ -335,6 +335,8 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
                         run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
                                     seconds=time.perf_counter() - started, versions=versions(), seed=seed),
                         samples=done.samples, findings=found,
+                        sanity=done.tally.probe.counts(done.tally.follow_ups.cpu().tolist(),
+                                                       adaptive.ids if adaptive is not None else ()),
                         median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]))
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))

@@ -94,6 +94,24 @@ class Probe:
         """The counts to sum over ranks (`Shard.finish`)."""
         return self.model, self.budget
 
+    def counts(self, follow_ups: list[list[int]] | None = None, follow_up_ids: tuple[str, ...] = ()) -> dict:
+        """The raw evidence as JSON (`RobustResult.sanity`): `nnprobe merge` sums it over the slices and
+        re-derives the findings of the whole from it (`restored`), as one process would have found them."""
+        return {"model": dict(zip(_MODEL, (int(v) for v in self.model.cpu().tolist()))),
+                "budget": self.budget.cpu().tolist(), "examples": {k: list(v) for k, v in self.examples.items()},
+                "largest_difference": self.largest_difference, "follow_ups": follow_ups or [],
+                "follow_up_ids": list(follow_up_ids)}
+
+    @classmethod
+    def restored(cls, counts: dict, attacks) -> "Probe":
+        """A probe holding `counts` (summed over slices), for `findings`."""
+        probe = cls(attacks, "cpu", None)
+        probe.model = torch.tensor([int(counts["model"].get(name, 0)) for name in _MODEL], dtype=torch.int64)
+        probe.budget = torch.tensor(counts["budget"], dtype=torch.int64).reshape(len(attacks), len(_BUDGET))
+        probe.examples = {k: list(v) for k, v in counts["examples"].items()}
+        probe.largest_difference = float(counts["largest_difference"])
+        return probe
+
     def _example(self, check: str, ids: torch.Tensor) -> None:
         kept = self.examples.setdefault(check, [])
         kept.extend(int(i) for i in ids.flatten().tolist()[:EXAMPLES - len(kept)])

@@ -187,6 +187,29 @@ def check_robust(check: Checker, body: Mapping[str, Any]) -> None:
     if len(totals) > 1:
         check.fail(f"its points count different totals ({sorted(totals)}): one sweep attacks the same images")
     _per_sample(check, body, totals.pop())
+    if body.get("sanity") is not None:
+        _sanity(check, check.mapping(body["sanity"], "sanity"), len(points))
+
+
+def _sanity(check: Checker, sanity: Mapping[str, Any], budgets: int) -> None:
+    """The sanity checks' raw counts (summed by merge): counts, one row per budget, example ids."""
+    model = check.mapping(sanity.get("model"), "sanity.model")
+    for key in model:
+        check.count(model, key, "sanity.model.")
+    for name in ("budget", "follow_ups"):
+        rows = check.items(sanity, name, "sanity.")
+        if (rows or name == "budget") and len(rows) != budgets:
+            check.fail(f"sanity.{name} has {len(rows)} rows for {budgets} budgets")
+        for row in rows:
+            if not isinstance(row, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                    for v in row):
+                check.fail(f"sanity.{name} holds a row that is not counts")
+    examples = check.mapping(sanity.get("examples"), "sanity.examples")
+    if not all(isinstance(ids, list) and all(isinstance(i, int) for i in ids) for ids in examples.values()):
+        check.fail("sanity.examples holds something other than sample ids")
+    check.number(sanity, "largest_difference", "sanity.", optional=False, low=0.0)
+    if not isinstance(sanity.get("follow_up_ids"), list):
+        check.fail("sanity.follow_up_ids is not a list")
 
 
 def check_corruption(check: Checker, body: Mapping[str, Any]) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from data.test_decode import make_broken_files
-from helpers import PLAIN, PLAIN_FLAGS, factory_spec, make_wnid_folders
+from helpers import PLAIN, PLAIN_FLAGS, TESTS, factory_spec, make_wnid_folders
 
 from nnprobe import api
 from nnprobe.data.shards import shard_positions
@@ -159,3 +159,58 @@ def test_corruption_slices_merged_equal_one_process(tmp_path, data, count):
 
     summary = render(merged, "markdown")
     assert f"mean corruption top-1 **{100 * one.mean_corruption_top1:.2f}%**" in summary
+
+
+def _without(body: dict, *keys: str) -> dict:
+    return {k: v for k, v in body.items() if k not in keys}
+
+
+def _same(left, right, where: str = "") -> None:
+    """Equal in every field: the same keys, exact values, floats to 1e-6 (sums over other batch splits)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        assert set(left) == set(right), (where, set(left) ^ set(right))
+        for key in left:
+            _same(left[key], right[key], f"{where}.{key}")
+    elif isinstance(left, list) and isinstance(right, list):
+        assert len(left) == len(right), where
+        for i, (a, b) in enumerate(zip(left, right)):
+            _same(a, b, f"{where}[{i}]")
+    elif isinstance(left, float) and isinstance(right, float):
+        assert right == pytest.approx(left, rel=1e-6, abs=1e-9), where
+    else:
+        assert left == right, (where, left, right)
+
+
+def _run_only(body: dict) -> dict:
+    """A robust result's JSON less what says how it ran (time, processes, where its files went, slicing)."""
+    body = _without(body, "per_sample")
+    body["run"] = _without(body["run"], "seconds", "world_size")
+    body["data"] = _without(body["data"], "shard", "merged_from", "slice")
+    return body
+
+
+@pytest.mark.parametrize("model, attack", [("softmax_color_net_1000", "pgd"), ("rounded_color_net_1000", "pgd"),
+                                           ("rounded_color_net_1000", "autoattack")])
+@pytest.mark.parametrize("count", [2, 3])
+def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, model, attack):
+    """Every field of the JSON, the sanity findings and their summed evidence included (issue 16 part 3:
+    a merged run used to report slice 1's `checked: 6` for the whole data set's 12)."""
+    options = dict(attack=attack, eps="0,2/255,8/255", steps=3, seed=7)
+    gates = {2 / 255: 0.1}
+    spec = f"{TESTS / 'eval' / 'masked_models.py'}:{model}"
+    one = api.robust(spec, data, workers=0, min_robust_top1=gates, save_predictions=str(tmp_path / "one.jsonl"),
+                     **options, **PLAIN)
+    parts = []
+    for k in range(1, count + 1):
+        rows = tmp_path / f"{k}.jsonl"
+        part = api.robust(spec, data, workers=0, shard=f"{k}/{count}", save_predictions=str(rows), **options,
+                          **PLAIN)
+        parts.append(tmp_path / f"{k}.json")
+        parts[-1].write_text(json.dumps(part.to_dict()))
+    merged = api.merge([str(p) for p in parts], min_robust_top1=gates, save_predictions=str(tmp_path / "all.jsonl"))
+    assert one.findings, "the model sets off a sanity check"
+    _same(_run_only(one.to_dict()), _run_only(merged.to_dict()))
+    assert (merged.per_sample.sha256, merged.per_sample.rows) == (one.per_sample.sha256, one.per_sample.rows)
+    checked = {f.id: f.evidence["checked"] for f in merged.findings if f.id in ("zero-gradients",
+                                                                             "probabilities-not-logits")}
+    assert list(checked.values()) == [12], checked  # every image of the data set, not slice 1's 6 or 4

@@ -202,3 +202,23 @@ def test_a_per_sample_file_that_is_a_fifo_is_refused(tmp_path):
     cand = write(tmp_path / "cand.json", body)
     base = write(tmp_path / "base.json", eval_body())
     expect_refusal(cli("compare", str(base), str(cand)), 2, "cand.preds")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda s: s["model"].update(grad_checked=-1), "not a count"),
+    (lambda s: s.update(budget=[[0] * 7]), "1 rows for 3 budgets"),
+    (lambda s: s["budget"][0].__setitem__(0, "x"), "not counts"),
+    (lambda s: s.update(largest_difference=None), "largest_difference"),
+])
+def test_tampered_sanity_counts_of_a_robust_slice_are_refused(tmp_path, invoke, edit, fragment):
+    """A robust result's sanity counts are summed by merge into the findings of the whole: checked too."""
+    body = json.loads((GOLDEN / "robust.json").read_text())
+    body["sanity"] = {"model": {"grad_checked": 7, "grad_zero": 0}, "budget": [[0] * 7 for _ in range(3)],
+                      "examples": {}, "largest_difference": 0.0, "follow_ups": [], "follow_up_ids": []}
+    body["data"]["shard"] = {"index": 1, "count": 1}
+    write(tmp_path / "good.json", body)
+    run = invoke("merge", str(tmp_path / "good.json"), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    edit(body["sanity"])
+    run = invoke("merge", str(write(tmp_path / "part.json", body)))
+    assert run.returncode == 2 and fragment in run.stderr and "Traceback" not in run.stderr, run.stderr
