@@ -18,12 +18,31 @@ MERGEABLE = ("eval", "robust", "corruption")
 _RUN_FIELDS = ("run", "images_per_second", "per_sample", "gates", "passed", "plot", "top1", "top5")
 
 
-def load_part(path: str) -> dict[str, Any]:
+def load_part(path: str, data: bytes | None = None) -> dict[str, Any]:
     """One slice's result JSON, read back through the one reader (a regular file, size and depth caps) and
-    its kind's schema; anything else is one sentence."""
+    its kind's schema (`data`: a bucket object's bytes, fetched by part_files); anything else is one
+    sentence."""
     from nnprobe import kinds
 
-    return kinds.read(path, "Result", MERGEABLE)
+    if data is None:
+        return kinds.read(path, "Result", MERGEABLE)
+    from nnprobe.io import parse_json
+
+    return kinds.validate(parse_json(data, f"Result {path}"), f"Result {path}", MERGEABLE)
+
+
+def load_parts(parts: Sequence[str | os.PathLike | Mapping[str, Any]]) -> list[tuple[str, dict]]:
+    """(name, body) per part: result dicts as given, paths, globs and bucket URLs through part_files."""
+    from nnprobe import kinds
+    from nnprobe.part_files import fetch
+
+    named: list[tuple[str, dict]] = []
+    for i, p in enumerate(parts):
+        if isinstance(p, Mapping):
+            named.append((f"part {i + 1}", kinds.validate(p, f"part {i + 1}", MERGEABLE)))
+        else:
+            named += [(name, load_part(name, data)) for name, data in fetch([os.fspath(p)])]
+    return named
 
 
 def _same(parts: Sequence[tuple[str, dict]], what: str, get) -> None:
@@ -164,8 +183,7 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
     from nnprobe import kinds
 
     gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
-    named = [(p, load_part(p)) if isinstance(p, (str, os.PathLike)) else
-             (f"part {i + 1}", kinds.validate(p, f"part {i + 1}", MERGEABLE)) for i, p in enumerate(parts)]
+    named = load_parts(parts)
     if not named:
         raise UsageError("Give the --shard results to merge (part*.json).")
     check_slices(named, allow_version_mismatch)

@@ -14,7 +14,7 @@ from nnprobe.cli.preflight import existing_files, finish, guard_outputs
 
 
 @click.command("merge", short_help="Add up --shard K/N results exactly (refuses gaps, overlaps, other data).")
-@click.argument("parts", nargs=-1, required=True, type=click.Path())
+@click.argument("parts", nargs=-1, required=True, metavar="PART...")
 @eval_gate_options
 @click.option("--min-robust-top1", "gates", multiple=True, metavar="EPS=F",
               help="Gate (robust parts): exit 1 when the merged robust top-1 at EPS is below F. Repeatable.")
@@ -31,9 +31,14 @@ def command(parts, min_top1, min_top5, max_ece, min_class_top1, gates, min_corru
     (robust with --corruptions too).
 
     Every slice 1..N must be given exactly once, all from the same model, settings and data; counts are
-    summed exactly, so the merged report equals a single run's.
+    summed exactly, so the merged report equals a single run's. A PART is a file, a quoted glob
+    ('parts/part-*.json') or a bucket URL (s3://bucket/run/part-*.json; the remote extra).
     """
-    files = existing_files(parts, "Result")
+    from nnprobe.diagnosis.remote import is_remote
+    from nnprobe.part_files import names
+
+    files = names(parts)  # a quoted glob expanded here, so the output guard sees every part
+    existing_files([f for f in files if not is_remote(f)], "Result")
     thresholds = dict(parse_gate(g) for g in gates)
     eval_thresholds = eval_gates(min_top1, min_top5, max_ece, min_class_top1)
     guard_outputs({"-o": output, "--save-predictions": save_predictions}, files=files)
