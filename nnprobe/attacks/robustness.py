@@ -169,6 +169,8 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     tally.adaptive = adaptive
     tally.follow_ups = torch.zeros(len(attacks), 3, dtype=torch.int64, device=dev)
     done = 0
+    if progress is not None and total:
+        progress(0, total)  # the bar knows its total from the start
     for item in batches:
         x, labels = item[0], item[1]
         ids = torch.as_tensor(item[2]) if len(item) > 2 else torch.arange(done, done + labels.numel())

@@ -57,6 +57,8 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
     classifier = classifier.to(dev).eval()
     autocast = make_autocast(dev, precision)
     done = 0
+    if progress is not None and total:
+        progress(0, total)  # the bar knows its total from the start
     for item in batches:
         x, labels = item[0], item[1]
         positions = (torch.as_tensor(item[2]).tolist() if len(item) > 2

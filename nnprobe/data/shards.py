@@ -98,6 +98,8 @@ class Shard:
     def __iter__(self) -> Iterator[DeviceBatch]:
         self._start = time.perf_counter()
         done = 0
+        if self.progress is not None:
+            self.progress(0, len(self.dataset))  # the total is known before the first batch, not "0/?"
         for batch in self.loader:
             pixels, labels, positions, skips = _batch_on_device(batch, self.device, self.preprocessing)
             self._skip(batch.skipped + skips)
