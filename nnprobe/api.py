@@ -212,17 +212,18 @@ def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = N
 def diagnose(run: str | os.PathLike, *, model: Any = None, data: Any = None, num_classes: int | None = None,
              metric: Mapping[str, str] | Iterable[str] | None = None, fail_on: str = "error", no_crc: bool = False,
              limit: int | None = None, device: Any = "auto", baseline: str | os.PathLike | None = None,
-             **model_options: Any) -> "Diagnosis":
+             timeout: float | None = None, **model_options: Any) -> "Diagnosis":
     """Judge a training run from its logs, as `nnprobe diagnose`; with `model` and `data`, also measure how
     the model's answers spread over classes on the images (a constant predictor is an error).
 
     `run`: a path, or a list of paths (each diagnosed, one Diagnosis). `baseline`: a run folder or diagnose
-    JSON to compare the logs' verdict with (attached as `.comparison`; a new error finding fails)."""
+    JSON to compare the logs' verdict with (attached as `.comparison`; a new error finding fails).
+    `timeout`: seconds a request to a remote store may take to connect or answer (default 20)."""
     from nnprobe.diagnosis.summary import diagnose_many
 
     if (model is None) != (data is None):
         raise UsageError("model and data go together: the probe runs the model on the labelled images.")
-    options = dict(num_classes=num_classes, metric_overrides=metric, verify_crc=not no_crc)
+    options = dict(num_classes=num_classes, metric_overrides=metric, verify_crc=not no_crc, timeout=timeout)
     paths = list(run) if isinstance(run, (list, tuple)) else [run]
     result = diagnose_many(paths, fail_on=fail_on, **options)
     if baseline is not None:

@@ -41,6 +41,9 @@ from nnprobe.report.escaping import one_line
 @click.option("--plot", default=None, metavar="DIR",
               help="Write DIR/<run>.png per run: loss and accuracy curves, NaN points, findings and the best "
                    "epoch marked (matplotlib).")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=3600), default=20.0, show_default=True,
+              metavar="SECONDS", help="Connect and read timeout of each request to a remote store (s3:// ...); a "
+                                      "refused or silent endpoint is not retried.")
 @click.option("--follow", is_flag=True,
               help="Watch a live run: read appended records every --poll seconds; exit 1 at the first NaN, "
                    "negative or diverging loss (naming its step), 0 when the run ends (docs/diagnose.md).")
@@ -48,14 +51,17 @@ from nnprobe.report.escaping import one_line
               help="With --follow: seconds between reads.")
 @click.option("--idle", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="SECONDS",
               help="With --follow: the run has ended after this long without new data.")
+@click.option("--wait", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="SECONDS",
+              help="With --follow: wait this long for PATH and its first log to appear (a follower started before "
+                   "the run); then exit 2.")
 @click.option("--kill-on-error", "kill_pid", type=int, default=None, metavar="PID",
               help="With --follow: send SIGTERM to exactly this process (not its group or children) when an "
-                   "error is found. PID <= 1, nnprobe itself and its parent are refused.")
+                   "error is found. PID <= 1, nnprobe itself and every process that started it are refused.")
 @report_options
 def command(paths: tuple[str, ...], num_classes: int | None, metrics: tuple[str, ...], fail_on: str, no_crc: bool,
             model: str | None, weights: str | None, arch: str | None, trust_pickle: bool, data: str | None,
             limit: int | None, device: str, baseline: str | None, plot: str | None, follow: bool, poll: float,
-            idle: float, kill_pid: int | None, fmt: str, output: str | None) -> None:
+            idle: float, wait: float, kill_pid: int | None, timeout: float, fmt: str, output: str | None) -> None:
     """Read a training run's logs (TensorBoard, Lightning/Keras CSV, HF trainer_state.json, JSON lines)
     and report what went wrong: non-finite loss, chance accuracy, constant prediction, overfitting, and more.
 
@@ -74,10 +80,10 @@ def command(paths: tuple[str, ...], num_classes: int | None, metrics: tuple[str,
     if (model is None) != (data is None):
         raise UsageError("--model and --data go together: the probe runs the model on the labelled images.")
     if follow or kill_pid is not None:
-        _follow(paths, follow, poll, idle, kill_pid, num_classes, metrics, fail_on, no_crc,
+        _follow(paths, follow, (poll, idle, wait), kill_pid, num_classes, metrics, fail_on, no_crc,
                 (model, baseline, plot, output), fmt)
         return
-    logs = [f for path in paths for f in log_files(path)]
+    logs = [f for path in paths for f in log_files(path, timeout=timeout)]
     guard_outputs({"-o": output}, files=[*logs, *model_input_files(model, weights), *baseline_files(baseline)],
                   folders=[("data set", data)])
     for path in paths:
@@ -85,7 +91,7 @@ def command(paths: tuple[str, ...], num_classes: int | None, metrics: tuple[str,
     _refuse_plot_folder(plot, paths, logs)
     result = api.diagnose(list(paths) if len(paths) > 1 else paths[0], baseline=baseline, model=model, data=data,
                           num_classes=num_classes, metric=list(metrics), fail_on=fail_on, no_crc=no_crc, limit=limit,
-                          device=device, weights=weights, arch=arch, trust_pickle=trust_pickle)
+                          device=device, weights=weights, arch=arch, trust_pickle=trust_pickle, timeout=timeout)
     if output or fmt != "table":
         counts = result.counts()
         click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
@@ -101,7 +107,7 @@ def command(paths: tuple[str, ...], num_classes: int | None, metrics: tuple[str,
     click.get_current_context().exit(finish(result, fmt, output, passed=not result.failed))
 
 
-def _follow(paths: tuple[str, ...], follow: bool, poll: float, idle: float, kill_pid: int | None,
+def _follow(paths: tuple[str, ...], follow: bool, timing: tuple[float, float, float], kill_pid: int | None,
             num_classes: int | None, metrics: tuple[str, ...], fail_on: str, no_crc: bool, others: tuple,
             fmt: str) -> None:
     """--follow: one run watched until an error (exit 1) or its end (exit 0); progress on stderr."""
@@ -116,7 +122,9 @@ def _follow(paths: tuple[str, ...], follow: bool, poll: float, idle: float, kill
     if any(value is not None for value in others):
         raise UsageError("--follow does not combine with --model, --baseline, --plot or -o; run diagnose "
                          "again on the finished run for those.")
-    result = follow_run(paths[0], poll=poll, idle=idle, num_classes=num_classes, metric_overrides=list(metrics),
+    poll, idle, wait = timing
+    result = follow_run(paths[0], poll=poll, idle=idle, wait=wait, num_classes=num_classes,
+                        metric_overrides=list(metrics),
                         fail_on=fail_on, verify_crc=not no_crc, kill_pid=kill_pid,
                         progress=lambda line: click.echo(line, err=True))
     click.echo(f"diagnose --follow: {result.reason}", err=True)

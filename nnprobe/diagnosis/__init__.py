@@ -44,18 +44,26 @@ def class_count(num_classes: int | None, class_hints, roles) -> tuple[int | None
 
 def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
              metric_overrides: dict[str, str] | Iterable[str] | None = None, fail_on: str = "error",
-             verify_crc: bool = True, extra_findings: Sequence[Finding] = ()) -> Diagnosis:
+             verify_crc: bool = True, extra_findings: Sequence[Finding] = (),
+             timeout: float | None = None) -> Diagnosis:
     """Judge every run under `path` (a run folder, a folder of runs, or one log file).
 
     num_classes: K for the chance and init-loss checks; else taken from hparams.yaml / config.json, else
     inferred from a first loss logged at init (said in the report). metric_overrides: {role: series name}
     or ["role=name", ...]. extra_findings: findings from probes beyond the logs, appended as they are.
+    timeout: seconds a request to a remote store (s3:// ...) may take to connect or answer (default 20).
     """
-    from nnprobe.diagnosis.checks import RunContext, run_checks
+    from nnprobe.diagnosis.remote import timeouts
+
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
+        raise UsageError(f"timeout must be a number of seconds from 0 to 3600, got {timeout!r}.")
+    with timeouts(timeout):
+        return _diagnose(path, num_classes, metric_overrides, fail_on, verify_crc, extra_findings)
+
+
+def _diagnose(path, num_classes, metric_overrides, fail_on, verify_crc, extra_findings) -> Diagnosis:
     from nnprobe.diagnosis.readers import MAX_CLASSES, discover
-    from nnprobe.diagnosis.roles import map_roles, parse_overrides
     from nnprobe.diagnosis.run import load_runs
-    from nnprobe.diagnosis.summary import run_summary
 
     started = time.perf_counter()
     if fail_on not in FAIL_LEVELS:
@@ -64,34 +72,48 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
         shown = f"a {_digits(abs(num_classes))}-digit number" \
             if isinstance(num_classes, int) and num_classes.bit_length() > 64 else repr(num_classes)
         raise UsageError(f"--num-classes must be an integer from 2 to {MAX_CLASSES:,}, got {shown}.")
-    if isinstance(metric_overrides, dict):
-        overrides = parse_overrides(f"{k}={v}" for k, v in metric_overrides.items())
-    else:
-        overrides = parse_overrides(metric_overrides)
+    overrides = parsed_overrides(metric_overrides)
     top = _spelled(os.fspath(path))
     runs_files = discover(top)
     reports = []
     loaded = [run for files in runs_files for run in load_runs(files, verify_crc=verify_crc)]
     if not any(len(one) for run in loaded for one in run.series.values()):
-        raise InputError(_nothing_read(top, loaded))
+        raise InputError(nothing_read(top, loaded))
     for name in overrides.values():
         if not any(name in run.series for run in loaded):
             raise UsageError(f"--metric names {name!r}, which no run under {top} logged.")
     for run in loaded:
-        roles, mapping = map_roles(run.series, overrides)
-        k, source = class_count(num_classes, run.class_hints, roles)
         display = os.path.relpath(run.path, top) if os.path.isdir(top) else run.path
-        display = top if display == "." else display
-        ctx = RunContext(path=display, roles=roles, series=run.series, num_classes=k,
-                         num_classes_source=source, issues=run.issues, meta=run.meta,
-                         superseded=run.superseded)
-        outcomes: tuple[CheckOutcome, ...] = run_checks(ctx)
-        reports.append(RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping,
-                                 num_classes=k, num_classes_source=source, outcomes=outcomes,
-                                 curves=_curves(roles), superseded=run.superseded, summary=run_summary(roles),
-                                 series=dict(roles)))
+        reports.append(judge_run(run, top if display == "." else display, num_classes, overrides))
     return Diagnosis(path=top, runs=tuple(reports), fail_on=fail_on, extra_findings=tuple(extra_findings),
                      seconds=round(time.perf_counter() - started, 3))
+
+
+def judge_run(run, display: str, num_classes: int | None, overrides: dict[str, str],
+              ids: Sequence[str] | None = None) -> RunReport:
+    """One loaded run (run.RunData) judged: roles mapped, K resolved (class_count), the checks run (all, or
+    `ids`). The one judging of a run: `diagnose` and `follow` both call it."""
+    from nnprobe.diagnosis.checks import RunContext, run_checks
+    from nnprobe.diagnosis.roles import map_roles
+    from nnprobe.diagnosis.summary import run_summary
+
+    roles, mapping = map_roles(run.series, overrides)
+    k, source = class_count(num_classes, run.class_hints, roles)
+    ctx = RunContext(path=display, roles=roles, series=run.series, num_classes=k, num_classes_source=source,
+                     issues=run.issues, meta=run.meta, superseded=run.superseded)
+    outcomes: tuple[CheckOutcome, ...] = run_checks(ctx, ids)
+    return RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping, num_classes=k,
+                     num_classes_source=source, outcomes=outcomes, curves=_curves(roles),
+                     superseded=run.superseded, summary=run_summary(roles), series=dict(roles))
+
+
+def parsed_overrides(metric_overrides) -> dict[str, str]:
+    """--metric ROLE=NAME given as a dict or as "role=name" texts, parsed once."""
+    from nnprobe.diagnosis.roles import parse_overrides
+
+    if isinstance(metric_overrides, dict):
+        return parse_overrides(f"{k}={v}" for k, v in metric_overrides.items())
+    return parse_overrides(metric_overrides)
 
 
 def _spelled(path: str) -> str:
@@ -107,17 +129,20 @@ def _digits(n: int) -> int:
     return d - 1 if n < 10 ** (d - 1) else d
 
 
-def log_files(path: str | os.PathLike) -> list[str]:
+def log_files(path: str | os.PathLike, timeout: float | None = None) -> list[str]:
     """Every file `diagnose(path)` would read (logs, hparams.yaml, config.json), found without parsing
     them or importing torch: for a guard that refuses to write a report over an input. Paths are as found
-    under `path` (resolve them before comparing); [] when `path` holds no log."""
+    under `path` (resolve them before comparing); [] when `path` holds no log. `timeout` as in diagnose."""
     from nnprobe.diagnosis.readers import log_files as found
+    from nnprobe.diagnosis.remote import timeouts
 
-    return found(os.fspath(path))
+    with timeouts(timeout):
+        return found(os.fspath(path))
 
 
-def _nothing_read(top: str, loaded) -> str:
-    """One sentence for input that gave no point: the first file that could not be read and why."""
+def nothing_read(top: str, loaded) -> str:
+    """One sentence for input that gave no point: the first file that could not be read and why (diagnose
+    and follow say the same)."""
     problems = [(issue.path, (" " if issue.kind == "unreadable" else ": ") + issue.detail)
                 for run in loaded for issue in run.issues if issue.kind in ("unreadable", "corrupt", "truncated")]
     problems += [(source.path, f" is {source.skipped}") for run in loaded for source in run.sources

@@ -4,7 +4,8 @@ fsspec and the backend (s3fs, gcsfs, huggingface_hub, adlfs: the `remote` extra)
 such a URL is given. Readers never see a difference: `base.open_regular` hands them a file object from
 `open_remote`, which reads byte ranges as they are asked for (an event file is read 16 MiB at a time, never
 downloaded whole; one range request holds at most that chunk plus a 4 MiB read-ahead), and
-`discover_remote` groups the listed files into runs as `discover` does a local folder. Credentials and
+`listing` lists a folder's files, which `readers.discover` groups into runs as it does a local folder (this
+module imports nothing of the readers). Every request has connect and read timeouts (`timeouts`). Credentials and
 endpoints come only from the backend's usual environment (AWS_* variables and ~/.aws, AWS_ENDPOINT_URL or
 FSSPEC_S3_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, HF_TOKEN, AZURE_*); nnprobe never takes a secret
 on its command line. Every failure (no backend, no bucket, no credentials)
@@ -15,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from contextlib import contextmanager
+
 from nnprobe.errors import InputError
 
 # URL scheme -> the pip package that gives fsspec that protocol (for the message when it is missing).
@@ -22,6 +25,36 @@ SCHEMES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "hf": "hu
            "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "memory": "fsspec"}
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 BLOCK = 4 << 20  # read-ahead window: a read(n) fetches n + BLOCK bytes at most, small reads share one fetch
+MIB = 1 << 20
+# Connect and read timeouts of one request, in seconds (`diagnose --timeout`): well under a minute, and a
+# refused or silent endpoint is tried once, not retried (s3fs would retry 5 times, botocore 4 more).
+TIMEOUT = 20.0
+_timeout = [TIMEOUT]
+
+
+class RemoteError(Exception):
+    """One remote file cannot be read; the message completes the sentence "<url> ..." (the readers turn it
+    into their own `Unreadable`)."""
+
+
+@contextmanager
+def timeouts(seconds: float | None):
+    """Within the block, every request to a remote store gives up after `seconds` (connect and read)."""
+    before = _timeout[0]
+    _timeout[0] = TIMEOUT if seconds is None else float(seconds)
+    try:
+        yield
+    finally:
+        _timeout[0] = before
+
+
+def _options(scheme: str) -> dict:
+    """The backend's own spelling of connect/read timeouts without retries, where nnprobe knows it."""
+    seconds = _timeout[0]
+    if scheme in ("s3", "s3a"):
+        return {"config_kwargs": {"connect_timeout": seconds, "read_timeout": seconds,
+                                  "retries": {"total_max_attempts": 1}}}
+    return {}
 
 
 def is_remote(path) -> bool:
@@ -47,7 +80,10 @@ def filesystem(url: str):
     except ImportError:
         raise InputError(f"reading {url} needs fsspec and {package}: pip install 'nnprobe[remote]'.") from None
     try:
-        return url_to_fs(url)
+        fs, inner = url_to_fs(url, **_options(scheme))
+        if scheme in ("s3", "s3a"):
+            fs.retries = 1  # s3fs' own retry loop, on top of botocore's
+        return fs, inner
     except ImportError:
         raise InputError(f"reading {scheme}:// URLs needs the {package} package: pip install {package} "
                          f"(or 'nnprobe[remote]').") from None
@@ -66,7 +102,15 @@ class RemoteFile:
         self._handle, self.size, self._fd = handle, size, None
 
     def read(self, n: int = -1) -> bytes:
-        return self._handle.read(n)
+        try:
+            return self._handle.read(n)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a timeout or a dropped connection mid-file
+            raise OSError(f"reading failed: {_why(exc)}") from None
+
+    def seek(self, offset: int) -> int:
+        return self._handle.seek(offset)
 
     def fileno(self) -> int:
         if self._fd is None:
@@ -94,78 +138,48 @@ class RemoteFile:
 
 def open_remote(url: str, cap: int | None = None) -> RemoteFile:
     """A streamed file object for the remote file `url`, checked to be a file and, with `cap`, at most
-    `cap` bytes; `base.Unreadable` saying why otherwise."""
-    from nnprobe.diagnosis.readers.base import MIB, Unreadable
-
+    `cap` bytes; `RemoteError` saying why otherwise."""
     try:
         fs, inner = filesystem(url)
     except InputError as exc:
-        raise Unreadable(f"cannot be opened: {str(exc).rstrip('.')}") from None
+        raise RemoteError(f"cannot be opened: {str(exc).rstrip('.')}") from None
     try:
         info = fs.info(inner)
     except FileNotFoundError:
-        raise Unreadable("cannot be opened: no such object") from None
+        raise RemoteError("cannot be opened: no such object") from None
     except Exception as exc:  # noqa: BLE001
-        raise Unreadable(f"cannot be opened: {_why(exc)}") from None
+        raise RemoteError(f"cannot be opened: {_why(exc)}") from None
     if info.get("type") != "file":
-        raise Unreadable(f"is {'a folder' if info.get('type') == 'directory' else 'not a file'}, "
-                         f"not a regular file")
+        raise RemoteError(f"is {'a folder' if info.get('type') == 'directory' else 'not a file'}, "
+                          f"not a regular file")
     size = int(info.get("size") or 0)
     if cap is not None and size > cap:
-        raise Unreadable(f"is {size:,} bytes, over the {cap // MIB} MiB limit for such a file")
+        raise RemoteError(f"is {size:,} bytes, over the {cap // MIB} MiB limit for such a file")
     try:
         handle = fs.open(inner, "rb", block_size=BLOCK, cache_type="readahead")
     except Exception as exc:  # noqa: BLE001
-        raise Unreadable(f"cannot be opened: {_why(exc)}") from None
+        raise RemoteError(f"cannot be opened: {_why(exc)}") from None
     return RemoteFile(handle, size)
 
 
-def _listing(url: str) -> tuple[object, str, list[str], bool]:
-    """(fs, the top folder's URL, every file below it as a full URL, whether `url` is itself a file)."""
+def listing(url: str) -> tuple[str, list[str], bool]:
+    """(the top folder's URL, every file below it as a full URL, whether `url` is itself a file); hidden
+    files and folders are left out. `readers.discover` groups them into runs."""
     fs, inner = filesystem(url)
     try:
         if fs.isfile(inner):
-            return fs, inner, [url], True
+            return inner, [url], True
         found = sorted(fs.find(inner, withdirs=False))
         if not found and not fs.exists(inner):
             raise FileNotFoundError(inner)
     except FileNotFoundError:
         raise InputError(f"{url} does not exist (no such bucket or folder).") from None
-    except Exception as exc:  # noqa: BLE001 - missing bucket, no credentials, endpoint down
+    except Exception as exc:  # noqa: BLE001 - missing bucket, no credentials, endpoint down, timeout
         raise InputError(f"cannot list {url}: {_why(exc)}.") from None
     top = inner.rstrip("/")
     files = [fs.unstrip_protocol(path) for path in found
              if not any(part.startswith(".") for part in path[len(top):].split("/") if part)]
-    return fs, fs.unstrip_protocol(top), files, False
-
-
-def discover_remote(url: str) -> list:
-    """The runs under a remote folder URL (or one remote log file), grouped as `readers.discover` groups a
-    local folder: a folder is a run, logger sub-folders fold into it, checkpoint copies are dropped."""
-    from nnprobe.diagnosis.readers import (_CHECKPOINT_DIR, LogRef, RunFiles, _drop_stale_checkpoints,
-                                           _fold_logger_subruns, _run_root, format_of, looked_for, sniff)
-
-    _, top, files, single = _listing(url)
-    runs: dict[str, RunFiles] = {}
-    for full in files:
-        directory, name = full.rsplit("/", 1)
-        fmt = format_of(name) or sniff(full, name, in_folder=not single)
-        root, prefix = (directory, "") if single else _run_root(directory, top)
-        if fmt is None:
-            if name in ("hparams.yaml", "config.json") and directory == root or \
-                    name == "config.json" and _CHECKPOINT_DIR.match(directory.rsplit("/", 1)[-1]):
-                run = runs.setdefault(root, RunFiles(root))
-                (run.hparams if name == "hparams.yaml" else run.hf_configs).append(full)
-            continue
-        runs.setdefault(root, RunFiles(root)).logs.append(LogRef(full, fmt, prefix))
-    _fold_logger_subruns(runs)  # one run per logger, as for a local folder
-    found = [run for _, run in sorted(runs.items()) if run.logs]
-    if not found:
-        what = "is not a training log nnprobe reads" if single else "holds no training logs"
-        raise InputError(f"{url} {what} (looked for {looked_for()}).")
-    for run in found:
-        _drop_stale_checkpoints(run)
-    return found
+    return fs.unstrip_protocol(top), files, False
 
 
 def isdir(path: str) -> bool:

@@ -17,7 +17,7 @@ from nnprobe.diagnosis.series import Series
 from nnprobe.errors import UsageError
 
 ROLES = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
-_SPLIT = re.compile(r"[/_.\-\s:]+")
+NAME_SPLIT = re.compile(r"[/_.\-\s:]+")
 _VAL = frozenset({"val", "valid", "validation", "eval", "evaluation", "dev"})
 _TRAIN = frozenset({"train", "training"})
 _ACC = frozenset({"acc", "accuracy", "top1", "acc1", "acc@1", "categorical", "binary"})
@@ -37,7 +37,7 @@ HINTS = {
 
 def role_of(name: str) -> str | None:
     """The role a series name implies, or None."""
-    tokens = [t for t in _SPLIT.split(name.lower()) if t]
+    tokens = [t for t in NAME_SPLIT.split(name.lower()) if t]
     if not tokens or _EXCLUDE.intersection(tokens):
         return None
     if ("grad" in tokens or "gradient" in tokens or "grads" in tokens) and "norm" in tokens \

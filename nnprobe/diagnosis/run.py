@@ -40,9 +40,11 @@ class RunData:
         return sum(s.superseded for s in self.series.values())
 
 
-def load_runs(files: RunFiles, *, verify_crc: bool = True) -> list[RunData]:
-    """The run(s) in `files`: one, or several when its files cannot be one run (see the module doc)."""
-    logs = [_read(ref, verify_crc) for ref in files.logs]
+def load_runs(files: RunFiles, *, verify_crc: bool = True, logs=None) -> list[RunData]:
+    """The run(s) in `files`: one, or several when its files cannot be one run (see the module doc).
+    `logs`: [(ref, LogFile)] already read (follow's tails), instead of reading `files.logs`."""
+    logs = [named(ref, read_log(ref, verify_crc=verify_crc)) for ref in files.logs] if logs is None else \
+        [named(ref, log) for ref, log in logs]
     groups = _independent(logs)
     hints = _class_hints(files)
     if len(groups) == 1:
@@ -52,27 +54,28 @@ def load_runs(files: RunFiles, *, verify_crc: bool = True) -> list[RunData]:
 
 def load_run(files: RunFiles, *, verify_crc: bool = True) -> RunData:
     """All of `files` read as one run (restarts resolved, nothing split)."""
-    logs = [_read(ref, verify_crc) for ref in files.logs]
+    logs = [named(ref, read_log(ref, verify_crc=verify_crc)) for ref in files.logs]
     return _assemble(files.root, logs, files, _class_hints(files))
 
 
-def _read(ref, verify_crc: bool) -> LogFile:
-    """One file read; in an add_scalars folder the writer logs every point under main_tag, so `loss` in
-    `loss_train/` (torch) or `loss/train/` (tensorboardX) becomes `loss/train` (what TensorBoard shows)."""
-    log = read_log(ref, verify_crc=verify_crc)
+def named(ref, log: LogFile) -> LogFile:
+    """`log` with its series named as the run shows them (a new LogFile; `log` is left as it is): in an
+    add_scalars folder the writer logs every point under main_tag, so `loss` in `loss_train/` (torch) or
+    `loss/train/` (tensorboardX) becomes `loss/train` (what TensorBoard shows)."""
     folder = getattr(ref, "scalars_of", "")
-    if folder:
-        renamed = {}
-        for name, raw in log.series.items():
-            bare = name[len(ref.prefix):] if ref.prefix and name.startswith(ref.prefix) else name
-            tail = ""
-            for head in (bare + "/", bare.replace("/", "_") + "_"):
-                if folder.startswith(head) and len(folder) > len(head):
-                    tail = folder[len(head):]
-                    break
-            renamed[f"{ref.prefix}{bare}/{tail}" if tail else name] = raw
-        log.series = renamed
-    return log
+    if not folder:
+        return log
+    renamed = {}
+    for name, raw in log.series.items():
+        bare = name[len(ref.prefix):] if ref.prefix and name.startswith(ref.prefix) else name
+        tail = ""
+        for head in (bare + "/", bare.replace("/", "_") + "_"):
+            if folder.startswith(head) and len(folder) > len(head):
+                tail = folder[len(head):]
+                break
+        renamed[f"{ref.prefix}{bare}/{tail}" if tail else name] = raw
+    return LogFile(path=log.path, format=log.format, series=renamed, issues=log.issues, meta=log.meta,
+                   records=log.records)
 
 
 def _wall_span(raw: RawSeries) -> tuple[float, float] | None:

@@ -38,6 +38,9 @@ class Series:
         return epoch if np.isfinite(epoch) else None
 
 
+WALL_LIMIT = 253402300799.0  # 9999-12-31 23:59:59 UTC: a later (or NaN) wall time is unknown
+
+
 def _same(a: float, b: float) -> bool:
     return a == b or (a != a and b != b)
 
@@ -52,6 +55,7 @@ def resolve(name: str, parts: list[RawSeries], source: str, fmt: str) -> Series:
     values = joined("values", np.float64)
     walls = joined("walls", np.float64)
     epochs = joined("epochs", np.float64)
+    walls = np.where(np.abs(walls) <= WALL_LIMIT, walls, np.nan)  # a year-30000 stamp is that point's, not the run's
     step_from_order = False
     if steps.size > 1 and np.all(steps == steps[0]):  # logged without a step: the order is the axis
         steps = np.arange(steps.size, dtype=np.int64)

@@ -163,13 +163,13 @@ def test_jsonl_and_csv_appends_parse_complete_lines_only(tmp_path):
         done_json = text[:int(len(text) * frac)].count("\n")
         done_csv = max(table[:int(len(table) * frac)].count("\n") - 1, 0)
         logs = {os.path.basename(p): t.log for p, t in follower.tails.items()}
-        assert logs["log.jsonl"].series["loss"].steps == list(range(done_json))
-        assert logs["metrics.csv"].series["loss"].steps == list(range(done_csv))
+        assert list(logs["log.jsonl"].series["loss"].steps) == list(range(done_json))
+        assert list(logs["metrics.csv"].series["loss"].steps) == list(range(done_csv))
         assert all(not log.issues for log in logs.values())
     assert follower.bytes_read == len(text) + len(table)
-    assert logs["metrics.csv"].series["loss"].values == pytest.approx([2.0 - 0.1 * s for s in range(12)])
-    assert logs["metrics.csv"].series["loss"].epochs == [float(s // 4) for s in range(12)]
-    assert logs["log.jsonl"].series["val_acc"].values == pytest.approx([0.1 + 0.05 * s for s in range(12)])
+    assert list(logs["metrics.csv"].series["loss"].values) == pytest.approx([2.0 - 0.1 * s for s in range(12)])
+    assert list(logs["metrics.csv"].series["loss"].epochs) == [float(s // 4) for s in range(12)]
+    assert list(logs["log.jsonl"].series["val_acc"].values) == pytest.approx([0.1 + 0.05 * s for s in range(12)])
 
 
 def test_jsonl_nan_appended_later_is_found_and_new_file_picked_up(tmp_path):
@@ -221,7 +221,7 @@ def test_mlflow_metric_appends_and_finished_status(tmp_path):
         handle.write("".join(f"{1000 + s} {2.3 - 0.01 * s} {s}\n" for s in range(10, 15)) + "1015 2.1")  # cut line
     assert follower.poll() == (True, False)
     raw = follower.tails[str(meta)].log.series["train_loss"]
-    assert raw.steps == list(range(15)) and raw.walls[-1] == pytest.approx(1.014)
+    assert list(raw.steps) == list(range(15)) and raw.walls[-1] == pytest.approx(1.014)
     size = meta.stat().st_size
     meta.write_text("run_id: abc123\nrun_name: live\nstatus: 3\n")  # FINISHED
     os.utime(meta, ns=(meta.stat().st_mtime_ns + 10**9,) * 2)

@@ -6,7 +6,7 @@ import numpy as np
 
 from nnprobe.diagnosis.checks._util import at, finite_points, r, where_text
 from nnprobe.diagnosis.checks.registry import Flag, RunContext, register
-from nnprobe.diagnosis.roles import _SPLIT, role_of
+from nnprobe.diagnosis.roles import NAME_SPLIT, role_of
 
 NAN_HINT = ("Lower the learning rate or add warmup, clip gradients (clip_grad_norm_ max_norm=1.0), check "
             "inputs and labels for NaN/Inf, use log_softmax/cross_entropy instead of log(softmax), and in "
@@ -84,7 +84,7 @@ def _grad_like(name: str) -> bool:
 
 def _severity(name: str) -> str:
     """error for a loss or an accuracy (whatever its role), warning for anything else."""
-    tokens = {t for t in _SPLIT.split(name.lower()) if t}
+    tokens = {t for t in NAME_SPLIT.split(name.lower()) if t}
     if "loss" in tokens or tokens & {"acc", "accuracy", "top1", "acc1", "acc@1", "top5", "acc5", "acc@5"}:
         return "error"
     return "warning"

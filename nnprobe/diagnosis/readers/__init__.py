@@ -32,7 +32,7 @@ from nnprobe.errors import InputError
 
 __all__ = ["MAX_CLASSES", "READERS", "LogRef", "Reader", "RunFiles", "Sniffer", "class_count", "could_be_log",
            "discover", "format_of", "hparams_num_classes", "log_files", "looked_for", "read_log", "readers",
-           "register_reader", "sniff"]
+           "register_reader", "settled", "sniff", "tail"]
 
 # Sub-folders a logger writes inside one run; the name of a split folder becomes a tag prefix.
 SPLIT_DIRS = frozenset({"train", "training", "validation", "val", "valid", "eval", "evaluation"})
@@ -87,10 +87,10 @@ def _run_root(directory: str, top: str) -> tuple[str, str]:
 def discover(path: str) -> list[RunFiles]:
     """The runs under `path` (a log file or a folder, or an s3:// gs:// hf:// az:// URL of one), each with the
     files to read; a file holding several runs (mlflow.db) gives one run each."""
-    from nnprobe.diagnosis.remote import discover_remote, is_remote
+    from nnprobe.diagnosis.remote import is_remote, listing
 
     if is_remote(path):
-        return _split_parts(discover_remote(path))
+        return _split_parts(_grouped(path, *listing(path)))
     if not os.path.lexists(path):
         raise InputError(f"{path} does not exist: give a run folder or a log file ({looked_for()}).")
     if not os.path.isdir(path):  # a file, or a FIFO/device/broken link given by name: read_log says which
@@ -110,6 +110,31 @@ def discover(path: str) -> list[RunFiles]:
     for run in found:
         _drop_stale_checkpoints(run)
     return _split_parts(found)
+
+
+def _grouped(url: str, top: str, files: list[str], single: bool) -> list[RunFiles]:
+    """The runs in a remote listing (remote.listing), grouped as a local folder's: a folder is a run,
+    logger sub-folders fold into it, checkpoint copies are dropped."""
+    runs: dict[str, RunFiles] = {}
+    for full in files:
+        directory, name = full.rsplit("/", 1)
+        fmt = format_of(name) or sniff(full, name, in_folder=not single)
+        root, prefix = (directory, "") if single else _run_root(directory, top)
+        if fmt is None:
+            if name in ("hparams.yaml", "config.json") and directory == root or \
+                    name == "config.json" and _CHECKPOINT_DIR.match(directory.rsplit("/", 1)[-1]):
+                run = runs.setdefault(root, RunFiles(root))
+                (run.hparams if name == "hparams.yaml" else run.hf_configs).append(full)
+            continue
+        runs.setdefault(root, RunFiles(root)).logs.append(LogRef(full, fmt, prefix))
+    _fold_logger_subruns(runs)  # one run per logger, as for a local folder
+    found = [run for _, run in sorted(runs.items()) if run.logs]
+    if not found:
+        what = "is not a training log nnprobe reads" if single else "holds no training logs"
+        raise InputError(f"{url} {what} (looked for {looked_for()}).")
+    for run in found:
+        _drop_stale_checkpoints(run)
+    return found
 
 
 def _spelled(full: str, top_abs: str, top: str) -> str:
@@ -322,6 +347,29 @@ def hparams_num_classes(path: str) -> tuple[int | None, str | None]:
     return class_count(bare, f"{where} {key}:")
 
 
+def tail(ref: LogRef, state=None, *, verify_crc: bool = True):
+    """What `ref` gained since `state` (None: since nothing), as a `TailState` whose `log` holds every point
+    read so far and `changed` whether this call brought any. Appended formats are read from where the last
+    call stopped (a half-written record waited for; a rotated or rewritten file read again from its start);
+    formats rewritten whole are read again when they changed. An unreadable file becomes an issue, as in
+    `read_log`, never an exception."""
+    from nnprobe.diagnosis.readers.base import ReadIssue
+    from nnprobe.diagnosis.readers.incremental import TailState, reread
+
+    state = state if state is not None else TailState(ref, verify_crc)
+    reader = READERS[ref.format]
+    try:
+        state.changed = reader.tail(state) if reader.tail is not None else \
+            reread(state, lambda: read_log(ref, verify_crc=verify_crc))
+    except (Unreadable, OSError) as exc:
+        detail = str(exc) if isinstance(exc, Unreadable) else f"cannot be read: {exc.strerror or exc}"
+        known = {(issue.kind, issue.detail) for issue in state.log.issues}
+        state.changed = ("unreadable", detail) not in known
+        if state.changed:
+            state.log.issues.append(ReadIssue("unreadable", ref.path, detail))
+    return state
+
+
 def read_log(ref: LogRef, *, verify_crc: bool = True):
     """Parse one file with its format's reader; an unreadable file becomes an issue, never an exception."""
     from nnprobe.diagnosis.readers.base import LogFile, ReadIssue
@@ -335,10 +383,20 @@ def read_log(ref: LogRef, *, verify_crc: bool = True):
         log = LogFile(path=ref.path, format=ref.format)
         log.issues.append(ReadIssue("unreadable", ref.path, detail))
         return log
+    return settled(ref, log)
+
+
+def settled(ref: LogRef, log):
+    """`log` as a one-shot read reports it: a file of which not one record decoded, only damage, is not
+    this format at all (one 'unreadable' issue naming the first damage). A new LogFile when it changes
+    (a followed file's accumulated log is left as it is), else `log`."""
+    from nnprobe.diagnosis.readers.base import LogFile, ReadIssue
+
     damaged = [issue for issue in log.issues if issue.kind == "corrupt"]
-    if not log.records and damaged:  # not one record decoded: the file is not this format at all
-        first = damaged[0]
-        where = f"at {reader.offset_unit} {first.offset}: " if first.offset is not None else ""
-        log.issues[:] = [ReadIssue("unreadable", ref.path, f"has no readable record ({where}{first.detail})")]
-        log.meta.pop("skipped", None)
-    return log
+    if log.records or not damaged:
+        return log
+    first = damaged[0]
+    where = f"at {READERS[ref.format].offset_unit} {first.offset}: " if first.offset is not None else ""
+    meta = {k: v for k, v in log.meta.items() if k != "skipped"}
+    return LogFile(path=log.path, format=log.format, series=log.series, meta=meta, records=log.records,
+                   issues=[ReadIssue("unreadable", ref.path, f"has no readable record ({where}{first.detail})")])

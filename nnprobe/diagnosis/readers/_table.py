@@ -9,7 +9,8 @@ import csv
 import io
 import math
 
-from nnprobe.diagnosis.readers.base import SIZE_CAPS, LogFile, ReadIssue, as_step, parse_number, read_capped
+from nnprobe.diagnosis.readers.base import (SIZE_CAPS, LogFile, ReadIssue, as_step, parse_number, read_capped,
+                                          step_out_of_range)
 
 STEP_COLUMNS = ("step", "global_step", "iteration", "iter")
 EPOCH_COLUMNS = ("epoch",)
@@ -52,6 +53,41 @@ def read_table(path: str, fmt: str, missing: frozenset[str]) -> LogFile:
     bad_cells = _add_rows(log, table, step_col, epoch_col, time_col, metric_cols, missing)
     _report_bad_cells(log, path, bad_cells)
     return log
+
+
+def tail_table(state, missing: frozenset[str]) -> bool:
+    """The complete rows appended since the last call, parsed against the header (the first complete
+    line) as `read_table` parses them; a row without its newline yet is waited for."""
+    from nnprobe.diagnosis.readers.incremental import appended, complete_lines, merge
+
+    got = False
+    while new := appended(state):
+        fresh = LogFile(path=state.ref.path, format=state.ref.format)
+        lines, _ = complete_lines(state, new, fresh)
+        if not lines:
+            got = merge(state.log, fresh) or got
+            continue
+        if "header" not in state.context:
+            try:
+                state.context["header"] = [h.strip() for h in next(csv.reader([lines[0]]), [])]
+            except csv.Error as exc:
+                state.context["header"] = []
+                fresh.issues.append(ReadIssue("corrupt", fresh.path, f"unreadable CSV header: {exc}", 1))
+            lines = lines[1:]
+        header = state.context["header"]
+        step_col, epoch_col, time_col = _special_columns(header)
+        if step_col is None and epoch_col is None:
+            state.log.meta["skipped"] = "not a metrics table (no epoch or step column)"
+            got = merge(state.log, fresh) or got
+            continue
+        special = {step_col, epoch_col, time_col}
+        metric_cols = [(i, name) for i, name in enumerate(header) if i not in special and name]
+        table = _data_rows(csv.reader(io.StringIO("\n".join(lines) + "\n", newline="")), header, False,
+                           fresh.path, fresh)
+        _report_bad_cells(fresh, fresh.path, _add_rows(fresh, table, step_col, epoch_col, time_col, metric_cols,
+                                                       missing))
+        got = merge(state.log, fresh) or got
+    return got
 
 
 def _special_columns(header: list[str]) -> tuple[int | None, int | None, int | None]:
@@ -107,6 +143,10 @@ def _add_rows(log: LogFile, table: list[tuple[int, list[str]]], step_col: int | 
 
         epoch = cell(epoch_col)
         step = cell(step_col)
+        if step_out_of_range(step):
+            count, first, example = bad_cells.get("(step)", (0, number, row[step_col].strip()))
+            bad_cells["(step)"] = (count + 1, first, example)
+            continue
         step = as_step(step, as_step(epoch, index))
         wall = cell(time_col)
         for col, name in metric_cols:
@@ -128,7 +168,10 @@ def _add_rows(log: LogFile, table: list[tuple[int, list[str]]], step_col: int | 
 def _report_bad_cells(log: LogFile, path: str, bad_cells: dict[str, tuple[int, int, str]]) -> None:
     """One issue per damaged column (its count, first line and first text), not one per bad cell."""
     for name, (count, first, example) in bad_cells.items():
-        if name in log.series:  # a numeric column with cells that are not numbers; all-text columns are labels
+        if name == "(step)":
+            log.issues.append(ReadIssue("corrupt", path, f"{count} row(s) have a step that does not fit int64, "
+                                                         f"first {example[:20]!r} (rows skipped)", first))
+        elif name in log.series:  # a numeric column with cells that are not numbers; all-text columns are labels
             log.issues.append(ReadIssue("corrupt", path, f"column '{name}' has {count} cell(s) that are not "
                                                          f"numbers, first {example[:20]!r} (cells skipped)",
                                         first))

@@ -38,9 +38,12 @@ def open_regular(path: str, cap: int | None = None):
     from nnprobe.diagnosis.remote import is_remote
 
     if is_remote(path):
-        from nnprobe.diagnosis.remote import open_remote
+        from nnprobe.diagnosis.remote import RemoteError, open_remote
 
-        return open_remote(path, cap)
+        try:
+            return open_remote(path, cap)
+        except RemoteError as exc:
+            raise Unreadable(str(exc)) from None
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -139,6 +142,12 @@ def as_float(value) -> float | None:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+def step_out_of_range(value: float | None) -> bool:
+    """A step that was given but cannot be one (beyond int64, NaN, inf): the record is skipped and counted
+    as damage, the rest of the file read (that record's problem, not the run's)."""
+    return value is not None and not (math.isfinite(value) and abs(value) < STEP_LIMIT)
 
 
 def as_step(value: float | None, fallback: int) -> int:

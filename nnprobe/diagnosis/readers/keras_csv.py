@@ -3,7 +3,7 @@ turn it into NaN, a false alarm), `nan` is a real NaN. Any other CSV with an epo
 the same way."""
 from __future__ import annotations
 
-from nnprobe.diagnosis.readers._table import read_table
+from nnprobe.diagnosis.readers._table import read_table, tail_table
 from nnprobe.diagnosis.readers.base import LogFile, head_of
 from nnprobe.diagnosis.readers.registry import Sniffer, register_reader
 
@@ -19,6 +19,6 @@ def is_csvlogger(path: str) -> bool:
 
 
 @register_reader(FORMAT, patterns=("*.csv",), sniffer=Sniffer(("*.log",), is_csvlogger, in_folders=True),
-                 priority=30, shown="*.csv, Keras CSVLogger *.log")
+                 priority=30, shown="*.csv, Keras CSVLogger *.log", tail=lambda state: tail_table(state, MISSING))
 def read(path: str) -> LogFile:
     return read_table(path, FORMAT, missing=MISSING)

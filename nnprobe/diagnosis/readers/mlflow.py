@@ -23,8 +23,8 @@ import os
 import re
 import sys
 
-from nnprobe.diagnosis.readers.base import (MIB, LogFile, ReadIssue, Unreadable, head_of, open_regular,
-                                          read_capped)
+from nnprobe.diagnosis.readers.base import (MIB, STEP_LIMIT, LogFile, ReadIssue, Unreadable, head_of,
+                                          open_regular, read_capped)
 from nnprobe.diagnosis.readers.registry import Sniffer, register_reader
 
 FILE_FORMAT = "mlflow"
@@ -49,14 +49,40 @@ def is_run_meta(path: str) -> bool:
 
 
 def _parse_line(line: str) -> tuple[int, float, int] | None:
-    """(timestamp ms, value, step) of one metric line, None when it is not one."""
+    """(timestamp ms, value, step) of one metric line, None when it is not one (a step that does not fit
+    int64 makes the line unusable: that line's problem, not the run's)."""
     parts = line.split(" ")
     if len(parts) not in (2, 3, 4, 5):
         return None
     try:
-        return int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) >= 3 else 0
+        stamp, value, step = int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) >= 3 else 0
     except ValueError:
         return None
+    if abs(step) >= STEP_LIMIT:
+        return None
+    return stamp, value, step
+
+
+def _add_lines(raw, lines: list[str], first: int) -> tuple[int, int | None, int]:
+    """Add metric lines to `raw`: (points added, the first bad line's number, bad lines)."""
+    added, bad, first_bad = 0, 0, None
+    for number, line in enumerate(lines, start=first):
+        if not line.strip():
+            continue
+        parsed = _parse_line(line.strip())
+        if parsed is None:
+            bad, first_bad = bad + 1, first_bad or number
+            continue
+        added += 1
+        stamp, value, step = parsed
+        raw.add(step, value, stamp / 1000.0)
+    return added, first_bad, bad
+
+
+def _bad_lines(log: LogFile, path: str, bad: int, first: int | None) -> None:
+    if bad:
+        log.issues.append(ReadIssue("corrupt", path, f"{bad} line(s) are not 'timestamp value step' with a step "
+                                                     f"that fits int64 (lines skipped)", first))
 
 
 def _read_metric(log: LogFile, path: str, key: str) -> None:
@@ -64,21 +90,10 @@ def _read_metric(log: LogFile, path: str, key: str) -> None:
     data = read_capped(path, METRIC_CAP).decode("utf-8", errors="replace")
     lines = data.split("\n")
     cut = lines.pop() if lines else ""  # text after the last newline: a line cut while written
-    bad, first = 0, None
     raw = log.series_for(key)
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        parsed = _parse_line(line.strip())
-        if parsed is None:
-            bad, first = bad + 1, first or number
-            continue
-        log.records += 1
-        stamp, value, step = parsed
-        raw.add(step, value, stamp / 1000.0)
-    if bad:
-        log.issues.append(ReadIssue("corrupt", path, f"{bad} line(s) are not 'timestamp value step' "
-                                                     f"(lines skipped)", first))
+    added, first, bad = _add_lines(raw, lines, 1)
+    log.records += added
+    _bad_lines(log, path, bad, first)
     if cut.strip():
         log.issues.append(ReadIssue("truncated", path, "the last line has no newline: it was cut while being "
                                                        "written (line skipped)", len(lines) + 1))
@@ -114,20 +129,55 @@ def _params(log: LogFile, params: dict[str, str], where: str) -> None:
             break
 
 
+def tail(state) -> bool:
+    """An MLflow file-store run followed: each metrics/<key> file's complete new lines, and meta.yaml (its
+    status: FINISHED, FAILED or KILLED is the end marker) and params read again when meta.yaml changed."""
+    from nnprobe.diagnosis.readers.incremental import TailState, appended, complete_lines, merge
+
+    remote = _remote()
+    folder = state.ref.path.rsplit("/", 1)[0] if remote.is_remote(state.ref.path) else os.path.dirname(state.ref.path)
+    metrics = state.context.setdefault("metrics", {})
+    fresh = LogFile(path=state.ref.path, format=FILE_FORMAT)
+    metrics_dir = f"{folder}/metrics"
+    for file in remote.files_below(metrics_dir):
+        key = file[len(metrics_dir) + 1:].replace(os.sep, "/")
+        one = metrics.setdefault(key, TailState(type(state.ref)(file, "mlflow-metric")))
+        while new := appended(one):
+            lines, first = complete_lines(one, new, fresh)
+            added, first_bad, bad = _add_lines(fresh.series_for(key), lines, first)
+            fresh.records += added
+            _bad_lines(fresh, file, bad, first_bad)
+        if key in fresh.series and not fresh.series[key].values:
+            del fresh.series[key]
+    state.bytes_read = sum(one.bytes_read for one in metrics.values())
+    stamp = _stamp(state.ref.path)
+    if stamp != state.stamp:
+        state.stamp = stamp
+        _run_facts(fresh, state.ref.path, folder)
+        state.ended = fresh.meta.get("mlflow_status", "").upper() in _DONE
+        state.context["meta_bytes"] = state.context.get("meta_bytes", 0) + (stamp[1] if stamp else 0)
+    state.bytes_read += state.context.get("meta_bytes", 0)
+    return merge(state.log, fresh)
+
+
+_DONE = {"3", "4", "5", "FINISHED", "FAILED", "KILLED"}  # RunStatus numbers as meta.yaml stores them
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
 @register_reader(FILE_FORMAT, patterns=(), sniffer=Sniffer(("meta.yaml",), is_run_meta, in_folders=True),
-                 shown="MLflow run folders (mlruns/<exp>/<run>/)")
+                 shown="MLflow run folders (mlruns/<exp>/<run>/)", tail=tail)
 def read(path: str) -> LogFile:
     """One MLflow file-store run: `path` is its meta.yaml; every metrics/<key> file is a series."""
     remote = _remote()
     folder = path.rsplit("/", 1)[0] if remote.is_remote(path) else os.path.dirname(path)
     log = LogFile(path=path, format=FILE_FORMAT)
-    meta = _side_text(path)
-    if meta is None:
-        raise Unreadable("cannot be read (the run's meta.yaml)")
-    for key, pattern in (("run_name", r"^run_name:\s*(.*)$"), ("status", r"^status:\s*(.*)$")):
-        match = re.search(pattern, meta, re.M)
-        if match:
-            log.meta[f"mlflow_{key}"] = match.group(1).strip().strip("'\"")[:100]
     metrics_dir = f"{folder}/metrics"
     for file in remote.files_below(metrics_dir):
         key = file[len(metrics_dir) + 1:].replace(os.sep, "/")
@@ -135,12 +185,25 @@ def read(path: str) -> LogFile:
             _read_metric(log, file, key)
         except Unreadable as exc:
             log.issues.append(ReadIssue("unreadable", file, str(exc)))
-    params = {file[len(folder) + 8:].replace(os.sep, "/"): text
-              for file in remote.files_below(f"{folder}/params") if (text := _side_text(file)) is not None}
-    _params(log, params, "MLflow params")
+    _run_facts(log, path, folder)
     if not log.series and not log.issues:
         log.meta["skipped"] = "an MLflow run that logged no metric"
     return log
+
+
+def _run_facts(log: LogFile, path: str, folder: str) -> None:
+    """The run's name and status (meta.yaml) and the params that give K and the optimizer."""
+    remote = _remote()
+    meta = _side_text(path)
+    if meta is None:
+        raise Unreadable("cannot be read (the run's meta.yaml)")
+    for key, pattern in (("run_name", r"^run_name:\s*(.*)$"), ("status", r"^status:\s*(.*)$")):
+        match = re.search(pattern, meta, re.M)
+        if match:
+            log.meta[f"mlflow_{key}"] = match.group(1).strip().strip("'\"")[:100]
+    params = {file[len(folder) + 8:].replace(os.sep, "/"): text
+              for file in remote.files_below(f"{folder}/params") if (text := _side_text(file)) is not None}
+    _params(log, params, "MLflow params")
 
 
 def is_sqlite(path: str) -> bool:

@@ -31,6 +31,8 @@ class Reader:
     shown: str = ""  # how messages name the files it reads (default: its patterns)
     offset_unit: str = "line"  # what a ReadIssue offset counts
     parts: Callable | None = None  # parts(path) -> [(key, label)]: one file holding several runs (mlflow.db)
+    tail: Callable | None = None  # tail(state) -> bool: what was appended since the last call (None: read whole
+    # again when the file changed, for formats rewritten whole)
 
     def matches(self, name: str) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.patterns)
@@ -47,15 +49,17 @@ READERS = MappingProxyType(_READERS)  # format id -> Reader, in registration ord
 
 def register_reader(id: str, *, patterns: tuple[str, ...], sniffer: Sniffer | None = None, priority: int = 50,
                     options: tuple[str, ...] = (), shown: str = "", offset_unit: str = "line",
-                    parts: Callable | None = None):
+                    parts: Callable | None = None, tail: Callable | None = None):
     """Decorator: make a function the reader of format `id`; a duplicate id raises. `parts` is for a file
-    holding several runs: each (key, label) it lists becomes a run, read with `part=key`."""
+    holding several runs: each (key, label) it lists becomes a run, read with `part=key`. `tail(state)` reads
+    what was appended to the file since the last call into `state` (readers.incremental.TailState), a
+    half-written record waited for; True when it brought points or issues."""
 
     def decorator(read: Callable) -> Callable:
         if id in _READERS:
             raise ValueError(f"log reader id {id!r} is registered twice")
         _READERS[id] = Reader(id, read, tuple(patterns), sniffer, priority, tuple(options),
-                              shown or ", ".join(patterns), offset_unit, parts)
+                              shown or ", ".join(patterns), offset_unit, parts, tail)
         return read
 
     return decorator

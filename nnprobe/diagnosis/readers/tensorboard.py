@@ -94,8 +94,27 @@ def event_scalars(body) -> list[tuple[str, int, float, float]] | None:
     return found
 
 
+def tail(state) -> bool:
+    """The whole records appended since the last call (framed and decoded as `read` does); a record not
+    yet whole is kept pending and waited for, never reported as cut. A record whose length fails its CRC
+    ends the reading of this file, as it ends `read`."""
+    from nnprobe.diagnosis.readers.incremental import appended, merge
+
+    got = False
+    while not state.context.get("broken") and (new := appended(state)):
+        data = state.pending + new
+        base = state.offset - len(data)
+        fresh, points = LogFile(path=state.ref.path, format=FORMAT), _Points()
+        pos, stop = _chunk(data, base, base + len(data), state.verify_crc, True, fresh, points)
+        state.context["broken"] = stop == "broken"
+        state.pending = b"" if stop == "broken" else data[pos:]
+        points.store(fresh, state.ref.prefix)
+        got = merge(state.log, fresh) or got
+    return got
+
+
 @register_reader(FORMAT, patterns=("events.out.tfevents*",), priority=10, options=("verify_crc", "prefix"),
-                 shown="events.out.tfevents.*", offset_unit="byte")
+                 shown="events.out.tfevents.*", offset_unit="byte", tail=tail)
 def read(path: str, *, verify_crc: bool = True, prefix: str = "", fast: bool = True) -> LogFile:
     """Every scalar of one event file; damage is recorded in `issues`, good records are still used.
 
