@@ -224,7 +224,9 @@ def _connect(path: str):
             raise Unreadable("is not an SQLite database")
     uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro&immutable=1"
     try:
-        return sqlite3.connect(uri, uri=True)
+        connection = sqlite3.connect(uri, uri=True)
+        connection.text_factory = lambda raw: raw.decode("utf-8", errors="replace")  # damaged text: U+FFFD
+        return connection
     except sqlite3.Error as exc:
         raise Unreadable(f"cannot be opened as an SQLite database: {exc}") from None
 
@@ -235,7 +237,7 @@ def _query(path: str, sql: str, args: tuple = ()) -> list[tuple]:
     connection = _connect(path)
     try:
         return connection.execute(sql, args).fetchall()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged schema's names are not UTF-8 either
         raise Unreadable(f"is not a readable MLflow database: {exc}") from None
     finally:
         connection.close()
