@@ -189,7 +189,7 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
     check_slices(named, allow_version_mismatch)
     bodies = [b for _, b in sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])]
     kind = bodies[0]["kind"]
-    merged = {"eval": merge_eval, "robust": merge_robust, "corruption": merge_corruption}[kind](bodies)
+    merged = kinds.named(kind).piece("merge")(bodies)
     if not _total(kind, merged):
         raise DataError(f"None of the {len(bodies)} slices evaluated an image: nothing to report.")
     if kind == "corruption":

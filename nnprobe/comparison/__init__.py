@@ -45,8 +45,8 @@ def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_dro
 
 
 def _compare_measurements(base: Side, cand: Side, options: Options) -> Comparison:
-    from nnprobe.comparison.eval_compare import compare_eval
-    from nnprobe.comparison.robust_compare import compare_robust, eps_difference
+    from nnprobe import kinds
+    from nnprobe.comparison.robust_compare import eps_difference
 
     difference = data_difference(base, cand)
     if difference is None and base.kind == "robust":
@@ -62,7 +62,7 @@ def _compare_measurements(base: Side, cand: Side, options: Options) -> Compariso
         raise UsageError(f"alpha needs paired images, so {why}.")
     notes = _notes(base, cand, difference, both_rows)
     same = False if difference else (True if (both_rows or (base.fingerprint and cand.fingerprint)) else None)
-    fields = (compare_eval if base.kind == "eval" else compare_robust)(base, cand, options, paired)
+    fields = kinds.named(base.kind).piece("compare")(base, cand, options, paired)
     return Comparison(compared=base.kind, baseline=base.origin, candidate=cand.origin, same_data=same,
                       paired=paired, notes=tuple(notes), options=options.as_dict(), **fields)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from nnprobe.errors import DataError
-from nnprobe.kinds import schema
+from nnprobe.kinds import fields, schema
 
 FORMATS = ("table", "json", "junit", "markdown", "github")
 VERSIONED = ("nnprobe", "torch", "torchvision")  # packages whose version can change a count
@@ -31,7 +31,21 @@ class Kind:
     merge: str | None = None  # slices' dicts -> the whole's dict (`nnprobe merge`)
     compare: str | None = None  # the kind's fields of a Comparison
     rows: str | None = None  # per-sample rows of a result (`--save-predictions`)
-    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def json_only(self) -> Mapping[str, str]:
+        """Fields (dotted paths) only the JSON report carries, and why (`fields.JSON_ONLY`)."""
+        return fields.JSON_ONLY.get(self.name, {})
+
+    @property
+    def merged(self) -> Mapping[str, str]:
+        """How merge adds up each field over slices (`fields.MERGE`); empty for kinds never merged."""
+        return fields.MERGE.get(self.name, {})
+
+    @property
+    def compared(self) -> Mapping[str, str]:
+        """What compare reads from each field (`fields.COMPARE`); empty for kinds never compared."""
+        return fields.COMPARE.get(self.name, {})
 
     @property
     def type_name(self) -> str:

@@ -1,32 +1,21 @@
 """The one reporting layer: every command's result goes out through `emit` as table, json, junit,
 markdown or github (workflow-command annotations + markdown; see report/markdown.py, report/github.py).
+A format is a plug-in (`RENDERERS`) over the pieces each result kind provides (`nnprobe.kinds.KINDS`).
 
 stdout carries only the report; `-o PATH` writes it atomically instead (a partial file never looks
-complete). Table renderers and JUnit cases are looked up by result type name, so the core never imports
-rich and this layer never imports torch (the core never imports this layer: tests/test_layers.py).
+complete). A kind's pieces are looked up by its result type's name, so the core never imports rich and
+this layer never imports torch (the core never imports this layer: tests/test_layers.py).
 """
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from nnprobe import kinds
 from nnprobe.io import STDOUT, atomic_write_text
-
-FORMATS = ("table", "json", "junit", "markdown", "github")
-
-# Result type name -> "module:function" that renders it as a rich table.
-TABLE_RENDERERS = {
-    "EvalResult": "nnprobe.report.eval_table:render",
-    "FoolResult": "nnprobe.report.fool_table:render",
-    "RobustResult": "nnprobe.report.robust_table:render",
-    "CorruptionResult": "nnprobe.report.corruption_table:render",
-    "Diagnosis": "nnprobe.report.diagnose_table:render",
-    "Comparison": "nnprobe.report.compare_table:render",
-}
-
 
 def render_json(result: Any) -> str:
     return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
@@ -34,11 +23,7 @@ def render_json(result: Any) -> str:
 
 def render_section(result: Any, console) -> None:
     """Print `result`'s table on `console` (also inside another result's table: eval's `--baseline` section)."""
-    target = TABLE_RENDERERS.get(type(result).__name__)
-    if target is None:
-        raise TypeError(f"no table renderer for {type(result).__name__}")
-    module, func = target.split(":")
-    getattr(importlib.import_module(module), func)(result, console)
+    kinds.of(result).piece("table")(result, console)
 
 
 def render_table(result: Any, *, color: bool) -> str:
@@ -51,32 +36,46 @@ def render_table(result: Any, *, color: bool) -> str:
     return buffer.getvalue()
 
 
+def _table(result: Any, kind: kinds.Kind, color: bool) -> str:
+    return render_table(result, color=color)
+
+
+def _json(result: Any, kind: kinds.Kind, color: bool) -> str:
+    return render_json(result)
+
+
+def _junit(result: Any, kind: kinds.Kind, color: bool) -> str:
+    from nnprobe.report.junit import render_junit
+
+    return render_junit(kind.piece("junit")(result), suite=f"nnprobe.{kind.name}")
+
+
+def _markdown(result: Any, kind: kinds.Kind, color: bool) -> str:
+    from nnprobe.report.markdown import render_markdown
+
+    return render_markdown(result)
+
+
+def _github(result: Any, kind: kinds.Kind, color: bool) -> str:
+    from nnprobe.report.github import render_github
+
+    return render_github(result)
+
+
+# Format -> how a report in it is made from the pieces the result's kind provides (`nnprobe.kinds`).
+RENDERERS: dict[str, Callable[[Any, kinds.Kind, bool], str]] = {
+    "table": _table, "json": _json, "junit": _junit, "markdown": _markdown, "github": _github}
+FORMATS = tuple(RENDERERS)
+
+
 def render(result: Any, fmt: str, *, color: bool = False) -> str:
     """The report in `fmt`; no line of it a GitHub runner would take for a workflow command (escaping.py)."""
     from nnprobe.report.escaping import defuse_commands
 
-    text = _render(result, fmt, color=color)
+    if fmt not in RENDERERS:
+        raise ValueError(f"unknown format {fmt!r}")
+    text = RENDERERS[fmt](result, kinds.of(result), color)
     return text if fmt == "github" else defuse_commands(text, fmt)  # github defuses its markdown part itself
-
-
-def _render(result: Any, fmt: str, *, color: bool = False) -> str:
-    if fmt == "json":
-        return render_json(result)
-    if fmt == "junit":
-        from nnprobe.report.junit import junit_cases, render_junit
-
-        return render_junit(junit_cases(result), suite=f"nnprobe.{result.to_dict().get('kind', 'run')}")
-    if fmt == "table":
-        return render_table(result, color=color)
-    if fmt == "markdown":
-        from nnprobe.report.markdown import render_markdown
-
-        return render_markdown(result)
-    if fmt == "github":
-        from nnprobe.report.github import render_github
-
-        return render_github(result)
-    raise ValueError(f"unknown format {fmt!r}")
 
 
 def emit(result: Any, fmt: str, output: str | None, *, stdout=None) -> None:

@@ -1,19 +1,18 @@
 """`--format github`: GitHub Actions workflow commands (`::error title=...::message`) for failed gates and
 diagnose findings, then the markdown summary; and the step summary (`$GITHUB_STEP_SUMMARY`) appender.
 
-Annotations come from the same JUnit cases as every other format (a failed case is an `::error`), so a
-new result kind with JUnit cases is annotated with no code here; diagnose maps its findings' severities.
+Annotations come from the same JUnit cases as every other format (a failed case is an `::error`,
+`case_annotations`), the piece most kinds name in `nnprobe.kinds`; diagnose maps its findings' severities.
 Escaping follows the runner's parser (actions/toolkit `escapeData`/`escapeProperty`): a message can never
 end the command early or start a new one. GitHub shows 10 errors and 10 warnings per step, so at most
 `MAX_ANNOTATIONS` are written, then one line saying how many were left out.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nnprobe.report.markdown import MARKDOWN_RENDERERS, render_markdown
+from nnprobe.report.markdown import render_markdown
 
 MAX_ANNOTATIONS = 50
 MESSAGE_CHARS = 2_000  # per annotation, before escaping
@@ -88,17 +87,12 @@ def diagnose_annotations(result: Any) -> list[Annotation]:
     return annotations
 
 
-# Result type name -> how its annotations are made (anything else: its failed JUnit cases).
-ANNOTATIONS: dict[str, Callable[[Any], list[Annotation]]] = {
-    "EvalResult": skipped_annotations,
-    "RobustResult": skipped_annotations,
-    "Diagnosis": diagnose_annotations,
-}
-
-
 def annotations(result: Any) -> list[Annotation]:
-    """The result's annotations, errors first (stable within a level)."""
-    made = ANNOTATIONS.get(type(result).__name__, case_annotations)(result)
+    """The result's annotations (the "github" piece of its kind, `nnprobe.kinds`), errors first (stable
+    within a level)."""
+    from nnprobe import kinds
+
+    made = kinds.of(result).piece("github")(result)
     return sorted(made, key=lambda a: LEVELS.index(a.level))
 
 
@@ -125,9 +119,10 @@ def render_github(result: Any) -> str:
 def append_step_summary(result: Any, path: str) -> str | None:
     """Append the markdown summary to `path` ($GITHUB_STEP_SUMMARY: appended, as GitHub expects when a step
     writes several); returns why it could not be written (never raises for an unwritable file)."""
-    if type(result).__name__ not in MARKDOWN_RENDERERS:
+    try:
+        text = render_markdown(result)
+    except TypeError:
         return f"no markdown summary for a {type(result).__name__}"
-    text = render_markdown(result)
     try:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(("\n" if handle.tell() else "") + text)

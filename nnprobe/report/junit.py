@@ -7,7 +7,7 @@ No torch: the result types are looked up by name, as the table renderers are.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,22 +104,11 @@ def compare_cases(result) -> list[JUnitCase]:
     return cases
 
 
-# Result type name -> the function that makes its cases.
-CASES: dict[str, Callable[[Any], list[JUnitCase]]] = {
-    "EvalResult": eval_cases,
-    "FoolResult": fool_cases,
-    "RobustResult": robust_cases,
-    "CorruptionResult": corruption_cases,
-    "Diagnosis": diagnose_cases,
-    "Comparison": compare_cases,
-}
-
-
 def junit_cases(result: Any) -> list[JUnitCase]:
-    make = CASES.get(type(result).__name__)
-    if make is None:
-        raise TypeError(f"no JUnit cases for {type(result).__name__}")
-    return make(result)
+    """The result's cases, made by the piece its kind provides (`nnprobe.kinds`: "junit")."""
+    from nnprobe import kinds
+
+    return kinds.of(result).piece("junit")(result)
 
 
 def render_junit(cases: Sequence[JUnitCase], suite: str) -> str:

@@ -1,18 +1,16 @@
 """GitHub-flavoured markdown summaries (`--format markdown`, the GitHub step summary, a PR comment).
 
-One compact summary per result type, looked up by type name like the table renderers, so a new result
-kind is one line in `MARKDOWN_RENDERERS` (a function `result -> list[str]` of markdown lines, built with
-the helpers below). Every summary fits a PR comment (65,536 characters) and the step summary (1 MiB):
+One compact summary per result kind: the "markdown" piece of its record in `nnprobe.kinds` (a function
+`result -> list[str]` of markdown lines, built with the helpers below). Every summary fits a PR comment (65,536 characters) and the step summary (1 MiB):
 long lists end in "... and N more", and `render_markdown` cuts whatever is left over `MAX_CHARS`.
 User-controlled text (paths, class names, messages) always goes through `escape`: it can neither break
 a table, start a block, inject HTML nor turn into a link.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nnprobe.report.gates import gate_sentence
@@ -23,16 +21,6 @@ ROWS = 20  # rows of a list or table before "... and N more"
 FINDING_ROWS = 50  # diagnose: findings shown (errors first)
 CELL = 200  # characters of user text kept in one cell (before escaping)
 TABLE_BYTES = 40_000  # one table's rows stop here, so the summary's other parts always fit
-
-# Result type name -> "module:function" returning the summary as markdown lines.
-MARKDOWN_RENDERERS = {
-    "EvalResult": "nnprobe.report.markdown:eval_lines",
-    "CorruptionResult": "nnprobe.report.markdown:corruption_lines",
-    "FoolResult": "nnprobe.report.markdown:fool_lines",
-    "RobustResult": "nnprobe.report.markdown:robust_lines",
-    "Diagnosis": "nnprobe.report.markdown:diagnose_lines",
-    "Comparison": "nnprobe.report.compare_markdown:compare_lines",
-}
 
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#$])")
@@ -120,11 +108,9 @@ def fit(text: str, limit: int = MAX_CHARS) -> str:
 
 def markdown_lines(result: Any) -> list[str]:
     """`result`'s summary lines, followed by its `--baseline` comparison's when it has one."""
-    target = MARKDOWN_RENDERERS.get(type(result).__name__)
-    if target is None:
-        raise TypeError(f"no markdown renderer for {type(result).__name__}")
-    module, func = target.split(":")
-    lines: list[str] = getattr(importlib.import_module(module), func)(result)
+    from nnprobe import kinds
+
+    lines: list[str] = kinds.of(result).piece("markdown")(result)
     if getattr(result, "comparison", None) is not None:
         lines += ["", *markdown_lines(result.comparison)]
     return lines

@@ -214,3 +214,19 @@ def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, 
     checked = {f.id: f.evidence["checked"] for f in merged.findings if f.id in ("zero-gradients",
                                                                              "probabilities-not-logits")}
     assert list(checked.values()) == [12], checked  # every image of the data set, not slice 1's 6 or 4
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_merged_eval_and_corruption_equal_one_process_in_every_field(tmp_path, data, count):
+    """Every key of the JSON (floats to 1e-6) but how it ran, for eval with its per-sample rows merged and
+    for a corruption sweep: a field merge forgets fails here (issue 16 part 3)."""
+    one = api.evaluate(MODEL, data, workers=0, save_predictions=str(tmp_path / "one.jsonl"), min_top1=0.5, **PLAIN)
+    merged = api.merge(_run_slices(tmp_path, api.evaluate, data, count), min_top1=0.5,
+                       save_predictions=str(tmp_path / "merged.jsonl"))
+    _same(_run_only(_without(one.to_dict(), "images_per_second")),
+          _run_only(_without(merged.to_dict(), "images_per_second")))
+    options = dict(corruptions="gaussian_noise,fog", severity="1,3", seed=4)
+    one = api.robust(MODEL, data, workers=0, min_corruption_top1=0.1, **options, **PLAIN)
+    parts = [api.robust(MODEL, data, workers=0, shard=f"{k}/{count}", **options, **PLAIN).to_dict()
+             for k in range(1, count + 1)]
+    _same(_run_only(one.to_dict()), _run_only(api.merge(parts, min_corruption_top1=0.1).to_dict()))

@@ -11,7 +11,8 @@ import report_fixtures as fixtures
 from nnprobe.diagnosis.results import Diagnosis, Finding
 from nnprobe.report import FORMATS, render
 from nnprobe.report import markdown
-from nnprobe.report.markdown import MARKDOWN_RENDERERS, escape, fit, render_markdown
+from nnprobe import kinds
+from nnprobe.report.markdown import escape, fit, render_markdown
 from nnprobe.results import Gate, PerClass
 
 CASES = fixtures.cases()
@@ -27,8 +28,8 @@ def test_render_is_byte_identical_to_golden(name):
 
 def test_both_ci_formats_are_offered_and_render_goes_through_the_registry():
     assert {"markdown", "github"} <= set(FORMATS)
-    assert set(MARKDOWN_RENDERERS) == {"EvalResult", "FoolResult", "RobustResult", "Diagnosis", "Comparison",
-                                      "CorruptionResult"}
+    assert {k.type_name for k in kinds.KINDS if "markdown" in k.renderers} == {
+        "EvalResult", "FoolResult", "RobustResult", "Diagnosis", "Comparison", "CorruptionResult"}
     assert render(CASES["eval"], "markdown") == render_markdown(CASES["eval"])
 
 
@@ -174,7 +175,8 @@ def test_a_new_result_kind_is_one_registration(monkeypatch):
 
     with pytest.raises(TypeError, match="Future"):
         render_markdown(Future(True))
-    monkeypatch.setitem(MARKDOWN_RENDERERS, "Future", f"{__name__}:_future_lines")
+    monkeypatch.setitem(kinds._BY_TYPE, "Future", kinds.Kind("future", f"{__name__}:Future",
+                                                             {"markdown": f"{__name__}:_future_lines"}))
     assert render_markdown(Future(False)) == "### nnprobe compare: ❌ failed\n\nbase \\| cand\n"
 
 
