@@ -71,7 +71,7 @@ def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool
         for name, body in parts[1:]:
             differ = kinds.version_difference(parts[0][1], body)
             if differ:
-                raise DataError(f"{name} and {parts[0][0]} were written by {differ}: slices of one run come from "
+                raise DataError(f"{parts[0][0]} and {name} were written by {differ}: slices of one run come from "
                                 "one install (--allow-version-mismatch merges them anyway).")
     seen: dict[int, str] = {}
     for name, body in parts:

@@ -100,7 +100,7 @@ def command(paths: tuple[str, ...], num_classes: int | None, metrics: tuple[str,
         from nnprobe.report.diagnose_plots import write_diagnose_plots
 
         written = write_diagnose_plots(result, plot)
-        click.echo(f"diagnose: wrote {len(written)} plot(s) to {plot}", err=True)
+        click.echo(one_line(f"diagnose: wrote {len(written)} plot(s) to {plot}"), err=True)
     for gate in result.comparison.gates if result.comparison is not None else ():
         if not gate.passed:  # said here: the findings' own lines do not cover a gate set by --baseline
             click.echo(one_line(f"failed: --baseline {gate.name}: {gate.message}"), err=True)
@@ -126,8 +126,8 @@ def _follow(paths: tuple[str, ...], follow: bool, timing: tuple[float, float, fl
     result = follow_run(paths[0], poll=poll, idle=idle, wait=wait, num_classes=num_classes,
                         metric_overrides=list(metrics),
                         fail_on=fail_on, verify_crc=not no_crc, kill_pid=kill_pid,
-                        progress=lambda line: click.echo(line, err=True))
-    click.echo(f"diagnose --follow: {result.reason}", err=True)
+                        progress=lambda line: click.echo(one_line(line), err=True))
+    click.echo(one_line(f"diagnose --follow: {result.reason}"), err=True)
     if fmt == "json":
         from nnprobe.cli.stdout import report_stream
 

@@ -10,6 +10,7 @@ from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_opti
                                  resolve_data, shard_option)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import existing_files, finish, guard_data_outputs, working
+from nnprobe.report.escaping import one_line
 
 
 def fraction(text: str | None, name: str) -> float | None:
@@ -125,7 +126,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
         write_eval_plots(result, *plot_paths(plot).values())
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.data["notes"]:
-        click.echo(f"note: {note}", err=True)
+        click.echo(one_line(f"note: {note}"), err=True)
     if result.skipped:
         click.echo(f"note: {len(result.skipped)} file(s) skipped; the report lists each with its reason.", err=True)
     return code

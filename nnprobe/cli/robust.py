@@ -14,6 +14,7 @@ from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_opti
                                  resolve_data, shard_option)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import finish, guard_data_outputs, model_input_files, working
+from nnprobe.report.escaping import one_line
 
 
 @click.command("robust")
@@ -100,7 +101,7 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
         result = dataclasses.replace(result, plot=plot)
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.data.get("notes", []):
-        click.echo(f"note: {note}", err=True)
+        click.echo(one_line(f"note: {note}"), err=True)
     return code
 
 
@@ -142,5 +143,5 @@ def _corruption_command(data, model, weights, arch, trust_pickle, model_num_clas
         result = dataclasses.replace(result, plot=plot)
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.data.get("notes", []):
-        click.echo(f"note: {note}", err=True)
+        click.echo(one_line(f"note: {note}"), err=True)
     return code
