@@ -43,6 +43,10 @@ def baseline_files(baseline: str | None) -> list[str]:
     """`--baseline FILE` of eval and robust: the result and its per-sample file (inputs: never overwritten)."""
     if baseline is None:
         return []
+    if not os.path.isdir(baseline):  # a FIFO, a device: refused before any work (results and logs alike)
+        from nnprobe.io import open_input
+
+        open_input(existing_files([baseline], "Baseline result")[0], "the baseline").close()
     return input_files(*existing_files([baseline], "Baseline result"))
 
 

@@ -222,3 +222,21 @@ def test_tampered_sanity_counts_of_a_robust_slice_are_refused(tmp_path, invoke, 
     edit(body["sanity"])
     run = invoke("merge", str(write(tmp_path / "part.json", body)))
     assert run.returncode == 2 and fragment in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("verb", ["eval", "robust", "diagnose"])
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero"])
+def test_a_baseline_that_is_not_a_file_is_refused_before_any_work(tmp_path, fifo, verb, what):
+    """`--baseline FIFO` hung eval, robust and diagnose before reading a single image or log."""
+    from helpers import PLAIN_FLAGS, factory_spec, make_wnid_folders
+
+    path = str(fifo) if what == "fifo" else what
+    data = make_wnid_folders(tmp_path / "data", {5: 1})
+    if verb == "diagnose":
+        args = ["diagnose", str(TESTS.parent / "samples" / "runs" / "healthy"), "--baseline", path]
+    else:
+        args = [verb, str(data), "--model", factory_spec("color_net_1000"), *PLAIN_FLAGS, "--workers", "0",
+                "--baseline", path]
+    inputs = Inputs(data)
+    expect_refusal(cli(*args), 2, path, "not a regular file")
+    inputs.unchanged()
