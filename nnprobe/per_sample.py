@@ -197,9 +197,14 @@ def write(path: str, header: dict[str, Any], rows: Iterator[dict[str, Any]]) -> 
     return PerSampleFile(path, digest.hexdigest(), count)
 
 
-def file_sha256(path: str) -> str:
+def file_sha256(path: str, rows: int | None = None) -> str:
+    """The file's sha256; with `rows` (the count its result records), refused unread when it is larger than
+    that many rows can be (`max_bytes`)."""
     digest = hashlib.sha256()
     with open_input(path, "The per-sample file") as handle:
+        if rows is not None and os.fstat(handle.fileno()).st_size > max_bytes(rows):
+            raise DataError(f"{path} is larger than a per-sample file of {rows} rows can be: not the file this "
+                            "result wrote.")
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -92,7 +92,7 @@ def with_rows(side: Side) -> Side:
     if path is None:
         return side
     record = side.body["per_sample"]
-    if file_sha256(path) != record["sha256"]:
+    if file_sha256(path, record.get("rows")) != record["sha256"]:
         raise DataError(f"the per-sample file {path} does not match the sha256 recorded in the {side.role} "
                         f"{side.origin} (it was changed or replaced after the run).")
     header, rows = read(path, record.get("rows"))

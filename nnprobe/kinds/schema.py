@@ -176,6 +176,8 @@ def check_robust(check: Checker, body: Mapping[str, Any]) -> None:
         _, _, n = _topk(check, point, where)
         clean = check.count(point, "clean_correct", where, optional=True)
         check.at_most(clean, n, f"{where}clean_correct exceeds total")
+        if "clean_correct" in point:  # right under attack means right before it and not fooled
+            check.at_most(point["correct_top1"], clean, f"{where}correct_top1 exceeds clean_correct")
         check.at_most(check.count(point, "fooled", where, optional=True), clean if "clean_correct" in point else n,
                       f"{where}fooled exceeds clean_correct")
         check.count(point, "gradient_passes", where, optional=True)

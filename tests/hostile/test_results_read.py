@@ -240,3 +240,16 @@ def test_a_baseline_that_is_not_a_file_is_refused_before_any_work(tmp_path, fifo
     inputs = Inputs(data)
     expect_refusal(cli(*args), 2, path, "not a regular file")
     inputs.unchanged()
+
+
+def test_a_per_sample_file_too_large_for_its_rows_is_refused_unread(tmp_path, invoke):
+    """A (sparse) 8 GB file recorded as the per-sample file of 7 rows: refused by size, never hashed."""
+    body = eval_body()
+    big = tmp_path / "cand.preds"
+    with open(big, "wb") as handle:
+        handle.truncate(8 << 30)
+    body["per_sample"] = {"path": big.name, "sha256": "0" * 64, "rows": 7}
+    cand = write(tmp_path / "cand.json", body)
+    base = write(tmp_path / "base.json", eval_body())
+    run = invoke("compare", str(base), str(cand))
+    assert run.returncode == 2 and "larger than a per-sample file of 7 rows" in run.stderr, run.stderr
