@@ -156,12 +156,30 @@ def check_eval(check: Checker, body: Mapping[str, Any]) -> None:
         for name, got, want in (("correct_top1", sums[0], c1), ("total", sums[1], n), ("predicted", sums[2], n)):
             if got != want:
                 check.fail(f"the per-class {name} add up to {got}, not the {want} the totals say")
+    _calibration(check, body.get("calibration"), n)
     real = body.get("real")
     if real is not None:
         real = check.mapping(real, "real")
         check.at_most(check.count(real, "correct_top1", "real."), check.count(real, "total", "real."),
                       "real.correct_top1 exceeds real.total")
     _per_sample(check, body, n)
+
+
+def _calibration(check: Checker, calibration: Any, total: int) -> None:
+    """ECE in [0, 1], Brier in [0, 2], NLL >= 0; bins' counts adding up to the images, fractions in [0, 1]."""
+    if calibration is None:
+        return
+    calibration = check.mapping(calibration, "calibration")
+    for key, high in (("ece", 1.0), ("brier", 2.0), ("nll", None)):
+        check.number(calibration, key, "calibration.", low=0.0, high=high)
+    counted = 0
+    for row in check.items(calibration, "bins", "calibration.", required=False):
+        row = check.mapping(row, "a calibration bin")
+        counted += check.count(row, "count", "calibration bin ")
+        for key in ("lower", "upper", "accuracy", "confidence"):
+            check.number(row, key, "calibration bin ", low=0.0, high=1.0)
+    if calibration.get("bins") and counted != total:
+        check.fail(f"the calibration bins count {counted} images, the result {total}")
 
 
 def check_robust(check: Checker, body: Mapping[str, Any]) -> None:

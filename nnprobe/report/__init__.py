@@ -17,6 +17,7 @@ from typing import Any
 from nnprobe import kinds
 from nnprobe.io import STDOUT, atomic_write_text
 
+
 def render_json(result: Any) -> str:
     return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
 

@@ -253,3 +253,21 @@ def test_a_per_sample_file_too_large_for_its_rows_is_refused_unread(tmp_path, in
     base = write(tmp_path / "base.json", eval_body())
     run = invoke("compare", str(base), str(cand))
     assert run.returncode == 2 and "larger than a per-sample file of 7 rows" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda c: c.update(ece=1.5), "calibration.ece is 1.5, outside"),
+    (lambda c: c.update(brier=-0.1), "calibration.brier is -0.1, outside"),
+    (lambda c: c["bins"][0].update(count=99), "the calibration bins count 99 images, the result 7"),
+])
+def test_impossible_calibration_is_refused(tmp_path, invoke, edit, fragment):
+    """--max-ece and the ECE delta read these: an ECE of 1.5 or bins over other images never pass or fail one."""
+    body = eval_body()
+    body["calibration"] = {"ece": 0.1, "nll": 0.8, "brier": 0.4,
+                           "bins": [{"lower": 0.0, "upper": 0.5, "count": 7, "accuracy": 0.5, "confidence": 0.4}]}
+    base = write(tmp_path / "base.json", body)
+    assert invoke("compare", str(base), str(base)).returncode == 0
+    edit(body["calibration"])
+    cand = write(tmp_path / "cand.json", body)
+    run = invoke("compare", str(base), str(cand))
+    assert run.returncode == 2 and fragment in run.stderr, run.stderr
