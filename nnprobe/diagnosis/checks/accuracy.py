@@ -7,6 +7,7 @@ import numpy as np
 
 from nnprobe.diagnosis.checks._util import aligned, at, epoch_label, finite_points, r
 from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
+from nnprobe.diagnosis.run import at_chance
 
 # Deepchecks' simple-model comparison asks for a gain >= 0.1 over the trivial baseline, where
 # gain = (acc - baseline) / (1 - baseline); below it the model is "at chance". AUTOTRAINER judges only
@@ -50,12 +51,14 @@ def chance_accuracy(ctx: RunContext):
     best_i = int(idx[int(np.argmax(values))])
     best, final = float(values.max()), float(values[-1])
     evidence = {"series": series.name, "best": r(best), "best_at": at(series, best_i), "final": r(final),
+                "median": r(float(np.median(values))),
                 **at(series, int(idx[-1])), "chance": r(chance), "threshold": r(threshold), "num_classes": k,
                 "num_classes_source": ctx.num_classes_source, "confidence": confidence(ctx),
-                "method": f"best and final accuracy against 1/K + {MIN_GAIN} x (1 - 1/K), K {ctx.num_classes_source}"}
-    if best <= threshold:
-        yield Flag("error", f"validation accuracy never rose above chance: best {best:.4f} "
-                            f"({epoch_label(series, best_i)}) vs chance 1/{k} = {chance:.4f} "
+                "method": f"median, best 3-evaluation mean and final accuracy against 1/K + {MIN_GAIN} x (1 - 1/K), "
+                          f"K {ctx.num_classes_source}"}
+    if at_chance(values, k):
+        yield Flag("error", f"validation accuracy never rose above chance: median {float(np.median(values)):.4f}, "
+                            f"best {best:.4f} ({epoch_label(series, best_i)}) vs chance 1/{k} = {chance:.4f} "
                             f"(K {ctx.num_classes_source}; {confidence(ctx)} confidence).", CHANCE_HINT, evidence)
     elif final <= threshold and not _loss_broken_at(ctx, int(series.steps[idx[-1]])):
         yield Flag("error", f"validation accuracy fell back to chance: final {final:.4f} vs chance "
@@ -190,6 +193,19 @@ def _never_changed(values: np.ndarray, run: int) -> str | None:
     return None
 
 
+def _train_loss_stalled(ctx: RunContext, series, idx: np.ndarray, run: int) -> bool:
+    """A constant output cannot fit the training data either: its train loss stays >= h(acc) (the least
+    cross-entropy of a one-class output scoring `acc`; 0.8 of it, for a training prior a little off the
+    validation one). A net that overfits drives its train loss far below that while its validation accuracy
+    sits still (samples/corpus/*-overfit: 0.04 against h = 0.66). True when no train loss is logged."""
+    train = ctx.roles.get("train_loss")
+    if train is None or not len(train):
+        return True
+    means = aligned(train, series.steps[idx[-run:]])
+    means = means[np.isfinite(means)]
+    return not means.size or bool(means[-1] >= 0.8 * binary_entropy(float(series.values[idx[-1]])))
+
+
 def _one_class_share(acc: float, k: int | None) -> float:
     """The largest accuracy that predicting one class plausibly scores: a class's share of the validation
     set. A set balanced within a factor of 2 gives shares <= 2/K; a single class holding more than half of
@@ -241,7 +257,7 @@ def constant_prediction(ctx: RunContext):
             evidence["ln_k"] = r(math.log(ctx.num_classes))
     share = _one_class_share(acc, ctx.num_classes)
     evidence["largest_plausible_share"] = r(share)
-    how = _never_changed(values, run)
+    how = _never_changed(values, run) if _train_loss_stalled(ctx, series, idx, run) else None
     if acc > share and how is None:
         yield _frozen_not_constant(acc, run, epoch_label(series, first), share, evidence)
         return

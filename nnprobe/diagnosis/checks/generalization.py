@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from nnprobe.diagnosis.checks._util import aligned, at, epoch_label, r
-from nnprobe.diagnosis.checks.accuracy import MIN_GAIN
+from nnprobe.diagnosis.run import at_chance
 from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
 
 # AUTOTRAINER: accuracy gap train - val >= 0.10, or >= 0.07 once train accuracy is above 0.9.
 ACC_GAP = 0.10
 ACC_GAP_HIGH_TRAIN = 0.07
 HIGH_TRAIN = 0.9
-# SageMaker Debugger's overfit rule: (val - train) / train loss ratio above 0.1; we also ask the final
-# validation loss to sit 10% above its minimum, so noise around a flat minimum is not "rising".
+# SageMaker Debugger's overfit rule: (val - train) / train loss ratio above 0.1; we also ask each of the
+# last 3 validation losses to sit 10% above the minimum, so noise around a flat minimum is not "rising"
+# (a small loss on 360 images wanders +-15% around its minimum: samples/corpus/jsonl-healthy-resumed).
 LOSS_RATIO = 0.1
 # A validation loss that doubled from its minimum while the train loss fell is overfitting on its own,
 # whatever the accuracy gap: 10x the 10% margin above, and a doubled cross-entropy means the probability
@@ -21,7 +22,10 @@ LOSS_RATIO = 0.1
 LOSS_DOUBLED = 2.0
 # Lightning EarlyStopping's usual patience: 3 evaluations without improvement.
 PATIENCE = 3
-# UMLAUT: validation accuracy more than 5 points above training accuracy from epoch 3 on.
+# UMLAUT: validation accuracy more than 5 points above training accuracy from epoch 3 on. An info, not a
+# warning: label noise in the training set gives the same picture (train accuracy is measured on the noisy
+# labels, validation on clean ones): the corpus' healthy 20%-noise runs of every logger show gaps of
+# 0.12-0.18, more than leakage typically does, and the logs cannot tell the two apart.
 LEAK_GAP = 0.05
 LEAK_FROM_EVAL = 2  # 0-based: the third evaluation
 LEAK_SHARE = 0.5  # in at least half of those evaluations, and at the last one
@@ -58,11 +62,10 @@ def _not_a_learner(ctx: RunContext) -> str | None:
 
     acc = ctx.roles.get("val_acc")
     if ctx.num_classes is not None and acc is not None and np.isfinite(acc.values).any():
-        chance = 1.0 / ctx.num_classes
-        best = float(np.nanmax(np.where(np.isfinite(acc.values), acc.values, np.nan)))
-        if best <= chance + MIN_GAIN * (1.0 - chance):
-            return (f"not judged: the validation accuracy never beat chance (best {best:.4f}, K "
-                    f"{ctx.num_classes_source}), so a rising validation loss is no overfitting (see chance-accuracy)")
+        values = acc.values[np.isfinite(acc.values)]
+        if at_chance(values, ctx.num_classes):
+            return (f"not judged: the validation accuracy never beat chance (median {float(np.median(values)):.4f}, "
+                    f"K {ctx.num_classes_source}), so a rising validation loss is no overfitting (see chance-accuracy)")
     if (message := diverged(ctx)) is not None:
         return f"not judged: the loss diverged ({message}), so a rising validation loss is no overfitting"
     return None
@@ -81,7 +84,7 @@ def _loss_overfit(val_loss, train_loss, evidence: dict) -> tuple[bool, bool, str
     best_label = epoch_label(val_loss, best)
     train_at = aligned(train_loss, val_loss.steps[idx])
     after = idx.size - 1 - k
-    rising = (after >= PATIENCE and values[-1] >= (1 + LOSS_RATIO) * values[k]
+    rising = (after >= PATIENCE and values[-PATIENCE:].min() >= (1 + LOSS_RATIO) * values[k]
               and np.isfinite(train_at[-1]) and np.isfinite(train_at[k]) and train_at[-1] < train_at[k])
     ratio = (values[-1] - train_at[-1]) / train_at[-1] if train_at[-1] > 0 else np.nan
     evidence.update(val_series=val_loss.name, best_val_loss=r(values[k]), best_at=at(val_loss, best),
@@ -146,7 +149,7 @@ def val_above_train(ctx: RunContext):
     above = np.isfinite(judged) & (judged > LEAK_GAP)
     if above.mean() >= LEAK_SHARE and above[-1]:
         yield Flag(
-            "warning",
+            "info",
             f"validation accuracy is above training accuracy by more than {LEAK_GAP} in {int(above.sum())} of "
             f"{judged.size} evaluations from the third on (last gap {gap[-1]:.3f}).",
             "Check that validation images are not also in the training set (duplicates, leakage through "
