@@ -141,7 +141,8 @@ def _with_baseline(result, baseline: Any, gates: dict[str, Any]):
     from nnprobe.comparison import compare as run
 
     shown = os.fspath(baseline) if isinstance(baseline, (str, os.PathLike)) else "the baseline"
-    comparison = run(baseline, result, names=(shown, "this run"), **gates)
+    comparison = run(baseline, result, names=(shown, "this run"),
+                     confidence=getattr(result, "confidence_level", 0.95), **gates)
     return dataclasses.replace(result, comparison=comparison, gates=result.gates + comparison.gates)
 
 

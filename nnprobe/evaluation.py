@@ -14,11 +14,14 @@ import torch.nn.functional as F
 
 from nnprobe.calibration import calibration, confused_pairs, real_top1
 from nnprobe.calibration import real_labels as real_labels_of
+from nnprobe.calibration_suite import suite
+from nnprobe.calibration_tally import CalibrationTally
 from nnprobe.data.checks import check_batch_size, check_workers, nonfinite_error
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.shards import Shard
 from nnprobe.device import autocast, versions
 from nnprobe.errors import DataError, NnprobeError, UsageError
+from nnprobe.intervals import CONFIDENCE, RESAMPLES, SEED, check_confidence, check_resamples
 from nnprobe.models.classifier import Classifier
 from nnprobe.parts import Part, parse_part, slice_info
 from nnprobe.per_sample import EvalSamples, data_fingerprint, save, with_paths
@@ -33,10 +36,14 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
              decode: str = "workers", save_predictions: str | None = None, shard: Part | str | None = None,
              real_labels: str | None = None, min_top1: float | None = None, min_top5: float | None = None,
              max_ece: float | None = None, min_class_top1: float | None = None, setup_checks: bool = True,
+             confidence: float = CONFIDENCE, bootstrap_resamples: int = RESAMPLES, seed: int = SEED,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Top-1/top-5 (exact counts), loss, calibration and per-class errors of `classifier` on `images`; when
     top-1 is near chance or the answers concentrate, `setup_checks` measures which setup mistake explains it
-    (`nnprobe.setup_checks`)."""
+    (`nnprobe.setup_checks`). Intervals are at `confidence`: exact on counts, percentile bootstrap
+    (`bootstrap_resamples` resamples drawn from `seed`) on the calibration means."""
+    check_confidence(confidence)
+    check_resamples(bootstrap_resamples)
     gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
     part = _checked(classifier, images, batch_size=batch_size, workers=workers, strict=strict, shard=shard,
                     gates=gates, real_labels=real_labels, restrict_to_present=restrict_to_present)
@@ -44,13 +51,18 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     k = min(5, len(present) if restrict_to_present else classifier.num_classes)
     with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
                decode=decode, strict=strict, part=part, progress=progress) as sharded:
-        tallies, rows = _count(classifier, sharded, present if restrict_to_present else None, k,
-                               precision=precision, compile=compile, channels_last=channels_last, chunk=batch_size)
-        gathered = sharded.finish(*tallies)
+        tallies, rows, tally = _count(classifier, sharded, present if restrict_to_present else None, k,
+                                      precision=precision, compile=compile, channels_last=channels_last,
+                                      chunk=batch_size)
+        gathered = sharded.finish(*tallies, *tally.tensors)
         samples = with_paths(EvalSamples.merged(sharded.gather(rows)), images.root, images.samples)
     result = _assemble(classifier, images, tallies, gathered, samples, part=part, precision=precision,
                        device=sharded.device, logits=f"restricted to the {len(present)} classes present"
                        if restrict_to_present else f"all {classifier.num_classes} classes", k=k)
+    classwise, nll_sums = tally.arrays()
+    result = dataclasses.replace(result, confidence_level=confidence, calibration_suite=suite(
+        samples.confidence, samples.correct, samples.loss, samples.brier, classwise=classwise,
+        temperature_sums=nll_sums, confidence=confidence, resamples=bootstrap_resamples, seed=seed))
     if setup_checks and part is None and sharded.ctx.is_main:
         result = _explained(result, classifier, images, device=sharded.device, batch_size=batch_size,
                             restrict_to_present=restrict_to_present)
@@ -133,11 +145,12 @@ def _real_top1(path: str, samples: EvalSamples, images: LabelledImages) -> RealT
 
 
 def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: int, *, precision: str,
-           compile: bool, channels_last: bool | None, chunk: int) -> tuple[tuple[torch.Tensor, ...], EvalSamples]:
+           compile: bool, channels_last: bool | None, chunk: int
+           ) -> tuple[tuple[torch.Tensor, ...], EvalSamples, CalibrationTally]:
     """Forward every batch of this rank's shard and count, on the device: [top-1, top-5, total, converted,
     images with non-finite logits] (int64), the loss sum (float64), and per class labels, correct and
-    predicted (int64); and each image's answer (`EvalSamples`). With `present`, logits are restricted to
-    those classes (the answers stay in the model's class indices)."""
+    predicted (int64); each image's answer (`EvalSamples`); and the calibration tally over the logits' columns.
+    With `present`, logits are restricted to those classes (the answers stay in the model's class indices)."""
     dev = shard.device
     num_classes = classifier.num_classes
     rows = _Rows()
@@ -147,6 +160,7 @@ def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: i
         present_t = torch.tensor(present, dtype=torch.int64, device=dev)
         position_of = position_of.to(dev)
     model = classifier.to(dev).eval()
+    tally = CalibrationTally(len(present) if present is not None else num_classes, dev)
     if channels_last is None:
         channels_last = dev.type == "cuda"
     if channels_last:
@@ -184,8 +198,9 @@ def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: i
                 class_predicted += torch.bincount(predicted, minlength=num_classes)
                 rows.add(batch.positions, labels, present_t[top] if present is not None else top, losses,
                          logits, targets)
+                tally.add(logits, targets)
             counts[3] += batch.converted
-    return (counts, loss_sum, class_total, class_correct, class_predicted), rows.collected()
+    return (counts, loss_sum, class_total, class_correct, class_predicted), rows.collected(), tally
 
 
 class _Rows:

@@ -281,8 +281,10 @@ def _eval_result(merged: dict, bodies: Sequence[dict], saved, rows, gates: dict)
     parts = [(from_jsonable(Calibration, b["calibration"]), b["total"]) for b in bodies if b.get("calibration")]
     pairs = () if rows is None else confused_pairs([r["label"] for r in rows], [r["top5"][0] for r in rows],
                                                    lambda i: names.get(i, str(i)))
+    # the suite's equal-mass bins, smooth ECE, AURC and bootstraps need every image at once: not merged
     result = dataclasses.replace(result, predictions=spread, per_sample=saved, confused_pairs=pairs,
-                                 calibration=combined(parts) if len(parts) == len(bodies) else None)
+                                 calibration=combined(parts) if len(parts) == len(bodies) else None,
+                                 calibration_suite=None)
     return dataclasses.replace(result, gates=eval_gates(result, **gates))
 
 

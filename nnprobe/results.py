@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnprobe.calibration import Calibration, ConfusedPair
+from nnprobe.calibration_suite import CalibrationSuite
 
 SCHEMA_VERSION = 1
 
@@ -255,19 +256,48 @@ class EvalResult(TopKRates, Gated):
     real: RealTop1 | None = None  # ImageNet-ReaL top-1 (`--real-labels`)
     setup_findings: tuple[Any, ...] = ()  # SetupFinding: a setup mistake that explains a low top-1
     comparison: Any = None  # Comparison with `--baseline` (its gates are among `gates`)
+    confidence_level: float = 0.95  # of every interval: Clopper-Pearson on counts (derived), bootstrap (suite)
+    calibration_suite: CalibrationSuite | None = None  # equal-mass/class-wise/smooth ECE, MCE, AURC, T, intervals
     samples: Any = field(default=None, repr=False, compare=False)  # EvalSamples: each image's answer (not JSON)
+
+    @property
+    def top1_interval(self) -> Any:
+        from nnprobe.intervals import clopper_pearson
+
+        return clopper_pearson(self.correct_top1, self.total, self.confidence_level)
+
+    @property
+    def top5_interval(self) -> Any:
+        from nnprobe.intervals import clopper_pearson
+
+        return clopper_pearson(self.correct_top5, self.total, self.confidence_level)
+
+    def class_intervals(self) -> list[Any]:
+        """Each class's top-1 with its exact interval, in `per_class` order (one vectorised inversion)."""
+        from nnprobe.intervals import Interval, clopper_pearson_bounds
+
+        lo, hi = clopper_pearson_bounds([pc.correct_top1 for pc in self.per_class],
+                                        [pc.total for pc in self.per_class], self.confidence_level)
+        return [Interval(pc.top1, float(a), float(b), "clopper-pearson") for pc, a, b in zip(self.per_class, lo, hi)]
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(dataclasses.replace(self, samples=None, comparison=None))
         body.pop("samples")
         body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
-        body["per_class"] = [dict(to_jsonable(pc), top1=to_jsonable(pc.top1)) for pc in self.per_class]
+        body["per_class"] = [dict(to_jsonable(pc), top1=to_jsonable(pc.top1), top1_interval=to_jsonable(iv))
+                             for pc, iv in zip(self.per_class, self.class_intervals())]
         if self.real is not None:
+            from nnprobe.intervals import clopper_pearson
+
             body["real"]["top1"] = to_jsonable(self.real.top1)
+            body["real"]["top1_interval"] = to_jsonable(clopper_pearson(self.real.correct_top1, self.real.total,
+                                                                        self.confidence_level))
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "eval",
             "top1": to_jsonable(self.top1),
             "top5": to_jsonable(self.top5),
+            "top1_interval": to_jsonable(self.top1_interval),
+            "top5_interval": to_jsonable(self.top5_interval),
             **body,
         }

@@ -24,15 +24,17 @@ __all__ = ["compare", "Comparison", "MetricDelta", "Flips", "ClassDelta", "EpsDe
 
 def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_drop_top5: Any = None,
             max_class_drop: Any = None, alpha: Any = None, allow_different_data: bool = False,
-            run_summaries: tuple[dict, dict] | None = None, names: tuple[str, str] | None = None) -> Comparison:
+            run_summaries: tuple[dict, dict] | None = None, names: tuple[str, str] | None = None,
+            confidence: Any = 0.95) -> Comparison:
     """Compare `candidate` with `baseline` (paths to result JSON, dicts, or result objects).
 
     Drop thresholds are fractions (0.003) or points ("0.3pt", "0.3%"); with `alpha` a drop gate fails only
     when McNemar's p < alpha too. `run_summaries`: diagnose only, the runs' metric summaries when read
     from their logs (`diagnose_compare.run_summaries`); `names`: how to call the two sides in the report
-    (default: their paths, or the result type)."""
+    (default: their paths, or the result type); `confidence`: the level of the interval on each delta."""
     options = Options.parse(max_drop_top1=max_drop_top1, max_drop_top5=max_drop_top5,
-                            max_class_drop=max_class_drop, alpha=alpha, allow_different_data=allow_different_data)
+                            max_class_drop=max_class_drop, alpha=alpha, allow_different_data=allow_different_data,
+                            confidence=confidence)
     base, cand = load_side(baseline, "baseline"), load_side(candidate, "candidate")
     if names is not None:
         base, cand = dataclasses.replace(base, origin=names[0]), dataclasses.replace(cand, origin=names[1])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnprobe.comparison.delta_intervals import DEFAULT_ALPHA, with_intervals
 from nnprobe.comparison.flips import flips
 from nnprobe.comparison.loading import Side
 from nnprobe.comparison.mcnemar import mcnemar_p
@@ -10,6 +11,7 @@ from nnprobe.comparison.options import SHOWN_CLASSES, Options
 from nnprobe.comparison.results import ClassDelta, Flips, MetricDelta
 from nnprobe.comparison.thresholds import drop_gate
 from nnprobe.errors import UsageError
+from nnprobe.intervals import minimal_detectable_drop
 from nnprobe.results import Gate
 
 
@@ -106,9 +108,11 @@ def class_gate(threshold: float, alpha: float | None, classes: list[ClassDelta])
 def compare_eval(base: Side, cand: Side, options: Options, paired: bool) -> dict[str, Any]:
     """The eval fields of a Comparison."""
     pairs = list(zip(base.rows, cand.rows)) if paired else None
-    metrics = eval_metrics(base.body, cand.body)
+    metrics = with_intervals(eval_metrics(base.body, cand.body), base.body, cand.body, pairs,
+                             {"top1": _top1_right, "top5": _top5_right}, options.confidence)
     classes = class_deltas(base.body, cand.body, pairs)
     top1, top5 = paired_flips(pairs) if pairs is not None else (None, None)
     shown = tuple(c for c in classes[:SHOWN_CLASSES] if c.drop > 0)
+    detectable = minimal_detectable_drop(len(pairs), options.alpha or DEFAULT_ALPHA) if pairs else None
     return dict(metrics=metrics, classes=shown, flips_top1=top1, flips_top5=top5,
-                gates=eval_gates(options, metrics, classes, top1, top5))
+                gates=eval_gates(options, metrics, classes, top1, top5), minimal_detectable_drop=detectable)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nnprobe.intervals import Interval
 from nnprobe.results import SCHEMA_VERSION, Gate, Gated, to_jsonable
 
 
@@ -15,6 +16,7 @@ class MetricDelta:
     name: str
     baseline: float | None
     candidate: float | None
+    interval: Interval | None = None  # of the delta, at the comparison's confidence level
 
     @property
     def delta(self) -> float | None:
@@ -113,6 +115,9 @@ class Comparison(Gated):
     gates: tuple[Gate, ...] = ()
     notes: tuple[str, ...] = ()
     options: dict[str, Any] | None = None
+    # eval: the smallest top-1 drop the exact McNemar test at `alpha` can call significant on these paired
+    # images (every discordant image against the candidate); None when unpaired
+    minimal_detectable_drop: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnprobe.report.eval_rows import delta_note, delta_span
 from nnprobe.report.markdown import CELL, escape, gate_lines, heading, more, table
 from nnprobe.results import format_eps
 
@@ -61,11 +62,12 @@ def _finding_lines(result: Any) -> list[str]:
 def compare_lines(result: Any) -> list[str]:
     subject = f"{result.compared}: {result.candidate} vs baseline {result.baseline}"
     lines = heading("compare", result.passed, subject, "" if result.gates else "no gates")
-    rows = ((escape(m.name), _cell(m.name, m.baseline), _cell(m.name, m.candidate), _cell(m.name, m.delta, True))
-            for m in result.metrics)
+    rows = ((escape(m.name), _cell(m.name, m.baseline), _cell(m.name, m.candidate), _cell(m.name, m.delta, True),
+             delta_span(m, lambda name, v: _cell(name, v, True))) for m in result.metrics)
     if result.metrics:
-        lines += table(("metric", "baseline", "candidate", "delta"), rows, right=(1, 2, 3), limit=50,
+        lines += table(("metric", "baseline", "candidate", "delta", "interval"), rows, right=(1, 2, 3, 4), limit=50,
                        total=len(result.metrics), noun="metrics")
+        lines += [escape(delta_note(result)), ""]
     lines += gate_lines(result.gates)
     lines += _class_lines(result)
     lines += _flip_lines("top-1", result.flips_top1) + _flip_lines("top-5", result.flips_top5)

@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nnprobe.report.eval_rows import delta_note, delta_span
 from nnprobe.report.gates import print_gates
 from nnprobe.results import format_eps
 
@@ -30,12 +31,14 @@ def _delta(name: str, value: float | None) -> str:
 def _metrics(result, console: Console) -> None:
     table = Table(title=f"nnprobe compare ({result.compared}) — {result.candidate} vs {result.baseline}",
                   title_justify="left", show_edge=False)
-    for column in ("metric", "baseline", "candidate", "delta"):
+    for column in ("metric", "baseline", "candidate", "delta", "interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in result.metrics:
-        table.add_row(escape(m.name), _value(m.name, m.baseline), _value(m.name, m.candidate), _delta(m.name, m.delta))
+        table.add_row(escape(m.name), _value(m.name, m.baseline), _value(m.name, m.candidate), _delta(m.name, m.delta),
+                      delta_span(m, _delta))
     if result.metrics:
         console.print(table)
+        console.print(escape(delta_note(result)))
 
 
 def _flips(label: str, flips, console: Console) -> None:

@@ -5,31 +5,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows
 from nnprobe.report.gates import print_gates
 from nnprobe.results import EvalResult
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}%"
 
 
 def render(result: EvalResult, console: Console) -> None:
     model = result.model
     table = Table(title=f"nnprobe eval — {model.spec}", title_justify="left", show_edge=False)
-    table.add_column("metric")
-    table.add_column("measured", justify="right")
-    table.add_column("count", justify="right")
-    table.add_column("published", justify="right")
-    table.add_row("top-1", _pct(result.top1), f"{result.correct_top1}/{result.total}", _pct(model.published_top1))
-    table.add_row("top-5", _pct(result.top5), f"{result.correct_top5}/{result.total}", _pct(model.published_top5))
-    table.add_row("mean loss", f"{result.mean_loss:.4f}", "", "")
-    if result.real is not None:
-        table.add_row("ReaL top-1", _pct(result.real.top1), f"{result.real.correct_top1}/{result.real.total}", "")
-    cal = result.calibration
-    if cal is not None:
-        table.add_row(f"ECE ({len(cal.bins)} bins)", f"{cal.ece:.4f}", "", "")
-        table.add_row("NLL / Brier", f"{cal.nll:.4f} / {cal.brier:.4f}", "", "")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header == "metric" else "right")
+    for row in metric_rows(result):
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
+    console.print(escape(interval_note(result)))
     pre = model.preprocessing
     console.print(escape(
         f"model: {model.source} {model.architecture or ''} weights={model.weights}  classes={model.num_classes}\n"

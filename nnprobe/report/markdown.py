@@ -130,18 +130,10 @@ def eval_lines(result: Any) -> list[str]:
     model, data = result.model, result.data
     lines = heading("eval", result.passed, f"{model.spec} on {data.get('path')}",
                     "" if result.gates else "no gates")
-    rows = [("top-1", pct(result.top1), f"{result.correct_top1}/{result.total}", pct(model.published_top1)),
-            ("top-5", pct(result.top5), f"{result.correct_top5}/{result.total}", pct(model.published_top5)),
-            ("mean loss", f"{result.mean_loss:.4f}", "", "")]
-    if result.real is not None:
-        rows.append(("ReaL top-1", pct(result.real.top1), f"{result.real.correct_top1}/{result.real.total}", ""))
-    calibration = result.calibration
-    for name, label in (("ece", f"ECE ({len(calibration.bins) if calibration else 15} bins)"), ("nll", "NLL"),
-                        ("brier", "Brier")):
-        value = getattr(calibration, name, None)
-        if isinstance(value, float) and math.isfinite(value):
-            rows.append((label, f"{value:.4f}", "", ""))
-    lines += table(("metric", "measured", "count", "published"), rows, right=(1, 2, 3))
+    from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows
+
+    lines += table(HEADERS, metric_rows(result), right=(1, 2, 3, 4))  # numbers and fixed labels only
+    lines += [escape(interval_note(result)), ""]
     lines += gate_lines(result.gates)
     for finding in result.setup_findings:
         lines += [f"- {SEVERITY.get(finding.severity, finding.severity)}: {escape(finding.message)} "
@@ -154,9 +146,13 @@ def eval_lines(result: Any) -> list[str]:
     worst = sorted((c for c in result.per_class if c.total), key=lambda c: (c.top1, c.index))[:5]
     if len(result.per_class) > 1 and worst:
         lines += ["**Worst classes**", ""]
-        lines += table(("class", "top-1", "count"),
-                       ((f"{escape(c.name)} ({c.index})", pct(c.top1), f"{c.correct_top1}/{c.total}")
-                        for c in worst), right=(1, 2))
+        from nnprobe.intervals import clopper_pearson
+        from nnprobe.report.eval_rows import span
+
+        lines += table(("class", "top-1", "interval", "count"),
+                       ((f"{escape(c.name)} ({c.index})", pct(c.top1),
+                         span(clopper_pearson(c.correct_top1, c.total, result.confidence_level)),
+                         f"{c.correct_top1}/{c.total}") for c in worst), right=(1, 2, 3))
     lines += skipped_line(len(result.skipped))
     return lines + [run_line(result.run, f", {result.images_per_second:.1f} images/s")]
 

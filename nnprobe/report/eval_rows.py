@@ -1,0 +1,93 @@
+"""The rows of eval's metric table, with their intervals: one list that the console table and the markdown
+summary both render, so the two cannot show different numbers. Torch-free."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+HEADERS = ("metric", "measured", "interval", "count", "published")
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.2f}%"
+
+
+def number(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def span(interval: Any, fmt=pct) -> str:
+    """`lo – hi` of an Interval (empty when it has no bounds)."""
+    if interval is None or not math.isfinite(interval.lo) or not math.isfinite(interval.hi):
+        return ""
+    return f"{fmt(interval.lo)} – {fmt(interval.hi)}"
+
+
+def metric_rows(result: Any) -> list[tuple[str, str, str, str, str]]:
+    """(metric, measured, interval, count, published) for each number of an EvalResult."""
+    model = result.model
+    rows = [("top-1", pct(result.top1), span(result.top1_interval), f"{result.correct_top1}/{result.total}",
+             pct(model.published_top1)),
+            ("top-5", pct(result.top5), span(result.top5_interval), f"{result.correct_top5}/{result.total}",
+             pct(model.published_top5)),
+            ("mean loss", number(result.mean_loss), "", "", "")]
+    if result.real is not None:
+        from nnprobe.intervals import clopper_pearson
+
+        real = clopper_pearson(result.real.correct_top1, result.real.total, result.confidence_level)
+        rows.append(("ReaL top-1", pct(result.real.top1), span(real), f"{result.real.correct_top1}/{result.real.total}",
+                     ""))
+    return rows + _calibration_rows(result)
+
+
+def _calibration_rows(result: Any) -> list[tuple[str, str, str, str, str]]:
+    cal, suite = result.calibration, result.calibration_suite
+    if suite is None:  # merged slices: the binned numbers only, no intervals
+        if cal is None:
+            return []
+        return [(f"ECE ({len(cal.bins)} bins)", number(cal.ece), "", "", ""),
+                ("NLL", number(cal.nll), "", "", ""), ("Brier", number(cal.brier), "", "", "")]
+    rows = [(f"ECE ({suite.bins} bins)", number(suite.ece.value), span(suite.ece, number), "", ""),
+            (f"ECE equal-mass ({suite.bins} bins)", number(suite.equal_mass_ece), "", "", ""),
+            ("MCE / RMSCE", f"{number(suite.mce)} / {number(suite.rmsce)}", "", "", "")]
+    if suite.classwise_ece is not None:
+        rows.append(("class-wise ECE", number(suite.classwise_ece), "", "", ""))
+    rows += [("smooth ECE", number(suite.smooth_ece.value), span(suite.smooth_ece, number), "", ""),
+             ("NLL", number(suite.nll.value), span(suite.nll, number), "", ""),
+             ("Brier", number(suite.brier.value), span(suite.brier, number), "", ""),
+             ("AURC", number(suite.aurc.value), span(suite.aurc, number), "", "")]
+    if suite.temperature is not None:
+        t = suite.temperature
+        where = "" if t.inside_grid else " (at the edge of the searched range)"
+        rows.append(("fitted temperature (NLL there)", f"{t.value:.3f} ({number(t.nll)}){where}", "", "", ""))
+    return rows
+
+
+def interval_note(result: Any) -> str:
+    """One sentence naming the level and the methods of the intervals shown."""
+    level = f"{100 * result.confidence_level:g}%"
+    suite = result.calibration_suite
+    boot = suite.nll.method if suite is not None else None
+    tail = f"; {boot} on calibration means" if boot else ""
+    return f"intervals: {level}, exact Clopper-Pearson on counts{tail}"
+
+
+def delta_span(metric: Any, fmt) -> str:
+    """`lo to hi` of a compared metric's delta interval, each bound formatted as the delta is."""
+    interval = getattr(metric, "interval", None)
+    if interval is None or not math.isfinite(interval.lo) or not math.isfinite(interval.hi):
+        return ""
+    return f"{fmt(metric.name, interval.lo)} to {fmt(metric.name, interval.hi)}"
+
+
+def delta_note(comparison: Any) -> str:
+    """The level and methods of the delta intervals, and the smallest drop the data can show."""
+    level = (comparison.options or {}).get("confidence", 0.95)
+    methods = sorted({m.interval.method for m in comparison.metrics if getattr(m, "interval", None) is not None})
+    line = f"delta intervals: {100 * level:g}%, " + ("; ".join(methods) if methods else "none (no counts)")
+    mdd = getattr(comparison, "minimal_detectable_drop", None)
+    if mdd is not None:
+        alpha = (comparison.options or {}).get("alpha") or 0.05
+        line += (f". Smallest top-1 drop McNemar (alpha {alpha:g}) can detect on these images: {pct(mdd)}"
+                 if math.isfinite(mdd) else f". No top-1 drop on so few images can reach McNemar alpha {alpha:g}")
+    return line
