@@ -50,8 +50,12 @@ def test_eval_numbers_come_from_the_counts():
     text = render_markdown(result)
     assert text.startswith("### nnprobe eval: ❌ failed\n")
     rows = {row[0]: row[1:] for row in _rows(text, "| metric |")}
-    assert rows["top-1"] == [f"{100 * 4 / 7:.2f}%", "4/7", "75.50%"]
-    assert rows["top-5"] == ["100.00%", "7/7", "—"]
+    from scipy.stats import binomtest
+
+    lo, hi = binomtest(4, 7).proportion_ci(0.95, method="exact")
+    assert rows["top-1"] == [f"{100 * 4 / 7:.2f}%", f"{100 * lo:.2f}% – {100 * hi:.2f}%", "4/7", "75.50%"]
+    lo5 = binomtest(7, 7).proportion_ci(0.95, method="exact").low
+    assert rows["top-5"] == ["100.00%", f"{100 * lo5:.2f}% – 100.00%", "7/7", "—"]
     # worst classes: classes with images, ascending top-1 (dog 1/3 < cat 3/4), the empty class left out
     assert [row[0] for row in _rows(text, "| class |")] == ["dog \\[big\\] (1)", "cat (0)"]
     assert "**Gates:** 1 of 1 failed" in text and "- ❌ **min-top1**: top1 0.5714 is below the required 0.7500" in text
@@ -125,7 +129,7 @@ def test_hostile_names_stay_inside_their_cells():
     result = dataclasses.replace(fixtures.eval_result(fixtures.eval_failing_gates()), model=model,
                                  per_class=(PerClass(0, HOSTILE, 0, 2, 1), PerClass(1, "ok", 1, 1, 1)))
     text = render_markdown(result)
-    _assert_inert(text, {"| metric |": 4, "| class |": 3})
+    _assert_inert(text, {"| metric |": 5, "| class |": 4})
     assert len(_rows(text, "| class |")) == 2
     finding = Finding(HOSTILE, "error", HOSTILE, HOSTILE, run=HOSTILE)
     diagnosis = dataclasses.replace(CASES["diagnose"], path=HOSTILE, extra_findings=(finding,) * 3)
