@@ -112,12 +112,13 @@ def beta_ppf(q, a, b) -> np.ndarray:
 
 
 def clopper_pearson_bounds(k, n, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """The exact two-sided Clopper-Pearson bounds for k successes of n, element-wise (NaN where n == 0)."""
+    """The exact two-sided Clopper-Pearson bounds for k successes of n, element-wise (NaN where n == 0 or k is
+    not a count of n)."""
     k, n = np.broadcast_arrays(np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64))
-    if np.any(k < 0) or np.any(k > n):
-        raise UsageError("A count must lie between 0 and its total.")
-    alpha = 1.0 - check_confidence(confidence)
-    some = n > 0
+    # a count outside [0, n] or a level outside (0, 1) (a damaged result) has no interval: NaN, never an
+    # error while rendering; options are checked where the user gives them (check_confidence)
+    alpha = 1.0 - confidence if isinstance(confidence, (int, float)) and 0 < confidence < 1 else float("nan")
+    some = (n > 0) & (k >= 0) & (k <= n) & (alpha == alpha)
     lo, hi = np.full(k.shape, np.nan), np.full(k.shape, np.nan)
     low_side, high_side = some & (k > 0), some & (k < n)
     lo[some & (k == 0)], hi[some & (k == n)] = 0.0, 1.0

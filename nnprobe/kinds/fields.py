@@ -22,6 +22,13 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "confused_pairs.predicted_index": "the reports name the classes",
         "real.labels": "the --real-labels file the user gave",
         "setup_findings.evidence": "machine-readable evidence; the message says it in words",
+        "calibration_suite.confidence_level": "the result's confidence_level, named in the interval note",
+        "calibration_suite.ece.value": "the same number as calibration.ece, shown from there",
+        "calibration_suite.nll.value": "the same number as calibration.nll, shown from there",
+        "calibration_suite.brier.value": "the same number as calibration.brier, shown from there",
+        **{f"calibration_suite.{name}.method": "the same bootstrap as NLL's, named in the interval note"
+           for name in ("ece", "brier", "smooth_ece", "aurc")},
+        "calibration_suite.smooth_ece_bandwidth": "for tools: the fixed point sigma* (equal to smooth ECE)",
     },
     "robust": {
         "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,
@@ -69,6 +76,7 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "gone.baseline_severity": "empty for a gone finding (FindingChange is shared with changed ones)",
         "gates.threshold": GATE_NUMBERS, "gates.measured": GATE_NUMBERS,
         "options": "the gates as given, for tools",
+        "metrics.interval.value": "the delta itself, shown beside its interval",
     },
 }
 
@@ -94,7 +102,9 @@ MERGE: dict[str, dict[str, str]] = {
         "calibration": "combined from the slices' bins", "confused_pairs": _ROWS, "real": _SUMMED,
         "setup_findings": "judged on a whole run only: none after a merge",
         "comparison": "a --shard slice cannot have one (--baseline is refused with --shard)",
-        "samples": "in memory only",
+        "samples": "in memory only", "confidence_level": _SAME,
+        "calibration_suite": "not merged: equal-mass bins, smooth ECE, AURC, the class-wise tally, the "
+                             "temperature and the bootstraps need every image at once (None after a merge)",
     },
     "robust": {
         "points": "per eps, counts summed and mean norms re-weighted", "settings": _SAME, "model": _SAME,
@@ -121,6 +131,8 @@ COMPARE: dict[str, dict[str, str]] = {
         "gates": "not compared: each run's own thresholds", "confused_pairs": "not compared: rows carry it",
         "real": "not compared", "setup_findings": "not compared", "comparison": "not compared",
         "samples": "rows of a result just computed (--baseline)",
+        "confidence_level": "not compared: the delta intervals use the comparison's own level",
+        "calibration_suite": "not compared: the ECE and loss deltas are bootstrapped from the paired rows",
     },
     "robust": {
         "points": "robust top-1/top-5 per matched eps and the drop gates", "per_sample": "flips per eps",

@@ -3,6 +3,7 @@ summary both render, so the two cannot show different numbers. Torch-free."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 HEADERS = ("metric", "measured", "interval", "count", "published")
@@ -47,14 +48,16 @@ def _calibration_rows(result: Any) -> list[tuple[str, str, str, str, str]]:
             return []
         return [(f"ECE ({len(cal.bins)} bins)", number(cal.ece), "", "", ""),
                 ("NLL", number(cal.nll), "", "", ""), ("Brier", number(cal.brier), "", "", "")]
-    rows = [(f"ECE ({suite.bins} bins)", number(suite.ece.value), span(suite.ece, number), "", ""),
+    # the binned numbers come from `calibration` (the suite's values are the same numbers)
+    shown = cal if cal is not None else SimpleNamespace(**{k: getattr(suite, k).value for k in ("ece", "nll", "brier")})
+    rows = [(f"ECE ({suite.bins} bins)", number(shown.ece), span(suite.ece, number), "", ""),
             (f"ECE equal-mass ({suite.bins} bins)", number(suite.equal_mass_ece), "", "", ""),
             ("MCE / RMSCE", f"{number(suite.mce)} / {number(suite.rmsce)}", "", "", "")]
     if suite.classwise_ece is not None:
         rows.append(("class-wise ECE", number(suite.classwise_ece), "", "", ""))
     rows += [("smooth ECE", number(suite.smooth_ece.value), span(suite.smooth_ece, number), "", ""),
-             ("NLL", number(suite.nll.value), span(suite.nll, number), "", ""),
-             ("Brier", number(suite.brier.value), span(suite.brier, number), "", ""),
+             ("NLL", number(shown.nll), span(suite.nll, number), "", ""),
+             ("Brier", number(shown.brier), span(suite.brier, number), "", ""),
              ("AURC", number(suite.aurc.value), span(suite.aurc, number), "", "")]
     if suite.temperature is not None:
         t = suite.temperature

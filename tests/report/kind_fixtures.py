@@ -10,6 +10,7 @@ import report_fixtures as fixtures
 from nnprobe.attacks.results import RobustFinding
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
 from nnprobe.corruptions.results import CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings
+from nnprobe.intervals import Interval
 from nnprobe.results import Gate
 
 
@@ -28,7 +29,8 @@ def comparison() -> Comparison:
     change = FindingChange("loss-not-finite", "run-a", "error", "train_loss is NaN from step 3.")
     return Comparison(
         compared="eval", baseline="base.json", candidate="cand.json", same_data=True, paired=True,
-        metrics=(MetricDelta("top1", 0.75, 0.5), MetricDelta("ece", None, 0.1)),
+        metrics=(MetricDelta("top1", 0.75, 0.5, Interval(-0.25, -0.5, -0.01, "newcombe-paired (method 10)")),
+                 MetricDelta("ece", None, 0.1)),
         classes=(ClassDelta(1, "dog [big]", 3, 4, 1, 4, 0.25),), flips_top1=flips, flips_top5=flips,
         points=(EpsDelta(2 / 255, 5, 7, 3, 7, flips),), fell_earlier=2, fell_later=0,
         fell_earlier_paths=("val/a.png",), new=(change,), gone=(change,),
@@ -44,9 +46,22 @@ def robust_with_findings():
     return dataclasses.replace(fixtures.robust_result(fixtures.robust_gates()), findings=(finding,))
 
 
+def eval_with_suite():
+    """The filled eval with the whole calibration suite (every leaf distinct, so a swap would show)."""
+    from nnprobe.calibration_suite import CalibrationSuite, Temperature
+
+    def boot(value, lo, hi):
+        return Interval(value, lo, hi, "bootstrap-percentile (1000 resamples, seed 0)")
+
+    suite = CalibrationSuite(0.95, boot(0.1712, 0.101, 0.301), boot(0.81234, 0.5123, 1.1234),
+                             boot(0.4567, 0.3012, 0.6121), boot(0.1333, 0.0712, 0.2712), boot(0.2111, 0.0313, 0.4414),
+                             0.1913, 0.4411, 0.2219, 0.0071, Temperature(1.4321, 0.7654, True), 0.1331)
+    return dataclasses.replace(fixtures.eval_with_findings(), calibration_suite=suite)
+
+
 def one_of_each() -> dict[str, Any]:
     """Kind name -> a result of that kind with failing gates or findings (so every format has cases)."""
-    return {"eval": fixtures.eval_with_findings(), "robust": robust_with_findings(),
+    return {"eval": eval_with_suite(), "robust": robust_with_findings(),
             "corruption": corruption_result((Gate("min-corruption-top1", 0.9, 0.5, False, "below"),)),
             "fool": fixtures.fool_result(fixtures.fool_gates()), "diagnose": fixtures.diagnosis(),
             "compare": comparison()}
