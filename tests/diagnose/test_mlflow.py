@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import sqlite3
 import sys
 
@@ -202,7 +203,7 @@ def test_sqlite_nan_flag_inf_clamp_deleted_runs_and_params(tmp_path):
 
 
 @pytest.mark.parametrize("content, fragment", [
-    (os.urandom(64), "is not an SQLite database"),
+    (random.Random(64).randbytes(64), "is not an SQLite database"),  # seeded: pytest-xdist workers collect the same ids
     (b"", "is not an SQLite database"),
 ])
 def test_a_db_that_is_not_sqlite_is_one_sentence(tmp_path, content, fragment):

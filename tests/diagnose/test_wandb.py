@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import struct
 
 import pytest
@@ -140,7 +141,7 @@ def test_undecodable_record_is_corrupt_and_skipped(tmp_path):
 
 @pytest.mark.parametrize("content, fragment", [
     (b"", "is not a W&B transaction log (no :W&B header)"),
-    (os.urandom(100), "is not a W&B transaction log (no :W&B header)"),
+    (random.Random(100).randbytes(100), "is not a W&B transaction log (no :W&B header)"),  # seeded: same ids in every xdist worker
     (b":W&B" + struct.pack("<HB", 0xBEE1, 9), "of a version this reader does not know"),
 ])
 def test_not_a_wandb_log_is_one_sentence_exit_2(tmp_path, content, fragment):
