@@ -5,7 +5,9 @@ so `nnprobe --help` and `nnprobe CMD --help` never import torch.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import signal
 import sys
 import traceback
@@ -25,6 +27,9 @@ COMMANDS = {
     "compare": "nnprobe.cli.compare",
     "merge": "nnprobe.cli.merge",
 }
+
+
+ARGV: list[str] = []  # the arguments of the command running now, for --nproc's workers (cli.preflight.launched)
 
 
 class LazyGroup(click.Group):
@@ -120,6 +125,29 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: list[str]) -> None:
     debug = "--debug" in args
+    ARGV[:] = args
+    with _only_rank_zero_speaks(debug):
+        _exit_with_code(args, debug)
+
+
+@contextlib.contextmanager
+def _only_rank_zero_speaks(debug: bool):
+    """Under torchrun (or --nproc), ranks other than 0 say nothing on stderr (rank 0 says it once); they
+    still exit with nnprobe's codes. --debug lets every rank speak."""
+    from nnprobe.distributed import from_env
+
+    if debug or from_env().is_main:
+        yield
+        return
+    saved, sys.stderr = sys.stderr, open(os.devnull, "w")
+    try:
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = saved
+
+
+def _exit_with_code(args: list[str], debug: bool) -> None:
     try:
         code = cli.main(args=args, prog_name="nnprobe", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt, Terminated) as exc:

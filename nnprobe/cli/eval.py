@@ -7,7 +7,7 @@ import click
 
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  baseline_options, comparison_keywords, per_sample_options, report_options,
-                                 resolve_data, shard_option)
+                                 resolve_data, scale_options)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import existing_files, finish, guard_data_outputs, working
 from nnprobe.report.escaping import one_line
@@ -85,7 +85,7 @@ def eval_gates(min_top1, min_top5, max_ece, min_class_top1) -> dict:
 @eval_gate_options
 @per_sample_options
 @baseline_options
-@shard_option
+@scale_options
 @device_options
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
@@ -118,8 +118,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
             restrict_to_present=restrict_to_present, compile=compile_, decode=decode, real_labels=real_labels,
             save_predictions=save_predictions, shard=shard, setup_checks=not no_setup_checks,
             progress=work.progress, **gates, **compared)
-    if not work.is_main:
-        return 0 if result.passed else 1
+    if not work.is_main:  # the verdict is rank 0's: a rank ending 1 first would get rank 0 stopped mid-report
+        return 0
     if plot:
         from nnprobe.report.eval_plots import write_eval_plots
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from nnprobe.cli.options import COUNT, SEED, device_options, model_keywords, model_options, report_options
+from nnprobe.cli.options import (COUNT, SEED, device_options, model_keywords, model_options, quiet_option,
+                                 report_options)
 from nnprobe.budget import parse_eps, parse_eps_list
 from nnprobe.errors import UsageError
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_input_files, working
@@ -66,6 +67,7 @@ def attack_options(func):
 @click.option("--fail-if-fooled", is_flag=True,
               help="Gate: exit 1 when any written image fools the model (for robustness CI).")
 @device_options
+@quiet_option
 @report_options
 def command(images, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation, mean, std,
             attack, steps, step_size, random_start, seed, eps, min_eps, max_eps, target, space, out_dir, no_panel,

@@ -98,9 +98,51 @@ def _part(ctx, param, value: str | None):
 
 def shard_option(func: Callable) -> Callable:
     """--shard K/N: one slice of the data set, for a scheduler's array job; `nnprobe merge` adds them up."""
-    return click.option("--shard", "shard", metavar="K/N", default=None, callback=_part,
+    return click.option("--shard", "shard", metavar="K/N|auto", default=None, callback=_part,
                         help="Evaluate only the K-th of N disjoint slices (K = 1..N) and write a partial result "
-                             "for `nnprobe merge` (a Slurm array, a Kubernetes indexed job, a CI matrix).")(func)
+                             "for `nnprobe merge`; `auto` takes K/N from a Slurm array, a Kubernetes indexed Job, "
+                             "AWS Batch or Google Cloud Batch (auto/N where only the index is given). "
+                             "{shard} in -o and --save-predictions becomes K-of-N.")(func)
+
+
+def quiet_option(func: Callable) -> Callable:
+    """--quiet/-q: no progress on stderr; left in ctx.meta for `working()`, the command never sees it."""
+    import functools
+
+    @functools.wraps(func)
+    def run(*args, quiet: bool = False, **kwargs):
+        click.get_current_context().meta["nnprobe.quiet"] = quiet
+        return func(*args, **kwargs)
+
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (errors, notes and failed gates "
+                        "are still said).")(run)
+
+
+def scale_options(func: Callable) -> Callable:
+    """--shard, --nproc N and --quiet for the commands that go over a data set: --nproc starts the local
+    workers (nnprobe.launch) and returns their exit code; {shard} in -o and --save-predictions becomes K-of-N.
+    The command sees only `shard`."""
+    import functools
+
+    @functools.wraps(func)
+    def run(*args, nproc: int | None = None, **kwargs):
+        if nproc is not None and nproc > 1:
+            from nnprobe.cli.preflight import launched
+
+            code = launched(nproc)
+            if code is not None:
+                return code
+        from nnprobe.parts import part_name
+
+        for key in ("output", "save_predictions"):
+            if kwargs.get(key):
+                kwargs[key] = part_name(kwargs[key], kwargs.get("shard"))
+        return func(*args, **kwargs)
+
+    run = click.option("--nproc", type=click.IntRange(1, 1024), default=None, metavar="N",
+                       help="Run N local worker processes (torch's elastic launcher, as torchrun does); the exit "
+                            "code, errors and report stay nnprobe's, and the counts equal one process's.")(run)
+    return shard_option(quiet_option(run))
 
 
 def checked_device(ctx, param, value: str) -> str:

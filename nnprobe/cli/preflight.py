@@ -71,8 +71,29 @@ def working(label: str, threads: int | None, workers: int | None):
 
     is_main = distributed.from_env().is_main
     workers = default_workers() if workers is None else workers
-    with cpu_threads(threads, workers), progress_bar(label, enabled=is_main) as progress:
+    ctx = click.get_current_context(silent=True)
+    quiet = bool(ctx and ctx.meta.get("nnprobe.quiet"))
+    with cpu_threads(threads, workers), progress_bar(label, enabled=is_main, quiet=quiet) as progress:
         yield Work(progress, is_main, workers)
+
+
+def launched(nproc: int) -> int | None:
+    """--nproc N: start N local workers running this same command (each sees the launcher's variables and
+    runs as one rank) and return their exit code; None inside a worker, where the command runs as a rank."""
+    import os
+
+    from nnprobe import distributed
+    from nnprobe.cli import ARGV
+    from nnprobe.cli.stdout import lent_to_children
+    from nnprobe.launch import WORKER_VARIABLE, run_workers
+
+    if os.environ.get(WORKER_VARIABLE):
+        return None
+    if distributed.from_env().enabled:
+        raise UsageError("--nproc under torchrun: give one or the other (torchrun's --nproc_per_node already "
+                         "starts the workers).")
+    with lent_to_children():
+        return run_workers(nproc, ARGV)
 
 
 def why_failed(result: Any, limit: int = 20) -> list[str]:

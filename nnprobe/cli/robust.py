@@ -11,7 +11,7 @@ from nnprobe.budget import parse_eps, parse_eps_list, parse_gate
 from nnprobe.cli.fool import attack_options
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  baseline_options, comparison_keywords, per_sample_options, report_options,
-                                 resolve_data, shard_option)
+                                 resolve_data, scale_options)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import finish, guard_data_outputs, model_input_files, working
 from nnprobe.report.escaping import one_line
@@ -48,7 +48,7 @@ from nnprobe.report.escaping import one_line
               help="Data-loader worker processes (default: available CPUs - 1, max 8).")
 @per_sample_options
 @baseline_options
-@shard_option
+@scale_options
 @device_options
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
@@ -92,8 +92,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
             batch_size=batch_size, workers=work.workers, precision=precision, device=device,
             min_robust_top1=thresholds, save_predictions=save_predictions, shard=shard,
             progress=work.progress, adaptive=adaptive, surrogate=surrogate, **compared)
-    if not work.is_main:
-        return 0 if result.passed else 1
+    if not work.is_main:  # the verdict is rank 0's: a rank ending 1 first would get rank 0 stopped mid-report
+        return 0
     if plot:
         from nnprobe.report.plots import write_accuracy_plot
 
@@ -134,8 +134,8 @@ def _corruption_command(data, model, weights, arch, trust_pickle, model_num_clas
             **data_keywords(labels_file, devkit, class_map, limit), corruptions=corruptions, severity=severity,
             seed=seed, batch_size=batch_size, workers=work.workers, precision=precision, device=device,
             min_corruption_top1=threshold, shard=shard, progress=work.progress)
-    if not work.is_main:
-        return 0 if result.passed else 1
+    if not work.is_main:  # the verdict is rank 0's: a rank ending 1 first would get rank 0 stopped mid-report
+        return 0
     if plot:
         from nnprobe.report.corruption_plot import write_corruption_plot
 

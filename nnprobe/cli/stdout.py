@@ -77,6 +77,27 @@ def stdout_reserved_for_report() -> Iterator[IO[str]]:
                     report.close()
 
 
+@contextlib.contextmanager
+def lent_to_children() -> Iterator[None]:
+    """While child processes are started (--nproc workers), fd 1 is the report stream again, so that rank 0's
+    report reaches the real stdout; this process writes nothing meanwhile."""
+    try:
+        fd = report_stream().fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = None
+    if fd is None or fd == 1:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(fd, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def reserving_stdout(callback: Callable) -> Callable:
     """Wrap a command's callback so that it runs with stdout reserved for its report (help and usage
     errors, printed before the callback, still go to the real stdout)."""
