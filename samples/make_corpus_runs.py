@@ -55,6 +55,10 @@ class Case:
     inf_sample: bool = False  # one training input holds an inf
     corrupt_epoch: int = -1  # every input of this epoch's batches scaled by 30 (a corrupt data block)
     weight_decay: float = 0.0
+    histograms: bool = False  # also add_histogram of weights, gradients and activations each epoch (tb only)
+    frozen_first: bool = False  # the first layer's parameters left out of the optimizer
+    depth: int = 1  # hidden layers
+    act: str = "relu"  # relu | sigmoid
     errors: tuple[str, ...] = ()
     allowed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -95,6 +99,19 @@ CORRUPT = Case("corrupt-block", "warning", "epoch 5's inputs scaled by 30 (a cor
                lr=0.02, corrupt_epoch=5, warnings=("spikes",), allowed=("divergence", "chance-accuracy"))
 RESUMED = Case("healthy-resumed", "healthy", "SGD lr 0.05, stopped after epoch 8, resumed from the epoch-5 "
                "checkpoint to epoch 12 (steps written again)")
+HIST = (
+    Case("hist-healthy", "healthy", "SGD lr 0.05 for 8 epochs (at 12 this seed's validation loss rises from "
+         "epoch 9: an overfitting warning); weights, gradients and activations logged as histograms",
+         epochs=8, histograms=True),
+    Case("hist-frozen", "warning", "the first layer's parameters left out of the optimizer (histograms logged)",
+         histograms=True, frozen_first=True, warnings=("frozen-layer",)),
+    Case("hist-dead", "constant", "hidden biases initialised to -20 (every ReLU dead), classes 0/1/2 at shares "
+         "~0.60/0.25/0.15 (histograms logged)", histograms=True, dead_relu=True, imbalanced=True,
+         errors=("constant-prediction",), allowed=("chance-accuracy",), warnings=("dead-relu", "frozen-layer")),
+    Case("hist-vanishing", "warning", "8 sigmoid hidden layers, SGD lr 0.05 (histograms logged)", histograms=True,
+         depth=8, act="sigmoid", warnings=("vanishing-gradients",),
+         allowed=("chance-accuracy", "constant-prediction")),
+)
 PLAIN = ("tb", "tbx", "jsonl", "mlflow", "wandb")
 LOGGERS = PLAIN + ("lightning-csv", "lightning-tb", "keras", "hf")
 
@@ -102,7 +119,7 @@ LOGGERS = PLAIN + ("lightning-csv", "lightning-tb", "keras", "hf")
 def cases_for(logger: str) -> tuple[Case, ...]:
     extra = (RAMP, CORRUPT) if logger in PLAIN + ("lightning-csv",) else ()
     resumed = (RESUMED,) if logger in ("tb", "tbx", "jsonl") else ()
-    return HEALTHY + BROKEN + extra + resumed
+    return HEALTHY + BROKEN + extra + resumed + (HIST if logger == "tb" else ())
 
 
 def digits(case: Case, seed: int):
@@ -151,14 +168,26 @@ def mlp(case: Case, k: int, seed: int):
     import torch
 
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(64, case.hidden), torch.nn.ReLU(), torch.nn.Linear(case.hidden, k))
+    act = torch.nn.ReLU if case.act == "relu" else torch.nn.Sigmoid
+    layers = [torch.nn.Linear(64, case.hidden), act()]
+    for _ in range(case.depth - 1):
+        layers += [torch.nn.Linear(case.hidden, case.hidden), act()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(case.hidden, k))
     if case.dead_relu:
         with torch.no_grad():
             net[0].bias.fill_(-20.0)
     return net
 
 
-def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: int | None = None, state=None):
+def _prefixes(model):
+    """model[:i + 1] for each activation module i: the hidden layers' outputs."""
+    import torch
+
+    return [model[:i + 1] for i, m in enumerate(model) if isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid))]
+
+
+def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: int | None = None, state=None,
+                hist=None):
     """A plain torch loop: log(step, {name: value}, epoch) every 5 steps and at each epoch's end. Returns the
     (model, optimizer) state dicts after each epoch, for a resumed run."""
     import torch
@@ -167,8 +196,9 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
     (xt, yt), (xv, yv), k = digits(case, seed)
     xt, yt, xv, yv = map(torch.from_numpy, (xt, yt, xv, yv))
     model = mlp(case, k, seed)
-    opt = torch.optim.SGD(model.parameters(), lr=case.lr, momentum=0.9, weight_decay=case.weight_decay) \
-        if case.optim == "sgd" else torch.optim.Adam(model.parameters(), lr=case.lr, weight_decay=case.weight_decay)
+    params = list(model[2:].parameters()) if case.frozen_first else list(model.parameters())
+    opt = torch.optim.SGD(params, lr=case.lr, momentum=0.9, weight_decay=case.weight_decay) \
+        if case.optim == "sgd" else torch.optim.Adam(params, lr=case.lr, weight_decay=case.weight_decay)
     if state is not None:
         model.load_state_dict(state[0])
         opt.load_state_dict(state[1])
@@ -189,7 +219,7 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
             loss = F.cross_entropy(logits, yt[idx])
             opt.zero_grad()
             loss.backward()
-            grad = float(torch.stack([p.grad.norm() for p in model.parameters()]).norm())
+            grad = float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm())
             opt.step()
             total += float(loss.detach()) * idx.numel()
             correct += int((logits.argmax(1) == yt[idx]).sum())
@@ -197,10 +227,18 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
                 log(step, {"loss": float(loss), "lr": opt.param_groups[0]["lr"], "grad_norm": grad}, epoch)
         model.eval()
         with torch.no_grad():
+            outputs = [module(xv) for module in _prefixes(model)] if hist is not None else []
             logits = model(xv)
             val = {"val_loss": float(F.cross_entropy(logits, yv)),
                    "val_acc": float((logits.argmax(1) == yv).float().mean())}
         log(step, {"train_loss": total / yt.numel(), "train_acc": correct / yt.numel(), **val}, epoch)
+        if hist is not None:
+            for name, p in model.named_parameters():
+                hist(f"weights/{name}", p.detach(), step)
+                if p.grad is not None:
+                    hist(f"grads/{name}", p.grad, step)
+            for index, out in enumerate(outputs):
+                hist(f"activations/layer{index}", out, step)
         saved[epoch] = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
     return saved, k
 
@@ -220,7 +258,7 @@ def run_plain(logger: str, case: Case, out: str, seed: int) -> int:
         writer = open_writer(logger, out, case, seed, again=True)
         train_plain(case, seed, log, start_epoch=6, state=saved[5])
     else:
-        _, k = train_plain(case, seed, log)
+        _, k = train_plain(case, seed, log, hist=writer.hist if case.histograms else None)
     writer.close()
     return k
 
@@ -237,8 +275,8 @@ TAGS = {  # each logger's own naming habit
 
 
 class _Writer:
-    def __init__(self, log, close):
-        self.log, self.close = log, close
+    def __init__(self, log, close, hist=None):
+        self.log, self.close, self.hist = log, close, hist
 
 
 def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = False) -> _Writer:
@@ -247,7 +285,8 @@ def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = Fals
         from torch.utils.tensorboard import SummaryWriter
 
         w = SummaryWriter(out, filename_suffix=".again" if again else "")
-        return _Writer(lambda step, values, epoch: [w.add_scalar(k, v, step) for k, v in values.items()], w.close)
+        return _Writer(lambda step, values, epoch: [w.add_scalar(k, v, step) for k, v in values.items()], w.close,
+                       lambda tag, tensor, step: w.add_histogram(tag, tensor, step))
     if logger == "tbx":
         from tensorboardX import SummaryWriter
 

@@ -100,7 +100,7 @@ def judge_run(run, display: str, num_classes: int | None, overrides: dict[str, s
     roles, mapping = map_roles(run.series, overrides)
     k, source = class_count(num_classes, run.class_hints, roles)
     ctx = RunContext(path=display, roles=roles, series=run.series, num_classes=k, num_classes_source=source,
-                     issues=run.issues, meta=run.meta, superseded=run.superseded)
+                     issues=run.issues, meta=run.meta, superseded=run.superseded, histograms=run.histograms)
     outcomes: tuple[CheckOutcome, ...] = run_checks(ctx, ids)
     return RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping, num_classes=k,
                      num_classes_source=source, outcomes=outcomes, curves=_curves(roles),

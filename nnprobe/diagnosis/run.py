@@ -34,6 +34,7 @@ class RunData:
     ignored: tuple[tuple[str, str], ...]
     meta: dict[str, Any] = field(default_factory=dict)
     class_hints: tuple[tuple[int, str], ...] = ()  # (K, where it was found)
+    histograms: dict[str, list] = field(default_factory=dict)  # tag -> [HistogramStats] by step
 
     @property
     def superseded(self) -> int:
@@ -75,7 +76,7 @@ def named(ref, log: LogFile) -> LogFile:
                 break
         renamed[f"{ref.prefix}{bare}/{tail}" if tail else name] = raw
     return LogFile(path=log.path, format=log.format, series=renamed, issues=log.issues, meta=log.meta,
-                   records=log.records)
+                   records=log.records, histograms=log.histograms)
 
 
 def _wall_span(raw: RawSeries) -> tuple[float, float] | None:
@@ -152,9 +153,15 @@ def _assemble(root: str, logs: list[LogFile], files: RunFiles,
     class_hints, hint_issues = hints
     class_hints = list(class_hints) + [(log.meta["num_classes"], log.meta["num_classes_from"]) for log in logs
                                        if "num_classes" in log.meta and "num_classes_from" in log.meta]
+    histograms: dict[str, list] = {}
+    for log in logs:
+        for tag, stats in log.histograms.items():
+            histograms.setdefault(tag, []).extend(stats)
+    for stats in histograms.values():
+        stats.sort(key=lambda one: (one.wall if one.wall == one.wall else 0.0, one.step))
     return RunData(path=root, series=series, sources=sources,
                    issues=tuple(i for log in logs for i in log.issues) + tuple(hint_issues),
-                   ignored=tuple(files.ignored), meta=meta, class_hints=tuple(class_hints))
+                   ignored=tuple(files.ignored), meta=meta, class_hints=tuple(class_hints), histograms=histograms)
 
 
 def _fill_epochs(series: dict[str, Series]) -> None:

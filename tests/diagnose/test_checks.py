@@ -65,7 +65,8 @@ def test_check_catalogue_is_complete():
         "loss-not-finite", "loss-negative", "chance-accuracy", "constant-prediction", "overfitting",
         "val-above-train", "divergence", "plateau", "spikes", "oscillation", "init-loss", "lr-range",
         "grad-norm", "log-truncated", "log-corrupt", "run-stopped-early", "run-stalled", "run-restarted",
-        "metric-not-finite", "log-unreadable", "num-classes-ignored"}
+        "metric-not-finite", "log-unreadable", "num-classes-ignored", "frozen-layer", "dead-relu",
+        "vanishing-gradients"}
 
 
 # ------------------------------------------------------------------------------------------- loss values

@@ -60,7 +60,8 @@ def test_json_stdout_is_pure_and_carries_the_schema(capsys):
         assert finding["severity"] in ("error", "warning", "info")
     mapping = {m["role"]: m["series"] for m in body["runs"][0]["mapping"]}
     assert mapping["train_loss"] == "loss" and mapping["grad_norm"] == "grad_norm"
-    assert {s["id"] for s in body["skipped"]} == {"val-above-train", "run-stalled"}
+    assert {s["id"] for s in body["skipped"]} == {"val-above-train", "run-stalled", "frozen-layer", "dead-relu",
+                                                 "vanishing-gradients"}  # no histograms logged
     assert "1 warning(s)" in err
 
 

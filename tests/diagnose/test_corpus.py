@@ -50,7 +50,8 @@ def verdict(run: Path) -> tuple[bool, str]:
     elif record["verdict"] == "warning":
         right = not errors - set(record["allowed"]) and set(record["warnings"]) <= warnings
     else:
-        right = set(record["errors"]) <= errors <= set(record["errors"]) | set(record["allowed"])
+        right = set(record["errors"]) <= errors <= set(record["errors"]) | set(record["allowed"]) and \
+            set(record["warnings"]) <= warnings
     return right and len(result.runs) == 1, f"{run.name}: errors {sorted(errors)}, warnings {sorted(warnings)}, " \
                                             f"expected {record['verdict']} {record['errors']}"
 

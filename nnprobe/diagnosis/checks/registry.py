@@ -39,6 +39,7 @@ class RunContext:
     issues: tuple = ()  # ReadIssue
     meta: dict[str, Any] = field(default_factory=dict)
     superseded: int = 0
+    histograms: dict[str, list] = field(default_factory=dict)  # tag -> [HistogramStats] (TensorBoard histo)
 
     @property
     def num_classes_trusted(self) -> bool:

@@ -399,4 +399,5 @@ def settled(ref: LogRef, log):
     where = f"at {READERS[ref.format].offset_unit} {first.offset}: " if first.offset is not None else ""
     meta = {k: v for k, v in log.meta.items() if k != "skipped"}
     return LogFile(path=log.path, format=log.format, series=log.series, meta=meta, records=log.records,
-                   issues=[ReadIssue("unreadable", ref.path, f"has no readable record ({where}{first.detail})")])
+                   issues=[ReadIssue("unreadable", ref.path, f"has no readable record ({where}{first.detail})")],
+                   histograms=log.histograms)

@@ -118,6 +118,7 @@ class LogFile:
     issues: list[ReadIssue] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # facts the format states: max_steps, num_classes ...
     records: int = 0  # events / rows / log entries read
+    histograms: dict[str, list[tuple]] = field(default_factory=dict)  # tag -> [HistogramStats], write order
 
     def series_for(self, name: str) -> RawSeries:
         found = self.series.get(name)
@@ -128,6 +129,22 @@ class LogFile:
     @property
     def points(self) -> int:
         return sum(len(s.values) for s in self.series.values())
+
+
+@dataclass(frozen=True)
+class HistogramStats:
+    """One logged histogram (TensorBoard `histo`) reduced to what the histogram checks use: the values'
+    range, count, mean, root mean square, and the share of values that are exactly zero (the bucket that
+    holds 0 when the range starts or ends there, e.g. a ReLU's output)."""
+
+    step: int
+    wall: float
+    min: float
+    max: float
+    num: float
+    mean: float
+    rms: float
+    zero_fraction: float
 
 
 STEP_LIMIT = 2**62

@@ -154,7 +154,9 @@ def merge(log: LogFile, fresh: LogFile) -> bool:
     log.issues += fresh.issues
     log.records += fresh.records
     log.meta.update(fresh.meta)
-    return bool(fresh.series or fresh.issues)
+    for tag, stats in fresh.histograms.items():
+        log.histograms.setdefault(tag, []).extend(stats)
+    return bool(fresh.series or fresh.issues or fresh.histograms)
 
 
 def reread(state: TailState, read) -> bool:

@@ -73,12 +73,21 @@ def event_scalars(body) -> list[tuple[str, int, float, float]] | None:
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto.event_pb2 import Event
 
+    parsed = _event(body)
+    return None if parsed is None else parsed[0]
+
+
+def _event(body):
+    """(scalars as event_scalars gives them, histograms as (tag, HistogramStats)) of one record, or None."""
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto.event_pb2 import Event
+
     try:
         event = Event.FromString(body)
     except DecodeError:
         return None
     values = event.summary.value  # empty for file_version, session_log ... records
-    found = []
+    found, histograms = [], []
     for index in range(len(values)):  # indexing is cheaper than iterating upb containers
         value = values[index]
         kind = value.WhichOneof("value")
@@ -89,9 +98,25 @@ def event_scalars(body) -> list[tuple[str, int, float, float]] | None:
             if number is None:
                 continue
         else:
+            if kind == "histo" and value.histo.num > 0:
+                histograms.append((value.tag, _histogram(value.histo, event.step, event.wall_time)))
             continue
         found.append((value.tag, event.step, number, event.wall_time))
-    return found
+    return found, histograms
+
+
+def _histogram(histo, step: int, wall: float):
+    """A HistogramProto reduced to HistogramStats; the zero share counts the buckets whose limit is within
+    1e-9 of 0 (writers use tiny bins around 0, so those hold exact zeros and values indistinguishable from
+    them; torch's all-zero histogram is limits [0, 1e-12] with every value in the second)."""
+    import math
+
+    from nnprobe.diagnosis.readers.base import HistogramStats
+
+    num = float(histo.num)
+    zero = sum(float(count) for limit, count in zip(histo.bucket_limit, histo.bucket) if abs(limit) <= 1e-9)
+    return HistogramStats(int(step), float(wall), float(histo.min), float(histo.max), num, float(histo.sum) / num,
+                          math.sqrt(max(float(histo.sum_squares), 0.0) / num), min(1.0, zero / num))
 
 
 def tail(state) -> bool:
@@ -218,10 +243,12 @@ def _decode(data: bytes, base: int, starts, lengths, fast: bool, points: _Points
     view = memoryview(data)
     for k in slow.tolist():
         at, begin = base + int(starts[k]), int(bodies[k])
-        found = event_scalars(view[begin:begin + int(lengths[k])])
-        if found is None:
+        parsed = _event(view[begin:begin + int(lengths[k])])
+        if parsed is None:
             issues.append(ReadIssue("corrupt", path, "record is not a valid Event (record skipped)", at))
             continue
+        found, histograms = parsed
+        points.histograms += histograms
         records += 1
         for sub, (tag, step, number, wall) in enumerate(found):
             points.add_slow(tag, at, sub, step, number, wall)
@@ -235,6 +262,7 @@ class _Points:
     def __init__(self) -> None:
         self.fast: dict[str, list[tuple]] = {}
         self.slow: dict[str, list[tuple]] = {}
+        self.histograms: list[tuple] = []  # (tag, HistogramStats) in file order
 
     def add_fast(self, offsets, tags: list[str], tag_of, steps, values, walls) -> None:
         import numpy as np
@@ -256,6 +284,9 @@ class _Points:
 
     def store(self, log: LogFile, prefix: str) -> None:
         import numpy as np
+
+        for tag, stats in self.histograms:
+            log.histograms.setdefault(prefix + tag, []).append(stats)
 
         for tag in sorted(self.fast.keys() | self.slow.keys(), key=self._first):
             pieces = self.fast.get(tag, [])
