@@ -140,6 +140,8 @@ def test_autoattack_slices_merged_equal_one_process(tmp_path, data, count):
     assert [(p.correct_top1, p.correct_top5, p.total, p.fooled) for p in merged.points] == \
            [(p.correct_top1, p.correct_top5, p.total, p.fooled) for p in one.points]
     assert merged.settings == one.settings and one.points[0].total == 12
+    # the sanity evidence of all slices, summed (test_merged_robust_equals_one_process_in_every_field has more)
+    assert merged.sanity == one.sanity and merged.findings == one.findings and one.sanity["model"]["grad_checked"] == 12
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
@@ -189,9 +191,8 @@ def _run_only(body: dict) -> dict:
     return body
 
 
-@pytest.mark.parametrize("model, attack", [("softmax_color_net_1000", "pgd"), ("rounded_color_net_1000", "pgd"),
-                                           ("rounded_color_net_1000", "autoattack")])
-@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("model, attack, count", [("softmax_color_net_1000", "pgd", 2),
+                                                  ("rounded_color_net_1000", "pgd", 3)])
 def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, model, attack):
     """Every field of the JSON, the sanity findings and their summed evidence included (issue 16 part 3:
     a merged run used to report slice 1's `checked: 6` for the whole data set's 12)."""
@@ -216,7 +217,7 @@ def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, 
     assert list(checked.values()) == [12], checked  # every image of the data set, not slice 1's 6 or 4
 
 
-@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("count", [3])
 def test_merged_eval_and_corruption_equal_one_process_in_every_field(tmp_path, data, count):
     """Every key of the JSON (floats to 1e-6) but how it ran, for eval with its per-sample rows merged and
     for a corruption sweep: a field merge forgets fails here (issue 16 part 3)."""
