@@ -112,6 +112,15 @@ HIST = (
          depth=8, act="sigmoid", warnings=("vanishing-gradients",),
          allowed=("chance-accuracy", "constant-prediction")),
 )
+WATCHED = (  # W&B: wandb.watch(model, log="all") logs gradient and parameter histograms (no activations)
+    Case("hist-healthy", "healthy", "SGD lr 0.05 for 8 epochs; wandb.watch(log='all') histograms", epochs=8,
+         histograms=True),
+    Case("hist-frozen", "warning", "the first layer's parameters left out of the optimizer; wandb.watch "
+         "histograms", histograms=True, frozen_first=True, warnings=("frozen-layer",)),
+    Case("hist-vanishing", "warning", "8 sigmoid hidden layers, SGD lr 0.05; wandb.watch histograms",
+         histograms=True, depth=8, act="sigmoid", warnings=("vanishing-gradients",),
+         allowed=("chance-accuracy", "constant-prediction")),
+)
 PLAIN = ("tb", "tbx", "jsonl", "mlflow", "wandb")
 LOGGERS = PLAIN + ("lightning-csv", "lightning-tb", "keras", "hf")
 
@@ -119,7 +128,7 @@ LOGGERS = PLAIN + ("lightning-csv", "lightning-tb", "keras", "hf")
 def cases_for(logger: str) -> tuple[Case, ...]:
     extra = (RAMP, CORRUPT) if logger in PLAIN + ("lightning-csv",) else ()
     resumed = (RESUMED,) if logger in ("tb", "tbx", "jsonl") else ()
-    return HEALTHY + BROKEN + extra + resumed + (HIST if logger == "tb" else ())
+    return HEALTHY + BROKEN + extra + resumed + (HIST if logger == "tb" else WATCHED if logger == "wandb" else ())
 
 
 def digits(case: Case, seed: int):
@@ -187,7 +196,7 @@ def _prefixes(model):
 
 
 def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: int | None = None, state=None,
-                hist=None):
+                hist=None, watch=None):
     """A plain torch loop: log(step, {name: value}, epoch) every 5 steps and at each epoch's end. Returns the
     (model, optimizer) state dicts after each epoch, for a resumed run."""
     import torch
@@ -196,6 +205,8 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
     (xt, yt), (xv, yv), k = digits(case, seed)
     xt, yt, xv, yv = map(torch.from_numpy, (xt, yt, xv, yv))
     model = mlp(case, k, seed)
+    if watch is not None:
+        watch(model)
     params = list(model[2:].parameters()) if case.frozen_first else list(model.parameters())
     opt = torch.optim.SGD(params, lr=case.lr, momentum=0.9, weight_decay=case.weight_decay) \
         if case.optim == "sgd" else torch.optim.Adam(params, lr=case.lr, weight_decay=case.weight_decay)
@@ -258,7 +269,8 @@ def run_plain(logger: str, case: Case, out: str, seed: int) -> int:
         writer = open_writer(logger, out, case, seed, again=True)
         train_plain(case, seed, log, start_epoch=6, state=saved[5])
     else:
-        _, k = train_plain(case, seed, log, hist=writer.hist if case.histograms else None)
+        _, k = train_plain(case, seed, log, hist=writer.hist if case.histograms and logger == "tb" else None,
+                           watch=writer.watch if case.histograms and logger == "wandb" else None)
     writer.close()
     return k
 
@@ -275,8 +287,8 @@ TAGS = {  # each logger's own naming habit
 
 
 class _Writer:
-    def __init__(self, log, close, hist=None):
-        self.log, self.close, self.hist = log, close, hist
+    def __init__(self, log, close, hist=None, watch=None):
+        self.log, self.close, self.hist, self.watch = log, close, hist, watch
 
 
 def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = False) -> _Writer:
@@ -312,7 +324,8 @@ def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = Fals
 
         run = wandb.init(project="nnprobe-corpus", name=os.path.basename(out), dir=out, mode="offline",
                          config=config, settings=wandb.Settings(silent=True))
-        return _Writer(lambda step, values, epoch: run.log(values, step=step), run.finish)
+        return _Writer(lambda step, values, epoch: run.log(values, step=step), run.finish,
+                       watch=lambda model: run.watch(model, log="all", log_freq=45))
     raise ValueError(logger)
 
 

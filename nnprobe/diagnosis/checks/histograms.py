@@ -3,7 +3,9 @@
 gradient) plus a layer that never changes. Each histogram is reduced to its range, mean, root mean square
 and share of exact zeros (readers.base.HistogramStats). A tag's kind comes from its name: `grad` marks a
 gradient, `activation`/`relu`/`act`/`output` an activation, `weight`/`bias`/`kernel`/`param` a parameter;
-layers are in the order their tags were first logged (a model's named_parameters order)."""
+layers are in the order of the numbers in their names when all have one (Sequential's `0.weight`, W&B's
+`graph_12.weight`), else in the order their tags were first logged (a model's named_parameters order).
+W&B histograms (wandb.watch(model, log="all")) are read the same way (readers/wandb.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +38,20 @@ def _kind(tag: str) -> str | None:
     return None
 
 
+def _layer_order(tags: list[str]) -> list[str]:
+    """Tags in layer order: by the numbers in their names when every tag has one (`0.weight`, `graph_12.bias`:
+    W&B's hooks log gradients last layer first), else in the order they were first logged."""
+    import re
+
+    keys = [[int(n) for n in re.findall(r"\d+", tag)] for tag in tags]
+    if all(keys):
+        return [tag for _, tag in sorted(zip(keys, tags))]
+    return tags
+
+
 def _tags(ctx: RunContext, kind: str) -> list[str]:
-    found = [tag for tag, stats in ctx.histograms.items() if _kind(tag) == kind and len(stats) >= MIN_HISTOGRAMS]
+    found = _layer_order([tag for tag, stats in ctx.histograms.items()
+                          if _kind(tag) == kind and len(stats) >= MIN_HISTOGRAMS])
     if not found:
         raise Skip(f"no {kind} histograms with >= {MIN_HISTOGRAMS} steps (SummaryWriter.add_histogram of the "
                    f"model's {kind}s, tags naming them)")

@@ -218,6 +218,29 @@ def _value(raw) -> float | None:
     return raw if isinstance(raw, float) else None
 
 
+def _histogram(parts: dict, step: int, wall: float):
+    """A W&B histogram (what wandb.watch logs for gradients and parameters: the keys `<name>/_type` =
+    "histogram", `<name>/values` = counts, `<name>/bins` = edges) as HistogramStats from the bin centres;
+    None when the parts are not one."""
+    try:
+        kind = json.loads(parts["_type"][1])
+        counts = [float(c) for c in json.loads(parts["values"][1])]
+        edges = [float(e) for e in json.loads(parts["bins"][1])]
+    except (ValueError, RecursionError, KeyError, TypeError, IndexError):
+        return None
+    if kind != "histogram" or len(edges) != len(counts) + 1 or not sum(counts) > 0:
+        return None
+    from nnprobe.diagnosis.readers.base import HistogramStats
+
+    num = sum(counts)
+    centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
+    used = [i for i, c in enumerate(counts) if c > 0]
+    mean = sum(c * x for c, x in zip(counts, centres)) / num
+    rms = math.sqrt(sum(c * x * x for c, x in zip(counts, centres)) / num)
+    zero = sum(c for c, a, b in zip(counts, edges, edges[1:]) if a <= 0.0 <= b and b - a <= 1e-9)
+    return HistogramStats(step, wall, edges[used[0]], edges[used[-1] + 1], num, mean, rms, zero / num)
+
+
 def _add_history(log: LogFile, items: list, step: int | None, prefix: str) -> None:
     values = {key: _value(raw) for key, raw in items}
     index = log.records - 1
@@ -228,6 +251,14 @@ def _add_history(log: LogFile, items: list, step: int | None, prefix: str) -> No
         if value is None or key.startswith("_"):
             continue
         log.series_for(prefix + key).add(step, value, wall)
+    parts: dict[str, dict] = {}
+    for key, raw in items:
+        name, _, part = key.rpartition("/")
+        if part in ("_type", "values", "bins") and isinstance(raw, tuple):
+            parts.setdefault(name, {})[part] = raw
+    for name, pieces in parts.items():
+        if (histogram := _histogram(pieces, step, wall)) is not None:
+            log.histograms.setdefault(prefix + name, []).append(histogram)
 
 
 def _config_k(log: LogFile, items: list) -> None:
