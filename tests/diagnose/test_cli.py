@@ -61,7 +61,8 @@ def test_json_stdout_is_pure_and_carries_the_schema(capsys):
     mapping = {m["role"]: m["series"] for m in body["runs"][0]["mapping"]}
     assert mapping["train_loss"] == "loss" and mapping["grad_norm"] == "grad_norm"
     assert {s["id"] for s in body["skipped"]} == {"val-above-train", "run-stalled", "frozen-layer", "dead-relu",
-                                                 "vanishing-gradients"}  # no histograms logged
+                                                 "vanishing-gradients", "gpu-utilization",
+                                                 "memory-growth"}  # no histograms, no system metrics logged
     assert "1 warning(s)" in err
 
 

@@ -73,8 +73,9 @@ def test_healthy_run_is_fully_judged(everything):
     (run,) = [r for r in everything.runs if r.path == "healthy"]
     assert run.findings == ()
     skipped = sorted(o.id for o in run.outcomes if o.status == "skipped")
-    # no grad_norm, no histograms logged; no planned length stated
-    assert skipped == ["dead-relu", "frozen-layer", "grad-norm", "run-stopped-early", "vanishing-gradients"]
+    # no grad_norm, no histograms, no system metrics logged; no planned length stated
+    assert skipped == ["dead-relu", "frozen-layer", "gpu-utilization", "grad-norm", "memory-growth",
+                       "run-stopped-early", "vanishing-gradients"]
     assert run.num_classes == 10 and "hparams.yaml" in run.num_classes_source
 
 

@@ -7,6 +7,7 @@ from nnprobe.diagnosis.checks import accuracy  # noqa: F401
 from nnprobe.diagnosis.checks import generalization  # noqa: F401
 from nnprobe.diagnosis.checks import dynamics  # noqa: F401
 from nnprobe.diagnosis.checks import histograms  # noqa: F401
+from nnprobe.diagnosis.checks import system  # noqa: F401
 from nnprobe.diagnosis.checks import initial_loss  # noqa: F401
 from nnprobe.diagnosis.checks import optimizer  # noqa: F401
 from nnprobe.diagnosis.checks import integrity  # noqa: F401
