@@ -144,6 +144,7 @@ class APGD(Attack):
     default_random_start = True
     supports_random_start = True
     eot_iter = 1  # gradients averaged over this many forward/backward passes per step (the reference's EoT)
+    restarts = 1  # runs from fresh random starts (the reference's n_restarts; AutoAttack plus: 5)
 
     def default_step_size(self) -> float:
         return 2 * self.eps  # the reference's initial step; halved per sample at checkpoints
@@ -181,8 +182,8 @@ class APGD(Attack):
         return self.losses(logits, goal, targeted).sum()
 
     def runs(self, forward, x, goal, targeted, autocast) -> list[torch.Tensor]:
-        """The loss goal of each run, in order (APGD-CE: one run)."""
-        return [goal]
+        """The loss goal of each run, in order (APGD-CE: one run per restart)."""
+        return [goal] * self.restarts
 
     def _run(self, forward, x, goal, targeted, first_success, early_stop, autocast, gradient,
              sample_ids) -> AttackOutput:
@@ -318,11 +319,31 @@ class APGDT(APGD):
             return [torch.stack([torch.full_like(goal, -1), goal], dim=1)]
         others = logits.scatter(1, goal[:, None], float("-inf")).argsort(dim=1, descending=True)
         count = min(self.target_classes, classes - 1)
-        return [torch.stack([goal, others[:, j]], dim=1) for j in range(count)]
+        return [torch.stack([goal, others[:, j]], dim=1) for j in range(count) for _ in range(self.restarts)]
 
 
 @register("apgd-t-l2")
 class APGDTL2(APGDT):
     """L2 APGD-T."""
+
+    ball = L2
+
+
+@register("apgd-dlr")
+class APGDDLR(APGD):
+    """APGD on the untargeted DLR loss (AutoAttack's 'apgd-dlr', in its plus and rand versions): invariant
+    to shifting and scaling the logits, so a saturated softmax does not flatten it."""
+
+    untargeted_only = True
+
+    def losses(self, logits, goal, targeted):
+        if logits.shape[1] < 3:
+            raise InputError(f"{self.id}'s DLR loss needs at least 3 classes; the model has {logits.shape[1]}.")
+        return dlr_loss(logits.float(), goal)
+
+
+@register("apgd-dlr-l2")
+class APGDDLRL2(APGDDLR):
+    """L2 APGD-DLR."""
 
     ball = L2

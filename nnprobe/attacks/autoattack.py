@@ -1,11 +1,14 @@
-"""AutoAttack (Croce & Hein 2020), version 'standard': APGD-CE -> APGD-T -> Square, worst case per sample.
+"""AutoAttack (Croce & Hein 2020), versions 'standard', 'plus' and 'rand' as in the reference
+(fra31/auto-attack `set_version`, ported by torchattacks 3.5.1's `AutoAttack`):
 
-The reference (fra31/auto-attack, `version='standard'`, ported by torchattacks 3.5.1's `AutoAttack`) runs
-  APGD-CE (100 iterations, 1 restart) -> APGD-T (100 iterations, 9 target classes, 1 restart)
-  -> FAB-T (9 target classes) -> Square (5000 queries, p_init 0.8, 1 restart)
-and hands each attack only the samples that every earlier attack left robust. FAB-T is left out here:
-nnprobe has no FAB (a minimum-norm attack; in the reference's own tables it adds almost nothing after
-APGD-T), and the result's settings say so (`component_settings`). Every component is a registered attack
+- standard (`autoattack`, `autoattack-l2`): APGD-CE (100 iterations, 1 restart) -> APGD-T (9 target
+  classes, 1 restart) -> FAB-T (9 target classes, 1 restart) -> Square (5000 queries, p_init 0.8);
+- plus (`autoattack-plus`, `-l2`): APGD-CE (5 restarts) -> APGD-DLR (5 restarts) -> FAB (5 restarts) ->
+  Square (5000 queries) -> APGD-T (9 targets) -> FAB-T (9 targets);
+- rand (`autoattack-rand`, `-l2`): APGD-CE -> APGD-DLR, each with expectation over transformation (the
+  gradient averaged over 20 draws per step), for randomised defenses.
+
+Each attack gets only the samples every earlier one left robust. Every component is a registered attack
 and keeps its own invariants; this class only chains them:
 
 - a sample the model already gets wrong is not attacked (its image is its adversarial);
@@ -17,9 +20,10 @@ and keeps its own invariants; this class only chains them:
 - early stop is passed to the components (stop spending work on a fooled sample within an attack); the
   cascade itself always runs, as in the reference, so early stop changes only the work.
 
-`gradient_passes` sums the components' work: forward+backward passes of APGD, forward queries of Square.
-Notes on torchattacks' port: its `AutoAttack` leaves APGD at its own default of 10 steps (the reference
-uses 100) and includes FAB-T; nnprobe follows the reference's 100.
+`steps` sets APGD's and FAB's iterations (default 100, the reference's n_iter for both), `queries`
+Square's. `gradient_passes` sums the components' work: forward+backward passes of APGD and FAB, forward
+queries of Square. Notes on torchattacks' port: its `AutoAttack` leaves APGD at its own default of 10
+steps (the reference uses 100); nnprobe follows the reference's 100.
 """
 from __future__ import annotations
 
@@ -48,17 +52,33 @@ class CascadeOutput(AttackOutput):
     fooled_by: torch.Tensor  # int64 per sample: index into `component_ids`, NOT_FOOLED or WRONG_BEFORE
 
 
+# per version: (component id without the norm suffix, settings the reference gives it), in order
+VERSIONS: dict[str, tuple[tuple[str, dict], ...]] = {
+    "standard": (("apgd-ce", {}), ("apgd-t", {}), ("fab-t", {}), ("square", {})),
+    "plus": (("apgd-ce", {"restarts": 5}), ("apgd-dlr", {"restarts": 5}), ("fab", {"restarts": 5}),
+             ("square", {}), ("apgd-t", {}), ("fab-t", {})),
+    "rand": (("apgd-ce", {"eot_iter": 20}), ("apgd-dlr", {"eot_iter": 20})),
+}
+
+
 @register("autoattack")
 class AutoAttack(Attack):
-    """L∞ AutoAttack, standard version. `steps` sets APGD's iterations (default 100), `queries` Square's."""
+    """L∞ AutoAttack, standard version. `steps` sets APGD's and FAB's iterations (default 100), `queries`
+    Square's."""
 
     ball = Linf
     default_steps = 100
     default_random_start = True  # every component starts at a random point (APGD's and Square's own)
     supports_random_start = True
-    untargeted_only: ClassVar[bool] = True
-    component_ids: ClassVar[tuple[str, ...]] = ("apgd-ce", "apgd-t", "square")
+    untargeted_only = True
+    untargeted_why = " (APGD-T and FAB-T pick their own target classes)"
+    version: ClassVar[str] = "standard"
+    suffix: ClassVar[str] = ""  # the components' norm suffix ("-l2")
     default_queries: ClassVar[int] = 5000
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.component_ids = tuple(cid + cls.suffix for cid, _ in VERSIONS[cls.version])
 
     def __init__(self, eps: float, *, steps: int | None = None, step_size: float | None = None,
                  random_start: bool | None = None, seed: int | None = None, queries: int | None = None) -> None:
@@ -70,8 +90,12 @@ class AutoAttack(Attack):
             raise UsageError(f"Square's queries must be at least 1, got {queries}.")
         super().__init__(eps, steps=steps, random_start=random_start, seed=seed)
         self.queries = int(queries or self.default_queries)
-        self.parts = [build(cid, eps, steps=self.queries if _black_box(cid) else self.steps, seed=seed)
-                      for cid in self.component_ids]
+        self.parts = []
+        for (cid, settings), full_id in zip(VERSIONS[self.version], self.component_ids):
+            part = build(full_id, eps, steps=self.queries if _black_box(cid) else self.steps, seed=seed)
+            for name, value in settings.items():  # restarts, eot_iter: class defaults overridden per version
+                setattr(part, name, value)
+            self.parts.append(part)
 
     def default_step_size(self) -> float:
         """APGD's first step, 2·eps (it then halves on its own schedule); reported, not used here."""
@@ -82,22 +106,20 @@ class AutoAttack(Attack):
         """What ran, in order, with each component's budget: for the robust result's settings."""
         described = []
         for part in self.parts:
-            entry = {"attack": part.id, "norm": part.norm, "ran": True}
+            entry = {"attack": part.id, "norm": part.norm, "ran": True, "version": self.version}
             if _black_box(part.id):
                 entry.update(queries=part.steps, p_init=getattr(part, "p_init", None), restarts=1)
             else:
-                entry.update(steps=part.steps, restarts=1)
-                if hasattr(part, "target_classes"):  # APGD-T: at most this many (classes - 1 if fewer)
+                entry.update(steps=part.steps, restarts=getattr(part, "restarts", 1))
+                if getattr(part, "eot_iter", 1) > 1:
+                    entry["eot_iter"] = part.eot_iter
+                if "-t" in part.id:  # APGD-T, FAB-T: at most this many (classes - 1 if fewer)
                     entry["target_classes"] = part.target_classes
             described.append(entry)
-        described.insert(2, {"attack": "fab-t", "ran": False,
-                             "reason": "not implemented in nnprobe (the reference runs it after apgd-t)"})
         return tuple(described)
 
     def _run(self, forward, x, goal, targeted, first_success, early_stop, autocast, gradient,
              sample_ids) -> CascadeOutput:
-        if targeted:
-            raise UsageError(f"{self.id} is untargeted (APGD-T picks its own target classes); drop --target.")
         n = x.shape[0]
         ids = (sample_ids if sample_ids is not None else torch.arange(n)).cpu()
         with torch.no_grad(), autocast:
@@ -120,9 +142,18 @@ class AutoAttack(Attack):
                              steps=steps, gradient_passes=passes, fooled_by=fooled_by)
 
 
-@register("autoattack-l2")
-class AutoAttackL2(AutoAttack):
-    """L2 AutoAttack, standard version: the same sequence with each component's L2 variant."""
+AutoAttack.component_ids = tuple(cid for cid, _ in VERSIONS["standard"])
 
-    ball = L2
-    component_ids = ("apgd-ce-l2", "apgd-t-l2", "square-l2")
+
+def _variant(version: str, l2: bool) -> type[AutoAttack]:
+    """The registered class of one version and norm: `autoattack[-plus|-rand][-l2]`."""
+    name = "autoattack" + ("" if version == "standard" else f"-{version}") + ("-l2" if l2 else "")
+    cls = type(f"AutoAttack{version.title()}{'L2' if l2 else ''}", (AutoAttack,),
+               {"version": version, "ball": L2 if l2 else Linf, "suffix": "-l2" if l2 else "",
+                "__doc__": f"AutoAttack, {version} version, {'L2' if l2 else 'L∞'}.", "__module__": __name__})
+    return register(name)(cls)
+
+
+AutoAttackL2 = _variant("standard", True)
+AutoAttackPlus, AutoAttackPlusL2 = _variant("plus", False), _variant("plus", True)
+AutoAttackRand, AutoAttackRandL2 = _variant("rand", False), _variant("rand", True)

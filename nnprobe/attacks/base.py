@@ -163,6 +163,8 @@ class Attack:
     # True when the update at x depends only on the gradient at x (FGSM): a sweep over several eps
     # then needs one gradient, not one per eps.
     single_gradient: ClassVar[bool] = False
+    untargeted_only: ClassVar[bool] = False  # refuses --target (untargeted losses, cascades)
+    untargeted_why: ClassVar[str] = ""  # said after "is untargeted" when it refuses
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -241,6 +243,8 @@ class Attack:
             then depends on (seed, id) only, not on the batch it is in.
         """
         check_pixels(x)
+        if targets is not None and self.untargeted_only:
+            raise UsageError(f"{self.id} is untargeted{self.untargeted_why}; drop --target.")
         forward = forward or model
         autocast = autocast or contextlib.nullcontext()
         x = x.detach()

@@ -37,7 +37,7 @@ NOISE_SEED_OFFSET = 104_729  # the noise draws must not repeat the attack's rand
 _MODEL = ("grad_checked", "grad_zero", "grad_nonfinite", "prob_checked", "prob_rows", "random_checked",
           "random_rows", "non_monotone", *masking.COUNTS)
 # per-budget counts: noise tried on / fooled only by noise / fooled only by square / fooled by component k
-_COMPONENTS = 4
+_COMPONENTS = 6  # AutoAttack plus runs six
 _BUDGET = ("noise_tried", "noise_only", "square_only", *(f"by_{k}" for k in range(_COMPONENTS)))
 
 

@@ -17,8 +17,9 @@ from nnprobe.cli.preflight import existing_files, finish, guard_outputs, model_i
 
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps
 # this list equal to the registry).
-ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2", "square",
-           "square-l2", "autoattack", "autoattack-l2")
+ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t",
+           "apgd-t-l2", "fab", "fab-l2", "fab-t", "fab-t-l2", "square", "square-l2", "autoattack", "autoattack-l2",
+           "autoattack-plus", "autoattack-plus-l2", "autoattack-rand", "autoattack-rand-l2")
 
 
 def attack_options(func):
@@ -26,9 +27,10 @@ def attack_options(func):
     options = [
         click.option("--attack", type=click.Choice(ATTACKS), default=None,
                      help="fgsm (one step), bim (I-FGSM), pgd (L∞, random start), pgd-l2, mifgsm (momentum), "
-                          "apgd-ce / apgd-t (Auto-PGD, cross-entropy / targeted DLR; -l2 variants), square / "
-                          "square-l2 (score-based, no gradients), autoattack / autoattack-l2 (APGD-CE -> APGD-T -> "
-                          "Square, worst case per sample)."),
+                          "apgd-ce / apgd-dlr / apgd-t (Auto-PGD, cross-entropy / DLR / targeted DLR; -l2 variants), "
+                          "fab / fab-t (minimum-norm boundary attack), square / square-l2 (score-based, no gradients), "
+                          "autoattack / autoattack-l2 (APGD-CE -> APGD-T -> FAB-T -> Square, worst case per sample; "
+                          "-plus and -rand: the reference's other versions, also --autoattack-version)."),
         click.option("--steps", type=COUNT, default=None,
                      help="Iterations of bim/pgd/pgd-l2/mifgsm (default 10); apgd-*: default 100; square: queries "
                           "(default 5000); autoattack: APGD's (default 100)."),

@@ -32,10 +32,17 @@ from nnprobe.report.escaping import one_line
                    "names (docs/corruptions.md).")
 @click.option("--severity", default="1-5", show_default=True, metavar="1-5|S[,S...]",
               help="Corruption severities (with --corruptions).")
+@click.option("--jpeg-roundtrip", is_flag=True, default=False,
+              help="With --corruptions: save each corrupted image as JPEG at quality 85 and decode it, as the "
+                   "published ImageNet-C files were made, so numbers compare with theirs.")
 @click.option("--min-corruption-top1", default=None, metavar="F",
               help="Gate: exit 1 when the mean corruption top-1 is below F (with --corruptions).")
 @click.option("--early-stop/--no-early-stop", default=True, show_default=True,
               help="Stop attacking a sample once fooled (same numbers, less work).")
+@click.option("--autoattack-version", type=click.Choice(("standard", "plus", "rand")), default=None,
+              help="With --attack autoattack[-l2]: the reference's version (standard: APGD-CE, APGD-T, FAB-T, "
+                   "Square; plus: 5 restarts, APGD-DLR, FAB, Square, APGD-T, FAB-T; rand: APGD-CE and APGD-DLR "
+                   "with EoT over 20 draws).")
 @click.option("--adaptive/--no-adaptive", default=False, show_default=True,
               help="Run the follow-ups the sanity checks name on each budget's survivors: Square (5000 queries), "
                    "APGD-CE with EoT over 20 draws on log-probabilities, and a transfer attack from --surrogate; "
@@ -53,7 +60,9 @@ from nnprobe.report.escaping import one_line
 @report_options
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, attack, steps, step_size, random_start, seed, eps,
-            gates, plot, corruptions, severity, min_corruption_top1, early_stop, adaptive, surrogate, batch_size, workers,
+            gates, plot, corruptions, severity, jpeg_roundtrip, min_corruption_top1, early_stop, autoattack_version,
+            adaptive, surrogate,
+            batch_size, workers,
             save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data,
             shard, device, precision, threads, fmt, output) -> int:
     """Robust top-1/top-5 of a classifier over a labelled data set as the perturbation budget grows.
@@ -69,14 +78,15 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
                        inputs=baseline_files(baseline) + (model_input_files(surrogate) if surrogate else []))
     compared = comparison_keywords(baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha,
                                    allow_different_data)
-    if corruptions is not None or min_corruption_top1 is not None:
+    if corruptions is not None or min_corruption_top1 is not None or jpeg_roundtrip:
         return _corruption_command(data, model, weights, arch, trust_pickle, model_num_classes, resize, crop,
                                    interpolation, mean, std, labels_file, devkit, class_map, limit, seed, plot,
-                                   corruptions, severity, min_corruption_top1, batch_size, workers, shard, device,
+                                   corruptions, severity, (min_corruption_top1, jpeg_roundtrip), batch_size, workers,
+                                   shard, device,
                                    precision, threads, fmt, output, attack_given=attack is not None or
                                    bool(gates) or save_predictions is not None or bool(baseline) or adaptive
                                    or surrogate is not None)
-    attack = attack or "pgd"
+    attack = autoattack_id(attack or "pgd", autoattack_version)
     parse_eps_list(eps, max_value=None)  # the spelling, before torch loads; the norm's limit is checked later
     step = parse_eps(step_size, name="--step-size", max_value=None) if step_size is not None else None
     thresholds = dict(parse_gate(g) for g in gates)
@@ -105,9 +115,20 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
     return code
 
 
+def autoattack_id(attack: str, version: str | None) -> str:
+    """`--attack autoattack[-l2] --autoattack-version V`: the registered id of that version."""
+    from nnprobe.errors import UsageError
+
+    if version is None or version == "standard" and attack in ("autoattack", "autoattack-l2"):
+        return attack
+    if attack not in ("autoattack", "autoattack-l2"):
+        raise UsageError(f"--autoattack-version needs --attack autoattack or autoattack-l2, not {attack}.")
+    return attack.replace("autoattack", f"autoattack-{version}")
+
+
 def _corruption_command(data, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
                         mean, std, labels_file, devkit, class_map, limit, seed, plot, corruptions, severity,
-                        min_corruption_top1, batch_size, workers, shard, device, precision, threads, fmt, output, *,
+                        gate_and_jpeg, batch_size, workers, shard, device, precision, threads, fmt, output, *,
                         attack_given: bool) -> int:
     """`robust --corruptions`: the ImageNet-C sweep (nnprobe.corruptions.sweep), reported and gated."""
     import dataclasses
@@ -116,9 +137,11 @@ def _corruption_command(data, model, weights, arch, trust_pickle, model_num_clas
     from nnprobe.corruptions import parse_corruptions, parse_severities
     from nnprobe.errors import UsageError
 
+    min_corruption_top1, jpeg_roundtrip = gate_and_jpeg
     eps_given = click.get_current_context().get_parameter_source("eps") != click.core.ParameterSource.DEFAULT
     if corruptions is None:
-        raise UsageError("--min-corruption-top1 gates a corruption sweep: give --corruptions too.")
+        raise UsageError(("--jpeg-roundtrip re-encodes corrupted images" if jpeg_roundtrip else
+                          "--min-corruption-top1 gates a corruption sweep") + ": give --corruptions too.")
     if attack_given or eps_given:
         raise UsageError("--corruptions runs the corruption sweep, not an attack: drop --attack, --eps, "
                          "--min-robust-top1, --save-predictions and --baseline, or run them separately.")
@@ -133,7 +156,7 @@ def _corruption_command(data, model, weights, arch, trust_pickle, model_num_clas
                                           interpolation, mean, std),
             **data_keywords(labels_file, devkit, class_map, limit), corruptions=corruptions, severity=severity,
             seed=seed, batch_size=batch_size, workers=work.workers, precision=precision, device=device,
-            min_corruption_top1=threshold, shard=shard, progress=work.progress)
+            min_corruption_top1=threshold, shard=shard, progress=work.progress, jpeg_roundtrip=jpeg_roundtrip)
     if not work.is_main:  # the verdict is rank 0's: a rank ending 1 first would get rank 0 stopped mid-report
         return 0
     if plot:

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from nnprobe.corruptions import mce
 from nnprobe.results import SCHEMA_VERSION, Gate, Gated, ModelInfo, RunInfo, TopKRates, to_jsonable
 
 
@@ -38,6 +39,7 @@ class CorruptionSettings:
     severities: tuple[int, ...]
     seed: int  # each sample's generator: f(seed, position in the data set, corruption, severity)
     reference: str = "imagecorruptions 1.1.2 (Hendrycks & Dietterich 2019 parameters)"
+    jpeg_roundtrip: int | None = None  # JPEG quality each corrupted image was saved and decoded at (None: none)
 
 
 def _mean(values) -> float:
@@ -75,6 +77,36 @@ class CorruptionResult(Gated):
         clean = self.clean.top1
         return (clean - self.mean_corruption_top1) / clean if clean and clean == clean else float("nan")
 
+    def _errors(self) -> dict[str, dict[int, float]] | None:
+        if self.model.num_classes != mce.IMAGENET_CLASSES or not self.clean.total:
+            return None
+        errors: dict[str, dict[int, float]] = {}
+        for p in self.points:
+            errors.setdefault(p.corruption, {})[p.severity] = 1 - p.top1
+        return errors
+
+    @property
+    def corruption_error(self) -> dict[str, float] | None:
+        """ImageNet-C's CE per corruption (error over AlexNet's, `mce.py`); None unless 1000 classes."""
+        errors = self._errors()
+        return None if errors is None else mce.corruption_errors(errors, 1 - self.clean.top1)
+
+    @property
+    def relative_corruption_error(self) -> dict[str, float] | None:
+        errors = self._errors()
+        return None if errors is None else mce.corruption_errors(errors, 1 - self.clean.top1, relative=True)
+
+    @property
+    def mce(self) -> float | None:
+        """The official mCE (AlexNet = 1.0); None unless all 15 corruptions ran on a 1000-class model."""
+        ce = self.corruption_error
+        return None if ce is None else mce.mean_over_all(ce)
+
+    @property
+    def relative_mce(self) -> float | None:
+        ce = self.relative_corruption_error
+        return None if ce is None else mce.mean_over_all(ce)
+
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(self)
         body["clean"] = dict(body["clean"], top1=to_jsonable(self.clean.top1), top5=to_jsonable(self.clean.top5))
@@ -83,7 +115,10 @@ class CorruptionResult(Gated):
         return {"schema_version": SCHEMA_VERSION, "kind": "corruption", "passed": self.passed,
                 "mean_corruption_top1": to_jsonable(self.mean_corruption_top1),
                 "relative_drop": to_jsonable(self.relative_drop),
-                "per_corruption_top1": to_jsonable(self.per_corruption), **body}
+                "per_corruption_top1": to_jsonable(self.per_corruption), "mce": to_jsonable(self.mce),
+                "relative_mce": to_jsonable(self.relative_mce),
+                "corruption_error": to_jsonable(self.corruption_error),
+                "relative_corruption_error": to_jsonable(self.relative_corruption_error), **body}
 
 
 def corruption_gate(threshold: float, measured: float) -> Gate:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from nnprobe.corruptions import CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
+from nnprobe.corruptions.jpeg import PUBLISHED_QUALITY, roundtrip
 from nnprobe.corruptions.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                          corruption_gate)
 from nnprobe.errors import DataError, UsageError
@@ -27,15 +28,18 @@ def _count(logits: torch.Tensor, labels: torch.Tensor) -> list[int]:
 
 def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Sequence[int],
                 grid: Sequence[tuple[str, int]], seed: int, counts: torch.Tensor, nonfinite: torch.Tensor,
-                autocast=None) -> None:
+                autocast=None, jpeg_quality: int | None = None) -> None:
     """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid), 3): row 0 clean, then
-    one row per (corruption, severity); `nonfinite` counts samples with NaN/Inf logits and samples seen."""
+    one row per (corruption, severity); `nonfinite` counts samples with NaN/Inf logits and samples seen.
+    jpeg_quality: each corrupted batch saved and decoded as JPEG first, as the published files were."""
     autocast = autocast or contextlib.nullcontext()
     broken = torch.zeros(labels.numel(), dtype=torch.bool, device=x.device)
     rows = []
     for row, (name, severity) in enumerate([(None, 0), *grid]):
         pixels = x if name is None else corrupt(x, name, severity,
                                                 [sample_seed(seed, p, name, severity) for p in positions])
+        if name is not None and jpeg_quality is not None:
+            pixels = roundtrip(pixels, jpeg_quality)
         with torch.no_grad(), autocast:
             logits = classifier(pixels).float()
         broken |= ~torch.isfinite(logits).all(dim=1)
@@ -46,7 +50,7 @@ def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Se
 
 def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str, int]], *, seed: int = 0,
                   device="cpu", precision: str = "fp32", progress: Callable[[int, int], None] | None = None,
-                  total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  total: int | None = None, jpeg_quality: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions]); positions
     default to the running count. Returns the int64 counts and non-finite tallies on `device`."""
     from nnprobe.device import autocast as make_autocast
@@ -67,7 +71,8 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
             continue
         x = x.to(dev)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite, autocast)
+        sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite, autocast,
+                    jpeg_quality)
         done += labels.numel()
         if progress is not None:
             progress(done, total if total is not None else done)
@@ -78,10 +83,14 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
                      severities: str | Sequence[int] = "1-5", device: str = "auto", batch_size: int = 32,
                      workers: int | None = None, seed: int = 0, precision: str = "fp32",
                      min_corruption_top1: float | None = None, shard=None,
-                     progress: Callable[[int, int], None] | None = None) -> CorruptionResult:
+                     progress: Callable[[int, int], None] | None = None,
+                     jpeg_roundtrip: bool | int = False) -> CorruptionResult:
     """Top-1/top-5 of `classifier` on `images` (a LabelledImages, decoded and cropped as `nnprobe eval`
     does and sharded over torchrun ranks; or an iterable of batches at the model's input size) under
-    every chosen corruption and severity, plus clean, in one pass."""
+    every chosen corruption and severity, plus clean, in one pass.
+
+    jpeg_roundtrip: True (quality 85, the published ImageNet-C files') or a JPEG quality: each corrupted
+    image is truncated to 8 bits, saved as JPEG and decoded before it is classified (`jpeg.py`)."""
     from nnprobe.data.checks import check_batch_size, check_seed, check_workers
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
@@ -97,7 +106,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     if part is not None and min_corruption_top1 is not None:
         raise UsageError("--shard slices the data and gates judge the whole of it: give "
                          "--min-corruption-top1 to nnprobe merge, not to a --shard run.")
-    options = dict(seed=seed, precision=precision)
+    quality = _jpeg_quality(jpeg_roundtrip)
+    options = dict(seed=seed, precision=precision, jpeg_quality=quality)
     if isinstance(images, LabelledImages):
         counts, nonfinite, dev, world, data = _sweep_data_set(classifier, images, grid, options, device=device,
                                                               batch_size=batch_size, workers=workers, part=part,
@@ -108,7 +118,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
         dev, world, data = resolve_device(device), 1, {"path": None, "layout": "tensors"}
         counts, nonfinite = sweep_batches(classifier, images, grid, device=dev, progress=progress, **options)
     clean, points = _points(counts, grid, precision, nonfinite, part)
-    result = CorruptionResult(clean=clean, points=points, settings=CorruptionSettings(names, levels, seed),
+    result = CorruptionResult(clean=clean, points=points,
+                              settings=CorruptionSettings(names, levels, seed, jpeg_roundtrip=quality),
                               model=classifier.info, data=data,
                               run=RunInfo(device=str(dev), precision=precision, world_size=world,
                                           seconds=time.perf_counter() - started, versions=versions(), seed=seed))
@@ -117,6 +128,17 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     import dataclasses
 
     return dataclasses.replace(result, gates=(corruption_gate(min_corruption_top1, result.mean_corruption_top1),))
+
+
+def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:
+    if jpeg_roundtrip is False or jpeg_roundtrip is None:
+        return None
+    if jpeg_roundtrip is True:
+        return PUBLISHED_QUALITY
+    if isinstance(jpeg_roundtrip, int) and 1 <= jpeg_roundtrip <= 95:
+        return jpeg_roundtrip
+    raise UsageError(f"--jpeg-roundtrip takes a JPEG quality from 1 to 95 (85: the published ImageNet-C files), "
+                     f"got {jpeg_roundtrip!r}.")
 
 
 def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, workers, part, progress):

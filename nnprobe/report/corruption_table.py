@@ -17,6 +17,18 @@ def _pct(value: float) -> str:
     return "—" if value != value else f"{100 * value:.2f}%"
 
 
+def _mce_line(result) -> str:
+    """ImageNet-C's mCE and relative mCE (AlexNet = 100), or why they are not given."""
+    if result.corruption_error is None:
+        return "mCE: not given (AlexNet's errors normalise ImageNet's 1000 classes only)\n"
+    if result.mce is None:
+        return "mCE: needs all 15 corruptions (corruption errors per corruption in the JSON)\n"
+    jpeg = result.settings.jpeg_roundtrip
+    how = f"JPEG q{jpeg} round trip" if jpeg else "in memory, no JPEG round trip"
+    return (f"mCE {100 * result.mce:.1f}, relative mCE {100 * result.relative_mce:.1f} (AlexNet = 100; "
+            f"{how})\n")
+
+
 def render(result: CorruptionResult, console: Console) -> None:
     s = result.settings
     table = Table(title=escape(f"nnprobe robust --corruptions — {result.model.spec}: top-1 per corruption and "
@@ -37,6 +49,7 @@ def render(result: CorruptionResult, console: Console) -> None:
     console.print(escape(
         f"clean top-1 {_pct(clean.top1)} ({clean.correct_top1}/{clean.total}); mean corruption top-1 "
         f"{_pct(result.mean_corruption_top1)}; relative drop {_pct(result.relative_drop)}\n"
+        f"{_mce_line(result)}"
         f"corruptions computed on the device at the model's input size, parameters of {s.reference}, "
         f"seed {s.seed}\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped\n"

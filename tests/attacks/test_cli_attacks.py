@@ -223,3 +223,15 @@ def test_robust_no_autograd_path_is_a_finding_and_adaptive_runs_square(folder, i
     assert follow["evidence"]["fooled_by_follow_up"]["square"] == body["points"][1]["fooled"] > 0
     refused = invoke(*args, "--surrogate", TINY)
     assert refused.returncode == 2 and "--adaptive" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_robust_autoattack_version_selects_the_reference_version(folder, invoke):
+    rand = invoke(*robust_args(folder, "--attack", "autoattack", "--autoattack-version", "rand", "--steps", "2",
+                               "--format", "json"))
+    assert rand.returncode == 0, rand.stderr
+    body = json.loads(rand.stdout)
+    assert body["settings"]["attack"] == "autoattack-rand"
+    assert [(c["attack"], c["eot_iter"], c["version"]) for c in body["settings"]["components"]] == [
+        ("apgd-ce", 20, "rand"), ("apgd-dlr", 20, "rand")]
+    wrong = invoke(*robust_args(folder, "--attack", "pgd", "--autoattack-version", "plus"))
+    assert wrong.returncode == 2 and "--attack autoattack" in wrong.stderr and "Traceback" not in wrong.stderr

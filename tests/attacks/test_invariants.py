@@ -15,9 +15,9 @@ IDS = attack_ids()
 # default and less damage per query, so these shared tests give them fewer queries and larger budgets
 # (every invariant holds at any budget); their own tests run the full schedule on a tiny model.
 QUERIES = {"square": 200, "square-l2": 200}
-APGD_STEPS = dict.fromkeys(["apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2"], 10)  # APGD: 100 steps by default
+APGD_STEPS = {a: 10 for a in REGISTRY if a.startswith(("apgd", "fab"))}  # APGD and FAB: 100 steps by default
 BUDGETS = {"square": 12 / 255, "square-l2": 1.5}
-CASCADES = {"autoattack": {"steps": 10, "queries": 100}, "autoattack-l2": {"steps": 10, "queries": 100}}
+CASCADES = {a: {"steps": 5, "queries": 100} for a in REGISTRY if a.startswith("autoattack")}
 
 
 def budget(attack_id: str) -> float:
@@ -38,8 +38,9 @@ def build(attack_id: str, eps: float, **options):
 
 
 def test_registry_has_the_documented_attacks():
-    assert IDS == ["apgd-ce", "apgd-ce-l2", "apgd-t", "apgd-t-l2", "autoattack", "autoattack-l2", "bim", "fgsm",
-                   "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
+    assert IDS == ["apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t", "apgd-t-l2", "autoattack",
+                   "autoattack-l2", "autoattack-plus", "autoattack-plus-l2", "autoattack-rand", "autoattack-rand-l2",
+                   "bim", "fab", "fab-l2", "fab-t", "fab-t-l2", "fgsm", "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
 
 
 def test_duplicate_id_raises():

@@ -209,7 +209,7 @@ def test_helpers_against_plain_definitions():
     l2 = sign_noise(L2, x, 0.5, SampleRandom(0, 4, ids, "cpu"))
     assert torch.allclose(l2.flatten(1).norm(dim=1), torch.full((4,), 0.5))
     probe = Probe([], "cpu", 0)
-    assert [t.shape for t in probe.tensors()] == [torch.Size([14]), torch.Size([0, 7])]
+    assert [t.shape for t in probe.tensors()] == [torch.Size([14]), torch.Size([0, 9])]
 
 
 def test_square_beating_the_white_box_attacks_fires_and_not_on_a_healthy_model(data, monkeypatch):
@@ -229,7 +229,7 @@ def test_square_beating_the_white_box_attacks_fires_and_not_on_a_healthy_model(d
                                                     early_stop=True, sample_ids=torch.arange(16))
     fooled = int(alone.success.sum())
     assert finding.evidence["fooled_only_by_square"] == fooled > 4
-    assert finding.evidence["fooled_by_component"] == {"apgd-ce": 0, "apgd-t": 0, "square": fooled}
+    assert finding.evidence["fooled_by_component"] == {"apgd-ce": 0, "apgd-t": 0, "fab-t": 0, "square": fooled}
     assert finding.evidence["sample_ids"] == alone.success.nonzero().flatten().tolist()[:10]
     assert result.points[1].fooled == fooled
     assert "zero-gradients" in ids_of(result)
