@@ -107,7 +107,14 @@ class Probe:
         """A probe holding `counts` (summed over slices), for `findings`."""
         probe = cls(attacks, "cpu", None)
         probe.model = torch.tensor([int(counts["model"].get(name, 0)) for name in _MODEL], dtype=torch.int64)
-        probe.budget = torch.tensor(counts["budget"], dtype=torch.int64).reshape(len(attacks), len(_BUDGET))
+        # slices written when AutoAttack had fewer components carry shorter rows: the missing ones counted 0
+        rows = [list(row) + [0] * (len(_BUDGET) - len(row)) for row in counts["budget"]]
+        if len(rows) != len(attacks) or any(len(row) != len(_BUDGET) for row in rows):
+            from nnprobe.errors import DataError
+
+            raise DataError(f"The sanity counts hold {len(rows)} rows of up to {max(map(len, rows), default=0)} "
+                            f"counts; this nnprobe writes {len(attacks)} of {len(_BUDGET)}.")
+        probe.budget = torch.tensor(rows, dtype=torch.int64).reshape(len(attacks), len(_BUDGET))
         probe.examples = {k: list(v) for k, v in counts["examples"].items()}
         probe.largest_difference = float(counts["largest_difference"])
         return probe

@@ -17,6 +17,10 @@ def _pct(value: float) -> str:
     return "—" if value != value else f"{100 * value:.2f}%"
 
 
+def _jpeg_note(quality) -> str:
+    return "" if quality is None else f"; each corrupted image saved and decoded as JPEG quality {quality}"
+
+
 def _mce_line(result) -> str:
     """ImageNet-C's mCE and relative mCE (AlexNet = 100), or why they are not given."""
     if result.corruption_error is None:
@@ -51,7 +55,7 @@ def render(result: CorruptionResult, console: Console) -> None:
         f"{_pct(result.mean_corruption_top1)}; relative drop {_pct(result.relative_drop)}\n"
         f"{_mce_line(result)}"
         f"corruptions computed on the device at the model's input size, parameters of {s.reference}, "
-        f"seed {s.seed}\n"
+        f"seed {s.seed}{_jpeg_note(s.jpeg_roundtrip)}\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
         f"{result.run.seconds:.2f} s"))
