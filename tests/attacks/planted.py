@@ -6,11 +6,15 @@ none of the controls. `PLANTED` maps a defense to the checks expected to fire on
 honest wrappers (a differentiable preprocessing, a plain model, a linear model)."""
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import torch
 from torch import nn
 
-import tinymodels
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # loaded by path as a --model factory too
+import tinymodels  # noqa: E402
 from nnprobe.models.classifier import Classifier
 
 GRID = 255  # the planted detector's notion of an unmoved image: every pixel on the 8-bit grid
