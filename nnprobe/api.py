@@ -152,7 +152,9 @@ def evaluate(model: Any = None, data: Any = None, **options: Any) -> "EvalResult
     Options: the model's (weights, arch, trust_pickle, num_classes, resize, crop, interpolation, mean, std),
     the data's (labels_file, devkit, class_map, limit), and restrict_to_present, strict, batch_size,
     workers, compile, decode, save_predictions, shard ("K/N"), real_labels, the gates min_top1, min_top5,
-    max_ece, min_class_top1, device, precision, progress; and baseline (a result JSON path, dict or result
+    max_ece, min_class_top1, device, precision, progress; confidence (of every interval), bootstrap_resamples,
+    seed; reference_model (a spec or Classifier run on the same batches, compared image by image) with its
+    gates max_flips (default 0) and max_logit_diff; and baseline (a result JSON path, dict or result
     to compare with, as `nnprobe compare`) with its gates max_drop_top1, max_drop_top5, max_class_drop,
     alpha, allow_different_data."""
     from nnprobe.evaluation import evaluate as run
@@ -160,7 +162,28 @@ def evaluate(model: Any = None, data: Any = None, **options: Any) -> "EvalResult
     model_options, data_options, rest = _split(dict(options))
     baseline, gates = _baseline_options(rest)
     classifier, images = _model_and_data(model, data, model_options, data_options)
+    reference = rest.pop("reference_model", None)
+    if reference is not None:
+        classifier, rest["reference"] = _with_reference(classifier, reference, model_options)
     return _with_baseline(run(classifier, images, **rest), baseline, gates)
+
+
+def _with_reference(classifier, reference: Any, model_options: Mapping[str, Any]):
+    """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
+    preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
+    flags it takes the reference's."""
+    import dataclasses
+
+    from nnprobe.models.classifier import Classifier, rebuild
+
+    given = {k: model_options[k] for k in ("resize", "crop", "interpolation", "mean", "std")
+             if model_options.get(k) is not None}
+    ref = reference if isinstance(reference, Classifier) else load_classifier(reference, **given)
+    flags = bool(given)
+    if classifier.info.source == "onnx" and not flags:
+        pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
+        classifier = rebuild(classifier, preprocessing=pre)
+    return classifier, ref
 
 
 def robust(model: Any = None, data: Any = None, **options: Any):
@@ -243,12 +266,14 @@ def diagnose(run: str | os.PathLike, *, model: Any = None, data: Any = None, num
 
 
 def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_drop_top5: Any = None,
-            max_class_drop: Any = None, alpha: Any = None, allow_different_data: bool = False) -> "Comparison":
+            max_class_drop: Any = None, alpha: Any = None, allow_different_data: bool = False,
+            confidence: float = 0.95) -> "Comparison":
     """A candidate result against a baseline of the same kind, as `nnprobe compare` (docs/compare.md).
 
     `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two run folders are
     diagnosed first (and their logs summarised: best validation accuracy and where). Drop thresholds are
-    fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too."""
+    fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too;
+    `confidence`: the level of the interval on each delta."""
     from nnprobe.comparison import compare as run
     from nnprobe.comparison.diagnose_compare import run_summaries
 
@@ -263,7 +288,7 @@ def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_dro
         raise UsageError(f"{os.fspath(shown)} is a folder: give two result JSON files, or two run folders.")
     return run(baseline, candidate, max_drop_top1=max_drop_top1, max_drop_top5=max_drop_top5,
                max_class_drop=max_class_drop, alpha=alpha, allow_different_data=allow_different_data,
-               run_summaries=summaries, names=names)
+               run_summaries=summaries, names=names, confidence=confidence)
 
 
 def merge(parts: Iterable[str | os.PathLike | Mapping[str, Any]], **options: Any):

@@ -16,6 +16,8 @@ from nnprobe.calibration import calibration, confused_pairs, real_top1
 from nnprobe.calibration import real_labels as real_labels_of
 from nnprobe.calibration_suite import suite
 from nnprobe.calibration_tally import CalibrationTally
+from nnprobe.parity import parity_gates
+from nnprobe.parity_tally import ReferenceRun
 from nnprobe.data.checks import check_batch_size, check_workers, nonfinite_error
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.shards import Shard
@@ -37,13 +39,17 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
              real_labels: str | None = None, min_top1: float | None = None, min_top5: float | None = None,
              max_ece: float | None = None, min_class_top1: float | None = None, setup_checks: bool = True,
              confidence: float = CONFIDENCE, bootstrap_resamples: int = RESAMPLES, seed: int = SEED,
+             reference: Classifier | None = None, max_flips: int | None = None, max_logit_diff: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Top-1/top-5 (exact counts), loss, calibration and per-class errors of `classifier` on `images`; when
     top-1 is near chance or the answers concentrate, `setup_checks` measures which setup mistake explains it
     (`nnprobe.setup_checks`). Intervals are at `confidence`: exact on counts, percentile bootstrap
-    (`bootstrap_resamples` resamples drawn from `seed`) on the calibration means."""
+    (`bootstrap_resamples` resamples drawn from `seed`) on the calibration means. With `reference`, that model
+    runs on the same batches and `parity` compares the two image by image (gates `max_flips`, default 0,
+    and `max_logit_diff`)."""
     check_confidence(confidence)
     check_resamples(bootstrap_resamples)
+    follower = ReferenceRun.checked(classifier, reference, shard, max_flips, max_logit_diff, precision)
     gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
     part = _checked(classifier, images, batch_size=batch_size, workers=workers, strict=strict, shard=shard,
                     gates=gates, real_labels=real_labels, restrict_to_present=restrict_to_present)
@@ -53,7 +59,7 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
                decode=decode, strict=strict, part=part, progress=progress) as sharded:
         tallies, rows, tally = _count(classifier, sharded, present if restrict_to_present else None, k,
                                       precision=precision, compile=compile, channels_last=channels_last,
-                                      chunk=batch_size)
+                                      chunk=batch_size, hook=follower)
         gathered = sharded.finish(*tallies, *tally.tensors)
         samples = with_paths(EvalSamples.merged(sharded.gather(rows)), images.root, images.samples)
     result = _assemble(classifier, images, tallies, gathered, samples, part=part, precision=precision,
@@ -68,7 +74,12 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
                             restrict_to_present=restrict_to_present)
     saved = save(result, save_predictions) if save_predictions and sharded.ctx.is_main else None
     real = _real_top1(real_labels, samples, images) if real_labels else None
-    return dataclasses.replace(result, per_sample=saved, real=real, gates=eval_gates(result, **gates))
+    gated = eval_gates(result, **gates)
+    if follower is not None:
+        parity = follower.tally.result(lambda p: images.samples[p][0], confidence)
+        result = dataclasses.replace(result, parity=parity)
+        gated += parity_gates(parity, 0 if max_flips is None else max_flips, max_logit_diff)
+    return dataclasses.replace(result, per_sample=saved, real=real, gates=gated)
 
 
 def _checked(classifier: Classifier, images: LabelledImages, *, batch_size, workers, strict, shard, gates,
@@ -145,12 +156,13 @@ def _real_top1(path: str, samples: EvalSamples, images: LabelledImages) -> RealT
 
 
 def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: int, *, precision: str,
-           compile: bool, channels_last: bool | None, chunk: int
+           compile: bool, channels_last: bool | None, chunk: int, hook: Callable | None = None,
            ) -> tuple[tuple[torch.Tensor, ...], EvalSamples, CalibrationTally]:
     """Forward every batch of this rank's shard and count, on the device: [top-1, top-5, total, converted,
     images with non-finite logits] (int64), the loss sum (float64), and per class labels, correct and
     predicted (int64); each image's answer (`EvalSamples`); and the calibration tally over the logits' columns.
-    With `present`, logits are restricted to those classes (the answers stay in the model's class indices)."""
+    With `present`, logits are restricted to those classes (the answers stay in the model's class indices).
+    `hook(pixels, positions, labels, logits)` sees every batch before any restriction."""
     dev = shard.device
     num_classes = classifier.num_classes
     rows = _Rows()
@@ -176,8 +188,11 @@ def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: i
             if labels.numel():
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                logits, chunk = _forward_with_backoff(forward, x.float().div_(255), dev, precision, chunk)
+                pixels = x.float().div_(255)
+                logits, chunk = _forward_with_backoff(forward, pixels, dev, precision, chunk)
                 logits = logits.float()
+                if hook is not None:
+                    hook(pixels, batch.positions, labels, logits)
                 finite = torch.isfinite(logits).all(dim=1)
                 counts[4] += (~finite).sum()
                 targets = labels

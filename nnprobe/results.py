@@ -13,6 +13,7 @@ from typing import Any
 
 from nnprobe.calibration import Calibration, ConfusedPair
 from nnprobe.calibration_suite import CalibrationSuite
+from nnprobe.parity import Parity
 
 SCHEMA_VERSION = 1
 
@@ -257,6 +258,7 @@ class EvalResult(TopKRates, Gated):
     setup_findings: tuple[Any, ...] = ()  # SetupFinding: a setup mistake that explains a low top-1
     comparison: Any = None  # Comparison with `--baseline` (its gates are among `gates`)
     confidence_level: float = 0.95  # of every interval: Clopper-Pearson on counts (derived), bootstrap (suite)
+    parity: Parity | None = None  # against --reference-model: changed answers, flips, logit differences
     calibration_suite: CalibrationSuite | None = None  # equal-mass/class-wise/smooth ECE, MCE, AURC, T, intervals
     samples: Any = field(default=None, repr=False, compare=False)  # EvalSamples: each image's answer (not JSON)
 
@@ -286,6 +288,8 @@ class EvalResult(TopKRates, Gated):
         body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         body["per_class"] = [dict(to_jsonable(pc), top1=to_jsonable(pc.top1), top1_interval=to_jsonable(iv))
                              for pc, iv in zip(self.per_class, self.class_intervals())]
+        if self.parity is not None:
+            body["parity"]["agreement"] = to_jsonable(self.parity.agreement)
         if self.real is not None:
             from nnprobe.intervals import clopper_pearson
 

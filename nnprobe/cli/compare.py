@@ -9,7 +9,7 @@ import os
 
 import click
 
-from nnprobe.cli.options import comparison_gate_options, report_options
+from nnprobe.cli.options import comparison_gate_options, confidence_option, report_options
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs
 from nnprobe.report.escaping import one_line
 
@@ -54,9 +54,10 @@ def baseline_files(baseline: str | None) -> list[str]:
 @click.argument("baseline", type=click.Path(path_type=str))
 @click.argument("candidate", type=click.Path(path_type=str))
 @comparison_gate_options
+@confidence_option
 @report_options
 def command(baseline: str, candidate: str, max_drop_top1: str | None, max_drop_top5: str | None,
-            max_class_drop: str | None, alpha: str | None, allow_different_data: bool, fmt: str,
+            max_class_drop: str | None, alpha: str | None, allow_different_data: bool, confidence: float, fmt: str,
             output: str | None) -> int:
     """Compare CANDIDATE with BASELINE: two results of one kind written with --format json by eval, robust
     or diagnose (or two training-run folders, diagnosed first).
@@ -75,7 +76,7 @@ def command(baseline: str, candidate: str, max_drop_top1: str | None, max_drop_t
 
     from nnprobe import api
 
-    result = api.compare(baseline, candidate, **options)
+    result = api.compare(baseline, candidate, confidence=confidence, **options)
     code = finish(result, fmt, output, passed=result.passed)
     for note in result.notes:
         click.echo(one_line(f"note: {note}"), err=True)

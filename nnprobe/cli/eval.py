@@ -5,9 +5,9 @@ import os
 
 import click
 
-from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
-                                 baseline_options, comparison_keywords, per_sample_options, report_options,
-                                 resolve_data, scale_options)
+from nnprobe.cli.options import (COUNT, baseline_options, comparison_keywords, confidence_option, data_keywords,
+                                 data_options, device_options, model_keywords, model_options, per_sample_options,
+                                 report_options, resolve_data, scale_options)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import existing_files, finish, guard_data_outputs, working
 from nnprobe.report.escaping import one_line
@@ -62,6 +62,53 @@ def eval_gates(min_top1, min_top5, max_ece, min_class_top1) -> dict:
                 max_ece=fraction(max_ece, "--max-ece"), min_class_top1=fraction(min_class_top1, "--min-class-top1"))
 
 
+def _resamples(ctx, param, value):
+    from nnprobe.intervals import check_resamples
+
+    try:
+        return check_resamples(value)
+    except Exception as exc:
+        raise click.BadParameter(str(exc), param_hint="--bootstrap-resamples") from None
+
+
+def interval_options(func):
+    """eval's interval and parity flags."""
+    for option in reversed([
+        click.option("--bootstrap-resamples", type=int, default=1000, show_default=True, callback=_resamples,
+                     help="Bootstrap resamples for the calibration intervals (seeded by --seed)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resamples."),
+        click.option("--reference-model", default=None, metavar="SPEC",
+                     help="Run this model too on the same batches and report, image by image, the top-1 answers "
+                          "and top-5 sets that changed and the largest logit difference (an export against its "
+                          "source: .onnx, .pt2, TorchScript, bf16). An .onnx model without preprocessing flags "
+                          "takes the reference's."),
+        click.option("--max-flips", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="Gate with --reference-model: exit 1 when more than N top-1 answers differ (default 0)."),
+        click.option("--max-logit-diff", type=click.FloatRange(min=0), default=None, metavar="F",
+                     help="Gate with --reference-model: exit 1 when a logit differs by more than F."),
+    ]):
+        func = option(func)
+    return confidence_option(func)
+
+
+def detectable_drop_note(baseline: str | None, alpha: str | None) -> None:
+    """Before a long run with --baseline: the smallest top-1 drop this many images can show (stderr)."""
+    if baseline is None or os.path.isdir(baseline):
+        return
+    from nnprobe.comparison.thresholds import parse_alpha
+    from nnprobe.intervals import minimal_detectable_drop, smallest_significant_flips
+    from nnprobe.io import read_json
+
+    level = parse_alpha(alpha) or 0.05
+    total = read_json(baseline, "the baseline").get("total")
+    if isinstance(total, int) and total > 0:
+        drop = minimal_detectable_drop(total, level)
+        said = (f"{100 * drop:.3g} pt ({smallest_significant_flips(level)} of {total} images going wrong, none right)"
+                if drop == drop else "none: too few images for any drop to be significant")
+        click.echo(f"note: the baseline has {total} images; the smallest top-1 drop an exact McNemar test at "
+                   f"alpha {level:g} can detect is {said}.", err=True)
+
+
 @click.command("eval")
 @data_options("Evaluate")
 @model_options
@@ -83,6 +130,7 @@ def eval_gates(min_top1, min_top5, max_ece, min_class_top1) -> dict:
               help="Do not test the usual setup mistakes (label order, normalisation, 0-255, BGR, training "
                    "mode) when top-1 is near chance or the answers concentrate.")
 @eval_gate_options
+@interval_options
 @per_sample_options
 @baseline_options
 @scale_options
@@ -91,7 +139,8 @@ def eval_gates(min_top1, min_top5, max_ece, min_class_top1) -> dict:
 def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_classes, resize, crop, interpolation,
             mean, std, labels_file, devkit, class_map, limit, restrict_to_present, strict, batch_size, workers,
             compile_, decode, real_labels, plot, no_setup_checks, min_top1, min_top5, max_ece, min_class_top1,
-            save_predictions, baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data,
+            confidence, bootstrap_resamples, seed, reference_model, max_flips, max_logit_diff, save_predictions,
+            baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha, allow_different_data,
             shard, device, precision, threads, fmt, output) -> int:
     """Top-1/top-5 accuracy of a classifier on a labelled image set, exactly (integer counts).
 
@@ -106,6 +155,11 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
                                *baseline_files(baseline)])
     compared = comparison_keywords(baseline, max_drop_top1, max_drop_top5, max_class_drop, alpha,
                                    allow_different_data)
+    if (max_flips is not None or max_logit_diff is not None) and reference_model is None:
+        raise click.UsageError("--max-flips and --max-logit-diff judge the model against --reference-model: give it.")
+    parity = dict(reference_model=reference_model, max_flips=max_flips, max_logit_diff=max_logit_diff) \
+        if reference_model is not None else {}
+    detectable_drop_note(baseline, alpha)
 
     from nnprobe import api
 
@@ -117,7 +171,8 @@ def command(data_arg, data_opt, model, weights, arch, trust_pickle, model_num_cl
             precision=precision, batch_size=batch_size, workers=work.workers, strict=strict,
             restrict_to_present=restrict_to_present, compile=compile_, decode=decode, real_labels=real_labels,
             save_predictions=save_predictions, shard=shard, setup_checks=not no_setup_checks,
-            progress=work.progress, **gates, **compared)
+            progress=work.progress, confidence=confidence, bootstrap_resamples=bootstrap_resamples, seed=seed,
+            **parity, **gates, **compared)
     if not work.is_main:  # the verdict is rank 0's: a rank ending 1 first would get rank 0 stopped mid-report
         return 0
     if plot:

@@ -254,3 +254,19 @@ def model_keywords(weights, arch, trust_pickle, model_num_classes, resize, crop,
     return dict(weights=weights, arch=arch, trust_pickle=trust_pickle, num_classes=model_num_classes, resize=resize,
                 crop=crop, interpolation=interpolation, mean=parse_triple(mean, "--mean"),
                 std=parse_triple(std, "--std"))
+
+
+def _confidence(ctx, param, value):
+    from nnprobe.intervals import check_confidence
+
+    try:
+        return check_confidence(value)
+    except Exception as exc:  # UsageError: click's one-line usage error, before torch loads
+        raise click.BadParameter(str(exc), param_hint="--confidence") from None
+
+
+def confidence_option(func):
+    """--confidence: the level of every interval (eval's counts and calibration, compare's deltas)."""
+    return click.option("--confidence", type=float, default=0.95, show_default=True, callback=_confidence,
+                        help="Level of every interval: exact Clopper-Pearson on counts, bootstrap on means, "
+                             "Newcombe on deltas.")(func)

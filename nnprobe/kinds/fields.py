@@ -29,6 +29,11 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         **{f"calibration_suite.{name}.method": "the same bootstrap as NLL's, named in the interval note"
            for name in ("ece", "brier", "smooth_ece", "aurc")},
         "calibration_suite.smooth_ece_bandwidth": "for tools: the fixed point sigma* (equal to smooth ECE)",
+        "parity.confidence_level": "the result's confidence_level, named in the sentence",
+        "parity.top1_changed_paths": "the first five are shown; the JSON lists twenty",
+        "parity.right_to_wrong_paths": "the first five are shown; the JSON lists twenty",
+        "parity.wrong_to_right_paths": "the first five are shown; the JSON lists twenty",
+        "parity.top5_changed_paths": "the first five are shown; the JSON lists twenty",
     },
     "robust": {
         "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,
@@ -103,6 +108,7 @@ MERGE: dict[str, dict[str, str]] = {
         "setup_findings": "judged on a whole run only: none after a merge",
         "comparison": "a --shard slice cannot have one (--baseline is refused with --shard)",
         "samples": "in memory only", "confidence_level": _SAME,
+        "parity": "a --shard slice cannot have one (--reference-model is refused with --shard)",
         "calibration_suite": "not merged: equal-mass bins, smooth ECE, AURC, the class-wise tally, the "
                              "temperature and the bootstraps need every image at once (None after a merge)",
     },
@@ -133,6 +139,7 @@ COMPARE: dict[str, dict[str, str]] = {
         "samples": "rows of a result just computed (--baseline)",
         "confidence_level": "not compared: the delta intervals use the comparison's own level",
         "calibration_suite": "not compared: the ECE and loss deltas are bootstrapped from the paired rows",
+        "parity": "not compared: each run's own --reference-model",
     },
     "robust": {
         "points": "robust top-1/top-5 per matched eps and the drop gates", "per_sample": "flips per eps",

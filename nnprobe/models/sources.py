@@ -85,6 +85,17 @@ def _default(name: str, request: ModelRequest):
     return load_default()
 
 
+@register_source("onnx", suffixes=(".onnx",), priority=30)
+def _onnx(path: str, request: ModelRequest):
+    """An ONNX export, run by onnxruntime; external data only from beside it (onnx_source.py)."""
+    from nnprobe.models.onnx_source import load_onnx
+
+    if request.arch or request.weights or request.trust_pickle:
+        raise UsageError("An .onnx file carries its own graph and weights: --arch, --weights and --trust-pickle "
+                         "do not apply to it.")
+    return load_onnx(path, num_classes=request.num_classes)
+
+
 @register_source("export", suffixes=EXPORT_SUFFIXES, priority=30)
 def _exported(path: str, request: ModelRequest):
     """A torch.export program, vetted before torch reads it (export_archive.py)."""

@@ -94,3 +94,23 @@ def delta_note(comparison: Any) -> str:
         line += (f". Smallest top-1 drop McNemar (alpha {alpha:g}) can detect on these images: {pct(mdd)}"
                  if math.isfinite(mdd) else f". No top-1 drop on so few images can reach McNemar alpha {alpha:g}")
     return line
+
+
+def parity_lines(result: Any) -> list[str]:
+    """`--reference-model`: what changed against the reference, in sentences (plain text; callers escape)."""
+    parity = getattr(result, "parity", None)
+    if parity is None:
+        return []
+    agree = parity.agreement
+    lines = [f"against reference {parity.reference} ({parity.reference_source}), same batches: "
+             f"top-1 agreement {pct(agree.value)} ({parity.images - parity.top1_changed}/{parity.images}, "
+             f"{100 * result.confidence_level:g}% interval {span(agree)}); {parity.top1_changed} top-1 answers "
+             f"changed ({parity.right_to_wrong} right -> wrong, {parity.wrong_to_right} wrong -> right), "
+             f"{parity.top5_changed} top-5 sets changed",
+             f"largest logit difference {parity.max_logit_diff:.3g} (image {parity.max_logit_diff_path}, "
+             f"class {parity.max_logit_diff_class})"]
+    for what, paths in (("changed", parity.top1_changed_paths), ("right -> wrong", parity.right_to_wrong_paths),
+                        ("wrong -> right", parity.wrong_to_right_paths), ("top-5 set changed", parity.top5_changed_paths)):
+        if paths:
+            lines.append(f"  {what}: " + ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else ""))
+    return lines

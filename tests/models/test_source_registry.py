@@ -16,8 +16,8 @@ from nnprobe.errors import ExitCode, ModelLoadError, WeightsUnavailableError
 from nnprobe.models import MODEL_SOURCES, load_classifier, model_sources, register_source, source_for
 from nnprobe.models.registry import _SOURCES
 
-EXPECTED_IDS = ["file", "torchvision", "torchvision-name", "timm", "factory", "default", "export"]  # registered
-EXPECTED_ORDER = ["default", "torchvision", "timm", "factory", "export", "file", "torchvision-name"]  # tried
+EXPECTED_IDS = ["file", "torchvision", "torchvision-name", "timm", "factory", "default", "onnx", "export"]  # registered
+EXPECTED_ORDER = ["default", "torchvision", "timm", "factory", "onnx", "export", "file", "torchvision-name"]  # tried
 
 
 def _torchscript(path):
@@ -29,6 +29,14 @@ def _torchscript(path):
 
 def _exported(path):
     torch.export.save(torch.export.export(TinyNet(10).eval(), (torch.rand(2, 3, 32, 32),)), str(path))
+    return str(path)
+
+
+def _onnx(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TinyNet(10).eval(), (torch.rand(2, 3, 32, 32),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "b"}})
     return str(path)
 
 
@@ -45,6 +53,7 @@ LOADS = {
     "timm": (lambda tmp: "timm:test_vit", {"weights": "none", "num_classes": 4}, "timm", 4),
     "factory": (lambda tmp: _factory_file(tmp / "tiny_factory.py"), {}, "factory", 10),
     "export": (lambda tmp: _exported(tmp / "net.pt2"), {}, "export", 10),
+    "onnx": (lambda tmp: _onnx(tmp / "net.onnx"), {}, "onnx", 10),
     "file": (lambda tmp: _torchscript(tmp / "net.ts"), {}, "torchscript", 10),
 }
 # Sources that need downloaded weights: their pretrained spec fails offline with the exit-2 error.

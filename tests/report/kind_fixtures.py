@@ -56,7 +56,11 @@ def eval_with_suite():
     suite = CalibrationSuite(0.95, boot(0.1712, 0.101, 0.301), boot(0.81234, 0.5123, 1.1234),
                              boot(0.4567, 0.3012, 0.6121), boot(0.1333, 0.0712, 0.2712), boot(0.2111, 0.0313, 0.4414),
                              0.1913, 0.4411, 0.2219, 0.0071, Temperature(1.4321, 0.7654, True), 0.1331)
-    return dataclasses.replace(fixtures.eval_with_findings(), calibration_suite=suite)
+    from nnprobe.parity import Parity
+
+    parity = Parity("ref.onnx", "onnx", 7, 2, 1, 1, 3, 0.75, "cat/a.png", 281, ("cat/a.png", "dog/b.png"),
+                    ("cat/a.png",), ("dog/b.png",), ("cat/a.png", "dog/b.png", "dog/c.png"), 0.95)
+    return dataclasses.replace(fixtures.eval_with_findings(), calibration_suite=suite, parity=parity)
 
 
 def one_of_each() -> dict[str, Any]:
