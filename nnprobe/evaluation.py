@@ -57,6 +57,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     k = min(5, len(present) if restrict_to_present else classifier.num_classes)
     with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
                decode=decode, strict=strict, part=part, progress=progress) as sharded:
+        if follower is not None and sharded.ctx.world_size > 1:
+            raise UsageError("--reference-model compares in one process: not with --nproc or torchrun.")
         tallies, rows, tally = _count(classifier, sharded, present if restrict_to_present else None, k,
                                       precision=precision, compile=compile, channels_last=channels_last,
                                       chunk=batch_size, hook=follower)
