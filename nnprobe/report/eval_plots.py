@@ -17,7 +17,8 @@ BAR_COLOUR = "#1f77b4"
 
 def write_reliability_diagram(calibration, path: str, *, title: str | None = None) -> None:
     """Accuracy per confidence bin against the diagonal of perfect calibration, the gap between accuracy
-    and mean confidence shaded, ECE in the title; below, the share of images in each bin."""
+    and mean confidence shaded, ECE in the title; below, the share of images in each bin, labelled with its
+    count."""
     plt = pyplot()
     bins = [b for b in calibration.bins if b.count > 0]
     total = sum(b.count for b in calibration.bins)
@@ -40,8 +41,10 @@ def write_reliability_diagram(calibration, path: str, *, title: str | None = Non
         head = f"{title}: " if title else ""
         ax.set_title(f"{head}ECE {ece} ({len(calibration.bins)} bins, n={total})", fontsize=10)
         share.bar(lowers, [b.count / total for b in bins], width=widths, align="edge", color="grey")
+        for b in bins:  # the bin counts themselves: a bin of 3 images says little, whatever its gap
+            share.text((b.lower + b.upper) / 2, b.count / total, str(b.count), ha="center", va="bottom", fontsize=6)
         share.set_xlabel("top-1 confidence")
-        share.set_ylabel("share of images")
+        share.set_ylabel("share of images (count)")
     except BaseException:
         plt.close(fig)
         raise
