@@ -11,6 +11,7 @@ import types
 import typing
 from typing import Any
 
+import numpy as np
 import pytest
 
 import kind_fixtures
@@ -38,6 +39,23 @@ UNFILLED = {
     "compare": {"new.baseline_severity", "new.baseline_message", "gone.baseline_severity", "gone.baseline_message",
                 "unchanged.baseline_severity", "unchanged.baseline_message"},
 }
+
+
+@pytest.fixture(autouse=True)
+def _intervals_computed_once(monkeypatch):
+    """The same Clopper-Pearson bounds, computed once per (counts, confidence): the walk renders a few hundred
+    results that differ in one field, most with the counts unchanged."""
+    from nnprobe import intervals
+
+    real, cache = intervals.clopper_pearson_bounds, {}
+
+    def cached(k, n, confidence=intervals.CONFIDENCE):
+        key = (tuple(map(int, np.atleast_1d(k))), tuple(map(int, np.atleast_1d(n))), float(confidence))
+        if key not in cache:
+            cache[key] = real(k, n, confidence)
+        return cache[key]
+
+    monkeypatch.setattr(intervals, "clopper_pearson_bounds", cached)
 
 
 def _leaves(value: Any, path: tuple = (), hint: Any = None):
@@ -168,3 +186,55 @@ def test_every_kind_has_a_filled_fixture_and_every_format():
         for role in ("merge", "compare", "rows"):
             if getattr(kind, role) is not None:
                 assert callable(kind.piece(role)), (kind.name, role)
+
+
+def _eval_body() -> dict:
+    import json
+
+    import report_fixtures
+
+    return json.loads((report_fixtures.GOLDEN / "eval.json").read_text())
+
+
+def _one_less_right(body: dict) -> None:  # class 0 loses a right answer: counts stay consistent
+    body.update(correct_top1=3, top1=3 / 7)
+    body["per_class"][0].update(correct_top1=2, top1=0.5)
+
+
+def _top5(body: dict) -> None:
+    body.update(correct_top5=6, top5=6 / 7)
+
+
+def _moved_between_classes(body: dict) -> None:  # same totals, another class wrong
+    body["per_class"][0].update(correct_top1=2, top1=0.5)
+    body["per_class"][1].update(correct_top1=2, top1=2 / 3)
+
+
+# compared eval field -> a change of the candidate that keeps it a valid result
+EVAL_CHANGES = {
+    "correct_top1": _one_less_right, "correct_top5": _top5,
+    "total": lambda b: b.update(total=8, top1=4 / 8, top5=7 / 8, per_class=[]),
+    "mean_loss": lambda b: b.update(mean_loss=1.5), "per_class": _moved_between_classes,
+    "calibration": lambda b: b.update(calibration={"ece": 0.2, "nll": 1.0, "brier": 0.5, "bins": []}),
+    "data": lambda b: b["data"].update(fingerprint="e" * 64),
+    "run": lambda b: b["run"].update(versions={"nnprobe": "0", "torch": "9.9"}),
+}
+
+
+@pytest.mark.parametrize("field", sorted(n for n, why in kinds.named("eval").compared.items()
+                                         if not why.startswith(("not compared", "rows of")) and n != "per_sample"))
+def test_every_field_eval_compare_reads_changes_the_comparison(field):
+    """compare really reads what kinds.fields.COMPARE says it reads (per_sample: tests/compare pairs the rows
+    image by image against a plain loop)."""
+    import nnprobe
+
+    assert field in EVAL_CHANGES, f"give EVAL_CHANGES a valid change of {field}"
+    base, cand = _eval_body(), _eval_body()
+    base["data"]["fingerprint"] = cand["data"]["fingerprint"] = "f" * 64
+    base["calibration"] = cand["calibration"] = {"ece": 0.1, "nll": 0.8, "brier": 0.4, "bins": []}
+    for side in (base, cand):
+        side["run"]["versions"] = {"nnprobe": "0", "torch": "2.11.0"}
+    same = nnprobe.compare(base, dict(cand), allow_different_data=True).to_dict()
+    EVAL_CHANGES[field](cand)
+    other = nnprobe.compare(base, cand, allow_different_data=True).to_dict()
+    assert other != same
