@@ -18,6 +18,7 @@ Pure numpy; the per-batch tally that needs torch lives in `nnprobe.calibration_t
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -105,23 +106,30 @@ def _grid_histogram(left: np.ndarray, frac: np.ndarray, values: np.ndarray, grid
             + np.bincount(left + 1, weights=frac * values, minlength=grid))
 
 
+@functools.lru_cache(maxsize=8)
+def _kernel_spectrum(sigma: float, grid: int, size: int) -> np.ndarray:
+    offsets = np.arange(-(grid - 1), grid) / (grid - 1)
+    return np.fft.rfft(np.exp(-offsets ** 2 / (2 * sigma ** 2)), size)
+
+
 def _smoothed(sigma: float, hists: np.ndarray) -> np.ndarray:
     """Each column of `hists` (values on the grid) convolved with a Gaussian of width sigma reflected at 0
     and 1 (mass that would leave [0, 1] folds back in), on the same grid; by FFT."""
     grid = hists.shape[0]
     extended = np.concatenate([hists[:0:-1], hists, hists[-2::-1]])  # mirror images about 0 and about 1
-    offsets = np.arange(-(grid - 1), grid) / (grid - 1)
-    kernel = np.exp(-offsets ** 2 / (2 * sigma ** 2))
-    size = len(extended) + len(kernel) - 1
-    full = np.fft.irfft(np.fft.rfft(extended, size, axis=0) * np.fft.rfft(kernel, size)[:, None], size, axis=0)
+    size = 1 << (len(extended) + 2 * grid - 3).bit_length()  # a power of two >= the full length: fast FFTs
+    spectrum = _kernel_spectrum(sigma, grid, size)
+    full = np.fft.irfft(np.fft.rfft(extended, size, axis=0) * spectrum[:, None], size, axis=0)
     start = (grid - 1) + (grid - 1)  # kernel centre, then the first real grid point
     return full[start:start + grid]
 
 
 def _smooth_at(sigma: float, residual_hists: np.ndarray, mass_hists: np.ndarray) -> np.ndarray:
     """smooth ECE at bandwidth sigma for each column: sum_t |K r|(t) / sum_t (K m)(t) over the grid, i.e.
-    |the smoothed residual| integrated against the smoothed density."""
-    return np.abs(_smoothed(sigma, residual_hists)).sum(axis=0) / _smoothed(sigma, mass_hists).sum(axis=0)
+    |the smoothed residual| integrated against the smoothed density (both columns in one FFT)."""
+    columns = residual_hists.shape[1]
+    smoothed = _smoothed(sigma, np.concatenate([residual_hists, mass_hists], axis=1))
+    return np.abs(smoothed[:, :columns]).sum(axis=0) / smoothed[:, columns:].sum(axis=0)
 
 
 def _grid_size(sigma: float, per_sigma: int, least: int) -> int:
