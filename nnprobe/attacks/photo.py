@@ -50,6 +50,11 @@ def top_k(logits: torch.Tensor, classifier, k: int = 5) -> tuple[Prediction, ...
     return tuple(Prediction(int(i), classifier.label(int(i)), float(v)) for v, i in zip(values, indices))
 
 
+# WordNet gives two ILSVRC classes the same name; torchvision's categories tell them apart as "crane bird" /
+# "crane" and "maillot" / "maillot tank suit" (REFERENCE.md), so the bare word names both.
+IMAGENET_HOMONYMS = {"crane": (134, 517), "maillot": (638, 639)}
+
+
 def resolve_target(classifier, text: str | int | None) -> int | None:
     """A class index (`859`), a class name (`toaster`, any case) or a wnid (`n04442312`)."""
     if text is None:
@@ -62,6 +67,10 @@ def resolve_target(classifier, text: str | int | None) -> int | None:
             raise UsageError(f"--target {index} is not a class index of this model (0..{classifier.num_classes - 1}).")
         return index
     lowered = spelled.lower()
+    if classifier.wnids and len(names) == 1000 and lowered in IMAGENET_HOMONYMS:  # one word, two classes
+        (a, b) = IMAGENET_HOMONYMS[lowered]
+        raise UsageError(f"--target {spelled!r} names two ImageNet classes, {a} ({names[a]}) and {b} ({names[b]}): "
+                         "give the index.")
     hits = [i for i, name in enumerate(names) if name.lower() == lowered]
     if not hits and classifier.wnids:
         hits = [i for i, wnid in enumerate(classifier.wnids) if wnid == lowered]

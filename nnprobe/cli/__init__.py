@@ -36,6 +36,17 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name, module in COMMANDS.items() if importlib.util.find_spec(module) is not None]
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """click's resolution, plus "Did you mean ...?" for a misspelt command (click does it for options)."""
+        name = args[0] if args else ""
+        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=2, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} The commands: {', '.join(self.list_commands(ctx))}.")
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         module = COMMANDS.get(name)
         if module is None or importlib.util.find_spec(module) is None:
