@@ -3,6 +3,8 @@ check built for it, flag none of the controls, name a follow-up for each flag, a
 the follow-ups with exact accounting against an independent run of the same attack."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -128,3 +130,53 @@ def test_planted_list_covers_the_registry_of_masking_checks():
                         "gradients-vanish-after-move", "unconstrained-attack-fails"}
     assert len(planted.PLANTED) >= 8 and len(planted.CONTROLS) >= 3
     assert {"apgd-ce", "apgd-t", "pgd", "square"} <= set(REGISTRY)
+
+
+class AroundDefault(torch.nn.Module):
+    """A planted defense in pixel space around the whole default classifier (which normalises inside)."""
+
+    def __init__(self, inner, kind: str) -> None:
+        super().__init__()
+        self.inner, self.kind = inner, kind
+
+    def forward(self, x):
+        if self.kind == "wrong-sign-ste":
+            x = planted.WrongSignQuantise.apply(x)
+        elif self.kind == "thermometer":
+            levels = torch.linspace(0, 1, 17, device=x.device)[1:-1]
+            x = (x[..., None] > levels).float().mean(dim=-1)
+        return self.inner(x)
+
+
+def test_planted_defenses_around_the_default_model_on_a_photo():
+    """The default model (EfficientNet-Lite0) on a bundled photo: a wrong-sign straight-through quantiser
+    and a hard thermometer encoding are flagged by their checks; the bare model is flagged by none."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from nnprobe.models import load_classifier
+    from nnprobe.models.classifier import Classifier
+    from nnprobe.models.preprocessing import pil_resize_crop
+
+    base = load_classifier()
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "samples", "imagenet")
+    paths = sorted(os.path.join(root, d, f) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+                   for f in os.listdir(os.path.join(root, d)))[:4]
+    x = torch.stack([torch.from_numpy(np.array(pil_resize_crop(Image.open(p).convert("RGB"), base.preprocessing)))
+                     .permute(2, 0, 1).float() / 255 for p in paths])
+    x = x[:1]  # one photo: the checks are per sample
+    identity = dataclasses.replace(base.preprocessing, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    expected = {"wrong-sign-ste": "unconstrained-attack-fails", "thermometer": "zero-gradients"}
+    for kind, check in expected.items():
+        model = Classifier(AroundDefault(base, kind), dataclasses.replace(base.info, preprocessing=identity),
+                           base.class_names).eval()
+        with torch.no_grad():
+            y = model(x).argmax(1)  # the defended model's own answer: the image starts right
+        result = robust(model, [(x, y)], attack="pgd", eps=(0.0, 1 / 255), steps=2)
+        assert result.points[0].correct_top1 == 1 and check in ids_of(result), (kind, ids_of(result))
+    with torch.no_grad():
+        y = base(x).argmax(1)
+    bare = robust(base, [(x, y)], attack="pgd", eps=(0.0, 1 / 255), steps=2)
+    assert bare.findings == ()
