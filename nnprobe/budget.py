@@ -20,6 +20,8 @@ _EPS_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_NUMBER}))?\s*$")
 def parse_eps(text: str, *, name: str = "--eps", max_value: float | None = 1.0) -> float:
     """One budget: `k/255`, `k/N` or a decimal, non-negative and at most `max_value` (L∞ ≤ 1)."""
     match = _EPS_RE.match(str(text))
+    if not match and _EPS_RE.match(str(text).strip().lstrip("-")):
+        raise UsageError(f"{name} {text!r} is negative: a budget is a size, 0 or more (such as 2/255).")
     if not match:
         raise UsageError(f"{name} {text!r} is not a number or a fraction such as 2/255 or 0.01.")
     value = float(match.group(1))

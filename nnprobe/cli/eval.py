@@ -7,7 +7,7 @@ import click
 
 from nnprobe.cli.options import (COUNT, baseline_options, comparison_keywords, confidence_option, data_keywords,
                                  data_options, device_options, model_keywords, model_options, per_sample_options,
-                                 report_options, resolve_data, scale_options)
+                                 ONCE, report_options, resolve_data, scale_options)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import existing_files, finish, guard_data_outputs, working
 from nnprobe.report.escaping import one_line
@@ -45,11 +45,11 @@ def guarded_plots(folder: str | None) -> dict[str, str]:
 def eval_gate_options(func):
     """eval's gates, also offered by `nnprobe merge` (a gate judges the whole data set)."""
     for option in reversed([
-        click.option("--min-top1", default=None, metavar="F", help="Gate: exit 1 when top-1 is below F (0.75 or 75%)."),
-        click.option("--min-top5", default=None, metavar="F", help="Gate: exit 1 when top-5 is below F."),
-        click.option("--max-ece", default=None, metavar="F",
+        click.option("--min-top1", default=None, metavar="F", **ONCE, help="Gate: exit 1 when top-1 is below F (0.75 or 75%)."),
+        click.option("--min-top5", default=None, metavar="F", **ONCE, help="Gate: exit 1 when top-5 is below F."),
+        click.option("--max-ece", default=None, metavar="F", **ONCE,
                      help="Gate: exit 1 when the expected calibration error (15 bins) is above F."),
-        click.option("--min-class-top1", default=None, metavar="F",
+        click.option("--min-class-top1", default=None, metavar="F", **ONCE,
                      help="Gate: exit 1 when the worst class's top-1 is below F."),
     ]):
         func = option(func)

@@ -9,7 +9,7 @@ import click
 
 from nnprobe.budget import parse_gate
 from nnprobe.cli.eval import eval_gate_options, eval_gates, fraction
-from nnprobe.cli.options import report_options
+from nnprobe.cli.options import ONCE, report_options
 from nnprobe.cli.preflight import existing_files, finish, guard_outputs
 
 
@@ -18,7 +18,7 @@ from nnprobe.cli.preflight import existing_files, finish, guard_outputs
 @eval_gate_options
 @click.option("--min-robust-top1", "gates", multiple=True, metavar="EPS=F",
               help="Gate (robust parts): exit 1 when the merged robust top-1 at EPS is below F. Repeatable.")
-@click.option("--min-corruption-top1", default=None, metavar="F",
+@click.option("--min-corruption-top1", default=None, metavar="F", **ONCE,
               help="Gate (robust --corruptions parts): exit 1 when the merged mean corruption top-1 is below F.")
 @click.option("--save-predictions", default=None, metavar="PATH",
               help="Also merge the slices' per-sample files (each checked against its sha256) into PATH.")

@@ -22,6 +22,20 @@ CLASSES = click.IntRange(1, 10_000_000)
 STDOUT_NAMES = (STDOUT, "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
+def given_once(ctx, param, values) -> str | None:
+    """A gate repeated with two values is refused: keeping either would silently drop the other (the
+    stricter one, as often as not). The same value twice is harmless."""
+    values = tuple(values or ())
+    if len(set(values)) > 1:
+        raise click.BadParameter(f"given {len(values)} times ({' and '.join(values)}); give a gate once, so that "
+                                 "none is silently dropped.")
+    return values[0] if values else None
+
+
+# What a gate option takes to be refused when repeated (click keeps the last value of a plain option).
+ONCE = dict(multiple=True, callback=given_once)
+
+
 def _stdout_alias(ctx, param, value: str | None) -> str | None:
     return STDOUT if value in STDOUT_NAMES else value
 
@@ -47,11 +61,11 @@ def per_sample_options(func: Callable) -> Callable:
 def comparison_gate_options(func: Callable) -> Callable:
     """The gates of `nnprobe compare`, also on eval and robust with --baseline (docs/compare.md)."""
     for option in reversed([
-        click.option("--max-drop-top1", default=None, metavar="X",
+        click.option("--max-drop-top1", default=None, metavar="X", **ONCE,
                      help="Gate: exit 1 when top-1 drops more than X below the baseline (0.3pt = 0.3 points; "
                           "0.003 = a fraction). robust: at every eps."),
-        click.option("--max-drop-top5", default=None, metavar="X", help="Gate: the same for top-5."),
-        click.option("--max-class-drop", default=None, metavar="X",
+        click.option("--max-drop-top5", default=None, metavar="X", **ONCE, help="Gate: the same for top-5."),
+        click.option("--max-class-drop", default=None, metavar="X", **ONCE,
                      help="Gate: the largest per-class top-1 drop allowed."),
         click.option("--alpha", default=None, metavar="A",
                      help="A drop gate fails only when the drop is also significant: exact McNemar p < A (needs "
@@ -93,7 +107,8 @@ def _part(ctx, param, value: str | None):
     try:
         return parse_part(value)
     except Exception as exc:  # UsageError: click's one-line usage error, before torch loads
-        raise click.BadParameter(str(exc).removeprefix(f"--shard {value!r} "), param_hint="--shard") from None
+        # click says "Invalid value for '--shard': "; the sentence goes on from the value itself
+        raise click.BadParameter(str(exc).removeprefix("--shard "), param_hint="'--shard'") from None
 
 
 def shard_option(func: Callable) -> Callable:

@@ -11,7 +11,7 @@ from nnprobe.budget import parse_eps, parse_eps_list, parse_gate
 from nnprobe.cli.fool import attack_options
 from nnprobe.cli.options import (COUNT, data_keywords, data_options, device_options, model_keywords, model_options,
                                  baseline_options, comparison_keywords, per_sample_options, report_options,
-                                 resolve_data, scale_options)
+                                 resolve_data, scale_options, ONCE)
 from nnprobe.cli.compare import baseline_files
 from nnprobe.cli.preflight import finish, guard_data_outputs, model_input_files, working
 from nnprobe.report.escaping import one_line
@@ -35,7 +35,7 @@ from nnprobe.report.escaping import one_line
 @click.option("--jpeg-roundtrip", is_flag=True, default=False,
               help="With --corruptions: save each corrupted image as JPEG at quality 85 and decode it, as the "
                    "published ImageNet-C files were made, so numbers compare with theirs.")
-@click.option("--min-corruption-top1", default=None, metavar="F",
+@click.option("--min-corruption-top1", default=None, metavar="F", **ONCE,
               help="Gate: exit 1 when the mean corruption top-1 is below F (with --corruptions).")
 @click.option("--early-stop/--no-early-stop", default=True, show_default=True,
               help="Stop attacking a sample once fooled (same numbers, less work).")

@@ -92,7 +92,11 @@ def read_checkpoint(path: str, *, trust_pickle: bool = False, data: bytes | None
                 "code; re-save it as a state dict or safetensors, or pass --trust-pickle if you trust "
                 "the file.") from exc
     except Exception as exc:  # RuntimeError, EOFError, BadZipFile, struct.error ...: not a checkpoint
-        raise ModelLoadError(f"{path} is not a readable PyTorch checkpoint ({_first_line(exc)}).") from exc
+        # the unpickler's own internals (KeyError 101, "pop from empty list") say nothing to a user
+        why = ("empty or cut short" if isinstance(exc, EOFError) or not data else
+               "neither a torch.save zip archive nor a pickle" if isinstance(exc, (KeyError, IndexError, ValueError))
+               else _first_line(exc))
+        raise ModelLoadError(f"{path} is not a readable PyTorch checkpoint ({why}).") from exc
     try:  # only reached with trust_pickle=True: the user opted in to running the file's code
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as exc:
