@@ -1,23 +1,35 @@
-"""The public API: the CLI's verbs, one call each, with the CLI's option names as keywords.
+"""The public API: the CLI's verbs, one call each: evaluate, fool, robust, corruptions, diagnose, follow,
+compare, merge. Each takes explicit keywords named as the option fields (nnprobe.options) and sends every
+value through the same parser as the CLI, so `min_top1="0.5"` or `eps="2/255"` mean what they mean on the
+command line, and a mistake is one UsageError sentence; an unknown keyword names the nearest valid one.
 
 `model` is a `--model` spec string (None: the embedded default), a loaded `Classifier`, or a plain
 `nn.Module` (its preprocessing from `resize`, `crop`, `interpolation`, `mean`, `std`, else ImageNet's);
 `data` is a folder (any layout `nnprobe eval` reads) or a `LabelledImages` from `find_images`; `device` a
 string or a `torch.device`. Each call returns a result dataclass; none prints, exits, or leaves
-process-wide state changed. Each CLI command is: parse options -> one of these calls -> report -> exit code.
+process-wide state changed. Each CLI command is: build options -> guard -> one `*_with` call -> report ->
+exit code; the `*_with` functions take the parsed options (a dict of option groups, as `options.verbs.build`
+makes them).
 
 Importing this module imports no torch; each call does.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.errors import UsageError
+from nnprobe.options import verbs
+from nnprobe.options.base import Options, nearest
 
 if TYPE_CHECKING:
+    from nnprobe.attacks.results import FoolResult, RobustResult
     from nnprobe.comparison import Comparison
+    from nnprobe.corruptions.results import CorruptionResult
+    from nnprobe.diagnosis.follow import FollowResult
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.diagnosis.results import Diagnosis
     from nnprobe.models.classifier import Classifier
@@ -87,88 +99,101 @@ def find_images(data: str | os.PathLike | None = None, model: Any = None, *, lab
                 devkit=devkit, class_map=class_map).limited(limit)
 
 
-def _model_and_data(model, data, model_options: Mapping[str, Any], data_options: Mapping[str, Any]):
+Groups = dict[str, Options]
+ROBUST_EPS = "0,1/255,2/255,4/255"
+
+
+def _keywords(func: Callable) -> Callable:
+    """An unknown keyword is a UsageError naming the nearest valid one (Python's TypeError names neither the
+    verb's options nor a suggestion); the signature, hints and docstring stay the function's own."""
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any):
+        names = list(signature.parameters)
+        for name in kwargs:
+            if name not in signature.parameters:
+                raise UsageError(f"{func.__name__}() has no keyword {name!r}{nearest(name, names)}")
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise UsageError(f"{func.__name__}(): {exc}.") from None
+        return func(*args, **kwargs)
+
+    return checked
+
+
+def _given(values: Mapping[str, Any], *skip: str) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k not in skip and k != "progress"}
+
+
+def _model_and_data(model: Options, data: Options):
     from nnprobe.data.layouts import LabelledImages
 
-    classifier = load_classifier(model, **model_options)
-    if isinstance(data, LabelledImages):
-        if any(data_options.get(k) is not None for k in ("labels_file", "devkit", "class_map")):
+    classifier = load_classifier(model.model, **model.loader_keywords())
+    images = data.data
+    if isinstance(images, LabelledImages):
+        if any(getattr(data, k) is not None for k in ("labels_file", "devkit", "class_map")):
             raise UsageError("labels_file, devkit and class_map go with a data folder, not with LabelledImages "
                              "(call find_images with them).")
-        return classifier, data.limited(data_options.get("limit"))
-    return classifier, find_images(data, classifier, **data_options)
+        return classifier, images.limited(data.limit)
+    if images is not None and not isinstance(images, (str, os.PathLike)):
+        return classifier, images  # an iterable of (pixels, labels) batches (robust, corruptions)
+    return classifier, find_images(images, classifier, **data.finder_keywords())
 
 
-_MODEL_OPTIONS = ("weights", "arch", "trust_pickle", "num_classes", "resize", "crop", "interpolation", "mean", "std")
-_DATA_OPTIONS = ("labels_file", "devkit", "class_map", "limit")
-
-
-_BASELINE_OPTIONS = ("max_drop_top1", "max_drop_top5", "max_class_drop", "alpha", "allow_different_data")
-
-
-def _split(options: dict[str, Any]) -> tuple[dict, dict, dict]:
-    model_options = {k: options.pop(k) for k in _MODEL_OPTIONS if k in options}
-    data_options = {k: options.pop(k, None) for k in _DATA_OPTIONS}
-    if "device" in options:
-        options["device"] = str(options["device"])
-    return model_options, data_options, options
-
-
-def _baseline_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """`baseline` and the comparison's gates, taken out of a command's options (checked before any work)."""
-    baseline = options.pop("baseline", None)
-    gates = {k: options.pop(k) for k in _BASELINE_OPTIONS if k in options}
-    if baseline is None:
-        if any(v not in (None, False) for v in gates.values()):
-            raise UsageError(f"{', '.join(k for k, v in gates.items() if v not in (None, False))} compare with a "
-                             "baseline: give baseline (--baseline FILE) too.")
-        return None, {}
-    from nnprobe.comparison.options import Options
-
-    Options.parse(**gates)
-    if options.get("shard") is not None:
+def _refuse_sliced_baseline(o: Groups) -> None:
+    if o["baseline"].baseline is not None and o["shard"].shard is not None:
         raise UsageError("A --shard slice is not the whole data set: compare the merged result (nnprobe merge, "
                          "then nnprobe compare).")
-    return baseline, gates
 
 
-def _with_baseline(result, baseline: Any, gates: dict[str, Any]):
+def _with_baseline(result, baseline: Options):
     """The result with its comparison against `baseline` (`--baseline`), whose gates join the result's."""
-    if baseline is None:
+    if baseline.baseline is None:
         return result
     import dataclasses
 
     from nnprobe.comparison import compare as run
 
-    shown = os.fspath(baseline) if isinstance(baseline, (str, os.PathLike)) else "the baseline"
-    comparison = run(baseline, result, names=(shown, "this run"),
-                     confidence=getattr(result, "confidence_level", 0.95), **gates)
+    source = baseline.baseline
+    if isinstance(source, (str, os.PathLike)):
+        from nnprobe.io import check_input
+
+        check_input(source, "Baseline result", "result")
+    shown = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the baseline"
+    comparison = run(source, result, names=(shown, "this run"), confidence=getattr(result, "confidence_level", 0.95),
+                     **baseline.gates())
     return dataclasses.replace(result, comparison=comparison, gates=result.gates + comparison.gates)
 
 
-def evaluate(model: Any = None, data: Any = None, **options: Any) -> "EvalResult":
-    """Top-1/top-5 accuracy, exactly (integer counts), as `nnprobe eval`.
+def _device(o: Groups) -> dict[str, Any]:
+    return dict(device=o["device"].device, precision=o["device"].precision)
 
-    Options: the model's (weights, arch, trust_pickle, num_classes, resize, crop, interpolation, mean, std),
-    the data's (labels_file, devkit, class_map, limit), and restrict_to_present, strict, batch_size,
-    workers, compile, decode, save_predictions, shard ("K/N"), real_labels, the gates min_top1, min_top5,
-    max_ece, min_class_top1, device, precision, progress; confidence (of every interval), bootstrap_resamples,
-    seed; reference_model (a spec or Classifier run on the same batches, compared image by image) with its
-    gates max_flips (default 0) and max_logit_diff; and baseline (a result JSON path, dict or result
-    to compare with, as `nnprobe compare`) with its gates max_drop_top1, max_drop_top5, max_class_drop,
-    alpha, allow_different_data."""
+
+def _loader(o: Groups) -> dict[str, Any]:
+    return dict(batch_size=o["loader"].batch_size, workers=o["loader"].workers)
+
+
+def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult":
+    """`evaluate` from parsed options (`options.verbs.build(options.verbs.EVAL, ...)`)."""
     from nnprobe.evaluation import evaluate as run
 
-    model_options, data_options, rest = _split(dict(options))
-    baseline, gates = _baseline_options(rest)
-    classifier, images = _model_and_data(model, data, model_options, data_options)
-    reference = rest.pop("reference_model", None)
-    if reference is not None:
-        classifier, rest["reference"] = _with_reference(classifier, reference, model_options)
-    return _with_baseline(run(classifier, images, **rest), baseline, gates)
+    _refuse_sliced_baseline(o)
+    classifier, images = _model_and_data(o["model"], o["data"])
+    s, parity = o["settings"], o["parity"]
+    reference = None
+    if parity.reference_model is not None:
+        classifier, reference = _with_reference(classifier, parity.reference_model, o["model"])
+    result = run(classifier, images, **_device(o), **_loader(o), strict=s.strict,
+                 restrict_to_present=s.restrict_to_present, compile=s.compile, decode=s.decode,
+                 real_labels=s.real_labels, save_predictions=o["per_sample"].save_predictions, shard=o["shard"].shard,
+                 setup_checks=s.setup_checks, progress=progress, **o["intervals"].keywords(), reference=reference,
+                 max_flips=parity.max_flips, max_logit_diff=parity.max_logit_diff, **o["gates"].keywords())
+    return _with_baseline(result, o["baseline"])
 
 
-def _with_reference(classifier, reference: Any, model_options: Mapping[str, Any]):
+def _with_reference(classifier, reference: Any, model: Options):
     """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
     preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
     flags it takes the reference's."""
@@ -176,108 +201,248 @@ def _with_reference(classifier, reference: Any, model_options: Mapping[str, Any]
 
     from nnprobe.models.classifier import Classifier, rebuild
 
-    given = {k: model_options[k] for k in ("resize", "crop", "interpolation", "mean", "std")
-             if model_options.get(k) is not None}
+    given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
+             if getattr(model, k) is not None}
     ref = reference if isinstance(reference, Classifier) else load_classifier(reference, **given)
-    flags = bool(given)
-    if classifier.info.source == "onnx" and not flags:
+    if classifier.info.source == "onnx" and not given:
         pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
         classifier = rebuild(classifier, preprocessing=pre)
     return classifier, ref
 
 
-def robust(model: Any = None, data: Any = None, **options: Any):
+@_keywords
+def evaluate(model: Any = None, data: Any = None, *, weights: str | None = None, arch: str | None = None,
+             trust_pickle: bool = False, num_classes: int | str | None = None, resize: int | str | None = None,
+             crop: int | str | None = None, interpolation: str | None = None,
+             mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
+             labels_file: str | os.PathLike | None = None, devkit: str | os.PathLike | None = None,
+             class_map: str | os.PathLike | None = None, limit: int | str | None = None,
+             restrict_to_present: bool = False, strict: bool = False, compile: bool = False, decode: str = "workers",
+             real_labels: str | os.PathLike | None = None, setup_checks: bool = True,
+             min_top1: float | str | None = None, min_top5: float | str | None = None,
+             max_ece: float | str | None = None, min_class_top1: float | str | None = None,
+             confidence: float | str = 0.95, bootstrap_resamples: int | str = 1000, seed: int | str = 0,
+             reference_model: Any = None, max_flips: int | str | None = None,
+             max_logit_diff: float | str | None = None, save_predictions: str | os.PathLike | None = None,
+             baseline: Any = None,
+             max_drop_top1: float | str | None = None, max_drop_top5: float | str | None = None,
+             max_class_drop: float | str | None = None, alpha: float | str | None = None,
+             allow_different_data: bool = False, shard: str | None = None, batch_size: int | str = 64,
+             workers: int | str | None = None, device: Any = "auto", precision: str = "fp32",
+             progress: Progress | None = None) -> "EvalResult":
+    """Top-1/top-5 accuracy, exactly (integer counts), as `nnprobe eval`.
+
+    The model's keywords (weights ... std) as `load_classifier`; the data's (labels_file, devkit, class_map,
+    limit) as `find_images`; gates min_top1, min_top5, max_ece, min_class_top1 (fractions, or text such as
+    "0.75" / "75%"); `confidence` the level of every interval, with `bootstrap_resamples` seeded by `seed`;
+    `reference_model` (a spec or Classifier) runs on the same batches and is compared image by image, with
+    the gates max_flips (default 0) and max_logit_diff; `save_predictions` writes each image's answer; `shard` ("K/N") one slice for `merge`;
+    `baseline` (a result JSON path, dict or result) compares with an earlier run, as `nnprobe compare`, with
+    the drop gates max_drop_top1 ("0.3pt" or 0.003), max_drop_top5, max_class_drop and `alpha`;
+    `progress(done, total)` is called as batches finish."""
+    return evaluate_with(verbs.build(verbs.EVAL, _given(locals())), progress)
+
+
+def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | CorruptionResult":
+    """`robust` from parsed options; with corruptions, the corruption sweep (`corruptions_with`)."""
+    from nnprobe.attacks.robustness import robust as run
+
+    c, a = o["corruption"], o["attack"]
+    if c.corruptions is not None or c.min_corruption_top1 is not None or c.jpeg_roundtrip:
+        if c.corruptions is None:
+            raise UsageError(("--jpeg-roundtrip re-encodes corrupted images" if c.jpeg_roundtrip else
+                              "--min-corruption-top1 gates a corruption sweep") + ": give --corruptions too.")
+        if a.attack is not None or a.eps is not None or o["gates"].min_robust_top1 or a.adaptive or \
+                a.autoattack_version is not None or \
+                a.surrogate is not None or o["per_sample"].save_predictions is not None or \
+                o["baseline"].baseline is not None:
+            raise UsageError("--corruptions runs the corruption sweep, not an attack: drop --attack, --eps, "
+                             "--min-robust-top1, --save-predictions and --baseline, or run them separately.")
+        return corruptions_with(dict(o, seed=a), progress)
+    _refuse_sliced_baseline(o)
+    classifier, images = _model_and_data(o["model"], o["data"])
+    eps = a.eps if a.eps is not None else verbs.RobustAttackOptions.parse(eps=ROBUST_EPS).eps
+    surrogate = load_classifier(a.surrogate) if isinstance(a.surrogate, (str, os.PathLike)) else a.surrogate
+    result = run(classifier, images, attack=a.attack_id(), eps=eps, steps=a.steps, step_size=a.step_size,
+                 random_start=a.random_start, seed=a.seed, early_stop=a.early_stop, **_loader(o), **_device(o),
+                 min_robust_top1=o["gates"].min_robust_top1 or {}, save_predictions=o["per_sample"].save_predictions,
+                 shard=o["shard"].shard, progress=progress, adaptive=a.adaptive, surrogate=surrogate)
+    return _with_baseline(result, o["baseline"])
+
+
+@_keywords
+def robust(model: Any = None, data: Any = None, *, weights: str | None = None, arch: str | None = None,
+           trust_pickle: bool = False, num_classes: int | str | None = None, resize: int | str | None = None,
+           crop: int | str | None = None, interpolation: str | None = None,
+           mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
+           labels_file: str | os.PathLike | None = None, devkit: str | os.PathLike | None = None,
+           class_map: str | os.PathLike | None = None, limit: int | str | None = None, attack: str | None = None,
+           eps: str | float | Sequence[float] | None = None, steps: int | str | None = None,
+           step_size: str | float | None = None, random_start: bool | None = None, seed: int | str = 0,
+           early_stop: bool = True, autoattack_version: str | None = None, adaptive: bool = False,
+           surrogate: Any = None,
+           min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
+           corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
+           jpeg_roundtrip: bool = False, min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
+           baseline: Any = None, max_drop_top1: float | str | None = None, max_drop_top5: float | str | None = None,
+           max_class_drop: float | str | None = None, alpha: float | str | None = None,
+           allow_different_data: bool = False, shard: str | None = None, batch_size: int | str = 32,
+           workers: int | str | None = None, device: Any = "auto", precision: str = "fp32",
+           progress: Progress | None = None) -> "RobustResult | CorruptionResult":
     """Robust top-1/top-5 per perturbation budget, as `nnprobe robust` (`data` may also be an iterable of
     (pixels, labels) batches at the model's input size).
 
-    Options: the model's and the data's (as evaluate), and attack, eps, steps, step_size, random_start,
-    seed, early_stop, batch_size, workers, min_robust_top1 ({eps: fraction}), save_predictions, shard, device,
-    precision, progress, adaptive (run the sanity checks' follow-up attacks), surrogate (a model spec or
-    Classifier for adaptive's transfer attack); and baseline with the comparison's gates (as evaluate). With corruptions ("all", a
-    family or names) and severity ("1-5"): the ImageNet-C sweep instead (gate min_corruption_top1)."""
-    from nnprobe.attacks.robustness import robust as run
-    from nnprobe.data.layouts import LabelledImages
-
-    model_options, data_options, rest = _split(dict(options))
-    baseline, gates = _baseline_options(rest)
-    corruptions, severity = rest.pop("corruptions", None), rest.pop("severity", None)
-    if corruptions is not None:
-        from nnprobe.corruptions.sweep import corruption_sweep as run
-
-        rest.update(corruptions=corruptions, severities="1-5" if severity is None else severity)
-    if isinstance(rest.get("surrogate"), (str, os.PathLike)):  # robust(adaptive=True, surrogate=SPEC)
-        rest["surrogate"] = load_classifier(rest["surrogate"])
-    if data is not None and not isinstance(data, (str, os.PathLike, LabelledImages)):
-        return _with_baseline(run(load_classifier(model, **model_options), data, **rest), baseline, gates)
-    classifier, images = _model_and_data(model, data, model_options, data_options)
-    return _with_baseline(run(classifier, images, **rest), baseline, gates)
+    The model's and the data's keywords as `evaluate`; attack (default pgd), eps ("0,1/255,2/255,4/255",
+    a number or a list), steps, step_size, random_start, seed, early_stop; min_robust_top1 ({eps: fraction}
+    or "2/255=0.30" items); adaptive runs the sanity checks' follow-up attacks (Square, EoT, and a transfer
+    attack from `surrogate`, a spec or Classifier); save_predictions, shard, and baseline with the drop gates
+    as `evaluate`. With
+    `corruptions` (and `severity`, `min_corruption_top1`): the ImageNet-C sweep instead, as `corruptions`."""
+    return robust_with(verbs.build(verbs.ROBUST, _given(locals())), progress)
 
 
-def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = None, **options: Any):
-    """Adversarial PNGs of photos that flip the model's answer, judged after writing, as `nnprobe fool`.
+def corruptions_with(o: Groups, progress: Progress | None = None) -> "CorruptionResult":
+    """`corruptions` from parsed options."""
+    from nnprobe.corruptions.sweep import corruption_sweep
 
-    Options: the model's (as evaluate), and attack, eps, steps, step_size, random_start, target, seed,
-    space, out_dir, panels (default on: side-by-side PNGs drawn by the report layer once the attack has
-    returned), fail_if_fooled, device, precision, progress, min_eps (search each photo's smallest fooling
-    budget instead of eps) and max_eps (its cap)."""
+    c = o["corruption"]
+    classifier, images = _model_and_data(o["model"], o["data"])
+    return corruption_sweep(classifier, images, corruptions=c.corruptions or "all", severities=c.severity,
+                            seed=o["seed"].seed, **_loader(o), **_device(o), min_corruption_top1=c.min_corruption_top1,
+                            shard=o["shard"].shard, progress=progress, jpeg_roundtrip=c.jpeg_roundtrip)
+
+
+@_keywords
+def corruptions(model: Any = None, data: Any = None, *, weights: str | None = None, arch: str | None = None,
+                trust_pickle: bool = False, num_classes: int | str | None = None, resize: int | str | None = None,
+                crop: int | str | None = None, interpolation: str | None = None,
+                mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
+                labels_file: str | os.PathLike | None = None, devkit: str | os.PathLike | None = None,
+                class_map: str | os.PathLike | None = None, limit: int | str | None = None,
+                corruptions: str | Sequence[str] = "all", severity: str | int | Sequence[int] = "1-5",
+                jpeg_roundtrip: bool = False, min_corruption_top1: float | str | None = None, seed: int | str = 0, shard: str | None = None,
+                batch_size: int | str = 32, workers: int | str | None = None, device: Any = "auto",
+                precision: str = "fp32", progress: Progress | None = None) -> "CorruptionResult":
+    """Top-1/top-5 under the ImageNet-C common corruptions, as `nnprobe robust --corruptions`: `corruptions`
+    is "all", a family (noise, blur, weather, digital) or names; `severity` "1-5", "3" or "1,3,5"; the gate
+    `min_corruption_top1` judges the mean corruption top-1; `jpeg_roundtrip` saves each corrupted image as
+    JPEG (quality 85) and decodes it, as the published files were made. The model's and data's keywords as
+    `evaluate`."""
+    return corruptions_with(verbs.build(verbs.CORRUPTIONS, _given(locals())), progress)
+
+
+def fool_with(o: Groups, progress: Progress | None = None) -> "FoolResult":
+    """`fool` from parsed options."""
     from nnprobe.attacks.photo import fool as run
     from nnprobe.models.preprocessing import pil_resize_crop
     from nnprobe.report.images import write_panels
 
-    model_options, _, rest = _split(dict(options))
-    paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-    classifier = load_classifier(model, **model_options)
-    rest.setdefault("panels", True)
-    result = run(paths, model=classifier, **rest)
+    a = o["attack"]
+    classifier = load_classifier(o["model"].model, **o["model"].loader_keywords())
+    result = run(list(o["inputs"].images), model=classifier, attack=a.attack or ("pgd" if a.min_eps else "fgsm"),
+                 eps=None if a.min_eps else a.eps, steps=a.steps, step_size=a.step_size,
+                 random_start=a.random_start, target=a.target, seed=a.seed, space=a.space, out_dir=a.out_dir,
+                 **_device(o), panels=a.panels, fail_if_fooled=a.fail_if_fooled, progress=progress,
+                 min_eps=a.min_eps, max_eps=a.max_eps)
     write_panels(result, resize_crop=lambda photo: pil_resize_crop(photo, classifier.preprocessing))
     return result
 
 
-def diagnose(run: str | os.PathLike, *, model: Any = None, data: Any = None, num_classes: int | None = None,
-             metric: Mapping[str, str] | Iterable[str] | None = None, fail_on: str = "error", no_crc: bool = False,
-             limit: int | None = None, device: Any = "auto", baseline: str | os.PathLike | None = None,
-             timeout: float | None = None, **model_options: Any) -> "Diagnosis":
-    """Judge a training run from its logs, as `nnprobe diagnose`; with `model` and `data`, also measure how
-    the model's answers spread over classes on the images (a constant predictor is an error).
+@_keywords
+def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = None, *, weights: str | None = None,
+         arch: str | None = None, trust_pickle: bool = False, num_classes: int | str | None = None,
+         resize: int | str | None = None, crop: int | str | None = None, interpolation: str | None = None,
+         mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
+         attack: str | None = None, eps: str | float | Sequence[float] | None = None, steps: int | str | None = None,
+         step_size: str | float | None = None, random_start: bool | None = None, seed: int | str = 0,
+         min_eps: bool = False, max_eps: str | float | None = None, target: str | int | None = None,
+         space: str = "image", out_dir: str | os.PathLike = "nnprobe-fool", panels: bool = True,
+         fail_if_fooled: bool = False, device: Any = "auto", precision: str = "fp32",
+         progress: Progress | None = None) -> "FoolResult":
+    """Adversarial PNGs of photos that flip the model's answer, judged after writing, as `nnprobe fool`.
 
-    `run`: a path, or a list of paths (each diagnosed, one Diagnosis). `baseline`: a run folder or diagnose
-    JSON to compare the logs' verdict with (attached as `.comparison`; a new error finding fails).
-    `timeout`: seconds a request to a remote store may take to connect or answer (default 20)."""
+    attack (default fgsm; pgd with min_eps), eps (default 2/255; several give one item per image and eps),
+    steps, step_size, random_start, seed, target (a class index, name or wnid), space ("image" or "model"),
+    out_dir, panels (side-by-side PNGs drawn by the report layer), fail_if_fooled (a gate); min_eps searches
+    each photo's smallest fooling budget instead of eps, up to max_eps. The model's keywords as `evaluate`."""
+    return fool_with(verbs.build(verbs.FOOL, _given(locals())), progress)
+
+
+def diagnose_with(o: Groups) -> "Diagnosis":
+    """`diagnose` from parsed options."""
     from nnprobe.diagnosis.summary import diagnose_many
 
-    if (model is None) != (data is None):
-        raise UsageError("model and data go together: the probe runs the model on the labelled images.")
-    options = dict(num_classes=num_classes, metric_overrides=metric, verify_crc=not no_crc, timeout=timeout)
-    paths = list(run) if isinstance(run, (list, tuple)) else [run]
-    result = diagnose_many(paths, fail_on=fail_on, **options)
-    if baseline is not None:
+    d, probe = o["diagnose"], o["probe"]
+    options = dict(num_classes=d.num_classes, metric_overrides=d.metric, verify_crc=not d.no_crc, timeout=d.timeout)
+    result = diagnose_many(list(d.run), fail_on=d.fail_on, **options)
+    if d.baseline is not None:
         from nnprobe.comparison.diagnose_compare import with_baseline
 
-        result = with_baseline(result, os.fspath(baseline), **options)
-    if model is None:
+        result = with_baseline(result, os.fspath(d.baseline), **options)
+    if probe.model is None:
         return result
     from nnprobe.diagnosis.prediction_probe import prediction_findings
     from nnprobe.evaluation import evaluate as run_eval
+    from nnprobe.options.data import DataOptions
+    from nnprobe.options.model import ModelOptions
 
-    classifier, images = _model_and_data(model, data, model_options, dict(limit=limit))
-    shown = model if isinstance(model, str) else classifier.info.spec
-    findings = prediction_findings(run_eval(classifier, images, device=str(device)), run=f"model {shown} on {data}")
+    model = ModelOptions.parse(model=probe.model, weights=probe.weights, arch=probe.arch,
+                               trust_pickle=probe.trust_pickle)
+    classifier, images = _model_and_data(model, DataOptions.parse(data=probe.data, limit=probe.limit))
+    shown = probe.model if isinstance(probe.model, str) else classifier.info.spec
+    findings = prediction_findings(run_eval(classifier, images, device=probe.device),
+                                   run=f"model {shown} on {probe.data}")
     return result.with_findings(findings)
 
 
-def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_drop_top5: Any = None,
-            max_class_drop: Any = None, alpha: Any = None, allow_different_data: bool = False,
-            confidence: float = 0.95) -> "Comparison":
-    """A candidate result against a baseline of the same kind, as `nnprobe compare` (docs/compare.md).
+@_keywords
+def diagnose(run: str | os.PathLike | Sequence[str | os.PathLike], *, num_classes: int | str | None = None,
+             metric: Mapping[str, str] | Iterable[str] | None = None, fail_on: str = "error", no_crc: bool = False,
+             baseline: str | os.PathLike | None = None, model: Any = None, weights: str | None = None,
+             arch: str | None = None, trust_pickle: bool = False, data: Any = None, limit: int | str | None = None,
+             device: Any = "auto", timeout: float | str = 20.0) -> "Diagnosis":
+    """Judge a training run from its logs, as `nnprobe diagnose`; with `model` and `data`, also measure how
+    the model's answers spread over classes on the images (a constant predictor is an error).
 
-    `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two run folders are
-    diagnosed first (and their logs summarised: best validation accuracy and where). Drop thresholds are
-    fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too;
-    `confidence`: the level of the interval on each delta."""
+    `run`: a path, or a list of paths (each diagnosed, one Diagnosis). `metric`: ROLE=NAME items or a
+    {role: name} mapping. `baseline`: a run folder or diagnose JSON to compare the logs' verdict with
+    (attached as `.comparison`; a new error finding fails). `timeout`: seconds a request to a remote store
+    may take to connect or answer. To watch a live run, see `follow`."""
+    return diagnose_with(verbs.build(verbs.DIAGNOSE_ONLY, _given(locals())))
+
+
+def follow_with(o: Groups, progress: Callable[[str], None] | None = None) -> "FollowResult":
+    """`follow` from parsed options."""
+    from nnprobe.diagnosis.follow import follow as run
+
+    d, f = o["diagnose"], o["follow"]
+    if len(d.run) != 1:
+        raise UsageError(f"--follow watches one run; got {len(d.run)} paths.")
+    return run(d.run[0], poll=f.poll, idle=f.idle, wait=f.wait, num_classes=d.num_classes, metric_overrides=d.metric,
+               fail_on=d.fail_on, verify_crc=not d.no_crc, kill_pid=f.kill_pid, progress=progress)
+
+
+@_keywords
+def follow(run: str | os.PathLike, *, poll: float | str = 2.0, idle: float | str = 300.0, wait: float | str = 300.0,
+           kill_pid: int | str | None = None, num_classes: int | str | None = None,
+           metric: Mapping[str, str] | Iterable[str] | None = None, fail_on: str = "error", no_crc: bool = False,
+           progress: Callable[[str], None] | None = None) -> "FollowResult":
+    """Watch a live training run, as `nnprobe diagnose --follow`: read what the logs append every `poll`
+    seconds until a finding reaches `fail_on` (status "error"; with `kill_pid`, SIGTERM goes to exactly that
+    process), the format's end marker, or `idle` seconds without new data (status "ended"); `wait` is how
+    long to wait for the run and its first log to appear. `progress` gets a line now and then."""
+    return follow_with(verbs.build(verbs.FOLLOW, _given(locals())), progress)
+
+
+def compare_with(o: Groups) -> "Comparison":
+    """`compare` from parsed options."""
     from nnprobe.comparison import compare as run
     from nnprobe.comparison.diagnose_compare import run_summaries
+    from nnprobe.io import check_input
 
-    folders = [isinstance(x, (str, os.PathLike)) and os.path.isdir(x) for x in (baseline, candidate)]
+    baseline, candidate = o["inputs"].baseline, o["inputs"].candidate
+    paths = [isinstance(x, (str, os.PathLike)) for x in (baseline, candidate)]
+    folders = [p and os.path.isdir(x) for p, x in zip(paths, (baseline, candidate))]
     summaries, names = None, None
     if all(folders):
         names = (os.fspath(baseline), os.fspath(candidate))
@@ -286,18 +451,146 @@ def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_dro
     elif any(folders):
         shown = baseline if folders[0] else candidate
         raise UsageError(f"{os.fspath(shown)} is a folder: give two result JSON files, or two run folders.")
-    return run(baseline, candidate, max_drop_top1=max_drop_top1, max_drop_top5=max_drop_top5,
-               max_class_drop=max_class_drop, alpha=alpha, allow_different_data=allow_different_data,
-               run_summaries=summaries, names=names, confidence=confidence)
+    else:
+        for path, source in zip(paths, (baseline, candidate)):
+            if path:
+                check_input(source, "Result", "result")
+    return run(baseline, candidate, **o["gates"].keywords(), run_summaries=summaries, names=names,
+               confidence=o["intervals"].confidence)
 
 
-def merge(parts: Iterable[str | os.PathLike | Mapping[str, Any]], **options: Any):
-    """The whole data set's EvalResult or RobustResult from its `shard="K/N"` slices (result JSON paths or
-    their dicts), exactly, as `nnprobe merge`; refuses gaps, overlaps and slices of other runs.
+@_keywords
+def compare(baseline: Any, candidate: Any, *, max_drop_top1: float | str | None = None,
+            max_drop_top5: float | str | None = None, max_class_drop: float | str | None = None,
+            alpha: float | str | None = None, allow_different_data: bool = False,
+            confidence: float | str = 0.95) -> "Comparison":
+    """A candidate result against a baseline of the same kind, as `nnprobe compare` (docs/compare.md).
 
-    Options: the gates (min_top1, min_top5, max_ece, min_class_top1 for eval; min_robust_top1 for robust)
-    save_predictions (the slices' per-sample files merged into one) and allow_version_mismatch (merge slices
-    written by other nnprobe, torch or torchvision versions)."""
+    `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two run folders are
+    diagnosed first (and their logs summarised: best validation accuracy and where). Drop thresholds are
+    fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too;
+    `confidence`: the level of the interval on each delta."""
+    return compare_with(verbs.build(verbs.COMPARE, _given(locals())))
+
+
+def merge_with(o: Groups):
+    """`merge` from parsed options."""
+    from nnprobe.io import check_input
     from nnprobe.merging import merge as run
 
-    return run([os.fspath(p) if isinstance(p, os.PathLike) else p for p in parts], **options)
+    parts = [p for part in o["inputs"].parts
+             for p in (part_names([part]) if isinstance(part, str) else [part])]
+    for part in parts:
+        if isinstance(part, str) and "://" not in part:
+            check_input(part, "Result", "result")
+    g = o["gates"]
+    return run(parts, min_top1=g.min_top1, min_top5=g.min_top5, max_ece=g.max_ece,
+               min_class_top1=g.min_class_top1, min_robust_top1=g.min_robust_top1 or {},
+               min_corruption_top1=g.min_corruption_top1, save_predictions=o["per_sample"].save_predictions,
+               allow_version_mismatch=g.allow_version_mismatch)
+
+
+@_keywords
+def merge(parts: Iterable[str | os.PathLike | Mapping[str, Any]], *, min_top1: float | str | None = None,
+          min_top5: float | str | None = None, max_ece: float | str | None = None,
+          min_class_top1: float | str | None = None,
+          min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
+          min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
+          allow_version_mismatch: bool = False) -> "EvalResult | RobustResult | CorruptionResult":
+    """The whole data set's EvalResult, RobustResult or CorruptionResult from its `shard="K/N"` slices
+    (result JSON paths or their dicts), exactly, as `nnprobe merge`; refuses gaps, overlaps and slices of
+    other runs. A part may also be a glob ("parts/part-*.json") or a bucket URL (s3://...; the remote
+    extra). Gates as `evaluate` (eval parts), `robust` (robust parts) and `corruptions`; `save_predictions`
+    merges the slices' per-sample files into one; `allow_version_mismatch` merges slices written by other
+    nnprobe, torch or torchvision versions."""
+    return merge_with(verbs.build(verbs.MERGE, _given(locals())))
+
+
+def detectable_drop(baseline: Any, alpha: float | None) -> str | None:
+    """Before a long run with a baseline: the smallest top-1 drop its number of images can show, as a
+    sentence (None for a run folder or an object)."""
+    if not isinstance(baseline, (str, os.PathLike)) or os.path.isdir(baseline):
+        return None
+    from nnprobe.intervals import minimal_detectable_drop, smallest_significant_flips
+    from nnprobe.io import read_json
+
+    level = alpha or 0.05
+    total = read_json(baseline, "the baseline").get("total")
+    if not isinstance(total, int) or total <= 0:
+        return None
+    drop = minimal_detectable_drop(total, level)
+    said = (f"{100 * drop:.3g} pt ({smallest_significant_flips(level)} of {total} images going wrong, none right)"
+            if drop == drop else "none: too few images for any drop to be significant")
+    return (f"the baseline has {total} images; the smallest top-1 drop an exact McNemar test at alpha {level:g} "
+            f"can detect is {said}.")
+
+
+def part_names(parts: Iterable[str]) -> list[str]:
+    """merge's PART arguments with each local glob expanded (sorted); bucket URLs as given."""
+    from nnprobe.part_files import names
+
+    return names([os.fspath(p) for p in parts])
+
+
+def run_logs(path: str | os.PathLike, timeout: float | None = None) -> list[str]:
+    """The log files `diagnose` reads for a run folder, a folder of runs or one log file (inputs: never
+    written over); `timeout` for a remote store."""
+    from nnprobe.diagnosis import log_files
+
+    return log_files(os.fspath(path), timeout=timeout)
+
+
+def looks_like_log(name: str) -> bool:
+    """Whether a file of this name would be read as a training log by the next `diagnose`."""
+    from nnprobe.diagnosis.readers import could_be_log
+
+    return could_be_log(name)
+
+
+def result_files(path: str | os.PathLike) -> list[str]:
+    """Every file a comparison reads for one side: a result JSON and the per-sample file it records (found
+    as compare finds it), or a run folder's logs."""
+    from nnprobe.errors import NnprobeError
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return run_logs(path)
+    try:
+        from nnprobe.comparison.loading import load_side, per_sample_path
+
+        return [path, *filter(None, [per_sample_path(load_side(path, "result"))])]
+    except NnprobeError:
+        return [path]
+
+
+def local_workers(nproc: int, argv: Sequence[str]) -> int:
+    """Run `python -m nnprobe ARGV` on `nproc` local ranks (torch's elastic launcher as a library) and
+    return nnprobe's exit code; inside such a worker (or under torchrun) refuse or do nothing."""
+    from nnprobe import distributed
+    from nnprobe.launch import WORKER_VARIABLE, run_workers
+
+    if os.environ.get(WORKER_VARIABLE):
+        return None  # type: ignore[return-value]  (this process is one of the workers: run as a rank)
+    if distributed.from_env().enabled:
+        raise UsageError("--nproc under torchrun: give one or the other (torchrun's --nproc_per_node already "
+                         "starts the workers).")
+    return run_workers(nproc, list(argv))
+
+
+def process_setup(threads: int | None, workers: int | None):
+    """(context manager) This rank under torchrun (or the only process), its data-loader workers (default:
+    available CPUs - 1) and torch's threads sized not to oversubscribe them, restored afterwards. Yields
+    (is_main, workers)."""
+    import contextlib
+
+    from nnprobe import distributed
+    from nnprobe.device import cpu_threads, default_workers
+
+    @contextlib.contextmanager
+    def setup():
+        is_main = distributed.from_env().is_main
+        count = default_workers() if workers is None else workers
+        with cpu_threads(threads, count):
+            yield is_main, count
+
+    return setup()

@@ -3,25 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from typing import TYPE_CHECKING
 
 from nnprobe.errors import UsageError
+from nnprobe.options.run import PRECISIONS, device_spec  # noqa: F401  (the spelling lives with the options)
 
 if TYPE_CHECKING:
     import torch
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def device_spec(spec: "str | torch.device | None" = "auto") -> str:
-    """The spelling of a device, checked without torch (the CLI calls it before torch loads). A
-    `torch.device` is taken as its string (`torch.device("cuda", 1)` is "cuda:1")."""
-    spec = str(spec if spec is not None else "auto").strip().lower() or "auto"
-    if not _DEVICE_RE.match(spec):
-        raise UsageError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N, mps.")
-    return spec
 
 
 def resolve_device(spec: "str | torch.device | None" = "auto") -> "torch.device":

@@ -25,7 +25,7 @@ from nnprobe.device import autocast, versions
 from nnprobe.errors import DataError, NnprobeError, UsageError
 from nnprobe.intervals import CONFIDENCE, RESAMPLES, SEED, check_confidence, check_resamples
 from nnprobe.models.classifier import Classifier
-from nnprobe.parts import Part, parse_part, slice_info
+from nnprobe.options.parts import Part, parse_part, slice_info
 from nnprobe.per_sample import EvalSamples, data_fingerprint, save, with_paths
 from nnprobe.results import EvalResult, PerClass, PredictionSpread, RealTop1, RunInfo, eval_gates
 

@@ -1,5 +1,6 @@
-"""Byte-level output, the floor every layer writes through: atomic files with the user's umask, written
-through symlinks, and one guard that refuses an output path resolving to any input.
+"""Byte-level input and output, the floor every layer reads and writes through: the one input guard
+(`open_regular`, `check_input`: regular files only, a size cap per kind), atomic files with the user's
+umask, written through symlinks, and the one output guard that refuses an output path resolving to any input.
 
 Why here and not in `report/`: the attacks write PNGs too, and the core must not import the report layer.
 This module imports neither torch nor PIL (`png_bytes` takes an image that is already a PIL image).
@@ -19,6 +20,104 @@ from typing import Any, BinaryIO
 from nnprobe.errors import DataError, InputError, UsageError
 
 STDOUT = "-"  # `-o -` means stdout
+
+MIB = 2**20
+# The size cap of each kind of input file: far above any real one, far below what would exhaust memory or
+# time when the path names the wrong thing (a disk image, /proc/kcore, a runaway log).
+INPUT_CAPS: dict[str, int | None] = {
+    "model": 64 * 2**30,  # checkpoints and archives (the largest public ImageNet models are a few GiB)
+    "image": 1024 * MIB,
+    "labels": 256 * MIB,  # label CSVs, class maps, ReaL labels, devkit ground truth
+    "result": 256 * MIB,  # result JSON (compare, merge, --baseline)
+    "per-sample": 4096 * MIB,  # --save-predictions files read back
+    "log": None,  # each log reader has its own cap per format
+}
+_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+class NotRegularFile(OSError):
+    """The path exists but is a folder, FIFO, device or socket (`kind` says which), or is over its size cap
+    (`kind` then says how large)."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.path, self.kind = path, kind
+
+
+def kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike, cap: int | None = None) -> BinaryIO:
+    """A binary file object for `path` if it is a regular file (links followed) of at most `cap` bytes.
+    Checked before opening (opening some devices has effects) and again on the open descriptor (the path
+    may change in between); O_NONBLOCK keeps even that open from waiting on a FIFO. Raises OSError
+    (FileNotFoundError, ELOOP for a symlink loop ...) or NotRegularFile."""
+    shown = os.fspath(path)
+    info = os.stat(shown)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFile(shown, kind_of(info.st_mode))
+    fd = os.open(shown, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(shown, kind_of(info.st_mode))
+        if cap is not None and info.st_size > cap:
+            raise NotRegularFile(shown, f"{info.st_size:,} bytes, over the {cap // MIB:,} MiB limit for such a file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def input_problem(path: str | os.PathLike, kind: str = "labels") -> str | None:
+    """Why `path` cannot be read as an input of this kind ("does not exist", "is a FIFO ..."), or None.
+    Reads nothing: a stat, never an open, so a FIFO or a device costs nothing."""
+    import errno
+
+    try:
+        info = os.stat(os.fspath(path))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "does not exist"
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError:  # a NUL byte
+        return "is not a valid path"
+    if not stat.S_ISREG(info.st_mode):
+        return f"is {kind_of(info.st_mode)}, not a regular file"
+    cap = INPUT_CAPS.get(kind)
+    if cap is not None and info.st_size > cap:
+        return f"is {info.st_size:,} bytes, over the {cap // MIB:,} MiB limit for such a file"
+    if not os.access(os.fspath(path), os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def check_input(path: str | os.PathLike, what: str, kind: str = "labels") -> None:
+    """The one input guard, before any work: `what path` is a regular, readable file within the cap of its
+    kind (INPUT_CAPS), else a UsageError (exit 2) with one sentence. `what` names it as the user gave it
+    (`--labels`, `Baseline result`)."""
+    problem = input_problem(path, kind)
+    if problem is not None:
+        raise InputError(f"{what} {os.fspath(path)} {problem}.")
+
+
+def check_input_folder(path: str | os.PathLike, what: str) -> None:
+    """A folder input (a data set, a devkit): it exists and is a folder (a symlink loop is named)."""
+    problem = input_problem(path, "log")
+    if problem is None:
+        raise UsageError(f"{what} {os.fspath(path)} is a file; give a folder.")
+    if "a folder" not in problem:
+        raise UsageError(f"{what} {os.fspath(path)} {problem}.")
 
 
 def _umask() -> int:
@@ -143,9 +242,16 @@ def check_writable_file(option: str, path: str | os.PathLike | None) -> None:
     shown = os.fspath(path)
     if not shown.strip():
         raise UsageError(f"{option} needs a file path (or - for stdout), not an empty string.")
-    target = write_target(path)
+    try:
+        target = write_target(path)
+        info = os.stat(target) if os.path.lexists(target) else None
+    except OSError as exc:  # a symlink loop
+        raise UsageError(f"{option} {shown} cannot be written ({exc.strerror or exc}).") from None
     if target.is_dir():
         raise UsageError(f"{option} {shown} is a folder; give a file path.")
+    if info is not None and not stat.S_ISREG(info.st_mode) and str(target) != os.devnull:
+        raise UsageError(f"{option} {shown} is {kind_of(info.st_mode)}, not a file: nnprobe writes reports and "
+                         "images to regular files only (- is stdout, /dev/null discards).")
     parent = target.parent
     if not parent.exists():
         raise UsageError(f"{option} {shown}: the folder {parent} does not exist.")
@@ -173,41 +279,27 @@ def refuse_output_folder(option: str, folder: str | os.PathLike, *, inputs: Iter
 
 
 # ---- reading back what nnprobe wrote: results, slices to merge, per-sample files --------------------
-# (a small public reader until the one input guard of issue 16 part 5 lands here; it should absorb these)
+# (through the one input guard above: open_input is open_regular with a sentence)
 
 MAX_RESULT_BYTES = 256 << 20  # a result JSON of a 1000-class eval is ~300 KB
 MAX_JSON_DEPTH = 64  # nnprobe writes results ~6 levels deep
 
 
-def kind_of(mode: int) -> str:
-    """What a path that is not a regular file is, in words (from its st_mode)."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-
-
-def open_input(path: str | os.PathLike, what: str) -> BinaryIO:
-    """`path` opened for binary reading if it is a regular file (links followed), else one sentence naming
-    `what` (InputError, exit 2): missing, a folder, a FIFO, a device, a socket, a symlink loop. O_NONBLOCK
-    keeps the open from waiting on a FIFO; the type is checked on the open descriptor."""
+def open_input(path: str | os.PathLike, what: str, cap: int | None = None) -> BinaryIO:
+    """`path` opened for binary reading through the one input guard (`open_regular`: a regular file, links
+    followed, at most `cap` bytes), else one sentence naming `what` (InputError, exit 2): missing, a folder,
+    a FIFO, a device, a socket, a symlink loop."""
     shown = os.fspath(path)
     try:
-        fd = os.open(shown, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(shown, cap)
+    except NotRegularFile as exc:
+        raise InputError(f"{what} {shown} is {exc.kind}{'' if 'bytes' in exc.kind else ', not a regular file'}.") \
+            from None
     except FileNotFoundError:
         raise InputError(f"{what} {shown} does not exist.") from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise InputError(f"{what} {shown} cannot be read ({reason}).") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise InputError(f"{what} {shown} is {kind_of(mode)}, not a regular file.")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
 
 
 def read_input(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
@@ -258,3 +350,19 @@ def read_json(path: str | os.PathLike, what: str, max_bytes: int = MAX_RESULT_BY
     strict JSON, bounded depth. `what` names it in the sentence ("the baseline", "Result")."""
     shown = f"{what} {os.fspath(path)}"
     return parse_json(read_input(path, what, max_bytes), shown)
+
+
+def check_appendable(what: str, path: str | os.PathLike) -> None:
+    """A file appended to ($GITHUB_STEP_SUMMARY): a regular file or a new one in a writable folder; never a
+    FIFO (the append would block), a device, a folder or a symlink loop (a UsageError says which)."""
+    shown = os.fspath(path)
+    if not shown.strip():
+        raise UsageError(f"{what} is set but empty.")
+    problem = input_problem(shown, "log")
+    if problem == "does not exist":
+        check_writable_file(what, shown)
+        return
+    if problem is not None and "permission denied" not in problem:
+        raise UsageError(f"{what} {shown} {problem}.")
+    if not os.access(shown, os.W_OK):
+        raise UsageError(f"{what} {shown} is not writable.")

@@ -50,7 +50,13 @@ def _calls(tmp: Path, data: Path, photo: Path):
                    lambda r: [(p.total, p.clean_correct) for p in r.points] == [(4, 3), (4, 3)]),
         "fool": (lambda: nnprobe.fool(photo, MODEL, out_dir=tmp / f"out{next(counter)}", **PLAIN),
                  lambda r: len(r.items) == 1 and os.path.isfile(r.items[0].adversarial_image)),
+        "corruptions": (lambda: nnprobe.corruptions(MODEL, data, corruptions="brightness", severity="1,3", workers=0,
+                                                    **PLAIN),
+                        lambda r: r.clean.total == 4 and [(p.corruption, p.severity) for p in r.points]
+                        == [("brightness", 1), ("brightness", 3)]),
         "diagnose": (lambda: nnprobe.diagnose(ROOT / "samples" / "runs" / "healthy"), lambda r: not r.failed),
+        "follow": (lambda: nnprobe.follow(ROOT / "samples" / "runs" / "healthy", poll="0.05", idle=0),
+                   lambda r: r.status == "ended"),
         "merge": (lambda: nnprobe.merge([nnprobe.evaluate(MODEL, data, workers=0, shard=f"{k}/2", **PLAIN).to_dict()
                                          for k in (2, 1)]),
                   lambda r: (r.correct_top1, r.total, r.data["merged_from"]) == (3, 4, 2)),

@@ -1,8 +1,10 @@
-"""Budgets checked for an attack's norm. The text parsing lives in the torch-free `nnprobe.budget` (the CLI
-uses it before torch loads); its names stay importable here."""
+"""Budgets checked for an attack's norm. The text parsing lives in the torch-free `nnprobe.options.budget`
+(the CLI uses it before torch loads); its names stay importable here."""
 from __future__ import annotations
 
-from nnprobe.budget import parse_eps, parse_eps_list, parse_gate, same_eps  # noqa: F401
+import math
+
+from nnprobe.options.budget import MAX_BUDGET, parse_eps, parse_eps_list, parse_gate, same_eps  # noqa: F401
 from nnprobe.errors import UsageError
 from nnprobe.results import format_eps  # noqa: F401
 
@@ -19,6 +21,8 @@ def budgets_for(eps, attack: str) -> tuple[float, ...]:
     if not values:
         raise UsageError("Give at least one --eps.")
     for e in values:
-        if not e >= 0 or (limit is not None and e > limit):
-            raise UsageError(f"--eps {e:g} is outside [0, {limit if limit is not None else 'inf'}] for {attack}.")
+        if not e >= 0 or not math.isfinite(e) or e > (MAX_BUDGET if limit is None else limit):
+            above = MAX_BUDGET if limit is None else limit
+            raise UsageError(f"--eps {e:g} is not a budget from 0 to {above:g} (above {above:g} means nothing for "
+                             f"{attack}); pixels are in [0, 1], so write a budget such as 2/255.")
     return values

@@ -27,7 +27,7 @@ from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
 from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
-from nnprobe.parts import parse_part, slice_info
+from nnprobe.options.parts import parse_part, slice_info
 from nnprobe.per_sample import RobustSamples, data_fingerprint, save, with_paths
 from nnprobe.results import Gate, RunInfo
 

@@ -23,7 +23,9 @@ COMMANDS = {
     "eval": "nnprobe.cli.eval",
     "fool": "nnprobe.cli.fool",
     "robust": "nnprobe.cli.robust",
+    "corruptions": "nnprobe.cli.corruptions",
     "diagnose": "nnprobe.cli.diagnose",
+    "follow": "nnprobe.cli.follow",
     "compare": "nnprobe.cli.compare",
     "merge": "nnprobe.cli.merge",
 }
@@ -64,7 +66,8 @@ class LazyGroup(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Probe image classifiers: accuracy (eval), fooling (fool, robust), training runs (diagnose).
+    """Probe image classifiers: accuracy (eval), fooling (fool, robust), common corruptions (corruptions),
+    training runs (diagnose, follow), and results (compare, merge).
 
     Exit codes: 0 ok, 1 a gate failed, 2 usage or input error, 3 internal error.
     """

@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import click
 
-from nnprobe.budget import parse_gate
-from nnprobe.cli.eval import eval_gate_options, eval_gates, fraction
-from nnprobe.cli.options import ONCE, report_options
-from nnprobe.cli.preflight import existing_files, finish, guard_outputs
+from nnprobe.cli.options import command_options
+from nnprobe.cli.preflight import finish, guard_verb
+from nnprobe.options.verbs import MERGE
 
 
 @click.command("merge", short_help="Add up --shard K/N results exactly (refuses gaps, overlaps, other data).")
-@click.argument("parts", nargs=-1, required=True, metavar="PART...")
-@eval_gate_options
-@click.option("--min-robust-top1", "gates", multiple=True, metavar="EPS=F",
-              help="Gate (robust parts): exit 1 when the merged robust top-1 at EPS is below F. Repeatable.")
-@click.option("--min-corruption-top1", default=None, metavar="F", **ONCE,
-              help="Gate (robust --corruptions parts): exit 1 when the merged mean corruption top-1 is below F.")
-@click.option("--save-predictions", default=None, metavar="PATH",
-              help="Also merge the slices' per-sample files (each checked against its sha256) into PATH.")
-@click.option("--allow-version-mismatch", is_flag=True,
-              help="Merge slices written by different nnprobe, torch or torchvision versions (refused by default).")
-@report_options
-def command(parts, min_top1, min_top5, max_ece, min_class_top1, gates, min_corruption_top1, save_predictions,
-            allow_version_mismatch, fmt, output) -> int:
+@command_options(MERGE)
+def command(**options) -> int:
     """Merge the partial results of `nnprobe eval|robust --shard K/N ... --format json -o partK.json`
     (robust with --corruptions too).
 
@@ -34,18 +22,15 @@ def command(parts, min_top1, min_top5, max_ece, min_class_top1, gates, min_corru
     summed exactly, so the merged report equals a single run's. A PART is a file, a quoted glob
     ('parts/part-*.json') or a bucket URL (s3://bucket/run/part-*.json; the remote extra).
     """
-    from nnprobe.diagnosis.remote import is_remote
-    from nnprobe.part_files import names
+    import dataclasses
 
-    files = names(parts)  # a quoted glob expanded here, so the output guard sees every part
-    existing_files([f for f in files if not is_remote(f)], "Result")
-    thresholds = dict(parse_gate(g) for g in gates)
-    eval_thresholds = eval_gates(min_top1, min_top5, max_ece, min_class_top1)
-    guard_outputs({"-o": output, "--save-predictions": save_predictions}, files=files)
+    from nnprobe.api import part_names  # torch-free
+
+    inputs = options["inputs"]  # a quoted glob expanded here, so the guards see every part
+    options["inputs"] = dataclasses.replace(inputs, parts=tuple(part_names(inputs.parts)))
+    options = guard_verb("merge", options)
 
     from nnprobe import api
 
-    result = api.merge(files, min_robust_top1=thresholds, save_predictions=save_predictions,
-                       allow_version_mismatch=allow_version_mismatch,
-                       min_corruption_top1=fraction(min_corruption_top1, "--min-corruption-top1"), **eval_thresholds)
-    return finish(result, fmt, output, passed=result.passed)
+    result = api.merge_with(options)
+    return finish(result, options["report"], passed=result.passed)

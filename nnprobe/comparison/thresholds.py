@@ -11,41 +11,7 @@ import math
 from nnprobe.errors import UsageError
 from nnprobe.results import Gate
 
-_POINT_SUFFIXES = ("pt", "pp", "%")
-
-
-def parse_drop(value: str | float | int | None, name: str) -> float | None:
-    """A threshold as a fraction in [0, 1]: "0.3pt" / "0.3pp" / "0.3%" -> 0.003, "0.003" or 0.003 -> 0.003."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise UsageError(f"{name} must be a number like 0.003 or 0.3pt, not {value!r}.")
-    text = str(value).strip().lower()
-    scale = 1.0
-    for suffix in _POINT_SUFFIXES:
-        if text.endswith(suffix):
-            text, scale = text[: -len(suffix)].strip(), 0.01
-            break
-    try:
-        number = float(text) * scale
-    except ValueError:
-        raise UsageError(f"{name} {value!r} is not a number like 0.003 (a fraction) or 0.3pt (points).") from None
-    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
-        raise UsageError(f"{name} {value!r} is not a drop between 0 and 1 (or 0pt and 100pt).")
-    return number
-
-
-def parse_alpha(value: str | float | None) -> float | None:
-    """The significance level: a number strictly between 0 and 1."""
-    if value is None:
-        return None
-    try:
-        alpha = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"alpha {value!r} is not a number between 0 and 1 (such as 0.01).") from None
-    if not 0.0 < alpha < 1.0:
-        raise UsageError(f"alpha must lie strictly between 0 and 1 (such as 0.01), got {value!r}.")
-    return alpha
+from nnprobe.options.gates import parse_alpha, parse_drop  # noqa: E402,F401  (the syntax lives with the options)
 
 
 def points(fraction: float) -> str:

@@ -94,7 +94,7 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     from nnprobe.data.checks import check_batch_size, check_seed, check_workers
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
-    from nnprobe.parts import parse_part
+    from nnprobe.options.parts import parse_part
 
     check_batch_size(batch_size)
     check_workers(workers)
@@ -144,7 +144,7 @@ def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:
 def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, workers, part, progress):
     """A labelled data set through the one sharded data path; counts summed exactly over ranks."""
     from nnprobe.data.shards import Shard
-    from nnprobe.parts import slice_info
+    from nnprobe.options.parts import slice_info
     from nnprobe.per_sample import data_fingerprint
 
     if classifier.preprocessing.crop_size is None:

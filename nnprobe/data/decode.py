@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from nnprobe.data.files import NotRegularFile, open_regular
+from nnprobe.io import NotRegularFile, open_regular
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 MAX_PIXELS = 178_956_970  # PIL's own bomb limit (2 x MAX_IMAGE_PIXELS default); refuse, never warn

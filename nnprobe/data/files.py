@@ -5,42 +5,9 @@ read; text files are size-capped and must be UTF-8 text, not binary.
 from __future__ import annotations
 
 import os
-import stat
-from typing import BinaryIO
 
 from nnprobe.errors import DataError
-from nnprobe.io import kind_of
-
-_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) \
-    | getattr(os, "O_BINARY", 0)
-
-
-class NotRegularFile(OSError):
-    """The path exists but is a folder, FIFO, device or socket (`kind` says which)."""
-
-    def __init__(self, path: str, kind: str) -> None:
-        super().__init__(f"{path} is {kind}, not a regular file")
-        self.path, self.kind = path, kind
-
-
-def open_regular(path: str | os.PathLike) -> BinaryIO:
-    """A binary file object for `path` if it is a regular file (links followed). Checked before opening
-    (opening some devices has effects) and again on the open descriptor (the path may change in between);
-    O_NONBLOCK keeps even that open from waiting on a FIFO. Raises OSError (FileNotFoundError, ...) or
-    NotRegularFile."""
-    shown = os.fspath(path)
-    info = os.stat(shown)
-    if not stat.S_ISREG(info.st_mode):
-        raise NotRegularFile(shown, kind_of(info.st_mode))
-    fd = os.open(shown, _FLAGS)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotRegularFile(shown, kind_of(info.st_mode))
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+from nnprobe.io import NotRegularFile, open_regular  # the one input guard
 
 
 def read_text(path: str | os.PathLike, what: str, max_bytes: int) -> str:

@@ -427,7 +427,7 @@ def _read_meta_mat(path: str) -> dict[int, str]:
         from scipy.io import loadmat
     except ImportError as exc:
         raise DataError("Reading the devkit's meta.mat needs scipy: pip install scipy") from exc
-    from nnprobe.data.files import open_regular
+    from nnprobe.io import open_regular
 
     try:
         with open_regular(path) as handle:

@@ -58,7 +58,7 @@ def _read_jpeg(path: str) -> tuple[torch.Tensor, int] | None:
 
     from nnprobe.data.decode import MAX_PIXELS
     from nnprobe.data.device_decode import jpeg_components
-    from nnprobe.data.files import open_regular
+    from nnprobe.io import open_regular
 
     try:
         with open_regular(path) as handle:

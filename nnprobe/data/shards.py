@@ -24,7 +24,7 @@ from nnprobe import distributed
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.loader import ImageSamples, make_loader
 from nnprobe.errors import DataError, UsageError
-from nnprobe.parts import Part
+from nnprobe.options.parts import Part
 from nnprobe.results import Preprocessing, SkippedFile
 
 DECODERS = ("workers", "device")

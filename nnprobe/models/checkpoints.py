@@ -32,34 +32,26 @@ def is_torchscript(data: bytes) -> bool:
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def open_regular(path: str, what: str = "Model file"):
-    """`path` opened for reading, if it is a regular file (after symlinks): a folder, a FIFO (which would block
-    the open), /dev/zero (which never ends) or a socket is refused without reading a byte. O_NONBLOCK and a
-    second check on the open descriptor cover a file swapped for a FIFO in between."""
-    import stat
+def _open_model(path: str, what: str = "Model file"):
+    """`path` opened for reading through the one input guard (nnprobe.io.open_regular): a folder, a FIFO
+    (which would block the open), /dev/zero (which never ends) or a socket is refused without reading a byte."""
+    from nnprobe.io import INPUT_CAPS, NotRegularFile, open_regular
 
     try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError) as exc:
+        return open_regular(path, INPUT_CAPS["model"])
+    except NotRegularFile as exc:
+        kind = exc.kind if exc.kind == "a folder" or "bytes" in exc.kind else \
+            "not a regular file (a device, pipe or socket)"
+        raise InputError(f"{what} {path} is {kind}; give the path of a model file.") from None
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise InputError(f"{what} {path} does not exist.") from exc
-    if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
-        raise InputError(f"{what} {path} is {kind}; give the path of a model file.")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise InputError(f"{what} {path} cannot be read ({exc.strerror}).") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{what} {path} is not a regular file; give the path of a model file.")
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
 
 
 def read_regular(path: str, what: str = "Model file") -> bytes:
     """The whole file, read once (the loaders then parse exactly these bytes)."""
-    with open_regular(path, what) as stream:
+    with _open_model(path, what) as stream:
         try:
             return stream.read()
         except OSError as exc:

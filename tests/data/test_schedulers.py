@@ -6,7 +6,7 @@ import pytest
 
 from nnprobe import schedulers
 from nnprobe.errors import UsageError
-from nnprobe.parts import Part, parse_part, part_name
+from nnprobe.options.parts import Part, parse_part, part_name
 from nnprobe.schedulers import SCHEDULERS, auto_part
 
 ALL_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",

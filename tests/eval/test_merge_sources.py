@@ -11,7 +11,7 @@ from s3_server import moto_s3
 
 from nnprobe import api
 from nnprobe.errors import DataError, InputError
-from nnprobe.parts import Part, part_name
+from nnprobe.options.parts import Part, part_name
 
 MODEL = factory_spec("color_net_1000")
 COUNT = 3

@@ -12,7 +12,7 @@ from nnprobe import api
 from nnprobe.data.shards import shard_positions
 from nnprobe.errors import DataError, UsageError
 from nnprobe.models.imagenet import imagenet_wnids
-from nnprobe.parts import Part, parse_part
+from nnprobe.options.parts import Part, parse_part
 from nnprobe.per_sample import read
 
 MODEL = factory_spec("color_net_1000")

@@ -258,7 +258,7 @@ def test_fool_special_file_is_refused_not_read(tmp_path, kind, fragment):
     photo.parent.mkdir()
     os.mkfifo(photo) if kind == "fifo" else os.symlink("/dev/zero", photo)
     expect_refusal(cli("fool", str(photo), "--model", TINY, "--out", str(tmp_path / "out")), 2,
-                   f"Image '{photo}' {fragment}")
+                   f"Image {photo} {fragment}")
     assert not (tmp_path / "out").exists()
 
 

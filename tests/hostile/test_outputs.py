@@ -165,17 +165,19 @@ def test_symlink_output_is_written_through(data, tmp_path, invoke):
     assert json.loads(real.read_text())["total"] == 5  # its target has the report
 
 
-def test_output_to_a_fifo_writes_through_not_replacing_it(data, tmp_path):
+def test_output_to_a_fifo_is_refused_before_work(data, tmp_path):
+    """Issue 17: an output is never a FIFO (with no reader the write blocks forever) or a device; /dev/null
+    and - stay the ways to discard or stream the report."""
     from helpers import run_cli
 
     fifo = tmp_path / "report.pipe"
     os.mkfifo(fifo)
-    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
     proc = run_cli(*eval_cmd(data, "--format", "json", "-o", str(fifo)))
-    body, _ = reader.communicate(timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "is a FIFO (named pipe), not a file" in proc.stderr and "Traceback" not in proc.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a FIFO, not replaced
+    proc = run_cli(*eval_cmd(data, "--format", "json", "-o", os.devnull))
     assert proc.returncode == 0, proc.stderr
-    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a FIFO, not a regular file
-    assert json.loads(body)["total"] == 5
 
 
 def test_dash_is_stdout(data, invoke):

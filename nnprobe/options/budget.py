@@ -13,6 +13,10 @@ import re
 
 from nnprobe.errors import UsageError
 
+# No budget of any norm is larger: the L2 distance between two images of the largest crop (--crop 16384, three
+# channels in [0, 1]) is sqrt(3)*16384 = 28378. A budget above it means nothing and would overflow float32 work.
+MAX_BUDGET = 30000.0
+
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
 _EPS_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_NUMBER}))?\s*$")
 
@@ -32,6 +36,9 @@ def parse_eps(text: str, *, name: str = "--eps", max_value: float | None = 1.0) 
         value /= denominator
     if not math.isfinite(value):
         raise UsageError(f"{name} {text!r} is not a finite number.")
+    if value > MAX_BUDGET:
+        raise UsageError(f"{name} {text!r} is {value:g}, above {MAX_BUDGET:g}, the largest distance between two "
+                         "images of any norm and crop; write a budget such as 2/255 (L∞) or 0.5 (L2).")
     if max_value is not None and value > max_value:
         raise UsageError(f"{name} {text!r} is {value:g}, above {max_value:g}; pixels are in [0, 1], "
                          f"so write a budget such as 2/255.")
@@ -53,6 +60,8 @@ def parse_eps_list(text: str, *, name: str = "--eps", max_value: float | None = 
 
 def parse_gate(text: str, *, name: str = "--min-robust-top1") -> tuple[float, float]:
     """`EPS=FRACTION` (e.g. `2/255=0.30`): the robust top-1 at EPS must be at least FRACTION."""
+    if isinstance(text, tuple) and len(text) == 2:
+        text = f"{text[0]!r}={text[1]!r}"
     if "=" not in str(text):
         raise UsageError(f"{name} {text!r} must read EPS=FRACTION, for example 2/255=0.30.")
     eps_text, _, fraction_text = str(text).partition("=")

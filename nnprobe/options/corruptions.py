@@ -1,0 +1,107 @@
+"""The spelling of --corruptions and --severity (the ImageNet-C names, families and severities), torch-free.
+
+Families as in Hendrycks & Dietterich 2019 (and `imagecorruptions.get_corruption_names`): noise, blur,
+weather (snow, frost, fog, brightness), digital (contrast, elastic, pixelate, JPEG).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nnprobe.errors import UsageError
+from nnprobe.options import parsers as p
+from nnprobe.options.base import Options, option
+
+
+@dataclass(frozen=True)
+class Corruption:
+    name: str
+    family: str
+    random: bool  # draws from the per-sample generators (the others are deterministic)
+
+
+_TABLE = (("gaussian_noise", "noise", True), ("shot_noise", "noise", True), ("impulse_noise", "noise", True),
+          ("defocus_blur", "blur", False), ("glass_blur", "blur", True), ("motion_blur", "blur", True),
+          ("zoom_blur", "blur", False), ("snow", "weather", True), ("frost", "weather", True),
+          ("fog", "weather", True), ("brightness", "weather", False), ("contrast", "digital", False),
+          ("elastic_transform", "digital", True), ("pixelate", "digital", False),
+          ("jpeg_compression", "digital", False))
+CORRUPTIONS: dict[str, Corruption] = {name: Corruption(name, family, random) for name, family, random in _TABLE}
+FAMILIES = ("noise", "blur", "weather", "digital")
+ALIASES = {"gaussian": "gaussian_noise", "shot": "shot_noise", "impulse": "impulse_noise", "defocus": "defocus_blur",
+           "glass": "glass_blur", "motion": "motion_blur", "zoom": "zoom_blur", "elastic": "elastic_transform",
+           "jpeg": "jpeg_compression"}
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def parse_corruptions(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """`all`, a family, or names (comma-separated, short aliases allowed) -> names in ImageNet-C order."""
+    words = [w.strip().lower() for w in (spec.split(",") if isinstance(spec, str) else spec) if w.strip()]
+    chosen: set[str] = set()
+    for word in words:
+        if word == "all":
+            chosen.update(CORRUPTIONS)
+        elif word in FAMILIES:
+            chosen.update(n for n, c in CORRUPTIONS.items() if c.family == word)
+        elif ALIASES.get(word, word) in CORRUPTIONS:
+            chosen.add(ALIASES.get(word, word))
+        else:
+            raise UsageError(f"--corruptions {word!r} is not all, a family ({', '.join(FAMILIES)}) or one of "
+                             f"{', '.join(CORRUPTIONS)}.")
+    if not chosen:
+        raise UsageError("--corruptions names no corruption: give all, a family or names.")
+    return tuple(n for n in CORRUPTIONS if n in chosen)
+
+
+def parse_severities(spec: str | int | Sequence[int]) -> tuple[int, ...]:
+    """`1-5`, `3`, `1,3,5` (or ints) -> sorted severities in 1..5."""
+    wrong = f"--severity {str(spec)[:40]!r} must name severities between 1 and 5."
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        values = [spec]
+    elif isinstance(spec, str):
+        values = []
+        try:
+            for part in (item.strip() for item in spec.split(",") if item.strip()):
+                lo, _, hi = part.partition("-")
+                if len(lo) > 6 or len(hi) > 6:
+                    raise UsageError(wrong)
+                first, last = int(lo), int(hi or lo)
+                if not (1 <= first <= 5 and 1 <= last <= 5):  # bounds before the range is built
+                    raise UsageError(wrong)
+                values.extend(range(first, last + 1))
+        except ValueError:
+            raise UsageError(f"--severity {spec[:40]!r} is not a range like 1-5 or a list like 1,3,5.") from None
+    else:
+        try:
+            values = [int(v) for v in spec]
+        except (TypeError, ValueError):
+            raise UsageError(wrong) from None
+    if not values or any(v not in SEVERITIES for v in values):
+        raise UsageError(wrong)
+    return tuple(sorted(set(values)))
+
+
+
+
+def _corruptions(value, flag: str) -> tuple[str, ...]:
+    return parse_corruptions(value)
+
+
+def _severities(value, flag: str) -> tuple[int, ...]:
+    return parse_severities(value)
+
+
+@dataclass(frozen=True)
+class CorruptionOptions(Options):
+    corruptions: tuple[str, ...] | None = option(
+        "--corruptions", "ImageNet-C common corruptions instead of an attack: all, noise, blur, weather, digital or "
+        "names (docs/corruptions.md).", parse=_corruptions, metavar="all|FAMILY|NAME[,NAME...]")
+    severity: tuple[int, ...] = option("--severity", "Corruption severities (with --corruptions).",
+                                       default=SEVERITIES, parse=_severities, metavar="1-5|S[,S...]",
+                                       text_default="1-5", show_default=True)
+    jpeg_roundtrip: bool = option("--jpeg-roundtrip", "With --corruptions: save each corrupted image as JPEG at quality "
+                                  "85 and decode it, as the published ImageNet-C files were made, so numbers compare "
+                                  "with theirs.", default=False, parse=p.flag, is_flag=True)
+    min_corruption_top1: float | None = option("--min-corruption-top1", "Gate: exit 1 when the mean corruption "
+                                               "top-1 is below F (with --corruptions).", parse=p.fraction,
+                                               metavar="F", once=True)

@@ -1,0 +1,48 @@
+"""eval's own settings (how the images are fed and scored) and the --plot of each verb."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nnprobe.options import parsers as p
+from nnprobe.options.base import Options, PathKind, option
+
+DECODERS = ("workers", "device")
+
+
+@dataclass(frozen=True)
+class EvalSettings(Options):
+    restrict_to_present: bool = option("--restrict-to-present", "Argmax over the classes present in the data only "
+                                       "(ImageNet-A/R style subsets).", default=False, parse=p.flag, is_flag=True)
+    strict: bool = option("--strict", "Fail on the first undecodable or non-image file instead of skipping.",
+                          default=False, parse=p.flag, is_flag=True)
+    compile: bool = option("--compile", "torch.compile the model first.", default=False, parse=p.flag, is_flag=True)
+    decode: str = option("--decode", "Where JPEGs are decoded and resized: CPU workers (PIL, exact torchvision "
+                         "match) or the device (nvJPEG on CUDA; close to PIL, feeds a fast GPU).", default="workers",
+                         parse=p.choice(*DECODERS), choices=DECODERS, show_default=True)
+    real_labels: str | None = option("--real-labels", "ImageNet-ReaL labels (the published real.json) for "
+                                     "ILSVRC2012_val_* images: adds ReaL top-1.", parse=p.path, metavar="REAL.JSON",
+                                     path=PathKind.INPUT, input_kind="labels",
+                                     what="ReaL labels file")
+    setup_checks: bool = option("--setup-checks", "Test the usual setup mistakes (label order, normalisation, "
+                                "0-255, BGR, training mode) when top-1 is near chance or the answers concentrate "
+                                "(--no-setup-checks: do not).", default=True, parse=p.flag, is_flag=True,
+                                secondary="--no-setup-checks", show_default=True)
+
+
+@dataclass(frozen=True)
+class EvalPlot(Options):
+    plot: str | None = option("--plot", "Write DIR/reliability.png (the reliability diagram) and DIR/per_class.png "
+                              "(matplotlib).", parse=p.path, metavar="DIR", path=PathKind.OUTPUT_FOLDER, api=False)
+
+
+@dataclass(frozen=True)
+class RobustPlot(Options):
+    plot: str | None = option("--plot", "Write a PNG of accuracy vs eps here (never onto an input).", parse=p.path,
+                              metavar="PATH", path=PathKind.OUTPUT, api=False)
+
+
+@dataclass(frozen=True)
+class DiagnosePlot(Options):
+    plot: str | None = option("--plot", "Write DIR/<run>.png per run: loss and accuracy curves, NaN points, "
+                              "findings and the best epoch marked (matplotlib).", parse=p.path, metavar="DIR",
+                              path=PathKind.OUTPUT_FOLDER, api=False)

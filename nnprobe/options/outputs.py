@@ -1,0 +1,61 @@
+"""What a command writes: the report (--format, -o), the per-sample file (--save-predictions) and --plot.
+
+`-o` names of this process's stdout are the report stream: while a command runs, fd 1 is lent to stderr
+(cli/stdout.py), so a report "written to /dev/stdout" goes to the reserved report stream, as `-o -` does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nnprobe.options import parsers as p
+from nnprobe.options.base import Options, PathKind, option
+
+STDOUT = "-"
+STDOUT_NAMES = (STDOUT, "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+# The formats every result kind renders (nnprobe.report.FORMATS holds the renderers; a test keeps them equal).
+FORMATS = ("table", "json", "junit", "markdown", "github")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def file_path(value, flag: str) -> str:
+    """A file to write: never empty (a NUL byte is refused too)."""
+    if isinstance(value, str) and not value.strip():
+        raise p.UsageError(f"{flag} needs a file path (or - for stdout), not an empty string." if flag == "-o"
+                           else f"{flag} needs a file path, not an empty string.")
+    return p.path(value, flag)
+
+
+def report_path(value, flag: str) -> str:
+    shown = file_path(value, flag)
+    return STDOUT if shown in STDOUT_NAMES else shown
+
+
+@dataclass(frozen=True)
+class ReportOptions(Options):
+    format: str | None = option("--format", "Report format: table for people; json, junit, markdown or github "
+                                "(annotations) for CI. When not given and $GITHUB_STEP_SUMMARY is set, the "
+                                "markdown summary is also appended there.", parse=p.choice(*FORMATS),
+                                choices=FORMATS, show_default="table", api=False)
+    output: str | None = option("-o", "Write the report to this file (atomically, never onto an input) instead of "
+                                "stdout; - is stdout.", parse=report_path, metavar="PATH", path=PathKind.OUTPUT,
+                                long="--output", api=False)
+    step_summary: str | None = option("$GITHUB_STEP_SUMMARY", "Where the markdown summary is appended, once the "
+                                      "output guard has accepted it (set from the environment, never a flag).",
+                                      parse=p.path, path=PathKind.OUTPUT, cli=False, api=False)
+
+    @property
+    def fmt(self) -> str:
+        return self.format or "table"
+
+    @property
+    def summary_wanted(self) -> bool:
+        """$GITHUB_STEP_SUMMARY gets the markdown summary only when no --format was asked for."""
+        return self.format is None
+
+
+@dataclass(frozen=True)
+class PerSampleOptions(Options):
+    save_predictions: str | None = option(
+        "--save-predictions", "Write each image's result here (JSON Lines, gzip if PATH ends in .gz; written "
+        "atomically); the report records its path and sha256 for nnprobe compare.", parse=file_path, metavar="PATH",
+        path=PathKind.OUTPUT)
