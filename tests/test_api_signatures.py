@@ -108,3 +108,26 @@ def test_help_of_each_verb_shows_its_signature():
     for verb in VERBS:
         assert "(" in repr(inspect.signature(getattr(api, verb)))
         assert getattr(api, verb).__wrapped__.__name__ == verb
+
+
+def signature_block(verb: str) -> str:
+    """A verb's full signature as docs/api.md shows it: one parameter a line, annotations unquoted."""
+    func = getattr(nnprobe, verb)
+    lines, starred = [f"nnprobe.{verb}("], False
+    for param in inspect.signature(func).parameters.values():
+        if param.kind is inspect.Parameter.KEYWORD_ONLY and not starred:
+            lines.append("    *,")
+            starred = True
+        text = param.name + (f": {param.annotation}" if param.annotation is not inspect.Parameter.empty else "")
+        if param.default is not inspect.Parameter.empty:
+            text += f" = {param.default!r}"
+        lines.append(f"    {text},")
+    lines.append(f") -> {str(inspect.signature(func).return_annotation).strip(chr(39))}")
+    return "\n".join(lines)
+
+
+def test_docs_api_shows_every_verbs_full_signature():
+    """docs/api.md's signatures are the functions' own (regenerate the block with signature_block)."""
+    page = (__import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    for verb in VERBS:
+        assert f"```python\n{signature_block(verb)}\n```" in page, verb

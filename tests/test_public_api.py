@@ -134,7 +134,7 @@ def _examples() -> list[tuple[str, str]]:
 
 def test_docs_api_examples_print_what_the_page_shows(tmp_path, monkeypatch):
     pairs = _examples()
-    assert len(pairs) == 7
+    assert len(pairs) == 9
     (tmp_path / "samples").symlink_to(ROOT / "samples")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}

@@ -64,6 +64,8 @@ _MASKS = [
     (re.compile(r'(time|timestamp)="[^"]*"'), r'\1="<masked>"'),
     (re.compile(r"[0-9.]+ ?(s|ms)\b(, [0-9.]+ images/s)?"), "<time>"),
     (re.compile(r"[0-9.]+ images/s"), "<rate>"),
+    (re.compile(r"\b[0-9.]+/s\b"), "<rate>"),
+    (re.compile(r"ETA [0-9:hms ]+"), "ETA <time>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<date>"),
     (re.compile(r"\d\d:\d\d:\d\d"), "<clock>"),
 ]
