@@ -563,6 +563,13 @@ def result_files(path: str | os.PathLike) -> list[str]:
         return [path]
 
 
+def is_main_rank() -> bool:
+    """Rank 0 under torchrun or --nproc (or the only process): the one that reports and speaks."""
+    from nnprobe import distributed
+
+    return distributed.from_env().is_main
+
+
 def local_workers(nproc: int, argv: Sequence[str]) -> int:
     """Run `python -m nnprobe ARGV` on `nproc` local ranks (torch's elastic launcher as a library) and
     return nnprobe's exit code; inside such a worker (or under torchrun) refuse or do nothing."""

@@ -66,7 +66,7 @@ def test_diagnose_never_ignores_a_keyword_it_does_not_know():
     (lambda: nnprobe.robust(eps="31000"), "above 30000"),
     (lambda: nnprobe.corruptions(severity="1-999999999"), "between 1 and 5"),
     (lambda: nnprobe.robust(shard="3/2"), "K must be between 1 and N"),
-    (lambda: nnprobe.follow("x", kill_pid=10**30), "--kill-on-error must be an integer|at most"),
+    (lambda: nnprobe.follow("x", kill_pid="12x"), "is not a process ID"),
     (lambda: nnprobe.compare("a.json", "b.json", max_drop_top1="lots"), "is not a number like 0.003"),
     (lambda: nnprobe.merge([], min_robust_top1="2/255"), "must read EPS=FRACTION"),
     (lambda: nnprobe.evaluate(device=3), "--device '3'"),

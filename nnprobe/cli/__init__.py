@@ -148,9 +148,9 @@ def _run(args: list[str]) -> None:
 def _only_rank_zero_speaks(debug: bool):
     """Under torchrun (or --nproc), ranks other than 0 say nothing on stderr (rank 0 says it once); they
     still exit with nnprobe's codes. --debug lets every rank speak."""
-    from nnprobe.distributed import from_env
+    from nnprobe.api import is_main_rank
 
-    if debug or from_env().is_main:
+    if debug or is_main_rank():
         yield
         return
     saved, sys.stderr = sys.stderr, open(os.devnull, "w")

@@ -13,8 +13,6 @@ from nnprobe.options.run import _device
 
 SEVERITIES = ("error", "warning", "never")
 ROLES = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
-# The largest PID Linux hands out is 2**22 (pid_max's ceiling); a C long bounds what os.kill can take at all.
-MAX_PID = 2**22
 
 
 def metric_overrides(value, flag: str):
@@ -30,7 +28,14 @@ def metric_overrides(value, flag: str):
 
 
 def pid(value, flag: str) -> int:
-    return p.integer(None, MAX_PID)(value, flag)  # <= 1, nnprobe and its ancestors: diagnosis.follow says why
+    """A whole number of any size: which PIDs can be signalled (none <= 1, none beyond pid_max, not nnprobe
+    nor its ancestors) is diagnosis.follow.check_kill_target's one rule, said before following starts."""
+    import re
+
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[-+]?\d{1,4000}", text):
+        raise UsageError(f"{flag} {text[:40]!r} is not a process ID (a whole number).")
+    return int(text)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ _MASKS = [
     (re.compile(r'"(seconds|duration[a-z_]*|elapsed[a-z_]*|images_per_second|time[a-z_]*|started|finished|'
                 r'date|created)": [^,\n]+'), r'"\1": <masked>'),
     (re.compile(r'(time|timestamp)="[^"]*"'), r'\1="<masked>"'),
-    (re.compile(r"[0-9.]+ ?(s|ms)\b(, [0-9.]+ images/s)?"), "<time>"),
+    (re.compile(r"[0-9.]+ ?(s|ms)(?![A-Za-z])(, [0-9.]+ images/s)?"), "<time>"),
     (re.compile(r"[0-9.]+ images/s"), "<rate>"),
     (re.compile(r"\b[0-9.]+/s\b"), "<rate>"),
     (re.compile(r"ETA [0-9:hms ]+"), "ETA <time>"),
@@ -131,17 +131,28 @@ def capture(tree: str, out: str, only: list[str]) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _masked(path: str) -> list[str]:
+    """A capture's lines, masked again (captures taken before a mask was added compare too)."""
+    if not os.path.exists(path):
+        return []
+    text = open(path).read()
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return text.splitlines()
+
+
 def compare(old: str, new: str) -> int:
-    names = sorted(set(os.listdir(old)) | set(os.listdir(new)))
+    names = sorted(set(os.listdir(old)) & set(os.listdir(new)))
     bad = 0
     for name in names:
-        a = open(os.path.join(old, name)).read().splitlines() if os.path.exists(os.path.join(old, name)) else []
-        b = open(os.path.join(new, name)).read().splitlines() if os.path.exists(os.path.join(new, name)) else []
+        a, b = _masked(os.path.join(old, name)), _masked(os.path.join(new, name))
         if a != b:
             bad += 1
             sys.stdout.writelines(line + "\n" for line in difflib.unified_diff(a, b, f"old/{name}", f"new/{name}",
                                                                                 n=1))
-    print(f"{len(names)} outputs, {bad} differ", file=sys.stderr)
+    alone = len(set(os.listdir(old)) ^ set(os.listdir(new)))
+    print(f"{len(names)} outputs, {bad} differ" + (f" ({alone} captured on one side only)" if alone else ""),
+          file=sys.stderr)
     return 1 if bad else 0
 
 
