@@ -54,7 +54,8 @@ def command(**options) -> None:
         from nnprobe.report.diagnose_plots import write_diagnose_plots
 
         written = write_diagnose_plots(result, plot)
-        click.echo(f"diagnose: wrote {len(written)} plot(s) to {plot}", err=True)
+        where = "to" if list(written) == [plot] else "beside"
+        click.echo(one_line(f"diagnose: wrote {len(written)} plot(s) {where} {plot}"), err=True)
     for gate in result.comparison.gates if result.comparison is not None else ():
         if not gate.passed:  # said here: the findings' own lines do not cover a gate set by --baseline
             click.echo(one_line(f"failed: --baseline {gate.name}: {gate.message}"), err=True)
@@ -98,23 +99,15 @@ def watched(options: dict, verb: str) -> None:
 
 
 def _refuse_plot_folder(plot: str | None, paths: tuple[str, ...], logs: list[str]) -> None:
-    """--plot DIR must be a folder that can be written (or made), not inside a run folder (its PNGs would
-    sit among the logs) and not the folder a given run or log sits in (the next `diagnose runs/*` would
-    take the PNGs for runs)."""
+    """With several runs the figures go beside --plot FILE (FILE-stem.<run>.suffix): that folder may not be
+    inside a run folder (the PNGs would sit among the logs) nor the folder a given run or log sits in (the
+    next `diagnose runs/*` would take them for runs). FILE itself passed the output guard."""
     from nnprobe.io import refuse_output_folder
 
     if plot is None:
         return
-    if not plot.strip():
-        raise UsageError("--plot needs a folder path, not an empty string.")
-    if os.path.exists(plot) and not os.path.isdir(plot):
-        raise UsageError(f"--plot {plot} is a file; give a folder.")
-    parent = os.path.dirname(os.path.abspath(plot))
-    if not os.path.isdir(plot) and not os.path.isdir(parent):
-        raise UsageError(f"--plot {plot}: the folder {parent} does not exist.")
-    if not os.access(plot if os.path.isdir(plot) else parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--plot {plot}: the folder is not writable.")
-    refuse_output_folder("--plot", plot, inputs=[*paths, *logs],
+    folder = os.path.dirname(os.path.abspath(plot))
+    refuse_output_folder("--plot", folder, inputs=[*paths, *logs],
                          data_sets=[("run folder", p) for p in paths if os.path.isdir(p)])
 
 

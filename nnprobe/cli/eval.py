@@ -1,29 +1,20 @@
 """`nnprobe eval`: build options -> guard inputs and outputs -> api.evaluate -> report -> exit code."""
 from __future__ import annotations
 
-import os
-
 import click
 
 from nnprobe.cli.options import command_options
 from nnprobe.cli.preflight import finish, guard_verb, launched, notes, working
+from nnprobe.options.outputs import figure_path
 from nnprobe.options.verbs import EVAL
 
 
-def plot_paths(folder: str | None) -> dict[str, str]:
-    """The files `--plot DIR` writes (DIR/reliability.png, DIR/per_class.png), by the name an output guard
-    reports them under."""
-    if folder is None:
+def plot_paths(plot: str | None) -> dict[str, str]:
+    """The files `--plot FILE` writes for eval (FILE-stem.reliability.suffix, FILE-stem.per_class.suffix), by
+    the name the output guard reports them under."""
+    if plot is None:
         return {}
-    return {f"--plot {name}": os.path.join(folder, name) for name in ("reliability.png", "per_class.png")}
-
-
-def guarded_plots(folder: str | None) -> dict[str, str]:
-    """What the output guard checks for `--plot DIR`: its two files, or DIR itself while it does not exist
-    yet (its parent must be writable, and it may not lie inside the data set; it is made when written)."""
-    if folder is None or os.path.isdir(folder):
-        return plot_paths(folder)
-    return {"--plot": folder}
+    return {f"--plot ({name})": figure_path(plot, name) for name in ("reliability", "per_class")}
 
 
 @click.command("eval")
@@ -37,7 +28,7 @@ def command(**options) -> int:
     code = launched(options)
     if code is not None:
         return code
-    options = guard_verb("eval", options, plots=guarded_plots(options["plot"].plot))
+    options = guard_verb("eval", options, plots=plot_paths(options["plot"].plot))
 
     from nnprobe import api
 

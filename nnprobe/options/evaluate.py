@@ -1,4 +1,4 @@
-"""eval's own settings (how the images are fed and scored) and the --plot of each verb."""
+"""eval's own settings: how the images are fed and scored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,22 +27,3 @@ class EvalSettings(Options):
                                 "0-255, BGR, training mode) when top-1 is near chance or the answers concentrate "
                                 "(--no-setup-checks: do not).", default=True, parse=p.flag, is_flag=True,
                                 secondary="--no-setup-checks", show_default=True)
-
-
-@dataclass(frozen=True)
-class EvalPlot(Options):
-    plot: str | None = option("--plot", "Write DIR/reliability.png (the reliability diagram) and DIR/per_class.png "
-                              "(matplotlib).", parse=p.path, metavar="DIR", path=PathKind.OUTPUT_FOLDER, api=False)
-
-
-@dataclass(frozen=True)
-class RobustPlot(Options):
-    plot: str | None = option("--plot", "Write a PNG of accuracy vs eps here (never onto an input).", parse=p.path,
-                              metavar="PATH", path=PathKind.OUTPUT, api=False)
-
-
-@dataclass(frozen=True)
-class DiagnosePlot(Options):
-    plot: str | None = option("--plot", "Write DIR/<run>.png per run: loss and accuracy curves, NaN points, "
-                              "findings and the best epoch marked (matplotlib).", parse=p.path, metavar="DIR",
-                              path=PathKind.OUTPUT_FOLDER, api=False)

@@ -53,6 +53,39 @@ class ReportOptions(Options):
         return self.format is None
 
 
+def plot_path(value, flag: str) -> str:
+    """A figure file: its suffix sets the format (.png, .svg, .pdf); anything else is refused now, before
+    any work (not after a whole evaluation)."""
+    import os
+
+    shown = file_path(value, flag)
+    if os.path.splitext(shown)[1].lower() not in PLOT_SUFFIXES:
+        raise p.UsageError(f"{flag} {shown} must end in .png, .svg or .pdf: the suffix sets the format.")
+    return shown
+
+
+def figure_path(plot: str, name: str | None) -> str:
+    """Where a command that draws several figures writes the one called `name`: beside --plot FILE, as
+    FILE's stem + "." + name + its suffix (eval.png -> eval.reliability.png); None: FILE itself."""
+    import os
+
+    if name is None:
+        return plot
+    root, ext = os.path.splitext(plot)
+    return f"{root}.{name}{ext}"
+
+
+@dataclass(frozen=True)
+class PlotOptions(Options):
+    """--plot FILE, one convention for every command: a file whose suffix sets the format; a command with
+    several figures writes each beside it as STEM.NAME.SUFFIX (eval: .reliability and .per_class; diagnose
+    of several runs: one per run)."""
+    plot: str | None = option("--plot", "Write the figure to FILE (matplotlib); the suffix sets the format: .png, "
+                              ".svg or .pdf. Several figures go beside it as FILE-stem.NAME.suffix (eval: "
+                              "reliability and per_class; diagnose: one per run when several).", parse=plot_path,
+                              metavar="FILE", path=PathKind.OUTPUT, api=False)
+
+
 @dataclass(frozen=True)
 class PerSampleOptions(Options):
     save_predictions: str | None = option(

@@ -11,22 +11,23 @@ from nnprobe.options.base import Options, Spec, nearest
 from nnprobe.options.corruptions import CorruptionOptions
 from nnprobe.options.data import DataOptions
 from nnprobe.options.diagnose import DiagnoseOptions, FollowOptions, LogOptions, ProbeOptions
-from nnprobe.options.evaluate import DiagnosePlot, EvalPlot, EvalSettings, RobustPlot
+from nnprobe.options.evaluate import EvalSettings
 from nnprobe.options.intervals import ConfidenceOptions, IntervalOptions, ParityOptions
 from nnprobe.options.gates import BaselineOptions, ComparisonGates, EvalGates, RobustGates
 from nnprobe.options.merge import CompareInputs, MergeInputs, MergeGates
 from nnprobe.options.model import ModelOptions
-from nnprobe.options.outputs import PerSampleOptions, ReportOptions
+from nnprobe.options.outputs import PerSampleOptions, PlotOptions, ReportOptions
 from nnprobe.options.run import AttackLoaderOptions, DeviceOptions, LoaderOptions, QuietOptions, ScaleOptions, ShardOptions
 
 Groups = dict[str, type[Options]]
 __all__ = ["VERBS", "build", "fields", "RobustAttackOptions"]
 
-EVAL: Groups = dict(data=DataOptions, model=ModelOptions, settings=EvalSettings, plot=EvalPlot, gates=EvalGates,
-                    intervals=IntervalOptions, parity=ParityOptions, per_sample=PerSampleOptions, baseline=BaselineOptions, shard=ShardOptions, scale=ScaleOptions,
+EVAL: Groups = dict(data=DataOptions, model=ModelOptions, settings=EvalSettings, plot=PlotOptions, gates=EvalGates,
+                    intervals=IntervalOptions, parity=ParityOptions, per_sample=PerSampleOptions,
+                    baseline=BaselineOptions, shard=ShardOptions, scale=ScaleOptions,
                     loader=LoaderOptions, device=DeviceOptions, report=ReportOptions)
 ROBUST: Groups = dict(data=DataOptions, model=ModelOptions, attack=RobustAttackOptions, gates=RobustGates,
-                      plot=RobustPlot, corruption=CorruptionOptions, loader=AttackLoaderOptions,
+                      plot=PlotOptions, corruption=CorruptionOptions, loader=AttackLoaderOptions,
                       per_sample=PerSampleOptions, baseline=BaselineOptions, shard=ShardOptions,
                       scale=ScaleOptions, device=DeviceOptions, report=ReportOptions)
 CORRUPTIONS: Groups = dict(data=DataOptions, model=ModelOptions, corruption=CorruptionOptions,
@@ -34,13 +35,13 @@ CORRUPTIONS: Groups = dict(data=DataOptions, model=ModelOptions, corruption=Corr
                            device=DeviceOptions, report=ReportOptions)
 FOOL: Groups = dict(inputs=PhotoInputs, model=ModelOptions, attack=FoolAttackOptions, device=DeviceOptions,
                     quiet=QuietOptions, report=ReportOptions)
-DIAGNOSE: Groups = dict(diagnose=DiagnoseOptions, probe=ProbeOptions, plot=DiagnosePlot, follow=FollowOptions,
+DIAGNOSE: Groups = dict(diagnose=DiagnoseOptions, probe=ProbeOptions, plot=PlotOptions, follow=FollowOptions,
                         report=ReportOptions)
 DIAGNOSE_ONLY: Groups = dict(diagnose=DiagnoseOptions, probe=ProbeOptions)  # the API's diagnose
 FOLLOW: Groups = dict(diagnose=LogOptions, follow=FollowOptions, report=ReportOptions)
 COMPARE: Groups = dict(inputs=CompareInputs, gates=ComparisonGates, intervals=ConfidenceOptions, report=ReportOptions)
 MERGE: Groups = dict(inputs=MergeInputs, gates=MergeGates, per_sample=PerSampleOptions, report=ReportOptions)
-CORRUPTIONS_CLI: Groups = dict(CORRUPTIONS, plot=RobustPlot)
+CORRUPTIONS_CLI: Groups = dict(CORRUPTIONS, plot=PlotOptions)
 VERBS: dict[str, Groups] = {"eval": EVAL, "robust": ROBUST, "corruptions": CORRUPTIONS_CLI, "fool": FOOL,
                             "diagnose": DIAGNOSE, "follow": FOLLOW, "compare": COMPARE, "merge": MERGE}
 

@@ -130,12 +130,15 @@ def write_run_plot(run, findings, path: str) -> list[tuple[str, str, int]]:
     return marks
 
 
-def write_diagnose_plots(result, folder: str) -> dict[str, list[tuple[str, str, int]]]:
-    """DIR/<run>.png for every run of a Diagnosis (DIR made when missing); returns path -> marks drawn."""
-    os.makedirs(folder, exist_ok=True)
+def write_diagnose_plots(result, plot: str) -> dict[str, list[tuple[str, str, int]]]:
+    """`--plot FILE`: one run's figure at FILE; several runs' beside it as FILE-stem.<run>.suffix (the suffix
+    sets the format). Returns path -> marks drawn."""
+    from nnprobe.options.outputs import figure_path
+
     names = plot_file_names(run.path for run in result.runs)
     written = {}
     for run in result.runs:
-        path = os.path.join(folder, names[run.path])
+        name = None if len(result.runs) == 1 else names[run.path].removesuffix(".png")
+        path = figure_path(plot, name)
         written[path] = write_run_plot(run, result.run_findings(run), path)
     return written

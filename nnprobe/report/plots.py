@@ -1,4 +1,5 @@
-"""Plots as PNG files; matplotlib is imported only here and only when a plot is asked for."""
+"""Plots as PNG, SVG or PDF files (the suffix of --plot FILE sets the format); matplotlib is imported only here
+and only when a plot is asked for."""
 from __future__ import annotations
 
 import io
@@ -20,15 +21,24 @@ def pyplot():
     return plt
 
 
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
 def save_png(fig, path: str) -> None:
-    """Render `fig` as PNG in memory, close it, then write it atomically (never a half-written file)."""
+    """Render `fig` in the format `path`'s suffix names (.png, .svg, .pdf; anything else is PNG, as the
+    callers' own names such as the fool panels) in memory, close it, then write it atomically (never a
+    half-written file)."""
+    import os
+
     plt = pyplot()
+    fmt = FORMATS.get(os.path.splitext(path)[1].lower(), "png")
     try:
         buffer = io.BytesIO()
         with warnings.catch_warnings():  # a class name in a script the font lacks still plots, as boxes
             warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
             fig.tight_layout()
-            fig.savefig(buffer, format="png")
+            fig.savefig(buffer, format=fmt, **({"metadata": {"Date": None}} if fmt == "svg" else
+                                                   {"metadata": {"CreationDate": None}} if fmt == "pdf" else {}))
     finally:
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())

@@ -47,11 +47,13 @@ def test_one_png_per_run_with_marks_at_the_written_steps(two, tmp_path):
     import matplotlib.image
 
     result = api.diagnose([path for path, _ in two])
-    drawn = write_diagnose_plots(result, str(tmp_path / "plots"))
-    assert sorted(os.listdir(tmp_path / "plots")) == sorted(plot_file_names(r.path for r in result.runs).values())
+    (tmp_path / "plots").mkdir()
+    drawn = write_diagnose_plots(result, str(tmp_path / "plots" / "run.png"))
+    assert sorted(os.listdir(tmp_path / "plots")) == sorted(f"run.{name}" for name in
+                                                            plot_file_names(r.path for r in result.runs).values())
     assert len(drawn) == 2
     for (path, rows), run in zip(two, result.runs):
-        png = os.path.join(tmp_path / "plots", plot_file_names([run.path])[run.path])
+        png = os.path.join(tmp_path / "plots", "run." + plot_file_names([run.path])[run.path])
         image = matplotlib.image.imread(png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
         marks = drawn[png]
@@ -64,7 +66,8 @@ def test_one_png_per_run_with_marks_at_the_written_steps(two, tmp_path):
         findings = [(kind, label, step) for kind, label, step in marks if kind == "finding"]
         assert findings == [("finding", f.id, finding_step(f)) for f in result.run_findings(run)
                             if finding_step(f) is not None]
-    bad_marks = drawn[os.path.join(tmp_path / "plots", plot_file_names([result.runs[1].path])[result.runs[1].path])]
+    bad_marks = drawn[os.path.join(tmp_path / "plots",
+                                   "run." + plot_file_names([result.runs[1].path])[result.runs[1].path])]
     first_nan = {("loss-not-finite", 50 * NAN_TRAIN[0]), ("loss-not-finite", 100 * NAN_VAL_EPOCH + 50)}
     assert first_nan <= {(label, step) for kind, label, step in bad_marks if kind == "finding"}
     assert len([m for m in bad_marks if m[0] == "not-finite"]) == len(NAN_TRAIN) + 1
@@ -87,15 +90,18 @@ def invoke(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_cli_writes_the_plots_and_keeps_the_exit_code(two, tmp_path, capsys):
-    code, _, err = invoke(capsys, *[p for p, _ in two], "--plot", tmp_path / "new")
-    assert code == 1 and "wrote 2 plot(s)" in err
-    assert len([f for f in os.listdir(tmp_path / "new") if f.endswith(".png")]) == 2
+    (tmp_path / "new").mkdir()
+    code, _, err = invoke(capsys, *[p for p, _ in two], "--plot", tmp_path / "new" / "curves.svg")
+    assert code == 1 and "wrote 2 plot(s) beside" in err  # --plot FILE: one figure a run, beside it
+    written = sorted(os.listdir(tmp_path / "new"))
+    assert len(written) == 2 and all(f.startswith("curves.") and f.endswith(".svg") for f in written)
+    assert all((tmp_path / "new" / f).read_bytes().startswith(b"<?xml") for f in written)
 
 
 @pytest.mark.parametrize("where", ["inside", "parent", "file"])
 def test_plot_folder_guard(two, tmp_path, capsys, where):
     ok = two[0][0]
-    target = {"inside": os.path.join(ok, "plots"), "parent": str(tmp_path / "runs"),
+    target = {"inside": os.path.join(ok, "plots.png"), "parent": str(tmp_path / "runs" / "curves.png"),
               "file": os.path.join(ok, "metrics.jsonl")}[where]
     before = sorted(os.listdir(ok))
     code, _, err = invoke(capsys, ok, "--plot", target)

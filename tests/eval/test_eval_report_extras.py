@@ -62,15 +62,15 @@ def test_real_labels_count_only_labelled_images(invoke, val, tmp_path):
 
 def test_gates_plot_and_refusals(invoke, val, tmp_path):
     proc, rows = _eval(invoke, val, tmp_path, "--min-class-top1", "0.7", "--max-ece", "1", "--plot",
-                       str(tmp_path / "plots"))
+                       str(tmp_path / "plots.png"))
     assert proc.returncode == 1  # class 400: 3/5 right
     gates = {g["name"]: g for g in json.loads(proc.stdout)["gates"]}
     assert gates["max-ece"]["passed"] and not gates["min-class-top1"]["passed"]
     assert gates["min-class-top1"]["measured"] == pytest.approx(3 / 5)
-    for name in ("reliability.png", "per_class.png"):
-        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    inside = invoke("eval", str(val), "--model", MODEL, *PLAIN_FLAGS, "--plot", str(val / "plots"))
-    assert inside.returncode == 2 and not (val / "plots").exists()
+    for name in ("plots.reliability.png", "plots.per_class.png"):  # --plot FILE: several figures beside it
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    inside = invoke("eval", str(val), "--model", MODEL, *PLAIN_FLAGS, "--plot", str(val / "plots.png"))
+    assert inside.returncode == 2 and not list(val.glob("plots*"))
     bad = invoke("eval", str(val), "--model", MODEL, *PLAIN_FLAGS, "--max-ece", "2")
     assert bad.returncode == 2 and "--max-ece" in bad.stderr
     (tmp_path / "real.json").write_text("[[1], oops")
