@@ -78,10 +78,7 @@ def command_options(groups: Groups, verb: str = "") -> Callable[[Callable], Call
                         value = _once(given.pop(f"{_dest(key, name)}_arg"), value, name)
                     if value is not None and value != ():
                         values[name] = value
-                try:
-                    built[key] = cls.parse(**values)
-                except UsageError as exc:
-                    raise _invalid(exc) from None
+                built[key] = cls.parse(**values)
             return func(**built, **given)
 
         params = []
@@ -105,15 +102,6 @@ def _once_given(values, flag: str):
         raise click.BadParameter(f"given {len(values)} times ({' and '.join(values)}); give a gate once, so that "
                                  "none is silently dropped.", param_hint=f"'{flag}'")
     return values[0] if values else None
-
-
-def _invalid(exc: UsageError) -> Exception:
-    """A field's mistake as click says an option's: "Invalid value for '--flag': <the rest of the sentence>"."""
-    flag = getattr(exc, "flag", None)
-    text = str(exc)
-    if not flag or not flag.startswith("-") or not text.startswith(flag + " "):
-        return exc
-    return click.BadParameter(text[len(flag) + 1:], param_hint=f"'{flag}'")
 
 
 def _once(argument: str | None, option: str | None, name: str) -> str | None:

@@ -50,7 +50,7 @@ def test_gate_pass_exits_0(data, invoke):
     (["--model", "no_such_model_xyz"], "is not a file, a torchvision model name"),
     (["--min-top1", "1.5"], "not a fraction"),
     (["--device", "tpu"], "--device 'tpu'"),
-    (["--limit", "0"], "Invalid value for '--limit': '0' must be at least 1."),
+    (["--limit", "0"], "--limit '0' must be at least 1."),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(data, args, message, invoke):
     base = eval_args(data)
