@@ -68,6 +68,8 @@ _MASKS = [
     (re.compile(r"ETA [0-9:hms ]+"), "ETA <time>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<date>"),
     (re.compile(r"\d\d:\d\d:\d\d"), "<clock>"),
+    # the progress line CI logs get at the start of a long loop appears or not depending on how long it took
+    (re.compile(r"^[a-z]+: 0/\d+ \(0\.0%\)[^\n]*\n", re.M), ""),
 ]
 
 
