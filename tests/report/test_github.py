@@ -197,18 +197,29 @@ def test_an_unwritable_summary_is_a_note_not_a_failure(capsys, monkeypatch, tmp_
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "missing" / "summary.md"))
     code, out, err = _diagnose(capsys)
     assert code == 1 and out == plain_out
-    notes = [line for line in err.splitlines() if line.startswith("note: could not append the summary")]
-    assert len(notes) == 1 and "missing" in notes[0]
+    # the one output guard refuses the summary path before any work: one warning, and the report is unchanged
+    notes = [line for line in err.splitlines() if line.startswith("warning: not appending the summary")]
+    assert len(notes) == 1 and "missing" in notes[0] and "does not exist" in notes[0]
 
 
 def test_every_command_offers_the_ci_formats():
     import importlib.util
 
+    import dataclasses
+
     from nnprobe.cli import COMMANDS
+    from nnprobe.options.base import spec_of
+    from nnprobe.options.outputs import ReportOptions
+
+    format_field = next(f for f in dataclasses.fields(ReportOptions) if f.name == "format")
+    parse_format = spec_of(format_field).parse
 
     assert {"eval", "fool", "robust", "diagnose"} <= set(COMMANDS)
     for module in COMMANDS.values():
         if importlib.util.find_spec(module) is None:  # registered ahead of its module: not listed by the CLI
             continue
-        option = next(p for p in importlib.import_module(module).command.params if p.name == "fmt")
-        assert {"markdown", "github"} <= set(option.type.choices)
+        option = next(p for p in importlib.import_module(module).command.params if "--format" in p.opts)
+        group, name = option.name.split("__")  # the click option is generated from an options field
+        assert (group, name) == ("report", "format")
+        assert {"markdown", "github"} <= set(spec_of(format_field).choices)
+        assert parse_format("github", "--format") == "github"
