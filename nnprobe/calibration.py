@@ -1,9 +1,9 @@
 """Calibration and where the errors are: ECE, NLL and Brier score, the reliability table, the most
-confused class pairs, the worst classes, their gates, and ImageNet-ReaL top-1.
+confused class pairs, the worst classes, and ImageNet-ReaL top-1 (the gates on them: nnprobe.results).
 
 Pure numpy over eval's per-sample answers (one entry per decoded image, in data order), so the numbers
 do not depend on the device, the batch size or the world size. This module imports neither torch nor the
-report layer; `nnprobe.results` is imported lazily (inside the gates) so that results.py may import it.
+report layer, and not `nnprobe.results` (which imports it: the gates built from calibration live there).
 
 ECE follows Guo et al. 2017 ("On Calibration of Modern Neural Networks", eq. 3 and 5): M equal-width
 bins over the top-1 confidence, bin m = ((m-1)/M, m/M], a confidence of exactly 0 in the first bin, and
@@ -26,7 +26,7 @@ import numpy as np
 from nnprobe.errors import DataError, UsageError
 
 if TYPE_CHECKING:
-    from nnprobe.results import Gate, PerClass
+    from nnprobe.results import PerClass
 
 ECE_BINS = 15
 REAL_CLASSES = 1000  # ImageNet-ReaL relabels the 1000 ImageNet-1k classes
@@ -138,39 +138,6 @@ def worst_classes(per_class: Sequence[PerClass], k: int = 5) -> tuple[PerClass, 
         raise UsageError(f"The number of worst classes must be >= 0, got {k}.")
     labelled = [pc for pc in per_class if pc.total > 0]
     return tuple(sorted(labelled, key=lambda pc: (Fraction(pc.correct_top1, pc.total), pc.index))[:k])
-
-
-def _check_fraction(option: str, threshold: float) -> float:
-    value = float(threshold)
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise UsageError(f"{option} must be a fraction in [0, 1], got {threshold!r}.")
-    return value
-
-
-def ece_gate(threshold: float, result: Calibration) -> Gate:
-    """`--max-ece`: passes when the ECE is at most the threshold (never when there is no ECE)."""
-    from nnprobe.results import Gate
-
-    limit = _check_fraction("--max-ece", threshold)
-    passed = result.ece <= limit  # NaN compares False
-    verdict = "is within" if passed else "exceeds"
-    return Gate("max-ece", limit, result.ece, passed, f"ece {result.ece:.4f} {verdict} the allowed {limit:.4f}")
-
-
-def class_gate(threshold: float, per_class: Sequence[PerClass]) -> Gate:
-    """`--min-class-top1`: the worst class (with images) must reach the threshold; the message names it."""
-    from nnprobe.results import Gate
-
-    limit = _check_fraction("--min-class-top1", threshold)
-    worst = worst_classes(per_class, 1)
-    if not worst:
-        return Gate("min-class-top1", limit, float("nan"), False, "no class has any images, so no worst class")
-    pc = worst[0]
-    passed = pc.top1 >= limit
-    verdict = "meets" if passed else "is below"
-    return Gate("min-class-top1", limit, pc.top1, passed,
-                f"worst class {pc.name} (index {pc.index}) top-1 {pc.top1:.4f} ({pc.correct_top1}/{pc.total}) "
-                f"{verdict} the required {limit:.4f}")
 
 
 def _read_capped(path: str | os.PathLike) -> bytes:

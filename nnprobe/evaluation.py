@@ -16,7 +16,6 @@ from nnprobe.calibration import calibration, confused_pairs, real_top1
 from nnprobe.calibration import real_labels as real_labels_of
 from nnprobe.calibration_suite import suite
 from nnprobe.calibration_tally import CalibrationTally
-from nnprobe.parity import parity_gates
 from nnprobe.parity_tally import ReferenceRun
 from nnprobe.data.checks import check_batch_size, check_workers, nonfinite_error
 from nnprobe.data.layouts import LabelledImages
@@ -27,7 +26,7 @@ from nnprobe.intervals import CONFIDENCE, RESAMPLES, SEED, check_confidence, che
 from nnprobe.models.classifier import Classifier
 from nnprobe.options.parts import Part, parse_part, slice_info
 from nnprobe.per_sample import EvalSamples, data_fingerprint, save, with_paths
-from nnprobe.results import EvalResult, PerClass, PredictionSpread, RealTop1, RunInfo, eval_gates
+from nnprobe.results import EvalResult, PerClass, PredictionSpread, RealTop1, RunInfo, eval_gates, parity_gates
 
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 

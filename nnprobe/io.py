@@ -40,9 +40,14 @@ class NotRegularFile(OSError):
     """The path exists but is a folder, FIFO, device or socket (`kind` says which), or is over its size cap
     (`kind` then says how large)."""
 
-    def __init__(self, path: str, kind: str) -> None:
-        super().__init__(f"{path} is {kind}, not a regular file")
-        self.path, self.kind = path, kind
+    def __init__(self, path: str, kind: str, *, oversize: bool = False) -> None:
+        super().__init__(f"{path} is {kind}" if oversize else f"{path} is {kind}, not a regular file")
+        self.path, self.kind, self.oversize = path, kind, oversize
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, without the path: "is a FIFO (named pipe), not a regular file", "is 3 bytes, over ..."."""
+        return str(self)[len(self.path) + 1:]
 
 
 def kind_of(mode: int) -> str:
@@ -68,7 +73,8 @@ def open_regular(path: str | os.PathLike, cap: int | None = None) -> BinaryIO:
         if not stat.S_ISREG(info.st_mode):
             raise NotRegularFile(shown, kind_of(info.st_mode))
         if cap is not None and info.st_size > cap:
-            raise NotRegularFile(shown, f"{info.st_size:,} bytes, over the {cap // MIB:,} MiB limit for such a file")
+            raise NotRegularFile(shown, f"{info.st_size:,} bytes, over the {cap // MIB:,} MiB limit for such a file",
+                                 oversize=True)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

@@ -51,23 +51,3 @@ def check_parity_gates(max_flips: int | None, max_logit_diff: float | None) -> N
     if max_logit_diff is not None and not (isinstance(max_logit_diff, (int, float)) and not isinstance(max_logit_diff, bool)
                                            and math.isfinite(max_logit_diff) and max_logit_diff >= 0):
         raise UsageError(f"--max-logit-diff must be a finite number >= 0, got {max_logit_diff!r}.")
-
-
-def parity_gates(parity: Parity, max_flips: int | None, max_logit_diff: float | None) -> tuple:
-    """`max-flips` (changed top-1 answers) and `max-logit-diff`, as Gates."""
-    from nnprobe.results import Gate
-
-    gates = []
-    if max_flips is not None:
-        passed = parity.top1_changed <= max_flips
-        first = f" (first: {parity.top1_changed_paths[0]})" if parity.top1_changed_paths else ""
-        gates.append(Gate("max-flips", float(max_flips), float(parity.top1_changed), passed,
-                          f"{parity.top1_changed} of {parity.images} top-1 answers differ from {parity.reference}"
-                          f"{first}; {'within' if passed else 'more than'} the allowed {max_flips}"))
-    if max_logit_diff is not None:
-        passed = parity.max_logit_diff <= max_logit_diff  # NaN compares False
-        gates.append(Gate("max-logit-diff", float(max_logit_diff), parity.max_logit_diff, passed,
-                          f"largest logit difference {parity.max_logit_diff:.3g} (image {parity.max_logit_diff_path}, "
-                          f"class {parity.max_logit_diff_class}) {'is within' if passed else 'exceeds'} "
-                          f"the allowed {max_logit_diff:g}"))
-    return tuple(gates)

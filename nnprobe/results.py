@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-from nnprobe.calibration import Calibration, ConfusedPair
+from nnprobe.calibration import Calibration, ConfusedPair, worst_classes
 from nnprobe.calibration_suite import CalibrationSuite
+from nnprobe.errors import UsageError
 from nnprobe.parity import Parity
 
 SCHEMA_VERSION = 1
@@ -93,11 +95,56 @@ def accuracy_gate(name: str, threshold: float, measured: float) -> Gate:
                 f"{name.split('-')[1]} {measured:.4f} {verdict} the required {threshold:.4f}")
 
 
+def _check_fraction(option: str, threshold: float) -> float:
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise UsageError(f"{option} must be a fraction in [0, 1], got {threshold!r}.")
+    return value
+
+
+def ece_gate(threshold: float, result: Calibration) -> Gate:
+    """`--max-ece`: passes when the ECE is at most the threshold (never when there is no ECE)."""
+    limit = _check_fraction("--max-ece", threshold)
+    passed = result.ece <= limit  # NaN compares False
+    verdict = "is within" if passed else "exceeds"
+    return Gate("max-ece", limit, result.ece, passed, f"ece {result.ece:.4f} {verdict} the allowed {limit:.4f}")
+
+
+def class_gate(threshold: float, per_class: Sequence[PerClass]) -> Gate:
+    """`--min-class-top1`: the worst class (with images) must reach the threshold; the message names it."""
+    limit = _check_fraction("--min-class-top1", threshold)
+    worst = worst_classes(per_class, 1)
+    if not worst:
+        return Gate("min-class-top1", limit, float("nan"), False, "no class has any images, so no worst class")
+    pc = worst[0]
+    passed = pc.top1 >= limit
+    verdict = "meets" if passed else "is below"
+    return Gate("min-class-top1", limit, pc.top1, passed,
+                f"worst class {pc.name} (index {pc.index}) top-1 {pc.top1:.4f} ({pc.correct_top1}/{pc.total}) "
+                f"{verdict} the required {limit:.4f}")
+
+
+def parity_gates(parity: Parity, max_flips: int | None, max_logit_diff: float | None) -> tuple:
+    """`max-flips` (changed top-1 answers) and `max-logit-diff`, as Gates."""
+    gates = []
+    if max_flips is not None:
+        passed = parity.top1_changed <= max_flips
+        first = f" (first: {parity.top1_changed_paths[0]})" if parity.top1_changed_paths else ""
+        gates.append(Gate("max-flips", float(max_flips), float(parity.top1_changed), passed,
+                          f"{parity.top1_changed} of {parity.images} top-1 answers differ from {parity.reference}"
+                          f"{first}; {'within' if passed else 'more than'} the allowed {max_flips}"))
+    if max_logit_diff is not None:
+        passed = parity.max_logit_diff <= max_logit_diff  # NaN compares False
+        gates.append(Gate("max-logit-diff", float(max_logit_diff), parity.max_logit_diff, passed,
+                          f"largest logit difference {parity.max_logit_diff:.3g} (image {parity.max_logit_diff_path}, "
+                          f"class {parity.max_logit_diff_class}) {'is within' if passed else 'exceeds'} "
+                          f"the allowed {max_logit_diff:g}"))
+    return tuple(gates)
+
+
 def eval_gates(result: "EvalResult", *, min_top1: float | None = None, min_top5: float | None = None,
                max_ece: float | None = None, min_class_top1: float | None = None) -> tuple[Gate, ...]:
     """eval's gates over a whole data set (a single run, or `nnprobe merge`'s sum of slices), in flag order."""
-    from nnprobe.calibration import class_gate, ece_gate
-
     gates = [accuracy_gate(name, threshold, measured) for name, threshold, measured in
              (("min-top1", min_top1, result.top1), ("min-top5", min_top5, result.top5)) if threshold is not None]
     if max_ece is not None:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from nnprobe import calibration as cal
-from nnprobe.calibration import (Calibration, ConfusedPair, calibration, class_gate, confused_pairs, ece_gate,
-                                 real_labels, real_top1, worst_classes)
+from nnprobe.calibration import (Calibration, ConfusedPair, calibration, confused_pairs, real_labels, real_top1,
+                                 worst_classes)
 from nnprobe.errors import DataError, UsageError
-from nnprobe.results import Gate, PerClass, to_jsonable
+from nnprobe.results import Gate, PerClass, class_gate, ece_gate, to_jsonable
 
 # ---------------------------------------------------------------- independent references
 

@@ -213,7 +213,7 @@ def test_special_file_named_like_a_log_is_refused_without_hanging(tmp_path, kind
     run.mkdir()
     make_special(run / name, kind)
     inputs = Inputs(run)
-    what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a device"
     expect_refusal(run_cli_bounded("diagnose", str(run)), 2,
                    f"no metric could be read from {run}: {run / name} is {what}, not a regular file.")
     inputs.unchanged()

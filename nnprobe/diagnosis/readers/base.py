@@ -3,10 +3,10 @@ it met. Readers parse only; judging is the checks' job."""
 from __future__ import annotations
 
 import math
-import os
-import stat
 from dataclasses import dataclass, field
 from typing import Any
+
+from nnprobe import io
 
 MIB = 1 << 20
 # The most bytes read from one file of each kind (formats read whole). Generous: a 1M-step per-step log
@@ -19,15 +19,6 @@ SIZE_CAPS = {"lightning-csv": 256 * MIB, "keras-csv": 256 * MIB, "jsonl": 256 * 
 class Unreadable(Exception):
     """Nothing of this file can be read (not a regular file, over its size cap, not the format at all);
     the message completes the sentence "<file> ...". Readers raise it; `read_log` turns it into an issue."""
-
-
-def _kind_of(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def open_regular(path: str, cap: int | None = None):
@@ -45,19 +36,11 @@ def open_regular(path: str, cap: int | None = None):
         except RemoteError as exc:
             raise Unreadable(str(exc)) from None
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return io.open_regular(path, cap)  # the one input guard (nnprobe.io)
+    except io.NotRegularFile as exc:
+        raise Unreadable(exc.problem) from None
     except OSError as exc:
         raise Unreadable(f"cannot be opened: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable(f"is {_kind_of(info.st_mode)}, not a regular file")
-        if cap is not None and info.st_size > cap:
-            raise Unreadable(f"is {info.st_size:,} bytes, over the {cap // MIB} MiB limit for such a file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def head_of(path: str, size: int = 4096) -> bytes | None:
