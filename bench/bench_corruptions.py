@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "corruptions"))
 
-from nnprobe.corruptions import CORRUPTIONS, corrupt, sample_seed  # noqa: E402
-from nnprobe.corruptions.sweep import sweep_batches  # noqa: E402
+from nnprobe.imagenet_c import CORRUPTIONS, corrupt, sample_seed  # noqa: E402
+from nnprobe.imagenet_c.sweep import sweep_batches  # noqa: E402
 from nnprobe.models import load_classifier  # noqa: E402
 
 

@@ -259,7 +259,7 @@ def _whole_findings(result, sanity: dict | None) -> tuple:
 
 
 def _corruption_result(merged: dict, threshold: float | None):
-    from nnprobe.corruptions.results import CorruptionResult, corruption_gate
+    from nnprobe.imagenet_c.results import CorruptionResult, corruption_gate
     from nnprobe.results import from_jsonable
 
     result = from_jsonable(CorruptionResult, merged)

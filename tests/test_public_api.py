@@ -143,3 +143,14 @@ def test_docs_api_examples_print_what_the_page_shows(tmp_path, monkeypatch):
         with contextlib.redirect_stdout(out):
             exec(compile(code, "docs/api.md", "exec"), namespace)  # noqa: S102 — our own documentation
         assert out.getvalue() == expected, code
+
+
+def test_no_submodule_shadows_a_public_name():
+    """`import nnprobe.X` sets the attribute `nnprobe.X` to the module: a module named like a verb
+    (`corruptions`, `evaluate`) would replace the function for everyone once anything imported it."""
+    import pkgutil
+
+    submodules = {info.name for info in pkgutil.iter_modules(nnprobe.__path__)}
+    assert submodules, "no submodules found: the walk is broken"
+    assert {"api", "imagenet_c", "evaluation"} <= submodules
+    assert submodules & set(nnprobe.__all__) == set()

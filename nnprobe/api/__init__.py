@@ -30,7 +30,7 @@ from nnprobe.options.base import Options, nearest
 if TYPE_CHECKING:
     from nnprobe.attacks.results import FoolResult, RobustResult
     from nnprobe.comparison import Comparison
-    from nnprobe.corruptions.results import CorruptionResult
+    from nnprobe.imagenet_c.results import CorruptionResult
     from nnprobe.diagnosis.follow import FollowResult
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.diagnosis.results import Diagnosis
@@ -305,7 +305,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
 
 def corruptions_with(o: Groups, progress: Progress | None = None) -> "CorruptionResult":
     """`corruptions` from parsed options."""
-    from nnprobe.corruptions.sweep import corruption_sweep
+    from nnprobe.imagenet_c.sweep import corruption_sweep
 
     c = o["corruption"]
     classifier, images = _model_and_data(o["model"], o["data"])

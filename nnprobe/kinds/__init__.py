@@ -72,7 +72,7 @@ KINDS: tuple[Kind, ...] = (
         "markdown": f"{_MD}:robust_lines", "github": "nnprobe.report.github:skipped_annotations"},
         check=schema.check_robust, merge="nnprobe.merging:merge_robust",
         compare="nnprobe.comparison.robust_compare:compare_robust", rows="nnprobe.per_sample:rows_of"),
-    Kind("corruption", "nnprobe.corruptions.results:CorruptionResult", {
+    Kind("corruption", "nnprobe.imagenet_c.results:CorruptionResult", {
         "table": "nnprobe.report.corruption_table:render", "junit": "nnprobe.report.junit:corruption_cases",
         "markdown": f"{_MD}:corruption_lines", "github": "nnprobe.report.github:case_annotations"},
         check=schema.check_corruption, merge="nnprobe.merging:merge_corruption"),

@@ -9,8 +9,8 @@ from rich.table import Table
 
 from nnprobe.report.gates import print_gates
 
-if TYPE_CHECKING:  # nnprobe.corruptions imports torch; the report layer never does
-    from nnprobe.corruptions.results import CorruptionResult
+if TYPE_CHECKING:  # nnprobe.imagenet_c imports torch; the report layer never does
+    from nnprobe.imagenet_c.results import CorruptionResult
 
 
 def _pct(value: float) -> str:

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from corruption_reference import photos, reference, to_tensor, to_uint8
-from nnprobe.corruptions import corrupt, ops
+from nnprobe.imagenet_c import corrupt, ops
 
 ic = reference()
 

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 import tinymodels
-from nnprobe.corruptions import CORRUPTIONS, corrupt, sample_seed
-from nnprobe.corruptions.mce import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
-from nnprobe.corruptions.sweep import corruption_sweep
+from nnprobe.imagenet_c import CORRUPTIONS, corrupt, sample_seed
+from nnprobe.imagenet_c.mce import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
+from nnprobe.imagenet_c.sweep import corruption_sweep
 from nnprobe.models.classifier import Classifier
 
 # AlexNet's top-1 error per corruption averaged over severities 1-5: the constants every mCE script
-# carries (REFERENCE.md; mmcls, timm), independent of the per-severity table in nnprobe.corruptions.mce
+# carries (REFERENCE.md; mmcls, timm), independent of the per-severity table in nnprobe.imagenet_c.mce
 PUBLISHED_MEANS = {
     "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640, "defocus_blur": 0.819880,
     "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360, "snow": 0.866816, "frost": 0.826572,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from corruption_reference import photos, reference, to_tensor
-from nnprobe.corruptions import CORRUPTIONS, corrupt, ops, parse_corruptions, parse_severities, sample_seed
+from nnprobe.imagenet_c import CORRUPTIONS, corrupt, ops, parse_corruptions, parse_severities, sample_seed
 from nnprobe.errors import UsageError
 
 ic = reference()

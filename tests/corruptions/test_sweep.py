@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import tinymodels
-from nnprobe.corruptions import CORRUPTIONS, corrupt, sample_seed
-from nnprobe.corruptions.sweep import corruption_sweep
+from nnprobe.imagenet_c import CORRUPTIONS, corrupt, sample_seed
+from nnprobe.imagenet_c.sweep import corruption_sweep
 from nnprobe.data.layouts import find_images
 from nnprobe.errors import UsageError
 

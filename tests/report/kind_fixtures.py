@@ -9,7 +9,7 @@ from typing import Any
 import report_fixtures as fixtures
 from nnprobe.attacks.results import RobustFinding
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
-from nnprobe.corruptions.results import CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings
+from nnprobe.imagenet_c.results import CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings
 from nnprobe.intervals import Interval
 from nnprobe.results import Gate
 

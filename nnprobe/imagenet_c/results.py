@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nnprobe.corruptions import mce
+from nnprobe.imagenet_c import mce
 from nnprobe.results import SCHEMA_VERSION, Gate, Gated, ModelInfo, RunInfo, TopKRates, to_jsonable
 
 

@@ -17,7 +17,7 @@ from nnprobe.options.corruptions import (ALIASES, CORRUPTIONS, FAMILIES, SEVERIT
 
 
 def function(name: str) -> Callable:
-    from nnprobe.corruptions import ops
+    from nnprobe.imagenet_c import ops
 
     return getattr(ops, name)
 
@@ -34,7 +34,7 @@ def corrupt(x, name: str, severity: int, seeds: Sequence[int] = (), *, quantized
     `quantized`: onto the 8-bit grid as the reference's `np.uint8` output."""
     import torch
 
-    from nnprobe.corruptions.ops import quantize
+    from nnprobe.imagenet_c.ops import quantize
 
     if name not in CORRUPTIONS or severity not in SEVERITIES:
         raise UsageError(f"No corruption {name!r} at severity {severity}.")

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from nnprobe.corruptions import CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
-from nnprobe.corruptions.jpeg import PUBLISHED_QUALITY, roundtrip
-from nnprobe.corruptions.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
+from nnprobe.imagenet_c import CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
+from nnprobe.imagenet_c.jpeg import PUBLISHED_QUALITY, roundtrip
+from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                          corruption_gate)
 from nnprobe.errors import DataError, UsageError
 from nnprobe.results import RunInfo
