@@ -47,8 +47,9 @@ def exit_code(codes: dict[int, int]) -> tuple[int, str | None]:
     return code, f"Rank {rank} of {len(codes)} stopped with exit code {code} (rerun with --debug to see its output)."
 
 
-def run_workers(nproc: int, argv: Sequence[str]) -> int:
-    """Run `python -m nnprobe ARGV` on `nproc` local ranks; nnprobe's exit code."""
+def run_workers(nproc: int, argv: Sequence[str]) -> tuple[int, str | None]:
+    """Run `python -m nnprobe ARGV` on `nproc` local ranks: nnprobe's exit code, and the sentence naming the
+    rank that decided it when that rank is not 0 (it printed nothing itself); the CLI says it."""
     import os
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -61,13 +62,10 @@ def run_workers(nproc: int, argv: Sequence[str]) -> int:
     os.environ[WORKER_VARIABLE] = "1"
     try:
         elastic_launch(config, sys.executable)("-m", "nnprobe", *argv)
-        return 0
+        return 0, None
     except ChildFailedError as exc:
         codes = {rank: 0 for rank in range(nproc)}
         codes.update({rank: failure.exitcode for rank, failure in exc.failures.items()})
-        code, sentence = exit_code(codes)
-        if sentence:
-            print(f"Error: {sentence}", file=sys.stderr)
-        return code
+        return exit_code(codes)
     finally:
         os.environ.pop(WORKER_VARIABLE, None)

@@ -74,14 +74,15 @@ def is_main_rank() -> bool:
     return distributed.from_env().is_main
 
 
-def local_workers(nproc: int, argv: Sequence[str]) -> int:
+def local_workers(nproc: int, argv: Sequence[str]) -> tuple[int, str | None] | None:
     """Run `python -m nnprobe ARGV` on `nproc` local ranks (torch's elastic launcher as a library) and
-    return nnprobe's exit code; inside such a worker (or under torchrun) refuse or do nothing."""
+    return nnprobe's exit code with the sentence to say (or None); inside such a worker (or under torchrun)
+    refuse or do nothing (None)."""
     from nnprobe import distributed
     from nnprobe.launch import WORKER_VARIABLE, run_workers
 
     if os.environ.get(WORKER_VARIABLE):
-        return None  # type: ignore[return-value]  (this process is one of the workers: run as a rank)
+        return None  # this process is one of the workers: run as a rank
     if distributed.from_env().enabled:
         raise UsageError("--nproc under torchrun: give one or the other (torchrun's --nproc_per_node already "
                          "starts the workers).")

@@ -206,7 +206,13 @@ def launched(options: Mapping[str, Options]) -> int | None:
     from nnprobe.cli.stdout import lent_to_children
 
     with lent_to_children():
-        return local_workers(nproc, ARGV)
+        outcome = local_workers(nproc, ARGV)
+    if outcome is None:
+        return None
+    code, sentence = outcome
+    if sentence:
+        click.echo(one_line(f"Error: {sentence}"), err=True)
+    return code
 
 
 def why_failed(result: Any, limit: int = 20) -> list[str]:
