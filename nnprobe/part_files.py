@@ -1,6 +1,6 @@
 """Where `nnprobe merge` finds its parts: file paths, a glob (`'parts/part-*.json'`, quoted so the shell
 leaves it alone, or more files than a command line holds), or a bucket URL with or without a glob
-(`s3://bucket/run/part-*.json`, `gs://...`) read through the same fsspec layer as `diagnose` (the `remote`
+(`s3://bucket/run/part-*.json`, `gs://...`) read through `nnprobe.remote`, the fsspec layer `diagnose` uses too (the `remote`
 extra; credentials from the backend's usual environment). A bucket's parts are fetched concurrently in one
 batch (fsspec `cat`), each checked against the size cap first. Every failure is one sentence.
 """
@@ -31,7 +31,7 @@ def _local(spec: str) -> list[str]:
 def _remote(spec: str) -> list[tuple[str, int]]:
     """(URL, size) of each object the URL names: one object, every object a glob matches, or every .json
     object directly in a folder."""
-    from nnprobe.diagnosis.remote import _why, filesystem
+    from nnprobe.remote import filesystem, why_unreachable
 
     fs, inner = filesystem(spec)
     try:
@@ -47,7 +47,7 @@ def _remote(spec: str) -> list[tuple[str, int]]:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - no bucket, no credentials, endpoint down: one sentence
-        raise InputError(f"cannot list {spec}: {_why(exc)}.") from None
+        raise InputError(f"cannot list {spec}: {why_unreachable(exc)}.") from None
     files = sorted((name, int(info.get("size") or 0)) for name, info in found.items() if info.get("type") == "file")
     if not files:
         raise InputError(f"No object matches {spec}.")
@@ -57,7 +57,7 @@ def _remote(spec: str) -> list[tuple[str, int]]:
 def _fetch_remote(listed: list[tuple[str, int]]) -> list[tuple[str, bytes]]:
     if not listed:
         return []
-    from nnprobe.diagnosis.remote import _why, filesystem
+    from nnprobe.remote import filesystem, why_unreachable
 
     for url, size in listed:
         if size > MAX_RESULT_BYTES:
@@ -67,7 +67,7 @@ def _fetch_remote(listed: list[tuple[str, int]]) -> list[tuple[str, bytes]]:
     try:
         got = fs.cat(list(inner), on_error="raise")
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"cannot read {listed[0][0]} and the other parts: {_why(exc)}.") from None
+        raise InputError(f"cannot read {listed[0][0]} and the other parts: {why_unreachable(exc)}.") from None
     if not isinstance(got, dict):
         got = {next(iter(inner)): got}
     return [(inner[name], got[name]) for name in inner]
@@ -76,7 +76,7 @@ def _fetch_remote(listed: list[tuple[str, int]]) -> list[tuple[str, bytes]]:
 def names(specs: Iterable[str]) -> list[str]:
     """The specs with each local glob expanded (sorted; one sentence when it matches nothing); paths and
     bucket URLs as given (a URL's glob is expanded when it is fetched)."""
-    from nnprobe.diagnosis.remote import is_remote
+    from nnprobe.remote import is_remote
 
     return [name for spec in specs for name in ([spec] if is_remote(spec) else _local(spec))]
 
@@ -85,7 +85,7 @@ def fetch(specs: Iterable[str]) -> list[tuple[str, bytes | None]]:
     """(name, bytes) of every bucket object and (path, None) of every local file the paths, globs and URLs
     name (local files are read by the one input guard, io.read_input), in the order given, a glob's
     matches sorted. A file named twice comes twice: `merge` refuses it as an overlap, as two copies."""
-    from nnprobe.diagnosis.remote import is_remote
+    from nnprobe.remote import is_remote
 
     out: list[tuple[str, bytes | None]] = []
     for spec in specs:

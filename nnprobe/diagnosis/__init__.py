@@ -53,7 +53,7 @@ def diagnose(path: str | os.PathLike, *, num_classes: int | None = None,
     or ["role=name", ...]. extra_findings: findings from probes beyond the logs, appended as they are.
     timeout: seconds a request to a remote store (s3:// ...) may take to connect or answer (default 20).
     """
-    from nnprobe.diagnosis.remote import timeouts
+    from nnprobe.remote import timeouts
 
     if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
         raise UsageError(f"timeout must be a number of seconds from 0 to 3600, got {timeout!r}.")
@@ -118,7 +118,7 @@ def parsed_overrides(metric_overrides) -> dict[str, str]:
 
 def _spelled(path: str) -> str:
     """A local path without a trailing slash or `./` (`run/`, `./run` and `run` name one run, shown once)."""
-    from nnprobe.diagnosis.remote import is_remote
+    from nnprobe.remote import is_remote
 
     return path if is_remote(path) or not path else os.path.normpath(path)
 
@@ -134,7 +134,7 @@ def log_files(path: str | os.PathLike, timeout: float | None = None) -> list[str
     them or importing torch: for a guard that refuses to write a report over an input. Paths are as found
     under `path` (resolve them before comparing); [] when `path` holds no log. `timeout` as in diagnose."""
     from nnprobe.diagnosis.readers import log_files as found
-    from nnprobe.diagnosis.remote import timeouts
+    from nnprobe.remote import timeouts
 
     with timeouts(timeout):
         return found(os.fspath(path))

@@ -6,24 +6,18 @@ sentence and exit 2."""
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
 from nnprobe.cli import main
 from nnprobe.diagnosis import diagnose, log_files
-from nnprobe.diagnosis import remote
+from nnprobe import remote
 from nnprobe.errors import InputError
 
 from diagnose_helpers import SAMPLES, frame, scalar_event
+from s3_server import moto_s3
 
 UPLOADED = ("nan-loss", "healthy", "mlflow-nan-loss", "wandb-nan-loss", "mlflow-db")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def upload(client, folder, prefix: str) -> None:
@@ -35,26 +29,10 @@ def upload(client, folder, prefix: str) -> None:
 
 @pytest.fixture(scope="module")
 def endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                            "AWS_ENDPOINT_URL", "FSSPEC_S3_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=url, FSSPEC_S3_ENDPOINT_URL=url)
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=url)
-    client.create_bucket(Bucket="bucket")
-    for name in UPLOADED:
-        upload(client, SAMPLES / name, f"runs/{name}")
-    yield client
-    server.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with moto_s3() as client:
+        for name in UPLOADED:
+            upload(client, SAMPLES / name, f"runs/{name}")
+        yield client
 
 
 @pytest.fixture(autouse=True)

@@ -87,7 +87,7 @@ def _run_root(directory: str, top: str) -> tuple[str, str]:
 def discover(path: str) -> list[RunFiles]:
     """The runs under `path` (a log file or a folder, or an s3:// gs:// hf:// az:// URL of one), each with the
     files to read; a file holding several runs (mlflow.db) gives one run each."""
-    from nnprobe.diagnosis.remote import is_remote, listing
+    from nnprobe.remote import is_remote, listing
 
     if is_remote(path):
         return _split_parts(_grouped(path, *listing(path)))

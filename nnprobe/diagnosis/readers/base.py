@@ -25,11 +25,11 @@ def open_regular(path: str, cap: int | None = None):
     """A binary file object for `path`, checked to be a regular file (a FIFO would block open() and a
     device such as /dev/zero never ends) and, with `cap`, at most `cap` bytes. Opened non-blocking, so a
     FIFO swapped in after a stat cannot hang us either. A remote URL (s3://, gs://, hf://, az://) gives a
-    streamed fsspec file object instead (diagnosis/remote.py), with the same checks."""
-    from nnprobe.diagnosis.remote import is_remote
+    streamed fsspec file object instead (nnprobe/remote.py), with the same checks."""
+    from nnprobe.remote import is_remote
 
     if is_remote(path):
-        from nnprobe.diagnosis.remote import RemoteError, open_remote
+        from nnprobe.remote import RemoteError, open_remote
 
         try:
             return open_remote(path, cap)

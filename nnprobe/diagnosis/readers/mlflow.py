@@ -37,7 +37,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _remote():
-    from nnprobe.diagnosis import remote
+    from nnprobe import remote
 
     return remote
 

@@ -1,7 +1,8 @@
-"""Runs in a bucket: `s3://`, `gs://`, `hf://`, `az://` folders read through fsspec, streamed.
+"""Runs and result parts in a bucket: `s3://`, `gs://`, `hf://`, `az://` read through fsspec, streamed. One home
+for every remote input: `diagnose` reads runs through it, `merge` reads its parts (`part_files`).
 
 fsspec and the backend (s3fs, gcsfs, huggingface_hub, adlfs: the `remote` extra) are imported only when
-such a URL is given. Readers never see a difference: `base.open_regular` hands them a file object from
+such a URL is given. Diagnosis readers never see a difference: `readers.base.open_regular` hands them a file object from
 `open_remote`, which reads byte ranges as they are asked for (an event file is read 16 MiB at a time, never
 downloaded whole; one range request holds at most that chunk plus a 4 MiB read-ahead), and
 `listing` lists a folder's files, which `readers.discover` groups into runs as it does a local folder (this
@@ -63,7 +64,7 @@ def is_remote(path) -> bool:
     return bool(match and match.group(1).lower() in SCHEMES)
 
 
-def _why(exc: BaseException) -> str:
+def why_unreachable(exc: BaseException) -> str:
     """A backend exception in a few words (botocore's own messages are sentences already)."""
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
@@ -88,7 +89,7 @@ def filesystem(url: str):
         raise InputError(f"reading {scheme}:// URLs needs the {package} package: pip install {package} "
                          f"(or 'nnprobe[remote]').") from None
     except Exception as exc:  # noqa: BLE001 - any backend refusal becomes one sentence
-        raise InputError(f"cannot open {url}: {_why(exc)}.") from None
+        raise InputError(f"cannot open {url}: {why_unreachable(exc)}.") from None
 
 
 class RemoteFile:
@@ -107,7 +108,7 @@ class RemoteFile:
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - a timeout or a dropped connection mid-file
-            raise OSError(f"reading failed: {_why(exc)}") from None
+            raise OSError(f"reading failed: {why_unreachable(exc)}") from None
 
     def seek(self, offset: int) -> int:
         return self._handle.seek(offset)
@@ -148,7 +149,7 @@ def open_remote(url: str, cap: int | None = None) -> RemoteFile:
     except FileNotFoundError:
         raise RemoteError("cannot be opened: no such object") from None
     except Exception as exc:  # noqa: BLE001
-        raise RemoteError(f"cannot be opened: {_why(exc)}") from None
+        raise RemoteError(f"cannot be opened: {why_unreachable(exc)}") from None
     if info.get("type") != "file":
         raise RemoteError(f"is {'a folder' if info.get('type') == 'directory' else 'not a file'}, "
                           f"not a regular file")
@@ -158,7 +159,7 @@ def open_remote(url: str, cap: int | None = None) -> RemoteFile:
     try:
         handle = fs.open(inner, "rb", block_size=BLOCK, cache_type="readahead")
     except Exception as exc:  # noqa: BLE001
-        raise RemoteError(f"cannot be opened: {_why(exc)}") from None
+        raise RemoteError(f"cannot be opened: {why_unreachable(exc)}") from None
     return RemoteFile(handle, size)
 
 
@@ -175,7 +176,7 @@ def listing(url: str) -> tuple[str, list[str], bool]:
     except FileNotFoundError:
         raise InputError(f"{url} does not exist (no such bucket or folder).") from None
     except Exception as exc:  # noqa: BLE001 - missing bucket, no credentials, endpoint down, timeout
-        raise InputError(f"cannot list {url}: {_why(exc)}.") from None
+        raise InputError(f"cannot list {url}: {why_unreachable(exc)}.") from None
     top = inner.rstrip("/")
     files = [fs.unstrip_protocol(path) for path in found
              if not any(part.startswith(".") for part in path[len(top):].split("/") if part)]
