@@ -16,6 +16,7 @@ Pure Python and numpy: no torch, no report layer.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,8 +92,7 @@ def betainc(a, b, x) -> np.ndarray:
     if not inner.any():
         return out
     a_, b_, x_ = a[inner], b[inner], x[inner]
-    lbeta = np.vectorize(math.lgamma)(a_ + b_) - np.vectorize(math.lgamma)(a_) - np.vectorize(math.lgamma)(b_)
-    front = np.exp(lbeta + a_ * np.log(x_) + b_ * np.log1p(-x_))
+    front = np.exp(_log_density(a_, b_, x_)) * x_ * (1.0 - x_)
     flip = x_ >= (a_ + 1.0) / (a_ + b_ + 2.0)
     direct = np.where(flip, b_, a_), np.where(flip, a_, b_), np.where(flip, 1.0 - x_, x_)
     fraction = front * _betacf(*direct) / direct[0]
@@ -100,15 +100,40 @@ def betainc(a, b, x) -> np.ndarray:
     return out
 
 
+def _log_density(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """log of the Beta(a, b) density at x in (0, 1)."""
+    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+    return (a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) + lgamma(a + b) - lgamma(a) - lgamma(b)
+
+
 def beta_ppf(q, a, b) -> np.ndarray:
-    """x with I_x(a, b) = q, element-wise (I is increasing in x), by bisection to double precision."""
+    """x with I_x(a, b) = q, element-wise (I is increasing in x): Newton's method on I, kept inside a
+    bracket that each step narrows (a step that would leave it bisects instead), so it converges like
+    bisection at worst and quadratically near the root: ~6-10 evaluations of I instead of 60 halvings."""
     q, a, b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (q, a, b)))
+    shape = q.shape
+    q, a, b = (v.ravel() for v in (q, a, b))
     lo, hi = np.zeros(q.shape), np.ones(q.shape)
-    for _ in range(_BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        below = betainc(a, b, mid) < q
-        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return 0.5 * (lo + hi)
+    x = np.clip(a / (a + b), 1e-300, 1.0 - 1e-16).astype(np.float64)  # the mean: within a few sd of any central quantile
+    active = np.ones(q.shape, dtype=bool)
+    for _ in range(_BISECTIONS + 40):
+        ia, ib, xa, qa = a[active], b[active], x[active], q[active]
+        f = betainc(ia, ib, xa) - qa
+        below = f < 0
+        lo[active] = np.where(below, xa, lo[active])
+        hi[active] = np.where(below, hi[active], xa)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            step = f / np.exp(_log_density(ia, ib, xa))
+        nxt = xa - step
+        l, h = lo[active], hi[active]
+        outside = ~np.isfinite(nxt) | (nxt <= l) | (nxt >= h)
+        nxt = np.where(outside, 0.5 * (l + h), nxt)
+        done = (f == 0) | (np.abs(nxt - xa) <= 4e-16 * np.maximum(xa, 1e-300)) | (h - l <= 2.0 ** -_BISECTIONS)
+        x[active] = np.where(f == 0, xa, nxt)
+        active[np.flatnonzero(active)[done]] = False
+        if not active.any():
+            break
+    return x.reshape(shape)
 
 
 def clopper_pearson_bounds(k, n, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +155,13 @@ def clopper_pearson_bounds(k, n, confidence: float = CONFIDENCE) -> tuple[np.nda
 
 
 def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> Interval:
-    """k of n with its exact interval (NaN bounds when n == 0)."""
+    """k of n with its exact interval (NaN bounds when n == 0); remembered, since a report asks for the same
+    top-1 interval from its JSON, its table and its gates."""
+    return _clopper_pearson(k, n, confidence)
+
+
+@functools.lru_cache(maxsize=4096)
+def _clopper_pearson(k, n, confidence) -> Interval:
     lo, hi = clopper_pearson_bounds(k, n, confidence)
     return Interval(k / n if n else float("nan"), float(lo), float(hi), "clopper-pearson")
 

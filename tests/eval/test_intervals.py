@@ -100,3 +100,21 @@ def test_bootstrap_is_seeded_and_matches_plain_resampling():
 def test_bootstrap_resamples_are_checked():
     with pytest.raises(UsageError, match="resamples"):
         iv.check_resamples(5)
+
+
+def test_beta_quantile_equals_scipy_across_shapes_and_tails():
+    # the safeguarded Newton inversion against scipy's beta.ppf: tails, lopsided and huge shapes, shapes below 1
+    rng = np.random.default_rng(11)
+    a = np.concatenate([[1, 1, 60_000, 0.5, 2, 1, 38_064], rng.uniform(0.5, 80, 40), rng.integers(1, 60_000, 40)])
+    b = np.concatenate([[1, 60_000, 1, 0.5, 2, 49_999, 11_937], rng.uniform(0.5, 80, 40), rng.integers(1, 60_000, 40)])
+    q = np.concatenate([[1e-10, 0.5, 1 - 1e-10, 0.025, 0.975, 0.005, 0.995], rng.random(80)])
+    got = iv.beta_ppf(q, a, b)
+    ref = stats.beta.ppf(q, a, b)
+    assert np.allclose(got, ref, rtol=1e-9, atol=1e-13), np.abs(got - ref).max()
+
+
+def test_clopper_pearson_is_remembered_and_unchanged_by_it():
+    first = iv.clopper_pearson(38_064, 50_000, 0.95)
+    assert iv.clopper_pearson(38_064, 50_000, 0.95) is first
+    ref = stats.binomtest(38_064, 50_000).proportion_ci(0.95, method="exact")
+    assert (first.lo, first.hi) == pytest.approx((ref.low, ref.high), abs=1e-12)
