@@ -3,7 +3,8 @@
     corrupt(x, "fog", 3, seeds)  # x: float NCHW in [0, 1]; seeds: one int per sample
 
 Families as in Hendrycks & Dietterich 2019 (and `imagecorruptions.get_corruption_names`): noise, blur,
-weather (snow, frost, fog, brightness), digital (contrast, elastic, pixelate, JPEG).
+weather (snow, frost, fog, brightness), digital (contrast, elastic, pixelate, JPEG) in `ops.py`; and
+ImageNet-C-bar's 10 (Mintun et al. 2021), the `c-bar` family, in `cbar.py` and `cbar_shapes.py`.
 """
 from __future__ import annotations
 
@@ -12,21 +13,26 @@ from collections.abc import Callable, Sequence
 from nnprobe.errors import UsageError
 
 
-from nnprobe.options.corruptions import (ALIASES, CORRUPTIONS, FAMILIES, SEVERITIES, Corruption,  # noqa: F401
-                                        parse_corruptions, parse_severities)
+from nnprobe.options.corruptions import (ALIASES, BENCHMARKS, C_BAR, CORRUPTIONS, FAMILIES, IMAGENET_C,  # noqa: F401
+                                        SEVERITIES, Corruption, parse_corruptions, parse_severities)
+
+C_BAR_SALT = 1 << 40  # keeps ImageNet-C-bar's seeds apart from ImageNet-C's (theirs are unchanged)
 
 
 def function(name: str) -> Callable:
-    from nnprobe.imagenet_c import ops
+    from nnprobe.imagenet_c import cbar, cbar_shapes, ops
 
-    return getattr(ops, name)
+    if CORRUPTIONS[name].benchmark == "ImageNet-C":
+        return getattr(ops, name)
+    return getattr(cbar, name, None) or getattr(cbar_shapes, name)
 
 
 def sample_seed(seed: int, position: int, corruption: str, severity: int) -> int:
     """The generator seed of one sample at one (corruption, severity): a function of its position in the
     data set, not of its batch or rank."""
-    index = list(CORRUPTIONS).index(corruption)
-    return ((int(seed) * 1_000_003 + int(position)) * 16 + index) * 8 + severity & (2 ** 63 - 1)
+    names = IMAGENET_C if corruption in IMAGENET_C else C_BAR
+    salt = 0 if names is IMAGENET_C else C_BAR_SALT
+    return ((int(seed) * 1_000_003 + int(position)) * 16 + names.index(corruption)) * 8 + severity + salt & (2 ** 63 - 1)
 
 
 def corrupt(x, name: str, severity: int, seeds: Sequence[int] = (), *, quantized: bool = True):

@@ -40,6 +40,7 @@ class CorruptionSettings:
     seed: int  # each sample's generator: f(seed, position in the data set, corruption, severity)
     reference: str = "imagecorruptions 1.1.2 (Hendrycks & Dietterich 2019 parameters)"
     jpeg_roundtrip: int | None = None  # JPEG quality each corrupted image was saved and decoded at (None: none)
+    benchmarks: tuple[str, ...] = ("ImageNet-C",)  # the sets the corruptions come from (ImageNet-C, ImageNet-C-bar)
 
 
 def _mean(values) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from nnprobe.imagenet_c import CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
+from nnprobe.imagenet_c import BENCHMARKS, CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
 from nnprobe.imagenet_c.jpeg import PUBLISHED_QUALITY, roundtrip
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                          corruption_gate)
@@ -119,7 +119,7 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
         counts, nonfinite = sweep_batches(classifier, images, grid, device=dev, progress=progress, **options)
     clean, points = _points(counts, grid, precision, nonfinite, part)
     result = CorruptionResult(clean=clean, points=points,
-                              settings=CorruptionSettings(names, levels, seed, jpeg_roundtrip=quality),
+                              settings=_settings(names, levels, seed, quality),
                               model=classifier.info, data=data,
                               run=RunInfo(device=str(dev), precision=precision, world_size=world,
                                           seconds=time.perf_counter() - started, versions=versions(), seed=seed))
@@ -128,6 +128,13 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     import dataclasses
 
     return dataclasses.replace(result, gates=(corruption_gate(min_corruption_top1, result.mean_corruption_top1),))
+
+
+def _settings(names, levels, seed: int, quality: int | None) -> CorruptionSettings:
+    """The settings naming the benchmark(s) the chosen corruptions come from and each one's reference."""
+    benchmarks = tuple(b for b in BENCHMARKS if any(CORRUPTIONS[n].benchmark == b for n in names))
+    return CorruptionSettings(names, levels, seed, jpeg_roundtrip=quality, benchmarks=benchmarks,
+                              reference="; ".join(BENCHMARKS[b] for b in benchmarks))
 
 
 def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:

@@ -1,7 +1,10 @@
-"""The spelling of --corruptions and --severity (the ImageNet-C names, families and severities), torch-free.
+"""The spelling of --corruptions and --severity (the ImageNet-C and ImageNet-C-bar names, families, sets and
+severities), torch-free.
 
 Families as in Hendrycks & Dietterich 2019 (and `imagecorruptions.get_corruption_names`): noise, blur,
-weather (snow, frost, fog, brightness), digital (contrast, elastic, pixelate, JPEG).
+weather (snow, frost, fog, brightness), digital (contrast, elastic, pixelate, JPEG). ImageNet-C-bar's 10
+(Mintun et al. 2021, facebookresearch/augmentation-corruption) are one family, `c-bar`, of their own
+benchmark; `all` stays ImageNet-C's 15 (what mCE averages), `c-bar` selects the 10, `all,c-bar` both.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ class Corruption:
     name: str
     family: str
     random: bool  # draws from the per-sample generators (the others are deterministic)
+    benchmark: str = "ImageNet-C"
 
 
 _TABLE = (("gaussian_noise", "noise", True), ("shot_noise", "noise", True), ("impulse_noise", "noise", True),
@@ -26,8 +30,14 @@ _TABLE = (("gaussian_noise", "noise", True), ("shot_noise", "noise", True), ("im
           ("fog", "weather", True), ("brightness", "weather", False), ("contrast", "digital", False),
           ("elastic_transform", "digital", True), ("pixelate", "digital", False),
           ("jpeg_compression", "digital", False))
+C_BAR = ("blue_noise_sample", "brownish_noise", "caustic_refraction", "checkerboard_cutout", "cocentric_sine_waves",
+         "inverse_sparkles", "perlin_noise", "plasma_noise", "single_frequency_greyscale", "sparkles")
 CORRUPTIONS: dict[str, Corruption] = {name: Corruption(name, family, random) for name, family, random in _TABLE}
-FAMILIES = ("noise", "blur", "weather", "digital")
+IMAGENET_C = tuple(CORRUPTIONS)
+CORRUPTIONS.update({name: Corruption(name, "c-bar", True, "ImageNet-C-bar") for name in C_BAR})
+FAMILIES = ("noise", "blur", "weather", "digital", "c-bar")
+BENCHMARKS = {"ImageNet-C": "imagecorruptions 1.1.2 (Hendrycks & Dietterich 2019 parameters)",
+              "ImageNet-C-bar": "augmentation-corruption imagenet_c_bar (Mintun et al. 2021, published levels)"}
 ALIASES = {"gaussian": "gaussian_noise", "shot": "shot_noise", "impulse": "impulse_noise", "defocus": "defocus_blur",
            "glass": "glass_blur", "motion": "motion_blur", "zoom": "zoom_blur", "elastic": "elastic_transform",
            "jpeg": "jpeg_compression"}
@@ -35,12 +45,13 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def parse_corruptions(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """`all`, a family, or names (comma-separated, short aliases allowed) -> names in ImageNet-C order."""
+    """`all` (ImageNet-C's 15), a family (`c-bar`: ImageNet-C-bar's 10), or names (comma-separated, short
+    aliases allowed) -> names in ImageNet-C order, then ImageNet-C-bar's."""
     words = [w.strip().lower() for w in (spec.split(",") if isinstance(spec, str) else spec) if w.strip()]
     chosen: set[str] = set()
     for word in words:
         if word == "all":
-            chosen.update(CORRUPTIONS)
+            chosen.update(IMAGENET_C)
         elif word in FAMILIES:
             chosen.update(n for n, c in CORRUPTIONS.items() if c.family == word)
         elif ALIASES.get(word, word) in CORRUPTIONS:
@@ -94,8 +105,9 @@ def _severities(value, flag: str) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class CorruptionOptions(Options):
     corruptions: tuple[str, ...] | None = option(
-        "--corruptions", "ImageNet-C common corruptions instead of an attack: all, noise, blur, weather, digital or "
-        "names (docs/corruptions.md).", parse=_corruptions, metavar="all|FAMILY|NAME[,NAME...]")
+        "--corruptions", "ImageNet-C common corruptions instead of an attack: all, noise, blur, weather, digital, "
+        "c-bar (ImageNet-C-bar's 10) or names (docs/corruptions.md).", parse=_corruptions,
+        metavar="all|FAMILY|c-bar|NAME[,NAME...]")
     severity: tuple[int, ...] = option("--severity", "Corruption severities (with --corruptions).",
                                        default=SEVERITIES, parse=_severities, metavar="1-5|S[,S...]",
                                        text_default="1-5", show_default=True)

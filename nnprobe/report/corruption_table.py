@@ -23,6 +23,8 @@ def _jpeg_note(quality) -> str:
 
 def _mce_line(result) -> str:
     """ImageNet-C's mCE and relative mCE (AlexNet = 100), or why they are not given."""
+    if "ImageNet-C" not in result.settings.benchmarks:
+        return "mCE: ImageNet-C's 15 only (no AlexNet errors are published for ImageNet-C-bar)\n"
     if result.corruption_error is None:
         return "mCE: not given (AlexNet's errors normalise ImageNet's 1000 classes only)\n"
     if result.mce is None:
@@ -54,7 +56,8 @@ def render(result: CorruptionResult, console: Console) -> None:
         f"clean top-1 {_pct(clean.top1)} ({clean.correct_top1}/{clean.total}); mean corruption top-1 "
         f"{_pct(result.mean_corruption_top1)}; relative drop {_pct(result.relative_drop)}\n"
         f"{_mce_line(result)}"
-        f"corruptions computed on the device at the model's input size, parameters of {s.reference}, "
+        f"{' and '.join(s.benchmarks)} corruptions computed on the device at the model's input size, parameters of "
+        f"{s.reference}, "
         f"seed {s.seed}{_jpeg_note(s.jpeg_roundtrip)}\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "

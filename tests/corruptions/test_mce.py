@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import tinymodels
-from nnprobe.imagenet_c import CORRUPTIONS, corrupt, sample_seed
+from nnprobe.imagenet_c import IMAGENET_C, corrupt, sample_seed
 from nnprobe.imagenet_c.mce import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 from nnprobe.imagenet_c.sweep import corruption_sweep
 from nnprobe.models.classifier import Classifier
@@ -51,7 +51,7 @@ def data():
 
 
 def test_alexnet_table_matches_the_published_means():
-    assert list(ALEXNET_ERRORS) == list(CORRUPTIONS)
+    assert list(ALEXNET_ERRORS) == list(IMAGENET_C)
     for name, errors in ALEXNET_ERRORS.items():
         assert sum(errors) / 5 == pytest.approx(PUBLISHED_MEANS[name], abs=1e-6)
     assert ALEXNET_CLEAN_ERROR == pytest.approx(0.4345)
@@ -62,7 +62,7 @@ def test_mce_and_relative_mce_equal_the_hand_formula(data):
     result = corruption_sweep(wide_classifier(), [(pixels, labels)], seed=1, device="cpu")
     clean_error = 1 - result.clean.top1
     ce, rel = {}, {}
-    for name in CORRUPTIONS:
+    for name in IMAGENET_C:
         errors = [1 - result.top1(name, s) for s in range(1, 6)]
         ce[name] = (sum(errors) / 5) / PUBLISHED_MEANS[name]
         rel[name] = sum(e - clean_error for e in errors) / sum(a - ALEXNET_CLEAN_ERROR for a in ALEXNET_ERRORS[name])

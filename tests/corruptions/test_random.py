@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from corruption_reference import photos, reference, to_tensor
-from nnprobe.imagenet_c import CORRUPTIONS, corrupt, ops, parse_corruptions, parse_severities, sample_seed
+from nnprobe.imagenet_c import (C_BAR, CORRUPTIONS, IMAGENET_C, corrupt, ops, parse_corruptions, parse_severities,
+                                sample_seed)
 from nnprobe.errors import UsageError
 
 ic = reference()
@@ -127,11 +128,13 @@ def test_a_batch_corrupts_as_its_images_one_by_one(x, name):
 
 def test_seeds_depend_on_position_corruption_and_severity_only():
     seeds = {sample_seed(0, p, n, s) for p in range(50) for n in CORRUPTIONS for s in range(1, 6)}
-    assert len(seeds) == 50 * 15 * 5
+    assert len(seeds) == 50 * 25 * 5  # ImageNet-C's 15 and ImageNet-C-bar's 10
 
 
 def test_names_families_and_severities_parse():
-    assert parse_corruptions("all") == tuple(CORRUPTIONS)
+    assert parse_corruptions("all") == IMAGENET_C and len(IMAGENET_C) == 15
+    assert parse_corruptions("c-bar") == C_BAR and len(C_BAR) == 10
+    assert parse_corruptions("all,c-bar") == tuple(CORRUPTIONS) == IMAGENET_C + C_BAR
     assert parse_corruptions("weather") == ("snow", "frost", "fog", "brightness")
     assert parse_corruptions("jpeg,noise") == ("gaussian_noise", "shot_noise", "impulse_noise", "jpeg_compression")
     assert parse_severities("1-5") == (1, 2, 3, 4, 5) and parse_severities("5,1") == (1, 5)

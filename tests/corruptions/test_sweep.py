@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import tinymodels
-from nnprobe.imagenet_c import CORRUPTIONS, corrupt, sample_seed
+from nnprobe.imagenet_c import IMAGENET_C, corrupt, sample_seed
 from nnprobe.imagenet_c.sweep import corruption_sweep
 from nnprobe.data.layouts import find_images
 from nnprobe.errors import UsageError
 
 TINY = f"{os.path.join(os.path.dirname(tinymodels.__file__), 'tinymodels.py')}:tiny_classifier"
-GRID = [(n, s) for n in CORRUPTIONS for s in (1, 3, 5)]
+GRID = [(n, s) for n in IMAGENET_C for s in (1, 3, 5)]
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,10 @@ def data():
     return (x * 255).round().to(torch.uint8), y
 
 
-def plain_counts(model, pixels, labels, seed: int) -> list[tuple[int, int, int]]:
+def plain_counts(model, pixels, labels, seed: int, grid=GRID) -> list[tuple[int, int, int]]:
     """Each image alone: corrupted with its own seed, classified, counted (top-1, top-5, total)."""
     rows = []
-    for name, severity in [(None, 0), *GRID]:
+    for name, severity in [(None, 0), *grid]:
         right1 = right5 = 0
         for i in range(len(labels)):
             x = pixels[i:i + 1].float() / 255
@@ -56,7 +56,7 @@ def test_sweep_counts_equal_a_plain_loop_at_any_batch_size(data):
         assert got == expected, size
     assert [(p.corruption, p.severity) for p in result.points] == GRID
     assert expected[0][0] == 20 and min(r[0] for r in expected) < 20  # corruptions do cost accuracy here
-    means = {n: sum(expected[1 + 3 * k + j][0] for j in range(3)) / 60 for k, n in enumerate(CORRUPTIONS)}
+    means = {n: sum(expected[1 + 3 * k + j][0] for j in range(3)) / 60 for k, n in enumerate(IMAGENET_C)}
     assert result.per_corruption == pytest.approx(means)
     assert result.mean_corruption_top1 == pytest.approx(sum(means.values()) / 15)
     assert result.relative_drop == pytest.approx(1 - result.mean_corruption_top1)
