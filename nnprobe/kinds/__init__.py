@@ -16,7 +16,7 @@ from typing import Any
 from nnprobe.errors import DataError
 from nnprobe.kinds import fields, schema
 
-FORMATS = ("table", "json", "junit", "markdown", "github")
+FORMATS = ("table", "json", "junit", "markdown", "github", "html")
 VERSIONED = ("nnprobe", "torch", "torchvision")  # packages whose version can change a count
 
 
@@ -61,32 +61,38 @@ class Kind:
 
 
 _MD = "nnprobe.report.markdown"
+_HTML = "nnprobe.report.html_results"
 KINDS: tuple[Kind, ...] = (
     Kind("eval", "nnprobe.results:EvalResult", {
         "table": "nnprobe.report.eval_table:render", "junit": "nnprobe.report.junit:eval_cases",
-        "markdown": f"{_MD}:eval_lines", "github": "nnprobe.report.github:skipped_annotations"},
+        "markdown": f"{_MD}:eval_lines", "github": "nnprobe.report.github:skipped_annotations",
+        "html": f"{_HTML}:eval_html"},
         check=schema.check_eval, merge="nnprobe.merging:merge_eval",
         compare="nnprobe.comparison.eval_compare:compare_eval", rows="nnprobe.per_sample:rows_of"),
     Kind("robust", "nnprobe.attacks.results:RobustResult", {
         "table": "nnprobe.report.robust_table:render", "junit": "nnprobe.report.junit:robust_cases",
-        "markdown": f"{_MD}:robust_lines", "github": "nnprobe.report.github:skipped_annotations"},
+        "markdown": f"{_MD}:robust_lines", "github": "nnprobe.report.github:skipped_annotations",
+        "html": f"{_HTML}:robust_html"},
         check=schema.check_robust, merge="nnprobe.merging:merge_robust",
         compare="nnprobe.comparison.robust_compare:compare_robust", rows="nnprobe.per_sample:rows_of"),
     Kind("corruption", "nnprobe.imagenet_c.results:CorruptionResult", {
         "table": "nnprobe.report.corruption_table:render", "junit": "nnprobe.report.junit:corruption_cases",
-        "markdown": f"{_MD}:corruption_lines", "github": "nnprobe.report.github:case_annotations"},
+        "markdown": f"{_MD}:corruption_lines", "github": "nnprobe.report.github:case_annotations",
+        "html": f"{_HTML}:corruption_html"},
         check=schema.check_corruption, merge="nnprobe.merging:merge_corruption"),
     Kind("fool", "nnprobe.attacks.results:FoolResult", {
         "table": "nnprobe.report.fool_table:render", "junit": "nnprobe.report.junit:fool_cases",
-        "markdown": f"{_MD}:fool_lines", "github": "nnprobe.report.github:case_annotations"}),
+        "markdown": f"{_MD}:fool_lines", "github": "nnprobe.report.github:case_annotations",
+        "html": f"{_HTML}:fool_html"}),
     Kind("diagnose", "nnprobe.diagnosis.results:Diagnosis", {
         "table": "nnprobe.report.diagnose_table:render", "junit": "nnprobe.report.junit:diagnose_cases",
-        "markdown": f"{_MD}:diagnose_lines", "github": "nnprobe.report.github:diagnose_annotations"},
+        "markdown": f"{_MD}:diagnose_lines", "github": "nnprobe.report.github:diagnose_annotations",
+        "html": "nnprobe.report.html_diagnose:diagnose_html"},
         check=schema.check_diagnose, compare="nnprobe.comparison.diagnose_compare:match_findings"),
     Kind("compare", "nnprobe.comparison.results:Comparison", {
         "table": "nnprobe.report.compare_table:render", "junit": "nnprobe.report.junit:compare_cases",
         "markdown": "nnprobe.report.compare_markdown:compare_lines",
-        "github": "nnprobe.report.github:case_annotations"}),
+        "github": "nnprobe.report.github:case_annotations", "html": "nnprobe.report.html_diagnose:compare_html"}),
 )
 _BY_NAME = {k.name: k for k in KINDS}
 _BY_TYPE = {k.type_name: k for k in KINDS}

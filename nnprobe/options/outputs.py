@@ -13,7 +13,7 @@ from nnprobe.options.base import Options, PathKind, option
 STDOUT = "-"
 STDOUT_NAMES = (STDOUT, "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 # The formats every result kind renders (nnprobe.report.FORMATS holds the renderers; a test keeps them equal).
-FORMATS = ("table", "json", "junit", "markdown", "github")
+FORMATS = ("table", "json", "junit", "markdown", "github", "html")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
@@ -33,8 +33,8 @@ def report_path(value, flag: str) -> str:
 @dataclass(frozen=True)
 class ReportOptions(Options):
     format: str | None = option("--format", "Report format: table for people; json, junit, markdown or github "
-                                "(annotations) for CI. When not given and $GITHUB_STEP_SUMMARY is set, the "
-                                "markdown summary is also appended there.", parse=p.choice(*FORMATS),
+                                "(annotations) for CI; html, one self-contained page (a CI artifact). When not "
+                                "given and $GITHUB_STEP_SUMMARY is set, the markdown summary is also appended there.", parse=p.choice(*FORMATS),
                                 choices=FORMATS, show_default="table", api=False)
     output: str | None = option("-o", "Write the report to this file (atomically, never onto an input) instead of "
                                 "stdout; - is stdout.", parse=report_path, metavar="PATH", path=PathKind.OUTPUT,

@@ -1,5 +1,6 @@
 """The one reporting layer: every command's result goes out through `emit` as table, json, junit,
-markdown or github (workflow-command annotations + markdown; see report/markdown.py, report/github.py).
+markdown, github (workflow-command annotations + markdown; see report/markdown.py, report/github.py) or html
+(one self-contained page; report/html.py).
 A format is a plug-in (`RENDERERS`) over the pieces each result kind provides (`nnprobe.kinds.KINDS`).
 
 stdout carries only the report; `-o PATH` writes it atomically instead (a partial file never looks
@@ -63,9 +64,15 @@ def _github(result: Any, kind: kinds.Kind, color: bool) -> str:
     return render_github(result)
 
 
+def _html(result: Any, kind: kinds.Kind, color: bool) -> str:
+    from nnprobe.report.html import render_html
+
+    return render_html(result)
+
+
 # Format -> how a report in it is made from the pieces the result's kind provides (`nnprobe.kinds`).
 RENDERERS: dict[str, Callable[[Any, kinds.Kind, bool], str]] = {
-    "table": _table, "json": _json, "junit": _junit, "markdown": _markdown, "github": _github}
+    "table": _table, "json": _json, "junit": _junit, "markdown": _markdown, "github": _github, "html": _html}
 FORMATS = tuple(RENDERERS)
 
 

@@ -6,6 +6,11 @@ from nnprobe.report.plots import pyplot, save_png
 
 def write_corruption_plot(result, path: str) -> None:
     """Rows: corruptions (ImageNet-C order) and their mean; columns: severities; each cell its top-1 in %."""
+    save_png(corruption_figure(result), path)
+
+
+def corruption_figure(result):
+    """The figure of `write_corruption_plot`."""
     plt = pyplot()
     s = result.settings
     grid = [[result.top1(name, severity) for severity in s.severities] for name in s.corruptions]
@@ -27,4 +32,4 @@ def write_corruption_plot(result, path: str) -> None:
     except BaseException:
         plt.close(fig)
         raise
-    save_png(fig, path)
+    return fig

@@ -118,6 +118,13 @@ def _draw(fig, axes, run, findings, marks) -> None:
 
 def write_run_plot(run, findings, path: str) -> list[tuple[str, str, int]]:
     """One run's PNG at `path`; returns the marks drawn (see `run_marks`)."""
+    fig, marks = run_figure(run, findings)
+    save_png(fig, path)
+    return marks
+
+
+def run_figure(run, findings):
+    """One run's figure and the marks drawn on it (see `run_marks`)."""
     plt = pyplot()
     marks = run_marks(run, findings)
     fig, axes = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
@@ -126,8 +133,7 @@ def write_run_plot(run, findings, path: str) -> list[tuple[str, str, int]]:
     except BaseException:
         plt.close(fig)
         raise
-    save_png(fig, path)
-    return marks
+    return fig, marks
 
 
 def write_diagnose_plots(result, plot: str) -> dict[str, list[tuple[str, str, int]]]:

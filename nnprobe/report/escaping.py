@@ -11,11 +11,15 @@ it was, so ordinary reports are unchanged.
 """
 from __future__ import annotations
 
+import html
 import re
 
 # XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]; even as &#..; the rest is
 # not well-formed (REFERENCE: "replace them before writing JUnit")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# HTML: C0 controls other than tab, LF, FF, CR, the C1 controls and noncharacters are parse errors, lone
+# surrogates cannot be written as UTF-8 at all (WHATWG HTML 13.2.5, "control-character-in-input-stream")
+_HTML_INVALID = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 _COMMAND = re.compile(r"(\A|[\r\n])([ \t\f\v]*)(::|##\[)")  # a line starts after CR or LF alike
 _CONTROL = re.compile("[\x00-\x1f\x7f\u2028\u2029\x85]")
 REPLACEMENT = "\ufffd"
@@ -25,6 +29,13 @@ WORD_JOINER = "\u2060"
 def xml_text(text: str) -> str:
     """`text` with every character XML 1.0 forbids replaced by U+FFFD (ElementTree escapes the rest)."""
     return _XML_INVALID.sub(REPLACEMENT, str(text))
+
+
+def html_text(text: object) -> str:
+    """`text` for an HTML element or a quoted attribute value: `& < > " '` as character references, every
+    character HTML forbids replaced by U+FFFD. What comes from data reaches `--format html` only this way:
+    it can neither open a tag, end an attribute nor start a script."""
+    return html.escape(_HTML_INVALID.sub(REPLACEMENT, str(text)), quote=True)
 
 
 def defuse_commands(text: str, fmt: str) -> str:

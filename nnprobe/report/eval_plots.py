@@ -16,6 +16,11 @@ BAR_COLOUR = "#1f77b4"
 
 
 def write_reliability_diagram(calibration, path: str, *, title: str | None = None) -> None:
+    """The reliability diagram (`reliability_figure`) written to `path`."""
+    save_png(reliability_figure(calibration, title=title), path)
+
+
+def reliability_figure(calibration, *, title: str | None = None):
     """Accuracy per confidence bin against the diagonal of perfect calibration, the gap between accuracy
     and mean confidence shaded, ECE in the title; below, the share of images in each bin, labelled with its
     count."""
@@ -48,7 +53,7 @@ def write_reliability_diagram(calibration, path: str, *, title: str | None = Non
     except BaseException:
         plt.close(fig)
         raise
-    save_png(fig, path)
+    return fig
 
 
 def _shown(per_class: Sequence, k: int) -> list:
@@ -64,6 +69,11 @@ def _label(pc) -> str:
 
 
 def write_per_class_chart(per_class: Sequence, path: str, k: int = 30, *, title: str | None = None) -> None:
+    """The per-class chart (`per_class_figure`) written to `path`."""
+    save_png(per_class_figure(per_class, k, title=title), path)
+
+
+def per_class_figure(per_class: Sequence, k: int = 30, *, title: str | None = None):
     """Top-1 of the k worst and the k best classes as horizontal bars, worst at the top, each labelled
     with its counts; a dotted line separates the two groups when classes were left out between them."""
     if k < 1:
@@ -90,7 +100,7 @@ def write_per_class_chart(per_class: Sequence, path: str, k: int = 30, *, title:
     except BaseException:
         plt.close(fig)
         raise
-    save_png(fig, path)
+    return fig
 
 
 def write_eval_plots(result, reliability_path: str, per_class_path: str) -> None:

@@ -24,14 +24,10 @@ def pyplot():
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
-def save_png(fig, path: str) -> None:
-    """Render `fig` in the format `path`'s suffix names (.png, .svg, .pdf; anything else is PNG, as the
-    callers' own names such as the fool panels) in memory, close it, then write it atomically (never a
-    half-written file)."""
-    import os
-
+def figure_bytes(fig, fmt: str = "png") -> bytes:
+    """`fig` rendered in memory as png, svg or pdf (no date in its metadata, so the same figure gives the
+    same bytes), then closed: what `--plot` writes and what `--format html` inlines."""
     plt = pyplot()
-    fmt = FORMATS.get(os.path.splitext(path)[1].lower(), "png")
     try:
         buffer = io.BytesIO()
         with warnings.catch_warnings():  # a class name in a script the font lacks still plots, as boxes
@@ -41,11 +37,25 @@ def save_png(fig, path: str) -> None:
                                                    {"metadata": {"CreationDate": None}} if fmt == "pdf" else {}))
     finally:
         plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_png(fig, path: str) -> None:
+    """Render `fig` in the format `path`'s suffix names (.png, .svg, .pdf; anything else is PNG, as the
+    callers' own names such as the fool panels) in memory, close it, then write it atomically (never a
+    half-written file)."""
+    import os
+
+    atomic_write_bytes(path, figure_bytes(fig, FORMATS.get(os.path.splitext(path)[1].lower(), "png")))
 
 
 def write_accuracy_plot(result, path: str) -> None:
     """Robust top-1 and top-5 against eps (in /255 units), with the attack named in the title."""
+    save_png(accuracy_figure(result), path)
+
+
+def accuracy_figure(result):
+    """The figure of `write_accuracy_plot`."""
     plt = pyplot()
     eps = [p.eps * 255 for p in result.points]
     s = result.settings
@@ -63,4 +73,4 @@ def write_accuracy_plot(result, path: str) -> None:
     except BaseException:
         plt.close(fig)
         raise
-    save_png(fig, path)
+    return fig
