@@ -436,40 +436,42 @@ def follow(run: str | os.PathLike, *, poll: float | str = 2.0, idle: float | str
     return follow_with(verbs.build(verbs.FOLLOW, _given(locals())), progress)
 
 
-def compare_with(o: Groups) -> "Comparison":
-    """`compare` from parsed options."""
+def compare_with(o: Groups) -> "Comparison | Diagnosis":
+    """`compare` from parsed options: two results, or two training runs (`diagnose CANDIDATE --baseline
+    BASELINE`, the one code path: the Diagnosis of the candidate with its comparison attached)."""
     from nnprobe.comparison import compare as run
-    from nnprobe.comparison.diagnose_compare import run_summaries
+    from nnprobe.comparison.loading import is_run
     from nnprobe.io import check_input
 
     baseline, candidate = o["inputs"].baseline, o["inputs"].candidate
-    paths = [isinstance(x, (str, os.PathLike)) for x in (baseline, candidate)]
-    folders = [p and os.path.isdir(x) for p, x in zip(paths, (baseline, candidate))]
-    summaries, names = None, None
-    if all(folders):
-        names = (os.fspath(baseline), os.fspath(candidate))
-        summaries = (run_summaries(os.fspath(baseline)), run_summaries(os.fspath(candidate)))
-        baseline, candidate = diagnose(baseline), diagnose(candidate)
-    elif any(folders):
-        shown = baseline if folders[0] else candidate
-        raise UsageError(f"{os.fspath(shown)} is a folder: give two result JSON files, or two run folders.")
-    else:
-        for path, source in zip(paths, (baseline, candidate)):
-            if path:
-                check_input(source, "Result", "result")
-    return run(baseline, candidate, **o["gates"].keywords(), run_summaries=summaries, names=names,
-               confidence=o["intervals"].confidence)
+    runs = [is_run(side) for side in (baseline, candidate)]
+    if all(runs):
+        if o["gates"].given():
+            raise UsageError("the drop gates, alpha and --allow-different-data apply to eval and robust results; "
+                             "two training runs compared gate on new error findings.")
+        return diagnose_with(verbs.build(verbs.DIAGNOSE_ONLY, {"run": [candidate], "baseline": baseline}))
+    if any(runs):
+        shown = [os.fspath(s) if isinstance(s, (str, os.PathLike)) else type(s).__name__ for s in (baseline, candidate)]
+        raise UsageError(f"cannot compare a training run ({shown[runs.index(True)]}) with a result "
+                         f"({shown[runs.index(False)]}): give two run folders or logs, or two results written "
+                         "with --format json.")
+    for source in (baseline, candidate):
+        if isinstance(source, (str, os.PathLike)):
+            check_input(source, "Result", "result")
+    return run(baseline, candidate, **o["gates"].keywords(), confidence=o["intervals"].confidence)
 
 
 @_keywords
 def compare(baseline: Any, candidate: Any, *, max_drop_top1: float | str | None = None,
             max_drop_top5: float | str | None = None, max_class_drop: float | str | None = None,
             alpha: float | str | None = None, allow_different_data: bool = False,
-            confidence: float | str = 0.95) -> "Comparison":
+            confidence: float | str = 0.95) -> "Comparison | Diagnosis":
     """A candidate result against a baseline of the same kind, as `nnprobe compare` (docs/compare.md).
 
-    `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two run folders are
-    diagnosed first (and their logs summarised: best validation accuracy and where). Drop thresholds are
+    `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two training runs (run
+    folders or log files) are `diagnose(candidate, baseline=baseline)`: the candidate's Diagnosis with the
+    comparison as `.comparison` (findings new and gone, values at the same step, from where the validation
+    loss stays above the baseline's). Drop thresholds are
     fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too;
     `confidence`: the level of the interval on each delta."""
     return compare_with(verbs.build(verbs.COMPARE, _given(locals())))

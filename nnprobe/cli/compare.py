@@ -16,7 +16,9 @@ from nnprobe.options.verbs import COMPARE
 @command_options(COMPARE)
 def command(**options) -> int:
     """Compare CANDIDATE with BASELINE: two results of one kind written with --format json by eval, robust
-    or diagnose (or two training-run folders, diagnosed first).
+    or diagnose, or two training runs (run folders or log files): then it is exactly `nnprobe diagnose
+    CANDIDATE --baseline BASELINE` (the same report, findings new and gone, values at the same step, and
+    exit code).
 
     With the per-sample files of both runs (--save-predictions) the comparison is image by image: the
     images that flipped, the classes that lost most, and an exact McNemar test of "the candidate is worse".
@@ -28,6 +30,11 @@ def command(**options) -> int:
     from nnprobe import api
 
     result = api.compare_with(options)
+    if hasattr(result, "runs"):  # a Diagnosis: two runs are `diagnose CANDIDATE --baseline BASELINE`, said as it
+        from nnprobe.cli.diagnose import counted, gated
+
+        counted(result, options["report"])
+        return gated(result, options["report"])
     code = finish(result, options["report"], passed=result.passed)
     notes(result.notes)
     return code

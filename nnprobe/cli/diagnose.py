@@ -46,20 +46,30 @@ def command(**options) -> None:
     _refuse_plot_folder(plot, run, logs)
     options["report"] = with_step_summary(report, output_paths("diagnose", options), [*logs, *files], folders)
     result = api.diagnose_with(options)
-    if report.output or report.fmt != "table":
-        counts = result.counts()
-        click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
-                   f"in {len(result.runs)} run(s)", err=True)
+    counted(result, report)
     if plot:
         from nnprobe.report.diagnose_plots import write_diagnose_plots
 
         written = write_diagnose_plots(result, plot)
         where = "to" if list(written) == [plot] else "beside"
         click.echo(one_line(f"diagnose: wrote {len(written)} plot(s) {where} {plot}"), err=True)
+    click.get_current_context().exit(gated(result, options["report"]))
+
+
+def counted(result, report) -> None:
+    """The finding counts on stderr when the report goes elsewhere than a table on stdout."""
+    if report.output or report.fmt != "table":
+        counts = result.counts()
+        click.echo(f"diagnose: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
+                   f"in {len(result.runs)} run(s)", err=True)
+
+
+def gated(result, report) -> int:
+    """The report written, a failed --baseline gate said, the exit code (diagnose, and compare of two runs)."""
     for gate in result.comparison.gates if result.comparison is not None else ():
         if not gate.passed:  # said here: the findings' own lines do not cover a gate set by --baseline
             click.echo(one_line(f"failed: --baseline {gate.name}: {gate.message}"), err=True)
-    click.get_current_context().exit(finish(result, options["report"], passed=not result.failed))
+    return finish(result, report, passed=not result.failed)
 
 
 def _follow(options: dict) -> None:

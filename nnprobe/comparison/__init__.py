@@ -30,7 +30,7 @@ def compare(baseline: Any, candidate: Any, *, max_drop_top1: Any = None, max_dro
 
     Drop thresholds are fractions (0.003) or points ("0.3pt", "0.3%"); with `alpha` a drop gate fails only
     when McNemar's p < alpha too. `run_summaries`: diagnose only, the runs' metric summaries when read
-    from their logs (`diagnose_compare.run_summaries`); `names`: how to call the two sides in the report
+    from their logs (`diagnose --baseline`: diagnose_compare.with_baseline); `names`: how to call the two sides in the report
     (default: their paths, or the result type); `confidence`: the level of the interval on each delta."""
     options = Options.parse(max_drop_top1=max_drop_top1, max_drop_top5=max_drop_top5,
                             max_class_drop=max_class_drop, alpha=alpha, allow_different_data=allow_different_data,

@@ -2,7 +2,8 @@
 summary of each run (best validation accuracy, where it was reached) when the runs' logs were read.
 
 A diagnose JSON carries findings and sparkline curves (bin means, not the logged values), so from two
-JSON files only findings are compared; from two run folders the logs are read again for the summary.
+JSON files only findings are compared; two runs (`diagnose --baseline`, and `compare RUN_A RUN_B`, which
+calls it) are compared on their logs: summaries, values at the same step, where the loss rises above.
 """
 from __future__ import annotations
 
@@ -62,28 +63,6 @@ def new_errors_gate(new: tuple[FindingChange, ...], changed: tuple[FindingChange
     else:
         message = "no new error finding"
     return Gate("no-new-errors", 0.0, float(len(errors)), not errors, message)
-
-
-def run_summaries(path: str) -> dict[str, dict[str, float | None]]:
-    """Per run under `path` (named as diagnose names them): best val_acc and where (epoch when logged, step), the
-    final val_acc, the lowest val_loss and the last step, from the logs themselves."""
-    from nnprobe.diagnosis.readers import discover
-    from nnprobe.diagnosis.roles import map_roles
-    from nnprobe.diagnosis.run import load_runs
-
-    summaries = {}
-    for files in discover(path):
-        for run in load_runs(files):
-            roles, _ = map_roles(run.series, {})
-            name = os.path.relpath(run.path, path) if os.path.isdir(path) else run.path
-            summaries[path if name == "." else name] = _summary(roles)
-    return summaries
-
-
-def _summary(roles: dict[str, Any]) -> dict[str, float | None]:
-    from nnprobe.diagnosis.summary import run_summary  # the one summary, also stored by diagnose on each run
-
-    return run_summary(roles)
 
 
 def summary_deltas(before: dict[str, dict], after: dict[str, dict]) -> tuple[MetricDelta, ...]:
@@ -149,17 +128,11 @@ def _pairs(base_runs: list, cand_runs: list) -> list[tuple[str, Any, Any]]:
 def _baseline_side(baseline: str, options: dict[str, Any]) -> Any:
     """The baseline as a Diagnosis (a run folder or log file, diagnosed now) or a diagnose JSON's dict."""
     from nnprobe import kinds
+    from nnprobe.comparison.loading import is_run
     from nnprobe.diagnosis import diagnose
-    from nnprobe.errors import InputError
-    from nnprobe.io import read_json
 
-    if os.path.isfile(baseline) and baseline.lower().endswith(".json"):
-        try:
-            body = read_json(baseline, "The baseline")
-        except InputError:
-            body = None  # a log that is not a result (trainer_state.json ...): diagnosed below
-        if isinstance(body, dict) and body.get("kind") == "diagnose":
-            return kinds.validate(body, f"the baseline {baseline}", ("diagnose",))
+    if os.path.isfile(baseline) and not is_run(baseline):
+        return kinds.read(baseline, "the baseline", ("diagnose",))
     return diagnose(baseline, **options)
 
 

@@ -54,6 +54,42 @@ def load_side(source: Any, role: str) -> Side:
     return Side(role, kinds.validate(body, f"the {role} {origin}", KINDS), origin, folder)
 
 
+def is_run(source: Any) -> bool:
+    """Whether a comparison side is a training run (a folder, or a file diagnose's readers take for a log)
+    rather than a result: `compare RUN_A RUN_B` is `diagnose RUN_B --baseline RUN_A`. A `.json` only JSON
+    lines' catch-all would read is a log when its first line is a record naming no result kind (a result is
+    written indented, or names its kind and schema_version)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        return True
+    if not os.path.isfile(path):  # missing, a FIFO or a device: the result reader's guard says which
+        return False
+    from nnprobe.diagnosis.readers.registry import format_of, sniff
+
+    name = os.path.basename(path)
+    fmt = format_of(name) or sniff(path, name, in_folder=False)
+    if fmt is None or format_of(name) is not None:
+        return fmt is not None
+    return fmt != "jsonl" or _first_record(path) is not None
+
+
+def _first_record(path: str) -> dict[str, Any] | None:
+    """The first line of a file as a JSON lines record (an object naming no result kind), else None."""
+    import json
+
+    try:
+        with open(path, "rb") as handle:  # a line over 1 MiB is cut short, so no record: a result
+            line = handle.readline(1 << 20)
+            while line and not line.strip():
+                line = handle.readline(1 << 20)
+        record = json.loads(line)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) and not {"kind", "schema_version"} & set(record) else None
+
+
 def _read_json(path: str, role: str) -> Any:
     if os.path.isdir(path):
         raise UsageError(f"the {role} {path} is a folder: give two result JSON files, or two run folders "

@@ -311,7 +311,10 @@ def test_diagnose_run_folders_are_diagnosed_and_summarised(tmp_path):
     base_acc = [0.2, 0.5, 0.7, 0.8, 0.78, 0.79]
     cand_acc = [0.2, 0.4, 0.6, 0.65, 0.74, 0.7]
     base, cand = run("main", base_acc), run("pr", cand_acc)
-    result = nnprobe.compare(base, cand)
+    diagnosis = nnprobe.compare(base, cand)  # diagnose(cand, baseline=base): the comparison attached
+    result = diagnosis.comparison
+    assert diagnosis.path == str(cand) and diagnosis.to_dict() == \
+        {**nnprobe.diagnose(cand, baseline=base).to_dict(), "seconds": diagnosis.seconds}
     assert result.compared == "diagnose" and (result.baseline, result.candidate) == (str(base), str(cand))
     metrics = {m.name.split(": ", 1)[1]: m for m in result.metrics}
     assert metrics["best val_acc"].baseline == max(base_acc) and metrics["best val_acc"].candidate == max(cand_acc)

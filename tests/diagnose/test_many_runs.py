@@ -132,13 +132,6 @@ def test_one_run_renders_exactly_as_before(three):
     assert "best val_acc" not in text(result)
 
 
-def test_compare_and_diagnose_share_one_summary(three):
-    from nnprobe.comparison.diagnose_compare import run_summaries
-
-    path = three["c"][0]
-    assert run_summaries(path) == {path: api.diagnose(path).runs[0].summary}
-
-
 def test_the_same_run_twice_is_refused(three):
     path = three["a"][0]
     with pytest.raises(UsageError, match="given twice"):
