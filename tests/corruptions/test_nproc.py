@@ -1,0 +1,57 @@
+"""`--nproc 2` on `robust` (an attack sweep) and on `corruptions`: the report equals one process's, field for
+field (the run's own provenance aside), and the exit codes stay nnprobe's: 1 on a failed gate with the report
+finished, 2 with one sentence on a missing folder, never a launcher traceback. Two workers on a tiny model:
+each case starts the workers once."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from helpers import run_cli
+
+import tinymodels
+
+TINY = f"{os.path.join(os.path.dirname(tinymodels.__file__), 'tinymodels.py')}:tiny_classifier"
+VERBS = {  # a failing gate each, so one run shows both the equal report and exit code 1
+    "robust": (["robust", "--eps", "0,8/255", "--attack", "pgd", "--steps", "3", "--min-robust-top1", "8/255=0.99"],
+               "min-robust-top1@8/255"),
+    "corruptions": (["corruptions", "--corruptions", "gaussian_noise,contrast,sparkles", "--severity", "1,4",
+                     "--min-corruption-top1", "1.0"], "min-corruption-top1"),
+}
+RUN_OWN = ("seconds", "world_size")  # how long, and on how many ranks: the only fields allowed to differ
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nproc") / "data"
+    tinymodels.save_class_folders(root, 11, seed=3)  # odd: the ranks get 6 and 5 images
+    return root
+
+
+def command(verb: str, data, *more: str) -> list[str]:
+    head, _ = VERBS[verb]
+    return [head[0], str(data), "--model", TINY, "--workers", "0", "--device", "cpu", "--batch-size", "4",
+            *head[1:], "-q", *more]
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_nproc_2_equals_one_process_and_keeps_the_exit_codes(verb, folder, tmp_path, invoke):
+    one = invoke(*command(verb, folder, "--format", "json", "-o", str(tmp_path / "one.json")))  # in-process
+    two = run_cli(*command(verb, folder, "--format", "json", "-o", str(tmp_path / "two.json"), "--nproc", "2"),
+                  env={"OMP_NUM_THREADS": "1"})
+    gate = VERBS[verb][1]
+    for proc in (one, two):
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stderr.count(f"failed: {gate}") == 1, proc.stderr
+    a, b = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two"))
+    assert (a["run"]["world_size"], b["run"]["world_size"]) == (1, 2)
+    for body in (a, b):
+        for key in RUN_OWN:
+            body["run"].pop(key)
+    assert b == a  # every count, rate, norm, gate and setting: the same bits
+    assert a["passed"] is False and (a["points"][1]["correct_top1"] < 11 if verb == "robust" else True)
+    missing = run_cli(*command(verb, tmp_path / "nothing", "--nproc", "2"), env={"OMP_NUM_THREADS": "1"})
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [f"Error: Data folder {tmp_path / 'nothing'} does not exist or is "
+                                                   "not a folder."], missing.stderr
