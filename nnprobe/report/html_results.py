@@ -174,7 +174,7 @@ def corruption_html(result: Any) -> list[Html]:
             section("Corruption accuracy", summary, tag("div", grid, shown, cls="evidence")), gates(result.gates),
             section("Per corruption", *drill),
             section("How it was run", dl(model_pairs(result.model) + jpeg + [
-                ("corruptions", f"computed on the device at the model's input size, parameters of {s.reference}, "
+                ("corruptions", f"{' and '.join(s.benchmarks)}, computed on the device at the model's input size, parameters of {s.reference}, "
                                 f"seed {s.seed}"), ("data", result.data.get("path")), *_plot_pair(result)]
                 + run_pairs(result.run)))]
 
