@@ -26,7 +26,8 @@ from nnprobe.intervals import CONFIDENCE, RESAMPLES, SEED, check_confidence, che
 from nnprobe.models.classifier import Classifier
 from nnprobe.options.parts import Part, parse_part, slice_info
 from nnprobe.per_sample import EvalSamples, data_fingerprint, save, with_paths
-from nnprobe.results import EvalResult, PerClass, PredictionSpread, RealTop1, RunInfo, eval_gates, parity_gates
+from nnprobe.results import (EvalResult, PerClass, PredictionSpread, RealTop1, RunInfo, VariantTop1, eval_gates,
+                             parity_gates)
 
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -53,26 +54,26 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     part = _checked(classifier, images, batch_size=batch_size, workers=workers, strict=strict, shard=shard,
                     gates=gates, real_labels=real_labels, restrict_to_present=restrict_to_present)
     present = list(images.classes_present)
-    k = min(5, len(present) if restrict_to_present else classifier.num_classes)
+    groups = _groups(classifier, images, present, restrict_to_present)
+    k = min(5, len(groups) if groups is not None else classifier.num_classes)
     with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
                decode=decode, strict=strict, part=part, progress=progress) as sharded:
         if follower is not None and sharded.ctx.world_size > 1:
             raise UsageError("--reference-model compares in one process: not with --nproc or torchrun.")
-        tallies, rows, tally = _count(classifier, sharded, present if restrict_to_present else None, k,
-                                      precision=precision, compile=compile, channels_last=channels_last,
-                                      chunk=batch_size, hook=follower)
+        tallies, rows, tally = _count(classifier, sharded, groups, k, precision=precision, compile=compile,
+                                      channels_last=channels_last, chunk=batch_size, hook=follower)
         gathered = sharded.finish(*tallies, *tally.tensors)
         samples = with_paths(EvalSamples.merged(sharded.gather(rows)), images.root, images.samples)
     result = _assemble(classifier, images, tallies, gathered, samples, part=part, precision=precision,
-                       device=sharded.device, logits=f"restricted to the {len(present)} classes present"
-                       if restrict_to_present else f"all {classifier.num_classes} classes", k=k)
+                       device=sharded.device, logits=_logits_words(classifier, images, present, restrict_to_present),
+                       k=k)
     classwise, nll_sums = tally.arrays()
     result = dataclasses.replace(result, confidence_level=confidence, calibration_suite=suite(
         samples.confidence, samples.correct, samples.loss, samples.brier, classwise=classwise,
         temperature_sums=nll_sums, confidence=confidence, resamples=bootstrap_resamples, seed=seed))
     if setup_checks and part is None and sharded.ctx.is_main:
         result = _explained(result, classifier, images, device=sharded.device, batch_size=batch_size,
-                            restrict_to_present=restrict_to_present)
+                            restrict_to_present=groups is not None)
     saved = save(result, save_predictions) if save_predictions and sharded.ctx.is_main else None
     real = _real_top1(real_labels, samples, images) if real_labels else None
     gated = eval_gates(result, **gates)
@@ -80,7 +81,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
         parity = follower.tally.result(lambda p: images.samples[p][0], confidence)
         result = dataclasses.replace(result, parity=parity)
         gated += parity_gates(parity, 0 if max_flips is None else max_flips, max_logit_diff)
-    return dataclasses.replace(result, per_sample=saved, real=real, gates=gated)
+    return dataclasses.replace(result, per_sample=saved, real=real, gates=gated,
+                               variant=_variant_top1(images, tallies[0]))
 
 
 def _checked(classifier: Classifier, images: LabelledImages, *, batch_size, workers, strict, shard, gates,
@@ -99,14 +101,63 @@ def _checked(classifier: Classifier, images: LabelledImages, *, batch_size, work
     if real_labels and (restrict_to_present or classifier.num_classes != 1000):
         raise UsageError("--real-labels relabels ImageNet-1k's validation set: it needs a 1000-class model and "
                          "all 1000 logits (not --restrict-to-present).")
+    _check_variant(images.variant, real_labels, restrict_to_present)
     return part
+
+
+def _check_variant(variant, real_labels, restrict_to_present: bool) -> None:
+    if variant is None:
+        return
+    name = variant.protocol.name
+    if restrict_to_present:
+        raise UsageError(f"--restrict-to-present and --variant {name} both choose the logits: give one (the "
+                         "variant's protocol already restricts a subset's argmax to its classes).")
+    if name == "real" and not real_labels:
+        raise UsageError("--variant real scores val against the ReaL labels: give --real-labels real.json.")
+    if real_labels and name not in ("val", "real"):
+        raise UsageError(f"--real-labels relabels ImageNet val, not {variant.protocol.title}.")
+
+
+def _groups(classifier: Classifier, images: LabelledImages, present: list[int],
+            restrict_to_present: bool) -> tuple[tuple[int, ...], ...] | None:
+    """The classes the argmax is over, each as the model indices it accepts (None: all of them)."""
+    if restrict_to_present:
+        return tuple((c,) for c in present)
+    variant = images.variant
+    if variant is None or variant.protocol.groups is None:
+        return None
+    groups = variant.protocol.groups
+    covered = {c for g in groups for c in g}
+    outside = [c for c in present if c not in covered]
+    if outside or max(covered) >= classifier.num_classes:
+        raise DataError(f"Class {classifier.label(outside[0]) if outside else max(covered)} is not one of "
+                        f"{variant.protocol.title}'s classes: the labels do not fit --variant "
+                        f"{variant.protocol.name}.")
+    return groups
+
+
+def _logits_words(classifier: Classifier, images: LabelledImages, present: list[int], restricted: bool) -> str:
+    if restricted:
+        return f"restricted to the {len(present)} classes present"
+    if images.variant is not None and images.variant.protocol.groups is not None:
+        return f"{images.variant.protocol.title}: {images.variant.protocol.describe()}"
+    return f"all {classifier.num_classes} classes"
+
+
+def _variant_top1(images: LabelledImages, counts: torch.Tensor) -> VariantTop1 | None:
+    """The variant's record: its protocol, and the argmax over all classes counted beside the headline."""
+    if images.variant is None:
+        return None
+    p, values = images.variant.protocol, counts.tolist()
+    return VariantTop1(p.name, p.title, images.variant.how, p.describe(), p.ways, int(values[5]), int(values[2]),
+                       images.variant.excluded, images.border)
 
 
 def _assemble(classifier: Classifier, images: LabelledImages, tallies, gathered, samples: EvalSamples, *,
               part: Part | None, precision: str, device, logits: str, k: int) -> EvalResult:
     """The result from the summed counts and every image's answer."""
     counts, loss_sum, class_total, class_correct, class_predicted = tallies
-    correct1, correct5, total, converted, nonfinite = (int(v) for v in counts.tolist())
+    correct1, correct5, total, converted, nonfinite = (int(v) for v in counts.tolist()[:5])
     if nonfinite:
         raise nonfinite_error(nonfinite, total, precision)
     totals, corrects, predicted = class_total.tolist(), class_correct.tolist(), class_predicted.tolist()
@@ -156,30 +207,27 @@ def _real_top1(path: str, samples: EvalSamples, images: LabelledImages) -> RealT
     return RealTop1(path, correct, counted)
 
 
-def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: int, *, precision: str,
-           compile: bool, channels_last: bool | None, chunk: int, hook: Callable | None = None,
+def _count(classifier: Classifier, shard: Shard, groups: tuple[tuple[int, ...], ...] | None, k: int, *,
+           precision: str, compile: bool, channels_last: bool | None, chunk: int, hook: Callable | None = None,
            ) -> tuple[tuple[torch.Tensor, ...], EvalSamples, CalibrationTally]:
     """Forward every batch of this rank's shard and count, on the device: [top-1, top-5, total, converted,
-    images with non-finite logits] (int64), the loss sum (float64), and per class labels, correct and
-    predicted (int64); each image's answer (`EvalSamples`); and the calibration tally over the logits' columns.
-    With `present`, logits are restricted to those classes (the answers stay in the model's class indices).
+    images with non-finite logits, top-1 of the argmax over all classes] (int64), the loss sum (float64), and
+    per class labels, correct and predicted (int64); each image's answer (`EvalSamples`); and the calibration
+    tally over the logits' columns. With `groups`, the argmax is over those classes (a group's logit is the
+    largest of its members'; the answers stay in the model's class indices: a group's first member).
     `hook(pixels, positions, labels, logits)` sees every batch before any restriction."""
     dev = shard.device
     num_classes = classifier.num_classes
     rows = _Rows()
-    if present is not None:
-        position_of = torch.full((num_classes,), -1, dtype=torch.int64)
-        position_of[present] = torch.arange(len(present))
-        present_t = torch.tensor(present, dtype=torch.int64, device=dev)
-        position_of = position_of.to(dev)
+    restrict = _Restriction(groups, num_classes, dev) if groups is not None else None
     model = classifier.to(dev).eval()
-    tally = CalibrationTally(len(present) if present is not None else num_classes, dev)
+    tally = CalibrationTally(len(groups) if groups is not None else num_classes, dev)
     if channels_last is None:
         channels_last = dev.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model
-    counts = torch.zeros(5, dtype=torch.int64, device=dev)
+    counts = torch.zeros(6, dtype=torch.int64, device=dev)
     loss_sum = torch.zeros(1, dtype=torch.float64, device=dev)
     class_total, class_correct, class_predicted = (torch.zeros(num_classes, dtype=torch.int64, device=dev)
                                                    for _ in range(3))
@@ -194,29 +242,52 @@ def _count(classifier: Classifier, shard: Shard, present: list[int] | None, k: i
                 logits = logits.float()
                 if hook is not None:
                     hook(pixels, batch.positions, labels, logits)
-                finite = torch.isfinite(logits).all(dim=1)
-                counts[4] += (~finite).sum()
+                counts[4] += (~torch.isfinite(logits).all(dim=1)).sum()
                 targets = labels
-                if present is not None:
-                    logits = logits.index_select(1, present_t)
-                    targets = position_of[labels]
+                if restrict is not None:
+                    counts[5] += restrict.all_classes_hits(logits, labels).sum()
+                    logits, targets = restrict.logits(logits), restrict.position_of[labels]
                 losses = F.cross_entropy(logits, targets, reduction="none")
                 loss_sum += losses.sum().double()
                 top = logits.topk(k, dim=1).indices
                 hit1 = top[:, 0] == targets
-                hit5 = (top == targets[:, None]).any(dim=1)
                 counts[0] += hit1.sum()
-                counts[1] += hit5.sum()
+                counts[1] += (top == targets[:, None]).any(dim=1).sum()
                 counts[2] += labels.numel()
+                if restrict is None:
+                    counts[5] += hit1.sum()
+                top = restrict.first[top] if restrict is not None else top
                 class_total += torch.bincount(labels, minlength=num_classes)
                 class_correct += torch.bincount(labels[hit1], minlength=num_classes)
-                predicted = present_t[top[:, 0]] if present is not None else top[:, 0]
-                class_predicted += torch.bincount(predicted, minlength=num_classes)
-                rows.add(batch.positions, labels, present_t[top] if present is not None else top, losses,
-                         logits, targets)
+                class_predicted += torch.bincount(top[:, 0], minlength=num_classes)
+                rows.add(batch.positions, labels, top, losses, logits, targets)
                 tally.add(logits, targets)
             counts[3] += batch.converted
     return (counts, loss_sum, class_total, class_correct, class_predicted), rows.collected(), tally
+
+
+class _Restriction:
+    """An argmax over groups of the model's classes (a variant's protocol, or the classes present): each
+    group's logit is the largest of its members'; `position_of` maps a class to its group (-1: none)."""
+
+    def __init__(self, groups: tuple[tuple[int, ...], ...], num_classes: int, dev: torch.device) -> None:
+        width = max(len(g) for g in groups)
+        padded = [list(g) + [g[0]] * (width - len(g)) for g in groups]  # repeating a member leaves the max
+        self.columns = torch.tensor(padded, dtype=torch.int64, device=dev)
+        self.first = self.columns[:, 0].contiguous()
+        position_of = torch.full((num_classes,), -1, dtype=torch.int64)
+        for position, group in enumerate(groups):
+            position_of[list(group)] = position
+        self.position_of = position_of.to(dev)
+
+    def logits(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.columns.shape[1] == 1:
+            return logits.index_select(1, self.first)
+        return logits[:, self.columns].amax(dim=2)
+
+    def all_classes_hits(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The argmax over all classes falls in the label's group."""
+        return self.position_of[logits.argmax(dim=1)] == self.position_of[labels]
 
 
 class _Rows:

@@ -129,6 +129,9 @@ def merge_eval(parts: Sequence[dict]) -> dict[str, Any]:
     body["real"] = None if None in reals else dict(
         labels=reals[0]["labels"], correct_top1=sum(r["correct_top1"] for r in reals),
         total=sum(r["total"] for r in reals))
+    variants = [p.get("variant") for p in parts]
+    body["variant"] = None if None in variants else dict(
+        variants[0], **{key: sum(v[key] for v in variants) for key in ("correct_top1_all", "total", "excluded")})
     # from the slices' rows when they are merged (top-k of a sum is not the sum of top-k's)
     body["confused_pairs"], body["setup_findings"], body["comparison"] = [], [], None
     body["data"] = _merged_data(parts)

@@ -291,6 +291,28 @@ class RealTop1:
 
 
 @dataclass(frozen=True)
+class VariantTop1:
+    """The data set's ImageNet variant (`--variant`, or detected) and its published protocol: the headline top-1
+    follows the protocol (A/R: argmax over their 200 classes; ObjectNet: over its 113 classes' ImageNet
+    classes); `correct_top1_all` counts the argmax over all the model's classes, right when it falls in the
+    image's class (ObjectNet: any ImageNet class the image's class maps to)."""
+
+    name: str  # imagenet-a | imagenet-r | objectnet | v2 | sketch | real | val
+    title: str  # "ImageNet-A", "ImageNetV2 matched-frequency"
+    how: str  # "given (--variant)" or how it was detected
+    protocol: str  # the headline number's protocol in words
+    classes: int  # classes the headline argmax is over
+    correct_top1_all: int  # right under the argmax over all the model's classes
+    total: int
+    excluded: int = 0  # images of classes outside the protocol, left out (ObjectNet's 200 non-ImageNet classes)
+    border: int = 0  # pixels cut from each side before the resize
+
+    @property
+    def top1_all(self) -> float:
+        return self.correct_top1_all / self.total if self.total else float("nan")
+
+
+@dataclass(frozen=True)
 class EvalResult(TopKRates, Gated):
     """Top-k accuracy of a classifier over a labelled image set, as exact integer counts."""
 
@@ -316,6 +338,7 @@ class EvalResult(TopKRates, Gated):
     confidence_level: float = 0.95  # of every interval: Clopper-Pearson on counts (derived), bootstrap (suite)
     parity: Parity | None = None  # against --reference-model: changed answers, flips, logit differences
     calibration_suite: CalibrationSuite | None = None  # equal-mass/class-wise/smooth ECE, MCE, AURC, T, intervals
+    variant: VariantTop1 | None = None  # the ImageNet variant's protocol, and the all-classes argmax beside it
     samples: Any = field(default=None, repr=False, compare=False)  # EvalSamples: each image's answer (not JSON)
 
     @property
@@ -352,6 +375,12 @@ class EvalResult(TopKRates, Gated):
             body["real"]["top1"] = to_jsonable(self.real.top1)
             body["real"]["top1_interval"] = to_jsonable(clopper_pearson(self.real.correct_top1, self.real.total,
                                                                         self.confidence_level))
+        if self.variant is not None:
+            from nnprobe.intervals import clopper_pearson
+
+            body["variant"]["top1_all"] = to_jsonable(self.variant.top1_all)
+            body["variant"]["top1_all_interval"] = to_jsonable(clopper_pearson(
+                self.variant.correct_top1_all, self.variant.total, self.confidence_level))
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "eval",

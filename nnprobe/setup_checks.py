@@ -353,8 +353,8 @@ class _Probe:
         n = len(images.samples)
         k = min(subset, n)
         positions = sorted({(i * n) // k for i in range(k)})
-        loader = make_loader(ImageSamples(images.samples, classifier.preprocessing, positions),
-                             batch_size=batch_size, workers=0, pin_memory=False)
+        loader = make_loader(ImageSamples(images.samples, classifier.preprocessing, positions,
+                                          border=images.border), batch_size=batch_size, workers=0, pin_memory=False)
         batches = [batch for batch in loader if batch.labels.numel()]
         if not batches:
             return None

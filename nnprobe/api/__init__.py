@@ -79,11 +79,13 @@ def load_classifier(model: Any = None, *, weights: str | None = None, arch: str 
 
 def find_images(data: str | os.PathLike | None = None, model: Any = None, *, labels_file: str | None = None,
                 devkit: str | None = None, class_map: str | None = None,
-                limit: int | None = None) -> "LabelledImages":
+                limit: int | None = None, variant: str | None = None) -> "LabelledImages":
     """The labelled images under `data` (None: the bundled samples), labels mapped to `model`'s classes
-    (a Classifier, or None for ImageNet's 1000): wnid folders keep their 1000-way index, and so on."""
-    from nnprobe.data.layouts import find_images as find
+    (a Classifier, or None for ImageNet's 1000): wnid folders keep their 1000-way index, and so on.
+    `variant`: an ImageNet variant's name (its protocol travels with the images), "auto" (detected from the
+    class folders), or None (none)."""
     from nnprobe.models.classifier import Classifier, imagenet_or_numbered
+    from nnprobe.variants.labelling import variant_images
 
     if data is None:
         data = bundled_samples()
@@ -97,8 +99,8 @@ def find_images(data: str | os.PathLike | None = None, model: Any = None, *, lab
         k = 1000
     else:
         raise UsageError("find_images maps labels to a loaded Classifier's classes: pass load_classifier(...).")
-    return find(os.fspath(data), class_names=names, wnids=wnids, num_classes=k, labels_file=labels_file,
-                devkit=devkit, class_map=class_map).limited(limit)
+    return variant_images(os.fspath(data), variant, class_names=names, wnids=wnids, num_classes=k,
+                          labels_file=labels_file, devkit=devkit, class_map=class_map).limited(limit)
 
 
 Groups = dict[str, Options]
@@ -129,19 +131,22 @@ def _given(values: Mapping[str, Any], *skip: str) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in skip and k != "progress"}
 
 
-def _model_and_data(model: Options, data: Options):
+def _model_and_data(model: Options, data: Options, variant: str | None = None):
     from nnprobe.data.layouts import LabelledImages
 
     classifier = load_classifier(model.model, **model.loader_keywords())
     images = data.data
     if isinstance(images, LabelledImages):
+        if variant not in (None, "auto"):
+            raise UsageError("variant goes with a data folder; LabelledImages carry their own (find_images(..., "
+                             "variant=...)).")
         if any(getattr(data, k) is not None for k in ("labels_file", "devkit", "class_map")):
             raise UsageError("labels_file, devkit and class_map go with a data folder, not with LabelledImages "
                              "(call find_images with them).")
         return classifier, images.limited(data.limit)
     if images is not None and not isinstance(images, (str, os.PathLike)):
         return classifier, images  # an iterable of (pixels, labels) batches (robust, corruptions)
-    return classifier, find_images(images, classifier, **data.finder_keywords())
+    return classifier, find_images(images, classifier, **data.finder_keywords(), variant=variant)
 
 
 def _refuse_sliced_baseline(o: Groups) -> None:
@@ -182,8 +187,8 @@ def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult":
     from nnprobe.evaluation import evaluate as run
 
     _refuse_sliced_baseline(o)
-    classifier, images = _model_and_data(o["model"], o["data"])
     s, parity = o["settings"], o["parity"]
+    classifier, images = _model_and_data(o["model"], o["data"], variant=s.variant or "auto")
     reference = None
     if parity.reference_model is not None:
         classifier, reference = _with_reference(classifier, parity.reference_model, o["model"])
@@ -219,7 +224,8 @@ def evaluate(model: Any = None, data: Any = None, *, weights: str | None = None,
              mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
              labels_file: str | os.PathLike | None = None, devkit: str | os.PathLike | None = None,
              class_map: str | os.PathLike | None = None, limit: int | str | None = None,
-             restrict_to_present: bool = False, strict: bool = False, compile: bool = False, decode: str = "workers",
+             restrict_to_present: bool = False, variant: str | None = None, strict: bool = False,
+             compile: bool = False, decode: str = "workers",
              real_labels: str | os.PathLike | None = None, setup_checks: bool = True,
              min_top1: float | str | None = None, min_top5: float | str | None = None,
              max_ece: float | str | None = None, min_class_top1: float | str | None = None,
@@ -235,7 +241,9 @@ def evaluate(model: Any = None, data: Any = None, *, weights: str | None = None,
     """Top-1/top-5 accuracy, exactly (integer counts), as `nnprobe eval`.
 
     The model's keywords (weights ... std) as `load_classifier`; the data's (labels_file, devkit, class_map,
-    limit) as `find_images`; gates min_top1, min_top5, max_ece, min_class_top1 (fractions, or text such as
+    limit) as `find_images`; `variant` (imagenet-a, imagenet-r, objectnet, v2, sketch, real, val; None: detected
+    from the class folders) applies that test set's published protocol; gates min_top1, min_top5, max_ece,
+    min_class_top1 (fractions, or text such as
     "0.75" / "75%"); `confidence` the level of every interval, with `bootstrap_resamples` seeded by `seed`;
     `reference_model` (a spec or Classifier) runs on the same batches and is compared image by image, with
     the gates max_flips (default 0) and max_logit_diff; `save_predictions` writes each image's answer; `shard` ("K/N") one slice for `merge`;

@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from nnprobe.data.transforms import resize_crop
+from nnprobe.data.transforms import crop_border, resize_crop
 from nnprobe.results import Preprocessing
 
 SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -54,16 +54,17 @@ def _decode(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Ten
             return out
 
 
-def decode_resize_crop(encoded: list[torch.Tensor], device: torch.device,
-                       pre: Preprocessing) -> tuple[torch.Tensor, list[str | None]]:
-    """uint8 NCHW batch of the decodable images, and per input None or the reason it was skipped."""
+def decode_resize_crop(encoded: list[torch.Tensor], device: torch.device, pre: Preprocessing,
+                       border: int = 0) -> tuple[torch.Tensor, list[str | None]]:
+    """uint8 NCHW batch of the decodable images (less `border` pixels a side before the resize), and per
+    input None or the reason it was skipped."""
     transform = resize_crop(pre)
     images, reasons = [], []
     for item in _decode(encoded, device):
         if isinstance(item, Exception):
             reasons.append(f"undecodable JPEG ({str(item).splitlines()[0][:80]})")
             continue
-        images.append(transform(item))
+        images.append(transform(crop_border(item, border)))
         reasons.append(None)
     if images:
         return torch.stack(images), reasons

@@ -12,11 +12,13 @@ to the model's class indices (not to whatever order a folder listing happens to 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nnprobe.data.decode import is_image_name
 from nnprobe.data.files import read_text
@@ -41,6 +43,8 @@ class LabelledImages:
     mapping: dict[str, int] = field(default_factory=dict)  # folder name / id -> class index
     skipped: tuple[SkippedFile, ...] = ()  # files found that are not images (by name)
     notes: tuple[str, ...] = ()  # what a careful user should know (fallbacks, unmatched names)
+    border: int = 0  # pixels cut from each side of every image before the resize (ObjectNet's frame)
+    variant: Any = None  # nnprobe.variants.labelling.Variant: the ImageNet variant and its protocol, if any
 
     @property
     def classes_present(self) -> tuple[int, ...]:
@@ -55,8 +59,8 @@ class LabelledImages:
             return self
         n = len(self.samples)
         picked = tuple(self.samples[(i * n) // limit] for i in range(limit))
-        return LabelledImages(self.root, picked, self.layout, self.mapping, self.skipped,
-                              self.notes + (f"limited to {limit} of {n} images (evenly spaced)",))
+        return dataclasses.replace(self, samples=picked,
+                                   notes=self.notes + (f"limited to {limit} of {n} images (evenly spaced)",))
 
 
 def find_images(root: str, *, class_names: Sequence[str], wnids: Sequence[str] | None, num_classes: int,

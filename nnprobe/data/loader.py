@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nnprobe.data.decode import UndecodableImage, decode_rgb
-from nnprobe.data.transforms import resize_crop
+from nnprobe.data.transforms import crop_border, resize_crop
 from nnprobe.results import Preprocessing
 
 
@@ -24,8 +24,9 @@ class ImageSamples(Dataset):
     With `encoded_jpeg=True` JPEG files are returned as their bytes, for decoding on the device."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], preprocessing: Preprocessing,
-                 positions: Sequence[int] | None = None, encoded_jpeg: bool = False) -> None:
+                 positions: Sequence[int] | None = None, encoded_jpeg: bool = False, border: int = 0) -> None:
         self.samples = samples
+        self.border = border
         self.preprocessing = preprocessing
         self.positions = list(positions) if positions is not None else list(range(len(samples)))
         self.encoded_jpeg = encoded_jpeg
@@ -45,7 +46,7 @@ class ImageSamples(Dataset):
             image, converted = decode_rgb(path)
         except UndecodableImage as exc:
             return None, label, position, False, str(exc), None
-        image = resize_crop(self.preprocessing)(image)  # the one definition, PIL backend
+        image = resize_crop(self.preprocessing)(crop_border(image, self.border))  # the one definition, PIL backend
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
         return pixels, label, position, converted, None, None
 

@@ -82,7 +82,7 @@ class Shard:
 
             positions = shard_positions(len(self.images.samples), self.ctx.rank, self.ctx.world_size, self.part)
             self.dataset = ImageSamples(self.images.samples, self.preprocessing, positions,
-                                        encoded_jpeg=self.decode == "device")
+                                        encoded_jpeg=self.decode == "device", border=self.images.border)
             workers = default_workers() if self.workers is None else self.workers
             self.loader = make_loader(self.dataset, batch_size=self.batch_size, workers=workers,
                                       pin_memory=self.device.type == "cuda")
@@ -101,7 +101,8 @@ class Shard:
         if self.progress is not None:
             self.progress(0, len(self.dataset))  # the total is known before the first batch, not "0/?"
         for batch in self.loader:
-            pixels, labels, positions, skips = _batch_on_device(batch, self.device, self.preprocessing)
+            pixels, labels, positions, skips = _batch_on_device(batch, self.device, self.preprocessing,
+                                                                self.images.border)
             self._skip(batch.skipped + skips)
             yield DeviceBatch(pixels, labels, positions, batch.converted)
             done += len(batch.positions) + len(batch.skipped) + len(batch.encoded)
@@ -132,8 +133,8 @@ class Shard:
         return ShardTotals(skipped, max(distributed.gather_objects(seconds, self.ctx)), self.ctx.world_size)
 
 
-def _batch_on_device(batch, dev: torch.device, pre) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                            list[tuple[int, str]]]:
+def _batch_on_device(batch, dev: torch.device, pre, border: int = 0) -> tuple[torch.Tensor, torch.Tensor,
+                                                                             torch.Tensor, list[tuple[int, str]]]:
     """uint8 pixels, labels and positions of one loader batch: worker-decoded images, plus JPEGs decoded
     on the device; and the (position, reason) of those the device could not decode."""
     x = batch.pixels.to(dev, non_blocking=True)
@@ -143,7 +144,7 @@ def _batch_on_device(batch, dev: torch.device, pre) -> tuple[torch.Tensor, torch
         return x, labels, positions, []
     from nnprobe.data.device_decode import decode_resize_crop
 
-    decoded, reasons = decode_resize_crop(batch.encoded, dev, pre)
+    decoded, reasons = decode_resize_crop(batch.encoded, dev, pre, border)
     kept = [i for i, reason in enumerate(reasons) if reason is None]
     skips = [(p, r) for p, r in zip(batch.encoded_positions, reasons) if r is not None]
     decoded_labels = batch.encoded_labels[kept].to(dev, non_blocking=True)

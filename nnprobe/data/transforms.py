@@ -54,3 +54,16 @@ def _clamp_float(x: Any) -> Any:
     """Bicubic overshoots [0, 1] on float tensors; PIL and uint8 tensors end in the 8-bit range, so float
     tensors are clamped to it too (uint8 tensors pass unchanged)."""
     return x.clamp(0, 1) if x.is_floating_point() else x
+
+
+def crop_border(image: Any, border: int) -> Any:
+    """`image` (PIL or a CHW/NCHW tensor) less `border` pixels on each side: ObjectNet's 1-pixel frame, cut
+    by 2 as its own loader does, before the model's resize and crop. An image too small keeps its size."""
+    if border <= 0:
+        return image
+    from torchvision.transforms.v2 import functional as F
+
+    height, width = F.get_size(image)
+    if height <= 2 * border or width <= 2 * border:
+        return image
+    return F.crop(image, border, border, height - 2 * border, width - 2 * border)

@@ -162,6 +162,12 @@ def check_eval(check: Checker, body: Mapping[str, Any]) -> None:
         real = check.mapping(real, "real")
         check.at_most(check.count(real, "correct_top1", "real."), check.count(real, "total", "real."),
                       "real.correct_top1 exceeds real.total")
+    variant = body.get("variant")
+    if variant is not None:
+        variant = check.mapping(variant, "variant")
+        check.at_most(check.count(variant, "correct_top1_all", "variant."), check.count(variant, "total", "variant."),
+                      "variant.correct_top1_all exceeds variant.total")
+        check.count(variant, "excluded", "variant.")
     _per_sample(check, body, n)
 
 

@@ -7,12 +7,18 @@ from nnprobe.options import parsers as p
 from nnprobe.options.base import Options, PathKind, option
 
 DECODERS = ("workers", "device")
+VARIANTS = ("imagenet-a", "imagenet-r", "objectnet", "v2", "sketch", "real", "val")  # nnprobe.variants.protocols
 
 
 @dataclass(frozen=True)
 class EvalSettings(Options):
     restrict_to_present: bool = option("--restrict-to-present", "Argmax over the classes present in the data only "
                                        "(ImageNet-A/R style subsets).", default=False, parse=p.flag, is_flag=True)
+    variant: str | None = option("--variant", "Which ImageNet test set DATA is, for its published protocol (A/R: "
+                                 "argmax over their 200 classes, ObjectNet: its 113 classes and border crop, V2: "
+                                 "folders 0..999; the all-classes argmax is reported beside). Default: detected "
+                                 "from the class folders, said in the report.", parse=p.choice(*VARIANTS),
+                                 choices=VARIANTS)
     strict: bool = option("--strict", "Fail on the first undecodable or non-image file instead of skipping.",
                           default=False, parse=p.flag, is_flag=True)
     compile: bool = option("--compile", "torch.compile the model first.", default=False, parse=p.flag, is_flag=True)

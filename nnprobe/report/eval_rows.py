@@ -26,12 +26,19 @@ def span(interval: Any, fmt=pct) -> str:
 
 def metric_rows(result: Any) -> list[tuple[str, str, str, str, str]]:
     """(metric, measured, interval, count, published) for each number of an EvalResult."""
-    model = result.model
-    rows = [("top-1", pct(result.top1), span(result.top1_interval), f"{result.correct_top1}/{result.total}",
+    model, variant = result.model, result.variant
+    top1 = f"top-1 ({variant.classes}-way, official)" if variant is not None and variant.classes != 1000 else "top-1"
+    rows = [(top1, pct(result.top1), span(result.top1_interval), f"{result.correct_top1}/{result.total}",
              pct(model.published_top1)),
             ("top-5", pct(result.top5), span(result.top5_interval), f"{result.correct_top5}/{result.total}",
              pct(model.published_top5)),
             ("mean loss", number(result.mean_loss), "", "", "")]
+    if variant is not None and variant.classes != 1000:
+        from nnprobe.intervals import clopper_pearson
+
+        every = clopper_pearson(variant.correct_top1_all, variant.total, result.confidence_level)
+        rows.insert(1, ("top-1 (1000-way argmax)", pct(variant.top1_all), span(every),
+                        f"{variant.correct_top1_all}/{variant.total}", ""))
     if result.real is not None:
         from nnprobe.intervals import clopper_pearson
 
@@ -64,6 +71,17 @@ def _calibration_rows(result: Any) -> list[tuple[str, str, str, str, str]]:
         where = "" if t.inside_grid else " (at the edge of the searched range)"
         rows.append(("fitted temperature (NLL there)", f"{t.value:.3f} ({number(t.nll)}){where}", "", "", ""))
     return rows
+
+
+def variant_line(result: Any) -> str:
+    """The ImageNet variant, how nnprobe knows it, and its protocol ('' when the data is no variant)."""
+    v = result.variant
+    if v is None:
+        return ""
+    extras = [f"{v.excluded} images of classes outside it left out"] if v.excluded else []
+    extras += [f"{v.border} px cut from each side before the resize"] if v.border else []
+    return (f"variant: {v.title}, {v.how}; top-1 is the {v.protocol.replace(' (official)', '')}"
+            f"{' (official)' if '(official)' in v.protocol else ''}" + "".join(f"; {e}" for e in extras))
 
 
 def interval_note(result: Any) -> str:

@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines
+from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines, variant_line
 from nnprobe.report.gates import print_gates
 from nnprobe.results import EvalResult
 
@@ -19,6 +19,8 @@ def render(result: EvalResult, console: Console) -> None:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     console.print(escape(interval_note(result)))
+    if result.variant is not None:
+        console.print(escape(variant_line(result)))
     for line in parity_lines(result):
         console.print(escape(line))
     pre = model.preprocessing

@@ -130,10 +130,11 @@ def eval_lines(result: Any) -> list[str]:
     model, data = result.model, result.data
     lines = heading("eval", result.passed, f"{model.spec} on {data.get('path')}",
                     "" if result.gates else "no gates")
-    from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines
+    from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines, variant_line
 
     lines += table(HEADERS, metric_rows(result), right=(1, 2, 3, 4))  # numbers and fixed labels only
     lines += [escape(interval_note(result)), ""]
+    lines += [escape(variant_line(result)), ""] if result.variant is not None else []
     lines += [f"- {escape(line.strip())}" for line in parity_lines(result)] + ([""] if result.parity else [])
     lines += gate_lines(result.gates)
     for finding in result.setup_findings:

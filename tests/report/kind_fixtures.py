@@ -60,7 +60,11 @@ def eval_with_suite():
 
     parity = Parity("ref.onnx", "onnx", 7, 2, 1, 1, 3, 0.75, "cat/a.png", 281, ("cat/a.png", "dog/b.png"),
                     ("cat/a.png",), ("dog/b.png",), ("cat/a.png", "dog/b.png", "dog/c.png"), 0.95)
-    return dataclasses.replace(fixtures.eval_with_findings(), calibration_suite=suite, parity=parity)
+    from nnprobe.results import VariantTop1
+
+    variant = VariantTop1("objectnet", "ObjectNet", "detected from the folder's name", "argmax over its 113 classes "
+                          "(official)", 113, 3, 7, 11, 2)
+    return dataclasses.replace(fixtures.eval_with_findings(), calibration_suite=suite, parity=parity, variant=variant)
 
 
 def one_of_each() -> dict[str, Any]:
