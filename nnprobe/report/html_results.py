@@ -25,11 +25,12 @@ def _note(result: Any) -> str:
 
 
 def eval_html(result: Any) -> list[Html]:
-    from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines
+    from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines, variant_line
 
+    variant = [para(variant_line(result), cls="note")] if result.variant is not None else []
     parts = [header("eval", result.passed, _subject(result), _note(result)),
              section("Accuracy", table(HEADERS, metric_rows(result), right=(1, 2, 3, 4)), para(interval_note(result),
-                                                                                               cls="note")),
+                                                                                               cls="note"), *variant),
              gates(result.gates)]
     if result.parity is not None:
         parts.append(section("Against the reference model", *(para(line.strip()) for line in parity_lines(result))))
