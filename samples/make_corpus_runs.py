@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -32,103 +32,8 @@ os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
 
 import numpy as np  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Case:
-    """A training setup. `verdict` is what it was made to be; errors/allowed/warnings what diagnose must say."""
-
-    name: str
-    verdict: str
-    what: str
-    epochs: int = 12
-    lr: float = 0.05
-    batch: int = 32
-    optim: str = "sgd"  # sgd (momentum 0.9) | adam
-    hidden: int = 32
-    schedule: str = "constant"  # constant | cosine (2-epoch linear warmup, then cosine to 0) | ramp (x1.6 a epoch)
-    label_noise: float = 0.0  # share of training labels replaced by random ones
-    shuffle_labels: bool = False
-    zero_inputs: bool = False
-    imbalanced: bool = False  # classes 0, 1, 2 only, shares about 0.60 / 0.25 / 0.15
-    dead_relu: bool = False  # hidden biases initialised to -20: every ReLU dead from the start
-    n_train: int = 0  # 0: the whole training split
-    inf_sample: bool = False  # one training input holds an inf
-    corrupt_epoch: int = -1  # every input of this epoch's batches scaled by 30 (a corrupt data block)
-    weight_decay: float = 0.0
-    histograms: bool = False  # also add_histogram of weights, gradients and activations each epoch (tb only)
-    frozen_first: bool = False  # the first layer's parameters left out of the optimizer
-    depth: int = 1  # hidden layers
-    act: str = "relu"  # relu | sigmoid
-    errors: tuple[str, ...] = ()
-    allowed: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-
-HEALTHY = (
-    Case("healthy-sgd", "healthy", "SGD lr 0.05, momentum 0.9, batch 32"),
-    Case("healthy-adam", "healthy", "Adam lr 1e-3, batch 64", epochs=15, lr=1e-3, batch=64, optim="adam"),
-    Case("healthy-noisy", "healthy", "20% of training labels random, batch 8, SGD lr 0.01", epochs=8, lr=0.01,
-         batch=8, label_noise=0.2),
-    Case("healthy-cosine", "healthy", "Adam lr 3e-3, 2-epoch warmup then cosine decay to 0", epochs=16, lr=3e-3,
-         optim="adam", schedule="cosine"),
-    Case("healthy-small", "healthy", "16 hidden units, batch 16, Adam lr 5e-4", epochs=10, lr=5e-4, batch=16,
-         optim="adam", hidden=16),
-    Case("healthy-wd", "healthy", "SGD lr 0.1, weight decay 5e-4, batch 128", epochs=25, lr=0.1, batch=128,
-         weight_decay=5e-4),
-)
-NAN = ("loss-not-finite", "metric-not-finite")
-BROKEN = (
-    Case("nan", "nan", "one training input holds an inf (the net's weights turn NaN)", inf_sample=True,
-         errors=("loss-not-finite",), allowed=NAN + ("constant-prediction", "chance-accuracy", "divergence")),
-    Case("chance", "chance", "labels shuffled apart from their inputs (the net memorises them)", epochs=30,
-         lr=3e-3, optim="adam", hidden=128, shuffle_labels=True, errors=("chance-accuracy",)),
-    Case("constant", "constant", "every input zeroed (a normalisation that wipes the data), classes 0/1/2 "
-         "at shares ~0.60/0.25/0.15", zero_inputs=True, imbalanced=True, errors=("constant-prediction",),
-         allowed=("chance-accuracy",)),
-    Case("dead-relu", "constant", "hidden biases initialised to -20: every ReLU dead, classes 0/1/2 at shares "
-         "~0.60/0.25/0.15", dead_relu=True, imbalanced=True, errors=("constant-prediction",),
-         allowed=("chance-accuracy",)),
-    Case("overfit", "overfitting", "100 training examples, 30% of their labels random, 256 hidden units, Adam "
-         "lr 3e-3 for 80 epochs (the net memorises the noise)", epochs=80, lr=3e-3, optim="adam", hidden=256,
-         n_train=100, label_noise=0.3, batch=16, errors=("overfitting",)),
-)
-RAMP = Case("diverge", "divergence", "SGD learning rate multiplied by 1.6 every epoch from 0.05", epochs=14,
-            schedule="ramp", errors=("divergence",), allowed=NAN + ("constant-prediction", "chance-accuracy"))
-CORRUPT = Case("corrupt-block", "warning", "epoch 5's inputs scaled by 30 (a corrupt data block), SGD lr 0.02; "
-               "the block may wreck the model for good (its accuracy collapses) or blow the loss up",
-               lr=0.02, corrupt_epoch=5, warnings=("spikes",), allowed=("divergence", "chance-accuracy"))
-RESUMED = Case("healthy-resumed", "healthy", "SGD lr 0.05, stopped after epoch 8, resumed from the epoch-5 "
-               "checkpoint to epoch 12 (steps written again)")
-HIST = (
-    Case("hist-healthy", "healthy", "SGD lr 0.05 for 8 epochs (at 12 this seed's validation loss rises from "
-         "epoch 9: an overfitting warning); weights, gradients and activations logged as histograms",
-         epochs=8, histograms=True),
-    Case("hist-frozen", "warning", "the first layer's parameters left out of the optimizer (histograms logged)",
-         histograms=True, frozen_first=True, warnings=("frozen-layer",)),
-    Case("hist-dead", "constant", "hidden biases initialised to -20 (every ReLU dead), classes 0/1/2 at shares "
-         "~0.60/0.25/0.15 (histograms logged)", histograms=True, dead_relu=True, imbalanced=True,
-         errors=("constant-prediction",), allowed=("chance-accuracy",), warnings=("dead-relu", "frozen-layer")),
-    Case("hist-vanishing", "warning", "8 sigmoid hidden layers, SGD lr 0.05 (histograms logged)", histograms=True,
-         depth=8, act="sigmoid", warnings=("vanishing-gradients",),
-         allowed=("chance-accuracy", "constant-prediction")),
-)
-WATCHED = (  # W&B: wandb.watch(model, log="all") logs gradient and parameter histograms (no activations)
-    Case("hist-healthy", "healthy", "SGD lr 0.05 for 8 epochs; wandb.watch(log='all') histograms", epochs=8,
-         histograms=True),
-    Case("hist-frozen", "warning", "the first layer's parameters left out of the optimizer; wandb.watch "
-         "histograms", histograms=True, frozen_first=True, warnings=("frozen-layer",)),
-    Case("hist-vanishing", "warning", "8 sigmoid hidden layers, SGD lr 0.05; wandb.watch histograms",
-         histograms=True, depth=8, act="sigmoid", warnings=("vanishing-gradients",),
-         allowed=("chance-accuracy", "constant-prediction")),
-)
-PLAIN = ("tb", "tbx", "jsonl", "mlflow", "wandb")
-LOGGERS = PLAIN + ("lightning-csv", "lightning-tb", "keras", "hf")
-
-
-def cases_for(logger: str) -> tuple[Case, ...]:
-    extra = (RAMP, CORRUPT) if logger in PLAIN + ("lightning-csv",) else ()
-    resumed = (RESUMED,) if logger in ("tb", "tbx", "jsonl") else ()
-    return HEALTHY + BROKEN + extra + resumed + (HIST if logger == "tb" else WATCHED if logger == "wandb" else ())
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from corpus_cases import LOGGERS, PLAIN, RESUMED, Case, cases_for  # noqa: E402
 
 
 def digits(case: Case, seed: int):
@@ -136,7 +41,7 @@ def digits(case: Case, seed: int):
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
+    x = (x if case.raw_inputs else x / 16.0).astype(np.float32)
     rng = np.random.default_rng(seed)
     if case.imbalanced:
         keep = np.concatenate([np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:74], np.flatnonzero(y == 2)[:44]])
@@ -177,11 +82,16 @@ def mlp(case: Case, k: int, seed: int):
     import torch
 
     torch.manual_seed(seed)
-    act = torch.nn.ReLU if case.act == "relu" else torch.nn.Sigmoid
+    act = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}[case.act]
     layers = [torch.nn.Linear(64, case.hidden), act()]
     for _ in range(case.depth - 1):
         layers += [torch.nn.Linear(case.hidden, case.hidden), act()]
     net = torch.nn.Sequential(*layers, torch.nn.Linear(case.hidden, k))
+    if case.init_std > 0:
+        with torch.no_grad():
+            for layer in net[::2]:  # Caffe's "gaussian" weight filler and a constant 0 bias
+                layer.weight.normal_(0.0, case.init_std)
+                layer.bias.zero_()
     if case.dead_relu:
         with torch.no_grad():
             net[0].bias.fill_(-20.0)
@@ -192,7 +102,22 @@ def _prefixes(model):
     """model[:i + 1] for each activation module i: the hidden layers' outputs."""
     import torch
 
-    return [model[:i + 1] for i, m in enumerate(model) if isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid))]
+    return [model[:i + 1] for i, m in enumerate(model) if isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid,
+                                                                          torch.nn.Tanh))]
+
+
+def log_histograms(model, hist, xv, step: int) -> None:
+    """Weights, gradients (when there are) and each hidden layer's activations on the validation inputs."""
+    import torch
+
+    with torch.no_grad():
+        outputs = [module(xv) for module in _prefixes(model)]
+    for name, p in model.named_parameters():
+        hist(f"weights/{name}", p.detach(), step)
+        if p.grad is not None:
+            hist(f"grads/{name}", p.grad, step)
+    for index, out in enumerate(outputs):
+        hist(f"activations/layer{index}", out, step)
 
 
 def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: int | None = None, state=None,
@@ -215,7 +140,9 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
         opt.load_state_dict(state[1])
     g = torch.Generator().manual_seed(seed + 1000 * start_epoch)
     per_epoch = math.ceil(yt.numel() / case.batch)
-    saved = {}
+    saved, kept = {}, []
+    if hist is not None:
+        log_histograms(model, hist, xv, 0)  # at init: weights and activations, before any step
     for epoch in range(start_epoch, stop_epoch if stop_epoch is not None else case.epochs):
         order = torch.randperm(yt.numel(), generator=g)
         model.train()
@@ -232,24 +159,20 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
             loss.backward()
             grad = float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm())
             opt.step()
+            if case.leak:
+                kept.append(loss * 1.0)  # the bug: the loss and its graph kept for a later mean
             total += float(loss.detach()) * idx.numel()
             correct += int((logits.argmax(1) == yt[idx]).sum())
             if step % 5 == 0:
                 log(step, {"loss": float(loss), "lr": opt.param_groups[0]["lr"], "grad_norm": grad}, epoch)
         model.eval()
         with torch.no_grad():
-            outputs = [module(xv) for module in _prefixes(model)] if hist is not None else []
             logits = model(xv)
             val = {"val_loss": float(F.cross_entropy(logits, yv)),
                    "val_acc": float((logits.argmax(1) == yv).float().mean())}
         log(step, {"train_loss": total / yt.numel(), "train_acc": correct / yt.numel(), **val}, epoch)
         if hist is not None:
-            for name, p in model.named_parameters():
-                hist(f"weights/{name}", p.detach(), step)
-                if p.grad is not None:
-                    hist(f"grads/{name}", p.grad, step)
-            for index, out in enumerate(outputs):
-                hist(f"activations/layer{index}", out, step)
+            log_histograms(model, hist, xv, step)
         saved[epoch] = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
     return saved, k
 
@@ -322,8 +245,9 @@ def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = Fals
     if logger == "wandb":
         import wandb
 
+        stats = {"x_stats_sampling_interval": 0.5} if case.system_metrics else {"x_disable_stats": True}
         run = wandb.init(project="nnprobe-corpus", name=os.path.basename(out), dir=out, mode="offline",
-                         config=config, settings=wandb.Settings(silent=True))
+                         config=config, settings=wandb.Settings(silent=True, **stats))
         return _Writer(lambda step, values, epoch: run.log(values, step=step), run.finish,
                        watch=lambda model: run.watch(model, log="all", log_freq=45))
     raise ValueError(logger)

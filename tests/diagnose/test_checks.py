@@ -66,7 +66,8 @@ def test_check_catalogue_is_complete():
         "val-above-train", "divergence", "plateau", "spikes", "oscillation", "init-loss", "lr-range",
         "grad-norm", "log-truncated", "log-corrupt", "run-stopped-early", "run-stalled", "run-restarted",
         "metric-not-finite", "log-unreadable", "num-classes-ignored", "frozen-layer", "dead-relu",
-        "vanishing-gradients", "gpu-utilization", "memory-growth"}
+        "vanishing-gradients", "gpu-utilization", "memory-growth", "exploding-gradients", "saturated-activations",
+        "poor-initialization"}
 
 
 # ------------------------------------------------------------------------------------------- loss values

@@ -54,16 +54,17 @@ def test_json_stdout_is_pure_and_carries_the_schema(capsys):
     assert code == 1
     body = json.loads(out)  # nothing but the report on stdout
     assert body["schema_version"] == 1 and body["kind"] == "diagnose"
-    assert {f["id"] for f in body["findings"]} == {"loss-not-finite", "spikes"}
+    assert {f["id"] for f in body["findings"]} == {"loss-not-finite"}
     for finding in body["findings"]:
         assert set(finding) == {"id", "severity", "message", "evidence", "hint", "run"}
         assert finding["severity"] in ("error", "warning", "info")
     mapping = {m["role"]: m["series"] for m in body["runs"][0]["mapping"]}
     assert mapping["train_loss"] == "loss" and mapping["grad_norm"] == "grad_norm"
     assert {s["id"] for s in body["skipped"]} == {"val-above-train", "run-stalled", "frozen-layer", "dead-relu",
-                                                 "vanishing-gradients", "gpu-utilization",
-                                                 "memory-growth"}  # no histograms, no system metrics logged
-    assert "1 warning(s)" in err
+                                                 "vanishing-gradients", "gpu-utilization", "memory-growth",
+                                                 "exploding-gradients", "saturated-activations",
+                                                 "poor-initialization"}  # no histograms, no system metrics logged
+    assert "0 warning(s)" in err
 
 
 ORIGINAL_SAMPLES = ("healthy", "nan-loss", "chance", "constant-prediction", "divergence", "overfitting",

@@ -1,7 +1,11 @@
 """Checks on system metrics logged beside the training metrics (MLflow's `log_system_metrics=True` writes
-`system/gpu_0_utilization_percentage`, `system/system_memory_usage_megabytes` ...; any series whose name
-says GPU utilization or memory counts): a GPU that is starved or stalls, and memory that keeps growing."""
+`system/gpu_0_utilization_percentage`, `system/system_memory_usage_megabytes` ...; W&B's system monitor
+`system/gpu.0.gpu` (utilization %), `system/proc.memory.rssMB` ..., read from its own records by the W&B
+reader; any series whose name says GPU utilization or memory in use counts): a GPU that is starved or stalls,
+and memory that keeps growing."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -21,11 +25,16 @@ GROWTH_PARTS = 5
 GROWTH_RATIO = 1.2
 
 
+_WANDB_GPU = re.compile(r"(^|/)gpu\.\d+\.gpu$")  # W&B's GPU utilization percent
+_NOT_IN_USE = ("avail", "free", "total", "limit")  # memory left or installed, not memory used
+
+
 def _series(ctx: RunContext, want: set[str], also: set[str]) -> list:
     found = []
     for name, series in ctx.series.items():
         tokens = {t for t in NAME_SPLIT.split(name.lower()) if t}
-        if want <= tokens and (not also or tokens & also) and np.isfinite(series.values).sum() >= MIN_SAMPLES:
+        named = want <= tokens and (not also or tokens & also) or bool(want and _WANDB_GPU.search(name))
+        if named and np.isfinite(series.values).sum() >= MIN_SAMPLES:
             found.append(series)
     return found
 
@@ -79,17 +88,24 @@ def memory_growth(ctx: RunContext):
     """A memory series whose medians over 5 consecutive fifths of the run all increase, the last >= 1.2x
     the first: memory that grows epoch after epoch (tensors kept in a list, a loss accumulated with its
     graph, a cache without a bound)."""
-    found = _series(ctx, set(), {"memory", "mem", "rss"})
+    found = [s for s in _series(ctx, set(), {"memory", "mem", "rss"})
+             if not any(t.startswith(_NOT_IN_USE) for t in NAME_SPLIT.split(s.name.lower()))]
     if not found:
         raise Skip(f"no memory series with >= {MIN_SAMPLES} samples (e.g. MLflow's "
                    f"system/system_memory_usage_megabytes)")
+    grown = []
     for series in found:
         values = series.values[np.isfinite(series.values)]
         medians = np.array([np.median(part) for part in np.array_split(values, GROWTH_PARTS)])
         if np.all(np.diff(medians) > 0) and medians[0] > 0 and medians[-1] >= GROWTH_RATIO * medians[0]:
-            yield Flag("warning", f"'{series.name}' grows through the whole run: {medians[0]:.4g} -> "
-                                  f"{medians[-1]:.4g} (medians of its first and last fifths, every fifth higher).",
-                       "Look for tensors kept across steps (appending losses without .item() or .detach(), "
-                       "lists of outputs), caches without a bound, or a growing DataLoader worker footprint.",
-                       {"series": series.name, "fifths": [r(m) for m in medians],
-                        "ratio": r(medians[-1] / medians[0])})
+            grown.append((series, medians))
+    if not grown:
+        return
+    series, medians = grown[0]  # one finding for one leak, however many series show it (W&B logs three)
+    more = f" ({', '.join(repr(s.name) for s, _ in grown[1:])} too)" if len(grown) > 1 else ""
+    yield Flag("warning", f"'{series.name}' grows through the whole run: {medians[0]:.4g} -> {medians[-1]:.4g} "
+                          f"(medians of its first and last fifths, every fifth higher){more}.",
+               "Look for tensors kept across steps (appending losses without .item() or .detach(), "
+               "lists of outputs), caches without a bound, or a growing DataLoader worker footprint.",
+               {"series": series.name, "fifths": [r(m) for m in medians], "ratio": r(medians[-1] / medians[0]),
+                "also": [s.name for s, _ in grown[1:]]})

@@ -114,11 +114,13 @@ class LogFile:
         return sum(len(s.values) for s in self.series.values())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HistogramStats:
-    """One logged histogram (TensorBoard `histo`) reduced to what the histogram checks use: the values'
-    range, count, mean, root mean square, and the share of values that are exactly zero (the bucket that
-    holds 0 when the range starts or ends there, e.g. a ReLU's output)."""
+    """One logged histogram (TensorBoard `histo`, a W&B histogram) reduced to what the histogram checks use:
+    the values' range, count, mean, root mean square, the share of values that are exactly zero (the bucket
+    that holds 0 when the range starts or ends there, e.g. a ReLU's output), and its buckets (`edges`, n + 1
+    increasing values clipped to [min, max], and `counts`, n values) for shares of a range
+    (`share_within`: saturated tanh/sigmoid outputs)."""
 
     step: int
     wall: float
@@ -128,6 +130,32 @@ class HistogramStats:
     mean: float
     rms: float
     zero_fraction: float
+    edges: Any = None  # numpy float64 array, n + 1 bucket edges; None when the histogram came without buckets
+    counts: Any = None  # numpy float64 array, n bucket counts
+
+    def share_within(self, lo: float, hi: float) -> float | None:
+        """The share of the values in [lo, hi], counting each bucket's overlap with it as if its values were
+        spread evenly (a bucket that is one point counts whole when the point is inside); None without
+        buckets."""
+        if self.edges is None or self.counts is None or not self.counts.size or not self.num > 0:
+            return None
+        import numpy as np
+
+        left, right = self.edges[:-1], self.edges[1:]
+        width = right - left
+        overlap = np.clip(np.minimum(right, hi) - np.maximum(left, lo), 0.0, None)
+        share = np.where(width > 0, overlap / np.where(width > 0, width, 1.0), (left >= lo) & (right <= hi))
+        return float(min(1.0, (share * self.counts).sum() / self.counts.sum()))
+
+
+def histogram_buckets(left_edges, right_edges, counts, low: float, high: float):
+    """(edges, counts) as numpy arrays for HistogramStats from buckets' left and right edges, clipped to the
+    values' range [low, high] (TensorBoard's first bucket starts at -DBL_MAX, its last ends at +DBL_MAX)."""
+    import numpy as np
+
+    edges = np.clip(np.append(np.asarray(left_edges, dtype=np.float64)[:1], np.asarray(right_edges, np.float64)),
+                    low, high)
+    return np.maximum.accumulate(edges), np.asarray(counts, dtype=np.float64)
 
 
 STEP_LIMIT = 2**62

@@ -111,12 +111,15 @@ def _histogram(histo, step: int, wall: float):
     them; torch's all-zero histogram is limits [0, 1e-12] with every value in the second)."""
     import math
 
-    from nnprobe.diagnosis.readers.base import HistogramStats
+    from nnprobe.diagnosis.readers.base import HistogramStats, histogram_buckets
 
     num = float(histo.num)
     zero = sum(float(count) for limit, count in zip(histo.bucket_limit, histo.bucket) if abs(limit) <= 1e-9)
+    buckets = (None, None)
+    if histo.bucket_limit and len(histo.bucket_limit) == len(histo.bucket):  # bucket i ends at limit i
+        buckets = histogram_buckets([histo.min], histo.bucket_limit, histo.bucket, histo.min, histo.max)
     return HistogramStats(int(step), float(wall), float(histo.min), float(histo.max), num, float(histo.sum) / num,
-                          math.sqrt(max(float(histo.sum_squares), 0.0) / num), min(1.0, zero / num))
+                          math.sqrt(max(float(histo.sum_squares), 0.0) / num), min(1.0, zero / num), *buckets)
 
 
 def tail(state) -> bool:

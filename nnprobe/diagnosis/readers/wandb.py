@@ -93,11 +93,17 @@ def _item_wire(data: bytes) -> tuple[str, object]:
     return key or "/".join(nested), value
 
 
-def decode_wire(body: bytes) -> tuple[str, list, int | None]:
-    """(kind, [(key, value)], step) of one Record: kind 'history', 'config' or '' (other records)."""
+def decode_wire(body: bytes) -> tuple[str, list, float | None]:
+    """(kind, [(key, value)], step or time) of one Record: kind 'history' (with its step), 'stats' (system
+    metrics, with their time in seconds), 'config' or '' (other records)."""
     for number, wire, raw in fields(body):
         if wire != 2:
             continue
+        if number == 7:  # stats: timestamp 2 (Timestamp seconds 1, nanos 2), item 3 (StatsItem)
+            stamp = next((v for n, w, v in fields(raw) if n == 2 and w == 2), b"")
+            parts = {n: v for n, w, v in fields(stamp) if w == 0}
+            wall = parts.get(1, 0) + parts.get(2, 0) / 1e9 if parts else None
+            return "stats", [_item_wire(v) for n, w, v in fields(raw) if n == 3 and w == 2], wall
         if number == 2:  # history: item 1, step 2 (HistoryStep.num 1)
             items, step = [], None
             for sub, sub_wire, value in fields(raw):
@@ -137,6 +143,10 @@ def _decoder():
         if kind in ("config", "run"):
             config = record.config if kind == "config" else record.run.config
             return "config", [item(one) for one in config.update], None
+        if kind == "stats":
+            stamp = record.stats.timestamp
+            wall = stamp.seconds + stamp.nanos / 1e9 if record.stats.HasField("timestamp") else None
+            return "stats", [(one.key, ("json", one.value_json)) for one in record.stats.item], wall
         return "", [], None
 
     return decode
@@ -230,7 +240,7 @@ def _histogram(parts: dict, step: int, wall: float):
         return None
     if kind != "histogram" or len(edges) != len(counts) + 1 or not sum(counts) > 0:
         return None
-    from nnprobe.diagnosis.readers.base import HistogramStats
+    from nnprobe.diagnosis.readers.base import HistogramStats, histogram_buckets
 
     num = sum(counts)
     centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
@@ -238,10 +248,13 @@ def _histogram(parts: dict, step: int, wall: float):
     mean = sum(c * x for c, x in zip(counts, centres)) / num
     rms = math.sqrt(sum(c * x * x for c, x in zip(counts, centres)) / num)
     zero = sum(c for c, a, b in zip(counts, edges, edges[1:]) if a <= 0.0 <= b and b - a <= 1e-9)
-    return HistogramStats(step, wall, edges[used[0]], edges[used[-1] + 1], num, mean, rms, zero / num)
+    low, high = edges[used[0]], edges[used[-1] + 1]
+    return HistogramStats(step, wall, low, high, num, mean, rms, zero / num,
+                          *histogram_buckets(edges[:-1], edges[1:], counts, low, high))
 
 
-def _add_history(log: LogFile, items: list, step: int | None, prefix: str) -> None:
+def _add_history(log: LogFile, items: list, step: int | None, prefix: str) -> int:
+    """The points of one history row (and its histograms); returns the row's step."""
     values = {key: _value(raw) for key, raw in items}
     index = log.records - 1
     step = as_step(values.get("_step"), as_step(None if step is None else float(step), index))
@@ -259,6 +272,18 @@ def _add_history(log: LogFile, items: list, step: int | None, prefix: str) -> No
     for name, pieces in parts.items():
         if (histogram := _histogram(pieces, step, wall)) is not None:
             log.histograms.setdefault(prefix + name, []).append(histogram)
+    return step
+
+
+def _add_stats(log: LogFile, items: list, wall: float | None, step: int, prefix: str) -> None:
+    """A system-metrics sample (W&B's monitor: `gpu.0.gpu` utilization %, `gpu.0.memoryAllocated`,
+    `proc.memory.rssMB`, `memory_percent`, `cpu` ...) as points of `system/<key>` series, as W&B's UI names
+    them, at the training step last logged before it (the sample has a time, not a step)."""
+    wall = wall if wall is not None and math.isfinite(wall) else math.nan
+    for key, raw in items:
+        value = _value(raw)
+        if value is not None and key:
+            log.series_for(f"{prefix}system/{key}").add(step, value, wall)
 
 
 def _config_k(log: LogFile, items: list) -> None:
@@ -288,6 +313,7 @@ def read(path: str, *, prefix: str = "") -> LogFile:
 
     log = LogFile(path=path, format=FORMAT)
     decode = _decoder()
+    last_step = 0
     with open_regular(path) as handle:
         for at, body in records(handle, log):
             try:
@@ -297,7 +323,9 @@ def read(path: str, *, prefix: str = "") -> LogFile:
                 continue
             if kind == "history":
                 log.records += 1
-                _add_history(log, items, step, prefix)
+                last_step = _add_history(log, items, step, prefix)
+            elif kind == "stats":  # not counted in records: those are the history rows
+                _add_stats(log, items, step, last_step, prefix)
             elif kind == "config":
                 _config_k(log, items)
     if "num_classes" not in log.meta:
