@@ -15,6 +15,7 @@ Importing this module imports no torch; each call does.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -159,8 +160,6 @@ def _with_baseline(result, baseline: Options):
     """The result with its comparison against `baseline` (`--baseline`), whose gates join the result's."""
     if baseline.baseline is None:
         return result
-    import dataclasses
-
     from nnprobe.comparison import compare as run
 
     source = baseline.baseline
@@ -204,8 +203,6 @@ def _with_reference(classifier, reference: Any, model: Options):
     """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
     preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
     flags it takes the reference's."""
-    import dataclasses
-
     from nnprobe.models.classifier import Classifier, rebuild
 
     given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
@@ -277,6 +274,7 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                  random_start=a.random_start, seed=a.seed, early_stop=a.early_stop, **_loader(o), **_device(o),
                  min_robust_top1=o["gates"].min_robust_top1 or {}, save_predictions=o["per_sample"].save_predictions,
                  shard=o["shard"].shard, progress=progress, adaptive=a.adaptive, surrogate=surrogate)
+    result = dataclasses.replace(result, confidence_level=o["intervals"].confidence)
     return _with_baseline(result, o["baseline"])
 
 
@@ -292,7 +290,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            early_stop: bool = True, autoattack_version: str | None = None, adaptive: bool = False,
            surrogate: Any = None,
            min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
-           corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
+           confidence: float | str = 0.95, corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
            baseline: Any = None, max_drop_top1: float | str | None = None, max_drop_top5: float | str | None = None,
            max_class_drop: float | str | None = None, alpha: float | str | None = None,
@@ -304,7 +302,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
 
     The model's and the data's keywords as `evaluate`; attack (default pgd), eps ("0,1/255,2/255,4/255",
     a number or a list), steps, step_size, random_start, seed, early_stop; min_robust_top1 ({eps: fraction}
-    or "2/255=0.30" items); adaptive runs the sanity checks' follow-up attacks (Square, EoT, and a transfer
+    or "2/255=0.30" items); `confidence` the level of each robust top-1 interval (exact Clopper-Pearson); adaptive runs the sanity checks' follow-up attacks (Square, EoT, and a transfer
     attack from `surrogate`, a spec or Classifier); save_predictions, shard, and baseline with the drop gates
     as `evaluate`. With
     `corruptions` (and `severity`, `min_corruption_top1`): the ImageNet-C sweep instead, as `corruptions`."""

@@ -176,14 +176,25 @@ class RobustResult(Gated):
     median_min_eps: float | None = None  # median smallest fooling budget on the sweep's grid (None: above it)
     sanity: dict[str, Any] | None = None  # the sanity checks' raw counts (`Probe.counts`): `merge` sums them
     # over slices and re-derives the findings of the whole; not in the JSON when None
+    confidence_level: float = 0.95  # of each point's robust top-1 interval (exact Clopper-Pearson, derived)
 
+    def top1_intervals(self) -> list[Any]:
+        """Each point's robust top-1 with its exact Clopper-Pearson interval, in `points` order: every image
+        is attacked on its own (its own random start and steps), so the verdicts are independent draws and
+        robust accuracy is a binomial proportion (one vectorised inversion for all budgets)."""
+        from nnprobe.intervals import Interval, clopper_pearson_bounds
+
+        lo, hi = clopper_pearson_bounds([p.correct_top1 for p in self.points], [p.total for p in self.points],
+                                        self.confidence_level)
+        return [Interval(p.top1, float(a), float(b), "clopper-pearson") for p, a, b in zip(self.points, lo, hi)]
 
     def to_dict(self) -> dict[str, Any]:
         body = to_jsonable(dataclasses.replace(self, samples=None, comparison=None))
         body.pop("samples")
         body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5),
-                               attack_success_rate=to_jsonable(p.attack_success_rate)) for p in self.points]
+                               top1_interval=to_jsonable(iv), attack_success_rate=to_jsonable(p.attack_success_rate))
+                          for p, iv in zip(self.points, self.top1_intervals())]
         if self.sanity is None:
             del body["sanity"]
         return {"schema_version": SCHEMA_VERSION, "kind": "robust", "passed": self.passed, **body}

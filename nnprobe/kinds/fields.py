@@ -120,6 +120,7 @@ MERGE: dict[str, dict[str, str]] = {
         "samples": "in memory only", "findings": "re-derived from the summed sanity counts",
         "comparison": "a --shard slice cannot have one", "median_min_eps": _ROWS,
         "sanity": "counts summed, example ids the first in data order, largest difference the largest",
+        "confidence_level": _SAME,
     },
     "corruption": {
         "clean": _SUMMED, "points": "per (corruption, severity), counts summed", "settings": _SAME, "model": _SAME,
@@ -150,7 +151,7 @@ COMPARE: dict[str, dict[str, str]] = {
         "settings": "not compared: two attacks may be compared on purpose", "model": "not compared",
         "plot": "not compared", "gates": "not compared", "samples": "rows of a result just computed",
         "findings": "not compared", "comparison": "not compared", "median_min_eps": "not compared",
-        "sanity": "not compared",
+        "sanity": "not compared", "confidence_level": "not compared: the delta intervals use the comparison's own level",
     },
     "diagnose": {
         "runs": "findings matched on (id, run); summaries and same-step values from the run folders",

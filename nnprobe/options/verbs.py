@@ -28,7 +28,8 @@ EVAL: Groups = dict(data=DataOptions, model=ModelOptions, settings=EvalSettings,
                     loader=LoaderOptions, device=DeviceOptions, report=ReportOptions)
 ROBUST: Groups = dict(data=DataOptions, model=ModelOptions, attack=RobustAttackOptions, gates=RobustGates,
                       plot=PlotOptions, corruption=CorruptionOptions, loader=AttackLoaderOptions,
-                      per_sample=PerSampleOptions, baseline=BaselineOptions, shard=ShardOptions,
+                      per_sample=PerSampleOptions, intervals=ConfidenceOptions, baseline=BaselineOptions,
+                      shard=ShardOptions,
                       scale=ScaleOptions, device=DeviceOptions, report=ReportOptions)
 CORRUPTIONS: Groups = dict(data=DataOptions, model=ModelOptions, corruption=CorruptionOptions,
                            loader=AttackLoaderOptions, seed=SeedOptions, shard=ShardOptions, scale=ScaleOptions,

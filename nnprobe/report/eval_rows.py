@@ -93,6 +93,12 @@ def interval_note(result: Any) -> str:
     return f"intervals: {level}, exact Clopper-Pearson on counts{tail}"
 
 
+def robust_interval_note(result: Any) -> str:
+    """robust: the level and method of each budget's robust top-1 interval."""
+    return (f"intervals: {100 * result.confidence_level:g}%, exact Clopper-Pearson on robust top-1 (each image is "
+            "attacked on its own, so the verdicts are independent)")
+
+
 def delta_span(metric: Any, fmt) -> str:
     """`lo to hi` of a compared metric's delta interval, each bound formatted as the delta is."""
     interval = getattr(metric, "interval", None)

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nnprobe.report.eval_rows import robust_interval_note, span
 from nnprobe.report.gates import print_gates
 from nnprobe.results import format_eps
 
@@ -54,6 +55,8 @@ def render(result: RobustResult, console: Console) -> None:
     console.print(escape(
         "robust top-k: accuracy on the attack's images (the attack targets top-1); a sample counts as fooled "
         "as soon as any iterate fools it; norms averaged over the initially correct samples.\n"
+        f"{robust_interval_note(result)}: "
+        + ", ".join(f"{format_eps(p.eps)}: {span(iv)}" for p, iv in zip(result.points, result.top1_intervals())) + "\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped; "
         f"early stop {'on' if s.early_stop else 'off'}\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "

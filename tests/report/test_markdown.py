@@ -77,7 +77,11 @@ def test_robust_and_fool_tables_have_one_row_per_point_and_item():
     robust = CASES["robust-gated"]
     rows = _rows(render_markdown(robust), "| eps |")
     assert [row[0] for row in rows] == ["0", "2/255", "0.01"]
-    assert [row[2] for row in rows] == [f"{p.correct_top1}/{p.total}" for p in robust.points]
+    assert [row[3] for row in rows] == [f"{p.correct_top1}/{p.total}" for p in robust.points]
+    from scipy import stats  # each budget's interval: the exact binomial interval, as scipy computes it
+
+    exact = [stats.binomtest(p.correct_top1, p.total).proportion_ci(0.95, method="exact") for p in robust.points]
+    assert [row[2] for row in rows] == [f"{100 * ci.low:.2f}% – {100 * ci.high:.2f}%" for ci in exact]
     fool = CASES["fool-gated"]
     text = render_markdown(fool)
     rows = _rows(text, "| image |")
