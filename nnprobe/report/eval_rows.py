@@ -93,6 +93,18 @@ def interval_note(result: Any) -> str:
     return f"intervals: {level}, exact Clopper-Pearson on counts{tail}"
 
 
+ROBUST_HEADERS = ("eps", "robust top-1", "interval", "count", "robust top-5", "attack success (on initially correct)")
+
+
+def robust_rows(result: Any) -> list[tuple[str, ...]]:
+    """One row per budget of a RobustResult, its robust top-1 interval beside it (markdown and HTML)."""
+    from nnprobe.results import format_eps
+
+    return [(format_eps(p.eps), pct(p.top1), span(interval), f"{p.correct_top1}/{p.total}", pct(p.top5),
+             f"{pct(p.attack_success_rate)} ({p.fooled}/{p.clean_correct})")
+            for p, interval in zip(result.points, result.top1_intervals())]
+
+
 def robust_interval_note(result: Any) -> str:
     """robust: the level and method of each budget's robust top-1 interval."""
     return (f"intervals: {100 * result.confidence_level:g}%, exact Clopper-Pearson on robust top-1 (each image is "

@@ -108,10 +108,10 @@ def robust_html(result: Any) -> list[Html]:
     from nnprobe.report.plots import accuracy_figure
 
     s = result.settings
-    rows = ((format_eps(p.eps), pct(p.top1), f"{p.correct_top1}/{p.total}", pct(p.top5),
-             f"{pct(p.attack_success_rate)} ({p.fooled}/{p.clean_correct})") for p in result.points)
-    numbers = table(("eps", "robust top-1", "count", "robust top-5", "attack success (on initially correct)"), rows,
-                    right=(0, 1, 2, 3, 4), total=len(result.points), noun="budgets")
+    from nnprobe.report.eval_rows import ROBUST_HEADERS, robust_interval_note, robust_rows
+
+    numbers = tag("div", table(ROBUST_HEADERS, robust_rows(result), right=(0, 1, 2, 3, 4, 5), total=len(result.points),
+                               noun="budgets"), para(robust_interval_note(result)))
     median = para(f"median smallest fooling budget on this grid: {format_eps(result.median_min_eps)}") \
         if result.median_min_eps is not None else Html("")
     shown = figure(lambda: accuracy_figure(result), "robust top-1 and top-5 against eps") if result.points else ""

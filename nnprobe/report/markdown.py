@@ -168,14 +168,10 @@ def _attack(settings: Any) -> str:
 def robust_lines(result: Any) -> list[str]:
     lines = heading("robust", result.passed, f"{result.model.spec}: {_attack(result.settings)}",
                     "" if result.gates else "no gates")
-    from nnprobe.report.eval_rows import robust_interval_note, span
+    from nnprobe.report.eval_rows import ROBUST_HEADERS, robust_interval_note, robust_rows
 
-    rows = ((format_eps(p.eps), pct(p.top1), span(interval), f"{p.correct_top1}/{p.total}", pct(p.top5),
-             f"{pct(p.attack_success_rate)} ({p.fooled}/{p.clean_correct})")
-            for p, interval in zip(result.points, result.top1_intervals()))
-    lines += table(("eps", "robust top-1", "interval", "count", "robust top-5",
-                    "attack success (on initially correct)"),
-                   rows, right=(0, 1, 2, 3, 4, 5), limit=50, total=len(result.points), noun="budgets")
+    lines += table(ROBUST_HEADERS, robust_rows(result), right=(0, 1, 2, 3, 4, 5), limit=50, total=len(result.points),
+                   noun="budgets")
     lines += [escape(robust_interval_note(result)), ""]
     lines += gate_lines(result.gates)
     lines += skipped_line(len(result.data.get("skipped", [])))
