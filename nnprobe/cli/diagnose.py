@@ -93,6 +93,9 @@ def watched(options: dict, verb: str) -> None:
     report = options["report"]
     logs = [f for path in options["diagnose"].run if "://" not in path for f in api.run_logs(path)]
     guard_outputs(output_paths(verb, options), files=[*logs, *files], folders=folders)
+    if report.fmt == "html":
+        raise UsageError(f"{verb} writes no HTML page (it watches a run and reports in JSON); run `nnprobe diagnose "
+                         "RUN --format html` on the finished run for the page.")
     if report.output is not None and report.fmt != "json":
         raise UsageError("-o takes follow's report as --format json (the table goes to stderr as it runs).")
     result = api.follow_with(options, progress=lambda line: click.echo(line, err=True))

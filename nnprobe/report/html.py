@@ -48,7 +48,7 @@ tr:nth-child(even) td { background: #f9fafb; }
 .pass { background: #dafbe1; color: #116329; border: 1px solid #4ac26b; }
 .fail { background: #ffebe9; color: #a40e26; border: 1px solid #ff8182; }
 .evidence { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
-.evidence > figure { flex: 0 1 auto; }
+.evidence > figure { flex: 0 1 680px; min-width: 320px; }
 .evidence > .cards { flex: 1 1 22rem; min-width: 18rem; }
 .card { border: 1px solid #d0d7de; border-left-width: 5px; border-radius: 4px; padding: .5rem .8rem;
   margin: 0 0 .7rem; background: #fff; }

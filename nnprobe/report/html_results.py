@@ -181,7 +181,13 @@ def corruption_html(result: Any) -> list[Html]:
 
 
 def _plot_pair(result: Any) -> list[tuple[str, Any]]:
-    return [("plot", result.plot)] if result.plot else []
+    """The --plot file, and which slice a --shard result is or how many slices `nnprobe merge` added up."""
+    data = result.data
+    pairs = [("plot", result.plot)] if result.plot else []
+    if "shard" in data:
+        shard = data["shard"]
+        pairs.append(("slice", f"{shard.get('index')}/{shard.get('count')} (a partial result)"))
+    return pairs + ([("merged from", f"{data['merged_from']} slices")] if "merged_from" in data else [])
 
 
 # ---- fool -------------------------------------------------------------------------------------------

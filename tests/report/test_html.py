@@ -251,3 +251,36 @@ def test_cli_diagnose_format_html_to_a_file(tmp_path, invoke):
     assert any(page_text.startswith("'loss' diverged") for page_text in (parsed.text(e) for e in parsed.all("p")))
     again = invoke("diagnose", str(TESTS.parent / "samples" / "runs" / "divergence"), "--format", "html")
     assert again.returncode == 1 and again.stdout == page.read_text(encoding="utf-8")
+
+
+def test_follow_refuses_html_in_one_sentence(tmp_path, invoke):
+    """follow watches a run and reports in JSON: --format html is refused before it starts, naming the command
+    that writes the page."""
+    from helpers import TESTS
+
+    run = invoke("follow", str(TESTS.parent / "samples" / "runs" / "healthy"), "--format", "html", "--wait", "0")
+    assert run.returncode == 2 and run.stdout == ""
+    assert "diagnose RUN --format html" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_merge_writes_the_whole_run_s_page(tmp_path, invoke):
+    """`nnprobe merge --format html`: the merged eval's page, its counts those of the slices added up."""
+    import json
+
+    from helpers import PLAIN, factory_spec, make_wnid_folders
+
+    from nnprobe import api
+
+    data = make_wnid_folders(tmp_path / "data", {5: 3, 350: 2}, wrong={5: 1})
+    parts = []
+    for k in (1, 2):
+        result = api.evaluate(factory_spec("color_net_1000"), data, workers=0, shard=f"{k}/2", **PLAIN)
+        parts.append(tmp_path / f"part-{k}.json")
+        parts[-1].write_text(json.dumps(result.to_dict()))
+    page = tmp_path / "merged.html"
+    run = invoke("merge", *map(str, parts), "--format", "html", "-o", str(page))
+    assert run.returncode == 0, run.stderr
+    parsed = Page(page.read_text(encoding="utf-8"))
+    pairs = dict(zip((parsed.text(e) for e in parsed.all("dt")), (parsed.text(e) for e in parsed.all("dd"))))
+    assert pairs["merged from"] == "2 slices"
+    assert any(parsed.text(e) == "5/6" for e in parsed.all("td"))  # top-1 count of the whole set
