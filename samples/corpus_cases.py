@@ -35,7 +35,9 @@ class Case:
     init_std: float = 0.0  # > 0: every Linear's weights drawn from N(0, init_std), biases 0 (0: torch's default)
     raw_inputs: bool = False  # pixel values 0..16 as they come (the /16 scaling forgotten)
     system_metrics: bool = False  # W&B's system monitor sampled every 0.5 s (its own records in the .wandb log)
-    leak: bool = False  # every step's loss kept with its graph in a list (memory that grows through the run)
+    loss: str = "ce"  # ce | mse (against one-hot targets)
+    hist_every: int = 0  # > 0: gradient histograms also every this many steps (W&B: wandb.watch's log_freq)
+    leak: bool = False  # every batch's outputs kept with their graph (memory that grows through the run)
     errors: tuple[str, ...] = ()
     allowed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -111,7 +113,22 @@ HIST_MORE = (  # issue 18 part 3: the rules on histograms' scale and shape, and 
          "shrink ~25x a layer at init", histograms=True, depth=6, init_std=0.01, warnings=("poor-initialization",),
          allowed=("chance-accuracy", "constant-prediction")),
 )
-WATCHED_MORE: tuple = ()
+EXPLODING = dict(verdict="warning", epochs=10, schedule="ramp", histograms=True, act="tanh", loss="mse",
+                 hist_every=5, warnings=("exploding-gradients",),
+                 allowed=NAN + ("divergence", "constant-prediction", "chance-accuracy"))
+HIST_MORE += (Case("hist-exploding", what="tanh layer, mean squared error against one-hot targets, SGD learning "
+                   "rate x1.6 every epoch from 0.05: the gradients grow by orders, then NaN; gradient histograms "
+                   "every 5 steps", **EXPLODING),)
+WATCHED_MORE = (
+    Case("hist-exploding", what="tanh layer, mean squared error against one-hot targets, SGD learning rate x1.6 "
+         "every epoch from 0.05: the gradients grow by orders, then NaN; wandb.watch(log_freq=5)", **EXPLODING),
+    Case("system-healthy", "healthy", "SGD lr 0.05 for 30 epochs; W&B's system metrics sampled every 0.5 s",
+         epochs=30, system_metrics=True),
+    Case("system-leak", "warning", "SGD lr 0.05 for 30 epochs, 1024 hidden units; every batch's outputs for a final "
+         "confusion matrix come from a second forward pass outside torch.no_grad() and are kept with their graph "
+         "(memory grows); W&B's system metrics sampled every 0.5 s", epochs=30, hidden=1024,
+         system_metrics=True, leak=True, warnings=("memory-growth",)),
+)
 PLAIN = ("tb", "tbx", "jsonl", "mlflow", "wandb")
 LOGGERS = PLAIN + ("lightning-csv", "lightning-tb", "keras", "hf")
 

@@ -120,6 +120,15 @@ def log_histograms(model, hist, xv, step: int) -> None:
         hist(f"activations/layer{index}", out, step)
 
 
+def criterion(case: Case, logits, y):
+    """Cross-entropy, or the mean squared error against one-hot targets (a regression-style loss)."""
+    import torch.nn.functional as F
+
+    if case.loss == "mse":
+        return F.mse_loss(logits, F.one_hot(y, logits.shape[1]).to(logits.dtype))
+    return F.cross_entropy(logits, y)
+
+
 def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: int | None = None, state=None,
                 hist=None, watch=None):
     """A plain torch loop: log(step, {name: value}, epoch) every 5 steps and at each epoch's end. Returns the
@@ -154,13 +163,17 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
             idx = order[b * case.batch:(b + 1) * case.batch]
             x = xt[idx] * (30.0 if epoch == case.corrupt_epoch else 1.0)
             logits = model(x)
-            loss = F.cross_entropy(logits, yt[idx])
+            loss = criterion(case, logits, yt[idx])
             opt.zero_grad()
             loss.backward()
             grad = float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm())
             opt.step()
-            if case.leak:
-                kept.append(loss * 1.0)  # the bug: the loss and its graph kept for a later mean
+            if hist is not None and case.hist_every and step % case.hist_every == 0 and b < per_epoch - 1:
+                for name, p in model.named_parameters():  # weights' gradients only, between the epochs' logs
+                    if name.endswith("weight"):
+                        hist(f"grads/{name}", p.grad, step)
+            if case.leak:  # the bug: outputs for a final confusion matrix from a second forward pass outside
+                kept.append(model(x))  # torch.no_grad(), kept with their graph (activations) for the whole run
             total += float(loss.detach()) * idx.numel()
             correct += int((logits.argmax(1) == yt[idx]).sum())
             if step % 5 == 0:
@@ -168,7 +181,7 @@ def train_plain(case: Case, seed: int, log, start_epoch: int = 0, stop_epoch: in
         model.eval()
         with torch.no_grad():
             logits = model(xv)
-            val = {"val_loss": float(F.cross_entropy(logits, yv)),
+            val = {"val_loss": float(criterion(case, logits, yv)),
                    "val_acc": float((logits.argmax(1) == yv).float().mean())}
         log(step, {"train_loss": total / yt.numel(), "train_acc": correct / yt.numel(), **val}, epoch)
         if hist is not None:
@@ -214,6 +227,15 @@ class _Writer:
         self.log, self.close, self.hist, self.watch = log, close, hist, watch
 
 
+def finite_histogram(writer, tag: str, tensor, step: int) -> None:
+    """SummaryWriter.add_histogram, skipped for a tensor holding NaN/Inf (torch raises "The histogram is
+    empty" on one, which would end the training: a user's loop would have to skip it the same way)."""
+    import torch
+
+    if torch.isfinite(tensor).all():
+        writer.add_histogram(tag, tensor, step)
+
+
 def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = False) -> _Writer:
     config = {"lr": case.lr, "batch_size": case.batch, "optimizer": case.optim, "hidden": case.hidden}
     if logger == "tb":
@@ -221,7 +243,7 @@ def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = Fals
 
         w = SummaryWriter(out, filename_suffix=".again" if again else "")
         return _Writer(lambda step, values, epoch: [w.add_scalar(k, v, step) for k, v in values.items()], w.close,
-                       lambda tag, tensor, step: w.add_histogram(tag, tensor, step))
+                       lambda tag, tensor, step: finite_histogram(w, tag, tensor, step))
     if logger == "tbx":
         from tensorboardX import SummaryWriter
 
@@ -245,11 +267,11 @@ def open_writer(logger: str, out: str, case: Case, seed: int, again: bool = Fals
     if logger == "wandb":
         import wandb
 
-        stats = {"x_stats_sampling_interval": 0.5} if case.system_metrics else {"x_disable_stats": True}
+        stats = {"x_stats_sampling_interval": 0.5} if case.system_metrics else {}
         run = wandb.init(project="nnprobe-corpus", name=os.path.basename(out), dir=out, mode="offline",
                          config=config, settings=wandb.Settings(silent=True, **stats))
         return _Writer(lambda step, values, epoch: run.log(values, step=step), run.finish,
-                       watch=lambda model: run.watch(model, log="all", log_freq=45))
+                       watch=lambda model: run.watch(model, log="all", log_freq=case.hist_every or 45))
     raise ValueError(logger)
 
 

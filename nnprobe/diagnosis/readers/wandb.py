@@ -33,6 +33,7 @@ BLOCK = 32768
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 _RECORD = struct.Struct("<IHB")
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+CONSOLE_CAP = 4 * 1024 * 1024  # console text kept for a model summary (characters); the rest is not read
 _K_KEYS = ("num_classes", "n_classes", "num_labels", "nb_classes", "classes")
 _CONFIG_K = re.compile(r"^(num_classes|n_classes|num_labels|nb_classes|classes):[ \t]*\n(?:[ \t]+desc:.*\n)?"
                        r"[ \t]+value:[ \t]*(\S+)", re.M)
@@ -99,6 +100,9 @@ def decode_wire(body: bytes) -> tuple[str, list, float | None]:
     for number, wire, raw in fields(body):
         if wire != 2:
             continue
+        if number in (4, 13):  # output / output_raw (console text): line 3
+            line = next((v for n, w, v in fields(raw) if n == 3 and w == 2), b"")
+            return "output", [("line", line.decode("utf-8", "replace"))], None
         if number == 7:  # stats: timestamp 2 (Timestamp seconds 1, nanos 2), item 3 (StatsItem)
             stamp = next((v for n, w, v in fields(raw) if n == 2 and w == 2), b"")
             parts = {n: v for n, w, v in fields(stamp) if w == 0}
@@ -143,6 +147,8 @@ def _decoder():
         if kind in ("config", "run"):
             config = record.config if kind == "config" else record.run.config
             return "config", [item(one) for one in config.update], None
+        if kind in ("output", "output_raw"):
+            return "output", [("line", getattr(record, kind).line)], None
         if kind == "stats":
             stamp = record.stats.timestamp
             wall = stamp.seconds + stamp.nanos / 1e9 if record.stats.HasField("timestamp") else None
@@ -313,7 +319,7 @@ def read(path: str, *, prefix: str = "") -> LogFile:
 
     log = LogFile(path=path, format=FORMAT)
     decode = _decoder()
-    last_step = 0
+    last_step, console = 0, []
     with open_regular(path) as handle:
         for at, body in records(handle, log):
             try:
@@ -326,11 +332,26 @@ def read(path: str, *, prefix: str = "") -> LogFile:
                 last_step = _add_history(log, items, step, prefix)
             elif kind == "stats":  # not counted in records: those are the history rows
                 _add_stats(log, items, step, last_step, prefix)
+            elif kind == "output" and sum(map(len, console)) < CONSOLE_CAP:
+                console.append(items[0][1])
             elif kind == "config":
                 _config_k(log, items)
     if "num_classes" not in log.meta:
         _config_yaml_k(log, path)
+    if "num_classes" not in log.meta and console:
+        _summary_k(log, "".join(console))
     return log
+
+
+def _summary_k(log: LogFile, text: str) -> None:
+    """K from a model summary printed to the console W&B captured (print(model), model.summary())."""
+    from nnprobe.diagnosis.model_summary import output_size
+    from nnprobe.diagnosis.readers import class_count
+
+    found = output_size(text)
+    if found is not None and class_count(found[0], "the model summary")[0] is not None:
+        log.meta["num_classes"] = found[0]
+        log.meta["num_classes_from"] = f"from the model summary in the W&B console log ({found[1]} {found[0]})"
 
 
 def _config_yaml_k(log: LogFile, path: str) -> None:
