@@ -94,13 +94,14 @@ def judge_run(run, display: str, num_classes: int | None, overrides: dict[str, s
     """One loaded run (run.RunData) judged: roles mapped, K resolved (class_count), the checks run (all, or
     `ids`). The one judging of a run: `diagnose` and `follow` both call it."""
     from nnprobe.diagnosis.checks import RunContext, run_checks
-    from nnprobe.diagnosis.roles import map_roles
+    from nnprobe.diagnosis.roles import map_roles, unplaced
     from nnprobe.diagnosis.summary import run_summary
 
     roles, mapping = map_roles(run.series, overrides)
     k, source = class_count(num_classes, run.class_hints, roles)
     ctx = RunContext(path=display, roles=roles, series=run.series, num_classes=k, num_classes_source=source,
-                     issues=run.issues, meta=run.meta, superseded=run.superseded, histograms=run.histograms)
+                     issues=run.issues, meta=run.meta, superseded=run.superseded, histograms=run.histograms,
+                     unplaced=unplaced(run.series, roles))
     outcomes: tuple[CheckOutcome, ...] = run_checks(ctx, ids)
     return RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping, num_classes=k,
                      num_classes_source=source, outcomes=outcomes, curves=_curves(roles),

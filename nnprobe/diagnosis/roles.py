@@ -54,6 +54,44 @@ def role_of(name: str) -> str | None:
     return None
 
 
+# The words role_of reads; a token one slip away from one (a letter missing, added, changed or two swapped)
+# is taken for it when it would give a series a role no other series plays: `val_los`, `val_acuracy`.
+_WORDS = ("loss", "acc", "accuracy", "val", "valid", "validation", "eval", "evaluation", "train", "training",
+          "learning", "rate", "grad", "gradient", "norm")
+_CLOSE = 0.75  # difflib's ratio: 'los'/'loss' 0.86, 'trian'/'train' 0.8, 'lsos'/'loss' 0.75
+
+
+def _word_meant(token: str) -> str | None:
+    """The word of _WORDS a token of >= 3 letters misspells, else None (a word itself, or far from all)."""
+    import difflib
+
+    if len(token) < 3 or token in _WORDS or token in _EXCLUDE or not token.isalpha():
+        return None
+    close = difflib.get_close_matches(token, _WORDS, n=1, cutoff=_CLOSE)
+    return close[0] if close else None
+
+
+def meant(name: str) -> tuple[str, str] | None:
+    """(the spelling a series name was likely meant to have, the role that spelling has) when correcting
+    its misspelt words changes its role ('val_los' -> ('val_loss', 'val_loss')); None otherwise."""
+    pieces = re.split(r"([/_.\-\s:]+)", name)
+    fixed = [piece if i % 2 else (_word_meant(piece.lower()) or piece) for i, piece in enumerate(pieces)]
+    spelling = "".join(fixed)
+    role = role_of(spelling)
+    return (spelling, role) if spelling != name and role is not None and role != role_of(name) else None
+
+
+def unplaced(series: dict[str, Series], roles: dict[str, Series]) -> dict[str, tuple[str, str]]:
+    """role -> (a logged name, the spelling it was likely meant to have), for each role no series plays
+    whose name only a misspelling kept from it: the checks that need the role were skipped because of it."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, one in series.items():
+        guess = meant(name) if len(one) else None
+        if guess is not None and guess[1] not in roles and guess[1] not in found:
+            found[guess[1]] = (name, guess[0])
+    return found
+
+
 def optimizer_of(name: str) -> str | None:
     """`lr-SGD` / `lr-AdamW/pg1` (Lightning's LearningRateMonitor) name the optimizer."""
     match = re.match(r"lr-([A-Za-z]+)", name)

@@ -67,7 +67,7 @@ def test_check_catalogue_is_complete():
         "grad-norm", "log-truncated", "log-corrupt", "run-stopped-early", "run-stalled", "run-restarted",
         "metric-not-finite", "log-unreadable", "num-classes-ignored", "frozen-layer", "dead-relu",
         "vanishing-gradients", "gpu-utilization", "memory-growth", "exploding-gradients", "saturated-activations",
-        "poor-initialization"}
+        "poor-initialization", "metric-unrecognised"}
 
 
 # ------------------------------------------------------------------------------------------- loss values

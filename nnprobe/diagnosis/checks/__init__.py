@@ -11,6 +11,7 @@ from nnprobe.diagnosis.checks import system  # noqa: F401
 from nnprobe.diagnosis.checks import initial_loss  # noqa: F401
 from nnprobe.diagnosis.checks import optimizer  # noqa: F401
 from nnprobe.diagnosis.checks import integrity  # noqa: F401
+from nnprobe.diagnosis.checks import names  # noqa: F401
 from nnprobe.diagnosis.checks.registry import CHECKS, Check, Flag, RunContext, Skip, register, run_checks
 
 __all__ = ["CHECKS", "Check", "Flag", "RunContext", "Skip", "register", "run_checks"]

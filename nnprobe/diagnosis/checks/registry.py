@@ -40,6 +40,8 @@ class RunContext:
     meta: dict[str, Any] = field(default_factory=dict)
     superseded: int = 0
     histograms: dict[str, list] = field(default_factory=dict)  # tag -> [HistogramStats] (TensorBoard histo)
+    unplaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (logged name, meant spelling):
+    # a role no series plays because its name is misspelt (roles.unplaced)
 
     @property
     def num_classes_trusted(self) -> bool:
@@ -77,13 +79,24 @@ def register(id: str, *, title: str, requires: tuple[str, ...] = (), any_of: tup
     return decorator
 
 
+def missing_roles(check: Check, ctx: RunContext) -> list[str]:
+    """The roles whose absence skips `check` on this run (every one of `requires`, all of `any_of`)."""
+    missing = [role for role in check.requires if role not in ctx.roles]
+    if check.any_of and not any(role in ctx.roles for role in check.any_of):
+        missing += list(check.any_of)
+    return missing
+
+
 def _missing_reason(check: Check, ctx: RunContext) -> str | None:
     missing = [role for role in check.requires if role not in ctx.roles]
     if check.any_of and not any(role in ctx.roles for role in check.any_of):
         missing.append(" or ".join(check.any_of))
     if missing:
         examples = "; ".join(f"{r} e.g. {HINTS[r]}" for r in check.requires + check.any_of if r not in ctx.roles)
-        return f"no {', '.join(missing)} series ({examples}); map one with --metric ROLE=NAME"
+        misspelt = [f"'{ctx.unplaced[r][0]}' was not recognised (did you mean '{ctx.unplaced[r][1]}'?)"
+                    for r in missing_roles(check, ctx) if r in ctx.unplaced]
+        return f"no {', '.join(missing)} series ({examples}); " + "; ".join(misspelt + [
+            "map one with --metric ROLE=NAME"])
     if check.needs_num_classes and ctx.num_classes is None:
         return "number of classes unknown: pass --num-classes K (or save num_classes in hparams.yaml)"
     if check.trusted_num_classes and not ctx.num_classes_trusted:
