@@ -9,7 +9,7 @@ from nnprobe.report.compare_markdown import _cell  # the same numbers as the mar
 from nnprobe.report.html import Html, badge, card, details, dl, figure, gates, header, para, section, table, tag
 from nnprobe.results import format_eps
 
-FIGURES = 40  # runs drawn (a figure costs ~0.3 s); the others say why they have none
+FIGURES = 40  # runs drawn (a figure costs 0.2-0.5 s); the others say why they have none
 FINDINGS = 200  # findings shown per run (errors first)
 OPEN_RUNS = 4  # up to this many runs, every run is open; beyond it only the runs that failed
 ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -22,16 +22,21 @@ def diagnose_html(result: Any) -> list[Html]:
                                      f"info in {len(result.runs)} run(s)"))]
     if len(result.runs) > 1:
         parts.append(section("Runs side by side", _runs_table(result)))
-    drawn = 0
-    for run in result.runs:
-        draw = drawn < FIGURES and bool(run.series)
-        drawn += draw
-        parts.append(_run(result, run, draw))
+    drawn = _drawn(result)
+    parts += [_run(result, run, run.path in drawn) for run in result.runs]
     paths = {run.path for run in result.runs}
     loose = [f for f in result.extra_findings if f.run not in paths]
     if loose:
         parts.append(section("Other probes", *_cards(loose)))
     return parts
+
+
+def _drawn(result: Any) -> set[str]:
+    """The runs that get a figure: at most FIGURES of those with curves, the failed ones first, then those with
+    findings, then the rest, each group in the given order."""
+    ranked = sorted((run for run in result.runs if run.series),
+                    key=lambda run: (not result.run_failed(run), not result.run_findings(run)))
+    return {run.path for run in ranked[:FIGURES]}
 
 
 def _number(value: Any, fmt: str = ".4f") -> str:
@@ -83,7 +88,8 @@ def _run(result: Any, run: Any, draw: bool) -> Html:
                                                           "their steps")
     else:
         shown = para("no figure: " + ("the curves are not kept in a report read back" if not run.series
-                                      else f"only the first {FIGURES} runs are drawn"), cls="note")
+                                      else f"{FIGURES} runs are drawn, those that failed or have findings first"),
+                     cls="note")
     cards = _cards(found) or [para("no findings", cls="note")]
     evidence = tag("div", shown, tag("div", *cards, cls="cards"), cls="evidence")
     verdict = badge("FAILED", "fail") if failed else badge("passed", "pass")

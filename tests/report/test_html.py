@@ -284,3 +284,41 @@ def test_merge_writes_the_whole_run_s_page(tmp_path, invoke):
     pairs = dict(zip((parsed.text(e) for e in parsed.all("dt")), (parsed.text(e) for e in parsed.all("dd"))))
     assert pairs["merged from"] == "2 slices"
     assert any(parsed.text(e) == "5/6" for e in parsed.all("td"))  # top-1 count of the whole set
+
+
+def test_many_runs_draw_the_failed_ones_first(diagnosis, monkeypatch):
+    """Past FIGURES runs, the figures go to the runs that failed, then to those with findings; the others say
+    why they have none."""
+    from nnprobe.report import html_diagnose
+
+    monkeypatch.setattr(html_diagnose, "FIGURES", 1)
+    page = Page(render(diagnosis, "html"))
+    blocks = [e for e in page.all("div") if e[1].get("class") == "evidence"]
+    drawn = [any(t == "img" for t, _, _, _ in block[3]) for block in blocks]
+    assert [diagnosis.run_failed(r) for r in diagnosis.runs] == [True, False, True] and drawn == [True, False, False]
+    assert "1 runs are drawn, those that failed or have findings first" in page.text(blocks[1])
+    monkeypatch.setattr(html_diagnose, "FIGURES", 2)
+    blocks = [e for e in Page(render(diagnosis, "html")).all("div") if e[1].get("class") == "evidence"]
+    assert [any(t == "img" for t, _, _, _ in block[3]) for block in blocks] == [True, False, True]
+
+
+def test_fool_pages_inline_the_panel_fool_wrote(tmp_path):
+    """A panel that is a regular PNG file is inlined byte for byte; a file that is not a PNG, a FIFO and a
+    missing file are each named in a note instead (never read as an image, never waited on)."""
+    import os
+
+    from PIL import Image
+
+    png = tmp_path / "cat.panel.png"
+    Image.new("RGB", (30, 20), (200, 30, 30)).save(png)
+    (tmp_path / "fake.png").write_text("<svg onload=alert(1)>")
+    os.mkfifo(tmp_path / "fifo.png")
+    result = RESULTS["fool"]
+    items = tuple(dataclasses.replace(item, panel_image=str(tmp_path / name)) for item, name in
+                  zip(result.items, ("cat.panel.png", "fake.png", "fifo.png")))
+    page = Page(render(dataclasses.replace(result, items=items), "html"))
+    images = [base64.b64decode(e[1]["src"].split(",", 1)[1]) for e in page.all("img")]
+    assert images == [png.read_bytes()]
+    notes = [page.text(e) for e in page.all("p") if e[1].get("class") == "note"]
+    assert f"panel {tmp_path / 'fake.png'}: not a PNG file" in notes
+    assert f"panel {tmp_path / 'fifo.png'}: not readable now" in notes
