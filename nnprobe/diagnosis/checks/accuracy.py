@@ -7,6 +7,7 @@ import numpy as np
 
 from nnprobe.diagnosis.checks._util import aligned, at, epoch_label, finite_points, r
 from nnprobe.diagnosis.checks.registry import Flag, RunContext, Skip, register
+from nnprobe.diagnosis.resolution import count, denominator
 from nnprobe.diagnosis.run import at_chance
 
 # Deepchecks' simple-model comparison asks for a gain >= 0.1 over the trivial baseline, where
@@ -233,8 +234,10 @@ def constant_prediction(ctx: RunContext):
     idx, values = finite_points(series)
     if values.size < CONSTANT_EVALS:
         raise Skip(f"needs >= {CONSTANT_EVALS} evaluations of '{series.name}', got {values.size}")
+    n_val = denominator(values)  # accuracies as multiples of 1/N: frozen = the same count of right images
     run = 1
-    while run < values.size and abs(values[-1 - run] - values[-1]) <= 1e-7:
+    while run < values.size and (count(values[-1 - run], n_val) == count(values[-1], n_val) if n_val else
+                                 abs(values[-1 - run] - values[-1]) <= 1e-7):
         run += 1
     acc = float(values[-1])
     if run < CONSTANT_EVALS or acc >= 0.999:
@@ -245,6 +248,10 @@ def constant_prediction(ctx: RunContext):
         return
     loss = ctx.roles.get("val_loss") or ctx.roles.get("train_loss")
     evidence = {"series": series.name, "value": r(acc), "evaluations": run, "from": at(series, first)}
+    resolution = ""
+    if n_val:
+        evidence.update(n_val=n_val, right=count(acc, n_val), resolution=r(1 / n_val))
+        resolution = f" ({count(acc, n_val)}/{n_val}: every logged accuracy is a multiple of 1/{n_val})"
     if loss is None:
         if run < CONSTANT_EVALS_WITHOUT_LOSS:
             return
@@ -266,7 +273,7 @@ def constant_prediction(ctx: RunContext):
     evidence["confidence"] = "high" if acc <= share and loss_text else "medium"
     yield Flag(
         "error",
-        f"validation accuracy is exactly {acc:.4f} for the last {run} evaluations (from "
+        f"validation accuracy is exactly {acc:.4f}{resolution} for the last {run} evaluations (from "
         f"{epoch_label(series, first)}){loss_text}: the model predicts the same class for every input "
         f"({evidence['confidence']} confidence).",
         "Look for inputs that carry no signal (all-zero or constant images, a normalisation that wipes "
