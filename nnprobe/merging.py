@@ -168,6 +168,10 @@ def merge_corruption(parts: Sequence[dict]) -> dict[str, Any]:
     body["clean"] = {k: sum(p["clean"][k] for p in parts) for k in keys}
     body["points"] = [dict({k: v for k, v in row[0].items() if k not in ("top1", "top5")},
                            **{k: sum(p[k] for p in row) for k in keys}) for row in zip(*(p["points"] for p in parts))]
+    moved = ("flips", "comparisons", "top5_distance_sum")
+    body["perturbations"] = [dict({k: v for k, v in row[0].items() if k not in ("flip_probability", "top5_distance")},
+                                  **{k: sum(p[k] for p in row) for k in moved})
+                             for row in zip(*(p.get("perturbations", []) for p in parts))]
     body["data"] = _merged_data(parts)
     body["run"] = _merged_run(parts)
     return body

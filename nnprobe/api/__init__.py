@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.errors import UsageError
-from nnprobe.api.process import (detectable_drop, is_main_rank, local_workers, looks_like_log,  # noqa: F401
+from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, local_workers, looks_like_log,  # noqa: F401
                                  part_names, process_setup, result_files, run_logs)
 from nnprobe.options import verbs
 from nnprobe.options.base import Options, nearest
@@ -255,9 +255,10 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
     from nnprobe.attacks.robustness import robust as run
 
     c, a = o["corruption"], o["attack"]
-    if c.corruptions is not None or c.min_corruption_top1 is not None or c.jpeg_roundtrip:
+    if c.corruptions is not None or c.min_corruption_top1 is not None or c.jpeg_roundtrip or c.perturbations:
         if c.corruptions is None:
             raise UsageError(("--jpeg-roundtrip re-encodes corrupted images" if c.jpeg_roundtrip else
+                              "--perturbations runs in the corruption sweep" if c.perturbations else
                               "--min-corruption-top1 gates a corruption sweep") + ": give --corruptions too.")
         if a.attack is not None or a.eps is not None or o["gates"].min_robust_top1 or a.adaptive or \
                 a.autoattack_version is not None or \
@@ -291,7 +292,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            surrogate: Any = None,
            min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
            confidence: float | str = 0.95, corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
-           jpeg_roundtrip: bool = False, min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
+           jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
+           min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
            baseline: Any = None, max_drop_top1: float | str | None = None, max_drop_top5: float | str | None = None,
            max_class_drop: float | str | None = None, alpha: float | str | None = None,
            allow_different_data: bool = False, shard: str | None = None, batch_size: int | str = 32,
@@ -317,7 +319,8 @@ def corruptions_with(o: Groups, progress: Progress | None = None) -> "Corruption
     classifier, images = _model_and_data(o["model"], o["data"])
     return corruption_sweep(classifier, images, corruptions=c.corruptions or "all", severities=c.severity,
                             seed=o["seed"].seed, **_loader(o), **_device(o), min_corruption_top1=c.min_corruption_top1,
-                            shard=o["shard"].shard, progress=progress, jpeg_roundtrip=c.jpeg_roundtrip)
+                            shard=o["shard"].shard, progress=progress, jpeg_roundtrip=c.jpeg_roundtrip,
+                            perturbations=c.perturbations)
 
 
 @_keywords
@@ -328,14 +331,15 @@ def corruptions(model: Any = None, data: Any = None, *, weights: str | None = No
                 labels_file: str | os.PathLike | None = None, devkit: str | os.PathLike | None = None,
                 class_map: str | os.PathLike | None = None, limit: int | str | None = None,
                 corruptions: str | Sequence[str] = "all", severity: str | int | Sequence[int] = "1-5",
-                jpeg_roundtrip: bool = False, min_corruption_top1: float | str | None = None, seed: int | str = 0, shard: str | None = None,
+                jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
+                min_corruption_top1: float | str | None = None, seed: int | str = 0, shard: str | None = None,
                 batch_size: int | str = 32, workers: int | str | None = None, device: Any = "auto",
                 precision: str = "fp32", progress: Progress | None = None) -> "CorruptionResult":
     """Top-1/top-5 under the ImageNet-C common corruptions, as `nnprobe robust --corruptions`: `corruptions`
-    is "all", a family (noise, blur, weather, digital) or names; `severity` "1-5", "3" or "1,3,5"; the gate
-    `min_corruption_top1` judges the mean corruption top-1; `jpeg_roundtrip` saves each corrupted image as
-    JPEG (quality 85) and decodes it, as the published files were made. The model's and data's keywords as
-    `evaluate`."""
+    is "all", a family (noise, blur, weather, digital, c-bar) or names; `severity` "1-5", "3" or "1,3,5"; the
+    gate `min_corruption_top1` judges the mean corruption top-1; `jpeg_roundtrip` saves each corrupted image
+    as JPEG (quality 85) and decodes it, as the published files were made; `perturbations` ("all" or names)
+    adds ImageNet-P's flip probability and top-5 distance. The model's and data's keywords as `evaluate`."""
     return corruptions_with(verbs.build(verbs.CORRUPTIONS, _given(locals())), progress)
 
 

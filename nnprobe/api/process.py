@@ -74,6 +74,13 @@ def is_main_rank() -> bool:
     return distributed.from_env().is_main
 
 
+def in_local_worker() -> bool:
+    """Whether this process is one of the workers --nproc started."""
+    from nnprobe.launch import WORKER_VARIABLE
+
+    return bool(os.environ.get(WORKER_VARIABLE))
+
+
 def local_workers(nproc: int, argv: Sequence[str]) -> tuple[int, str | None] | None:
     """Run `python -m nnprobe ARGV` on `nproc` local ranks (torch's elastic launcher as a library) and
     return nnprobe's exit code with the sentence to say (or None); inside such a worker (or under torchrun)

@@ -16,7 +16,7 @@ from nnprobe.options.verbs import CORRUPTIONS_CLI
 def command(**options) -> int:
     """Top-1/top-5 of a classifier on a labelled data set under each common corruption (noise, blur,
     weather, digital) at each severity, plus clean, in one pass (docs/corruptions.md)."""
-    code = launched(options)
+    code = launched(options, "corruptions")
     if code is not None:
         return code
     options = guard_verb("corruptions", options)

@@ -25,7 +25,7 @@ def command(**options) -> int:
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
     disjoint shard and rank 0 writes the report.
     """
-    code = launched(options)
+    code = launched(options, "eval")
     if code is not None:
         return code
     options = guard_verb("eval", options, plots=plot_paths(options["plot"].plot))

@@ -193,15 +193,20 @@ def working(label: str, options: dict[str, Options] | None = None, *, workers: i
             yield Work(progress, is_main, workers), options
 
 
-def launched(options: Mapping[str, Options]) -> int | None:
+def launched(options: Mapping[str, Options], verb: str | None = None) -> int | None:
     """--nproc N: start N local workers running this same command (each sees the launcher's variables and
     runs as one rank) and return their exit code; None without --nproc N > 1 or inside a worker, where the
-    command runs as a rank."""
-    from nnprobe.api import local_workers
+    command runs as a rank. The data folder and the `verb`'s inputs are checked here first: every rank would
+    refuse them alike, and a rank other than 0 (which says nothing) could end first and have the launcher
+    stop rank 0 before its sentence."""
+    from nnprobe.api import in_local_worker, local_workers
 
     nproc = options["scale"].nproc if "scale" in options else None
     if nproc is None or nproc <= 1:
         return None
+    if verb is not None and not in_local_worker():
+        checked_inputs(verb, dict(options, data=dataclasses.replace(options["data"],
+                                                                    data=resolve_data(options["data"].data))))
     from nnprobe.cli import ARGV
     from nnprobe.cli.stdout import lent_to_children
 

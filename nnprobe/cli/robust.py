@@ -23,7 +23,7 @@ def command(**options) -> int:
     The attack (default PGD, L∞, 10 steps, random start) moves each image away from its true label;
     a sample counts as fooled as soon as any iterate fools it.
     """
-    code = launched(options)
+    code = launched(options, "robust")
     if code is not None:
         return code
     options = guard_verb("robust", options)

@@ -14,7 +14,8 @@ from nnprobe.errors import UsageError
 
 
 from nnprobe.options.corruptions import (ALIASES, BENCHMARKS, C_BAR, CORRUPTIONS, FAMILIES, IMAGENET_C,  # noqa: F401
-                                        SEVERITIES, Corruption, parse_corruptions, parse_severities)
+                                        PERTURBATIONS, SEVERITIES, Corruption, parse_corruptions,
+                                        parse_perturbations, parse_severities)
 
 C_BAR_SALT = 1 << 40  # keeps ImageNet-C-bar's seeds apart from ImageNet-C's (theirs are unchanged)
 

@@ -34,6 +34,27 @@ class CorruptionPoint(TopKRates):
 
 
 @dataclass(frozen=True)
+class PerturbationPoint:
+    """ImageNet-P: one perturbation's sequences over every image, counted (`perturb.py`): top-1 flips and the
+    top-5 distance summed over the compared frames."""
+
+    perturbation: str
+    flips: int
+    comparisons: int
+    top5_distance_sum: int
+
+    @property
+    def flip_probability(self) -> float:
+        """FP: the share of compared frames whose top-1 differs from the frame compared with."""
+        return self.flips / self.comparisons if self.comparisons else float("nan")
+
+    @property
+    def top5_distance(self) -> float:
+        """T5D: the mean top-5 distance between compared frames."""
+        return self.top5_distance_sum / self.comparisons if self.comparisons else float("nan")
+
+
+@dataclass(frozen=True)
 class CorruptionSettings:
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
@@ -58,6 +79,17 @@ class CorruptionResult(Gated):
     run: RunInfo
     plot: str | None = None
     gates: tuple[Gate, ...] = ()
+    perturbations: tuple[PerturbationPoint, ...] = ()  # ImageNet-P, when asked for (--perturbations)
+
+    @property
+    def mean_flip_probability(self) -> float | None:
+        """FP averaged over the perturbations run (None when none ran). Not mFR: that divides each FP by
+        AlexNet's, and those are not published with the code."""
+        return _mean(p.flip_probability for p in self.perturbations) if self.perturbations else None
+
+    @property
+    def mean_top5_distance(self) -> float | None:
+        return _mean(p.top5_distance for p in self.perturbations) if self.perturbations else None
 
     def top1(self, corruption: str, severity: int) -> float:
         return next(p.top1 for p in self.points if p.corruption == corruption and p.severity == severity)
@@ -113,13 +145,17 @@ class CorruptionResult(Gated):
         body["clean"] = dict(body["clean"], top1=to_jsonable(self.clean.top1), top5=to_jsonable(self.clean.top5))
         body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5))
                           for p in self.points]
+        body["perturbations"] = [dict(to_jsonable(p), flip_probability=to_jsonable(p.flip_probability),
+                                      top5_distance=to_jsonable(p.top5_distance)) for p in self.perturbations]
         return {"schema_version": SCHEMA_VERSION, "kind": "corruption", "passed": self.passed,
                 "mean_corruption_top1": to_jsonable(self.mean_corruption_top1),
                 "relative_drop": to_jsonable(self.relative_drop),
                 "per_corruption_top1": to_jsonable(self.per_corruption), "mce": to_jsonable(self.mce),
                 "relative_mce": to_jsonable(self.relative_mce),
                 "corruption_error": to_jsonable(self.corruption_error),
-                "relative_corruption_error": to_jsonable(self.relative_corruption_error), **body}
+                "relative_corruption_error": to_jsonable(self.relative_corruption_error),
+                "mean_flip_probability": to_jsonable(self.mean_flip_probability),
+                "mean_top5_distance": to_jsonable(self.mean_top5_distance), **body}
 
 
 def corruption_gate(threshold: float, measured: float) -> Gate:

@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from nnprobe.imagenet_c import BENCHMARKS, CORRUPTIONS, corrupt, parse_corruptions, parse_severities, sample_seed
+from nnprobe.imagenet_c import (BENCHMARKS, CORRUPTIONS, corrupt, parse_corruptions, parse_perturbations,
+                                parse_severities, sample_seed)
+from nnprobe.imagenet_c import perturb
 from nnprobe.imagenet_c.jpeg import PUBLISHED_QUALITY, roundtrip
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
-                                         corruption_gate)
+                                         PerturbationPoint, corruption_gate)
 from nnprobe.errors import DataError, UsageError
 from nnprobe.results import RunInfo
 
@@ -28,10 +30,12 @@ def _count(logits: torch.Tensor, labels: torch.Tensor) -> list[int]:
 
 def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Sequence[int],
                 grid: Sequence[tuple[str, int]], seed: int, counts: torch.Tensor, nonfinite: torch.Tensor,
-                autocast=None, jpeg_quality: int | None = None) -> None:
-    """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid), 3): row 0 clean, then
-    one row per (corruption, severity); `nonfinite` counts samples with NaN/Inf logits and samples seen.
-    jpeg_quality: each corrupted batch saved and decoded as JPEG first, as the published files were."""
+                autocast=None, jpeg_quality: int | None = None, perturbations: Sequence[str] = ()) -> None:
+    """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid) + len(perturbations), 3):
+    row 0 clean, then one row per (corruption, severity) (top-1, top-5, total), then one per ImageNet-P
+    perturbation (flips, comparisons, top-5 distance summed); `nonfinite` counts samples with NaN/Inf logits
+    and samples seen. jpeg_quality: each corrupted batch saved and decoded as JPEG first, as the published
+    files were."""
     autocast = autocast or contextlib.nullcontext()
     broken = torch.zeros(labels.numel(), dtype=torch.bool, device=x.device)
     rows = []
@@ -44,19 +48,35 @@ def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Se
             logits = classifier(pixels).float()
         broken |= ~torch.isfinite(logits).all(dim=1)
         rows.append(_count(logits, labels))
-    counts += torch.tensor(rows, dtype=torch.int64, device=counts.device)
+    rows = [torch.tensor(rows, dtype=torch.int64, device=counts.device)]
+    for name in perturbations:
+        row, bad = perturb.count_sequence(lambda frame: _classify(classifier, frame, autocast), x, name,
+                                          _generators(x, [perturb.perturbation_seed(seed, p, name) for p in positions]))
+        rows.append(row.to(counts.device)[None])
+        broken |= bad
+    counts += torch.cat(rows)
     nonfinite += torch.tensor([int(broken.sum()), labels.numel()], dtype=torch.int64, device=nonfinite.device)
+
+
+def _classify(classifier, pixels: torch.Tensor, autocast) -> torch.Tensor:
+    with torch.no_grad(), autocast:
+        return classifier(pixels).float()
+
+
+def _generators(x: torch.Tensor, seeds: Sequence[int]) -> list[torch.Generator]:
+    return [torch.Generator(device=x.device).manual_seed(int(s)) for s in seeds]
 
 
 def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str, int]], *, seed: int = 0,
                   device="cpu", precision: str = "fp32", progress: Callable[[int, int], None] | None = None,
-                  total: int | None = None, jpeg_quality: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  total: int | None = None, jpeg_quality: int | None = None,
+                  perturbations: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions]); positions
     default to the running count. Returns the int64 counts and non-finite tallies on `device`."""
     from nnprobe.device import autocast as make_autocast
 
     dev = torch.device(device) if isinstance(device, str) else device
-    counts = torch.zeros(1 + len(grid), 3, dtype=torch.int64, device=dev)
+    counts = torch.zeros(1 + len(grid) + len(perturbations), 3, dtype=torch.int64, device=dev)
     nonfinite = torch.zeros(2, dtype=torch.int64, device=dev)
     classifier = classifier.to(dev).eval()
     autocast = make_autocast(dev, precision)
@@ -72,7 +92,7 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
         x = x.to(dev)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite, autocast,
-                    jpeg_quality)
+                    jpeg_quality, perturbations)
         done += labels.numel()
         if progress is not None:
             progress(done, total if total is not None else done)
@@ -84,13 +104,16 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
                      workers: int | None = None, seed: int = 0, precision: str = "fp32",
                      min_corruption_top1: float | None = None, shard=None,
                      progress: Callable[[int, int], None] | None = None,
-                     jpeg_roundtrip: bool | int = False) -> CorruptionResult:
+                     jpeg_roundtrip: bool | int = False,
+                     perturbations: str | Sequence[str] | None = None) -> CorruptionResult:
     """Top-1/top-5 of `classifier` on `images` (a LabelledImages, decoded and cropped as `nnprobe eval`
     does and sharded over torchrun ranks; or an iterable of batches at the model's input size) under
     every chosen corruption and severity, plus clean, in one pass.
 
     jpeg_roundtrip: True (quality 85, the published ImageNet-C files') or a JPEG quality: each corrupted
-    image is truncated to 8 bits, saved as JPEG and decoded before it is classified (`jpeg.py`)."""
+    image is truncated to 8 bits, saved as JPEG and decoded before it is classified (`jpeg.py`).
+    perturbations: ImageNet-P sequences ("all" or names, `perturb.py`) in the same pass: each one's flip
+    probability and top-5 distance."""
     from nnprobe.data.checks import check_batch_size, check_seed, check_workers
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
@@ -107,7 +130,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
         raise UsageError("--shard slices the data and gates judge the whole of it: give "
                          "--min-corruption-top1 to nnprobe merge, not to a --shard run.")
     quality = _jpeg_quality(jpeg_roundtrip)
-    options = dict(seed=seed, precision=precision, jpeg_quality=quality)
+    moves = () if perturbations is None else parse_perturbations(perturbations)
+    options = dict(seed=seed, precision=precision, jpeg_quality=quality, perturbations=moves)
     if isinstance(images, LabelledImages):
         counts, nonfinite, dev, world, data = _sweep_data_set(classifier, images, grid, options, device=device,
                                                               batch_size=batch_size, workers=workers, part=part,
@@ -118,7 +142,7 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
         dev, world, data = resolve_device(device), 1, {"path": None, "layout": "tensors"}
         counts, nonfinite = sweep_batches(classifier, images, grid, device=dev, progress=progress, **options)
     clean, points = _points(counts, grid, precision, nonfinite, part)
-    result = CorruptionResult(clean=clean, points=points,
+    result = CorruptionResult(clean=clean, points=points, perturbations=_moved(counts[1 + len(grid):], moves),
                               settings=_settings(names, levels, seed, quality),
                               model=classifier.info, data=data,
                               run=RunInfo(device=str(dev), precision=precision, world_size=world,
@@ -168,6 +192,10 @@ def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, wo
     return counts, nonfinite, shard.device, gathered.world_size, data
 
 
+def _moved(rows: torch.Tensor, names: Sequence[str]) -> tuple[PerturbationPoint, ...]:
+    return tuple(PerturbationPoint(name, *row) for name, row in zip(names, rows.cpu().tolist()))
+
+
 def _points(counts: torch.Tensor, grid, precision: str, nonfinite: torch.Tensor, part):
     """Counts to points; refused when any logits were NaN/Inf or nothing was classified."""
     broken, seen = (int(v) for v in nonfinite.tolist())
@@ -175,7 +203,7 @@ def _points(counts: torch.Tensor, grid, precision: str, nonfinite: torch.Tensor,
         from nnprobe.data.checks import nonfinite_error
 
         raise nonfinite_error(broken, seen, precision, result="corruption accuracy")
-    rows = counts.cpu().tolist()
+    rows = counts[:1 + len(grid)].cpu().tolist()
     if not rows[0][2] and part is None:
         raise DataError("No image could be classified: the data set is empty or nothing decoded.")
     points = tuple(CorruptionPoint(correct_top1=r[0], correct_top5=r[1], total=r[2], corruption=name,

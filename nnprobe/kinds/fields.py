@@ -125,6 +125,7 @@ MERGE: dict[str, dict[str, str]] = {
     "corruption": {
         "clean": _SUMMED, "points": "per (corruption, severity), counts summed", "settings": _SAME, "model": _SAME,
         "data": _SAME + ", skips united", "run": _RUN, "plot": _SAME, "gates": _GATES,
+        "perturbations": "per ImageNet-P perturbation, flips, compared frames and top-5 distances summed",
     },
 }
 

@@ -245,6 +245,13 @@ def check_corruption(check: Checker, body: Mapping[str, Any]) -> None:
         where = f"the point {point.get('corruption')!r} severity {point.get('severity')!r}: "
         if _topk(check, point, where)[2] != n:
             check.fail(f"{where}total is {point['total']}, the clean pass counts {n}")
+    for move in check.items(body, "perturbations", "", required=False):
+        move = check.mapping(move, "a perturbation")
+        counts = [move.get(k) for k in ("flips", "comparisons", "top5_distance_sum")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts) or \
+                counts[0] > counts[1] or counts[2] > 25 * counts[1]:
+            check.fail(f"the perturbation {move.get('perturbation')!r} has counts {counts}: flips and top-5 "
+                       f"distances (at most 25 per frame) out of the compared frames")
 
 
 def check_diagnose(check: Checker, body: Mapping[str, Any]) -> None:

@@ -64,6 +64,28 @@ def parse_corruptions(spec: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in CORRUPTIONS if n in chosen)
 
 
+PERTURBATIONS = ("gaussian_noise", "shot_noise", "speckle_noise", "brightness", "gaussian_blur", "zoom_blur",
+                 "motion_blur")  # ImageNet-P's, as generated on the device (nnprobe/imagenet_c/perturb.py)
+NOT_GENERATED = ("translate", "rotate", "tilt", "scale", "shear", "spatter", "snow")
+
+
+def parse_perturbations(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """`all` or ImageNet-P names (comma-separated) -> names in PERTURBATIONS order."""
+    words = [w.strip().lower() for w in (spec.split(",") if isinstance(spec, str) else spec) if w.strip()]
+    chosen: set[str] = set()
+    for word in words:
+        if word in NOT_GENERATED:
+            raise UsageError(f"--perturbations {word}: ImageNet-P's {word} is not generated here (the geometric "
+                             f"ones need pixels outside the crop, spatter and snow OpenCV's and ImageMagick's "
+                             f"pipelines); choose from all, {', '.join(PERTURBATIONS)}.")
+        if word != "all" and word not in PERTURBATIONS:
+            raise UsageError(f"--perturbations {word!r} is not all or one of {', '.join(PERTURBATIONS)}.")
+        chosen.update(PERTURBATIONS if word == "all" else (word,))
+    if not chosen:
+        raise UsageError("--perturbations names no perturbation: give all or names.")
+    return tuple(n for n in PERTURBATIONS if n in chosen)
+
+
 def parse_severities(spec: str | int | Sequence[int]) -> tuple[int, ...]:
     """`1-5`, `3`, `1,3,5` (or ints) -> sorted severities in 1..5."""
     wrong = f"--severity {str(spec)[:40]!r} must name severities between 1 and 5."
@@ -98,6 +120,10 @@ def _corruptions(value, flag: str) -> tuple[str, ...]:
     return parse_corruptions(value)
 
 
+def _perturbations(value, flag: str) -> tuple[str, ...]:
+    return parse_perturbations(value)
+
+
 def _severities(value, flag: str) -> tuple[int, ...]:
     return parse_severities(value)
 
@@ -114,6 +140,10 @@ class CorruptionOptions(Options):
     jpeg_roundtrip: bool = option("--jpeg-roundtrip", "With --corruptions: save each corrupted image as JPEG at quality "
                                   "85 and decode it, as the published ImageNet-C files were made, so numbers compare "
                                   "with theirs.", default=False, parse=p.flag, is_flag=True)
+    perturbations: tuple[str, ...] | None = option(
+        "--perturbations", "With the corruption sweep, ImageNet-P's perturbation sequences in the same pass: all or "
+        "names; reports each one's flip probability and top-5 distance (docs/corruptions.md).",
+        parse=_perturbations, metavar="all|NAME[,NAME...]")
     min_corruption_top1: float | None = option("--min-corruption-top1", "Gate: exit 1 when the mean corruption "
                                                "top-1 is below F (with --corruptions).", parse=p.fraction,
                                                metavar="F", once=True)

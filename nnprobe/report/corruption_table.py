@@ -35,6 +35,22 @@ def _mce_line(result) -> str:
             f"{how})\n")
 
 
+def _perturbation_table(result: CorruptionResult, console: Console) -> None:
+    """ImageNet-P: flip probability and top-5 distance per perturbation sequence, and their means."""
+    table = Table(title="ImageNet-P sequences (31 frames each, generated on the device): flips along each",
+                  title_justify="left", show_edge=False)
+    for name, right in (("perturbation", False), ("flip probability", True), ("flips / compared frames", True),
+                        ("top-5 distance", True)):
+        table.add_column(name, justify="right" if right else "left")
+    for p in result.perturbations:
+        table.add_row(p.perturbation, _pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
+                      f"{p.top5_distance:.3f} ({p.top5_distance_sum}/{p.comparisons})")
+    console.print(table)
+    console.print(f"mean flip probability {_pct(result.mean_flip_probability)}, mean top-5 distance "
+                  f"{result.mean_top5_distance:.3f} (mFR needs AlexNet's flip probabilities, which are not "
+                  f"published with the code)")
+
+
 def render(result: CorruptionResult, console: Console) -> None:
     s = result.settings
     table = Table(title=escape(f"nnprobe robust --corruptions — {result.model.spec}: top-1 per corruption and "
@@ -62,6 +78,8 @@ def render(result: CorruptionResult, console: Console) -> None:
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
         f"{result.run.seconds:.2f} s"))
+    if result.perturbations:
+        _perturbation_table(result, console)
     if result.plot:
         console.print(escape(f"plot: {result.plot}"))
     for skip in data.get("skipped", [])[:20]:

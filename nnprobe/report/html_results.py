@@ -171,9 +171,14 @@ def corruption_html(result: Any) -> list[Html]:
                             for p in result.points if p.corruption == name), right=(0, 1, 2, 3)))
              for name in s.corruptions]
     jpeg = [("JPEG round trip", f"quality {s.jpeg_roundtrip}")] if getattr(s, "jpeg_roundtrip", None) else []
+    moved = [section("ImageNet-P: flips along each perturbation sequence", table(
+        ("perturbation", "flip probability", "flips / compared frames", "top-5 distance"),
+        ((p.perturbation, pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
+          f"{p.top5_distance:.3f} ({p.top5_distance_sum}/{p.comparisons})") for p in result.perturbations),
+        right=(1, 2, 3), total=len(result.perturbations), noun="perturbations"))] if result.perturbations else []
     return [header("robust --corruptions", result.passed, _subject(result), _note(result)),
             section("Corruption accuracy", summary, tag("div", grid, shown, cls="evidence")), gates(result.gates),
-            section("Per corruption", *drill),
+            section("Per corruption", *drill), *moved,
             section("How it was run", dl(model_pairs(result.model) + jpeg + [
                 ("corruptions", f"{' and '.join(s.benchmarks)}, computed on the device at the model's input size, parameters of {s.reference}, "
                                 f"seed {s.seed}"), ("data", result.data.get("path")), *_plot_pair(result)]

@@ -190,6 +190,11 @@ def corruption_lines(result: Any) -> list[str]:
     lines += table(("corruption", *(f"severity {s}" for s in severities), "mean"), rows,
                    right=tuple(range(1, len(severities) + 2)), limit=20, total=len(result.per_corruption),
                    noun="corruptions")
+    if result.perturbations:
+        lines += [""] + table(("ImageNet-P perturbation", "flip probability", "flips / compared", "top-5 distance"),
+                              ((escape(p.perturbation), pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
+                                f"{p.top5_distance:.3f}") for p in result.perturbations), right=(1, 2, 3),
+                              total=len(result.perturbations), noun="perturbations")
     lines += gate_lines(result.gates)
     return lines + [run_line(result.run)]
 

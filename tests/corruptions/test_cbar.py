@@ -129,16 +129,10 @@ def test_non_square_images_are_refused_in_one_sentence():
         corrupt(torch.zeros(1, 3, 16, 20), "sparkles", 1, [0])
 
 
-@pytest.fixture(scope="module")
-def data():
-    x, y = tinymodels.make_data(6, seed=5)
-    return (x * 255).round().to(torch.uint8), y
-
-
-def test_the_c_bar_set_sweeps_names_its_benchmark_and_equals_the_plain_loop(data):
+def test_the_c_bar_set_sweeps_names_its_benchmark_and_equals_the_plain_loop(six_images):
     from test_sweep import plain_counts
 
-    pixels, labels = data
+    pixels, labels = six_images
     model = tinymodels.tiny_classifier()
     grid = [(n, s) for n in C_BAR for s in (2, 5)]
     result = corruption_sweep(model, [(pixels[:4], labels[:4]), (pixels[4:], labels[4:])], corruptions="c-bar",

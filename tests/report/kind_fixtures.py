@@ -9,7 +9,8 @@ from typing import Any
 import report_fixtures as fixtures
 from nnprobe.attacks.results import RobustFinding
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
-from nnprobe.imagenet_c.results import CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings
+from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
+                                        PerturbationPoint)
 from nnprobe.intervals import Interval
 from nnprobe.results import Gate
 
@@ -21,7 +22,8 @@ def corruption_result(gates: tuple[Gate, ...] = ()) -> CorruptionResult:
     return CorruptionResult(clean=CleanCounts(6, 7, 7), points=points,
                             settings=CorruptionSettings(("gaussian_noise", "fog"), (1, 3), seed=0),
                             model=fixtures.MODEL, data={"path": "val", "layout": "folders"}, run=fixtures.RUN,
-                            gates=gates)
+                            gates=gates, perturbations=(PerturbationPoint("brightness", 3, 210, 17),
+                                                        PerturbationPoint("gaussian_noise", 1, 210, 4)))
 
 
 def comparison() -> Comparison:
