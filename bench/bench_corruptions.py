@@ -5,6 +5,10 @@
 Prints: eval images/s (clean forward passes through the same loop), sweep image-corruptions/s (each a
 corrupted image classified; goal >= 50% of eval images/s), and the corruption cost alone per
 image-corruption: nnprobe batched vs imagecorruptions per image (needs `pip install imagecorruptions`).
+
+    python bench/bench_corruptions.py --c-bar-reference PATH/augmentation-corruption/imagenet_c_bar
+ImageNet-C-bar instead: nnprobe's 10 batched ops vs the published code (facebookresearch/augmentation-corruption,
+not on PyPI: a checkout's imagenet_c_bar folder), both at the model's crop, severity 3, per image-corruption.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "corruptions"))
 
-from nnprobe.imagenet_c import CORRUPTIONS, corrupt, sample_seed  # noqa: E402
+from nnprobe.imagenet_c import C_BAR, IMAGENET_C, corrupt, sample_seed  # noqa: E402
 from nnprobe.imagenet_c.sweep import sweep_batches  # noqa: E402
 from nnprobe.models import load_classifier  # noqa: E402
 
@@ -76,13 +80,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reference-images", type=int, default=1, help="images the reference corrupts (slow)")
+    parser.add_argument("--c-bar-reference", help="augmentation-corruption's imagenet_c_bar folder: time C-bar")
     args = parser.parse_args()
     device = torch.device(args.device)
     classifier = load_classifier(args.model)
     size = classifier.preprocessing.crop_size
     pixels = sample_batch(args.count, size)
+    if args.c_bar_reference:
+        return c_bar(pixels, args, device)
     labels = torch.zeros(args.count, dtype=torch.long)
-    grid = [(n, s) for n in CORRUPTIONS for s in range(1, 6)]
+    grid = [(n, s) for n in IMAGENET_C for s in range(1, 6)]
     print(f"model {classifier.info.spec}, {args.count} images at {size}, batch {args.batch_size}, {device}, "
           f"torch threads {torch.get_num_threads()}")
     sweep_speed(classifier, pixels[:args.batch_size], labels[:args.batch_size], args.batch_size, grid[:2], device)
@@ -96,7 +103,7 @@ def main() -> None:
     x = pixels[:args.batch_size].to(device).float() / 255
     ours = corruption_only(x, grid) / (len(x) * len(grid))
     print(f"corruption alone, nnprobe batched: {1000 * ours:.2f} ms per image-corruption")
-    for name in CORRUPTIONS:
+    for name in IMAGENET_C:
         per = corruption_only(x, [(name, s) for s in range(1, 6)]) / (len(x) * 5)
         print(f"  {name:18s} {1000 * per:8.2f} ms")
     images = pixels[:args.reference_images].permute(0, 2, 3, 1).numpy()
@@ -107,6 +114,28 @@ def main() -> None:
     ref /= len(images) * len(grid)
     print(f"corruption alone, imagecorruptions per image (CPU): {1000 * ref:.2f} ms per image-corruption; "
           f"nnprobe is {ref / ours:.1f}x faster")
+
+
+def c_bar(pixels: torch.Tensor, args, device: torch.device) -> None:
+    """ImageNet-C-bar at severity 3: nnprobe's batched ops vs the published per-image code, per corruption."""
+    sys.path.insert(0, args.c_bar_reference)
+    import corrupt as published  # the reference's own module (its folder on sys.path)
+    from nnprobe.imagenet_c.cbar import LEVELS
+
+    classes = {c.name: c for c in vars(published).values() if isinstance(c, type) and hasattr(c, "tags")}
+    x = pixels[:args.batch_size].to(device).float() / 255
+    images = pixels[:args.reference_images].permute(0, 2, 3, 1).numpy()
+    print(f"ImageNet-C-bar, severity 3, {len(x)} images batched on {device} vs {len(images)} through the reference")
+    ours_total = theirs_total = 0.0
+    for name in C_BAR:
+        corruption_only(x[:1], [(name, 3)])  # warm-up
+        ours = min(corruption_only(x, [(name, 3)]) for _ in range(2)) / len(x)
+        transform = classes[name](LEVELS[name][2], images.shape[1])
+        theirs = timed(lambda: [transform(image) for image in images]) / len(images)
+        ours_total, theirs_total = ours_total + ours, theirs_total + theirs
+        print(f"  {name:27s} nnprobe {1000 * ours:8.2f} ms, reference {1000 * theirs:9.1f} ms: {theirs / ours:7.0f}x")
+    print(f"all 10: nnprobe {1000 * ours_total / 10:.2f} ms, reference {1000 * theirs_total / 10:.1f} ms per "
+          f"image-corruption: nnprobe {theirs_total / ours_total:.0f}x faster")
 
 
 if __name__ == "__main__":
