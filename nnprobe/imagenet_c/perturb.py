@@ -11,10 +11,13 @@ model's input crop, each frame truncated to 8 bits as the reference's `np.uint8`
     gaussian_blur    frames 0..30: Gaussian blur, sigma 0.25 + 0.035 i (truncate 6)
     zoom_blur        frame 0 clean, frame i: the mean of frame 0 and zooms 1 + 0.004 j, j = 1..i
     motion_blur      frames 0..30: motion blur radius 10, sigma 3, angle 4 (i - 30) degrees
+    snow             frames 0..30: one snow layer per image, motion-blurred (radius 14, sigma 4) at 4 i - 150
+                     degrees, added and added rotated by 180 degrees to the brightened image
 
 The geometric ones (translate, rotate, tilt, scale, shear) move pixels from outside the crop into it (the
-reference transforms the 256-pixel image, then crops), and spatter and snow need OpenCV's and ImageMagick's
-pipelines; they are not generated here. The published sequences were also x264-encoded videos: in memory
+reference transforms the 256-pixel image, then crops), and spatter needs OpenCV's pipeline (Canny, distance
+transform, histogram equalisation); they are not generated here. Snow's motion blur is ImageMagick's, as
+`imagecorruptions` re-implements it (ops.motion_blur_at). The published sequences were also x264-encoded videos: in memory
 the frames are not, as `--jpeg-roundtrip` is to ImageNet-C.
 
 Metrics as `ImageNet-P/test.py`: for the noise sequences each frame is compared with frame 0, for the others
@@ -75,6 +78,40 @@ def _zoom_frames(x: torch.Tensor):
         yield _byte(total / (i + 1))
 
 
+def snow_layer(draws: torch.Tensor) -> torch.Tensor:
+    """The snow layer from its normal(0.05, 0.3) draws (B, H, W): zoomed 3x about the centre (the generation
+    code's own clipped_zoom, which trims the zoomed layer centrally), under 0.5 cleared, saved as 8-bit L."""
+    from nnprobe.imagenet_c.ops import clipped_zoom
+
+    h = draws.shape[-1]
+    zoomed = clipped_zoom(draws[:, None], 3, cut=False)
+    top = (zoomed.shape[-2] - h) // 2
+    layer = zoomed[..., top:top + h, top:top + h]
+    layer = torch.where(layer < 0.5, torch.zeros_like(layer), layer)
+    return torch.floor(layer.clamp(0, 1) * 255) / 255  # (np.clip(...) * 255).astype(np.uint8)
+
+
+def _snow_frames(x: torch.Tensor, gens):
+    h = x.shape[-1]
+    draws = torch.stack([0.05 + 0.3 * torch.randn((h, h), generator=g, device=g.device, dtype=torch.float64)
+                         for g in gens])
+    yield from snow_frames_from(x, draws.to(x.device))
+
+
+def snow_frames_from(x: torch.Tensor, draws: torch.Tensor):
+    """Snow given its layer draws (B, H, H) ~ normal(0.05, 0.3): one layer per image, blown along by
+    ImageMagick's motion blur (radius 14, sigma 4, angle 4 i - 150)."""
+    from nnprobe.imagenet_c import ops
+
+    layer = snow_layer(draws)
+    grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    base = 0.85 * x + (1 - 0.85) * torch.maximum(x, grey * 1.5 + 0.5)
+    for i in range(FRAMES):
+        flakes = ops.motion_blur_at(layer, 14, 4, [i * 4.0 - 150] * x.shape[0])
+        flakes = (torch.round(flakes.clamp(0, 1) * 255) / 255).to(x.dtype)
+        yield _byte(base + flakes + flakes.flip(-1, -2))
+
+
 def frames(x: torch.Tensor, name: str, gens: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
     """The FRAMES frames of perturbation `name` of each image in `x` (float NCHW [0, 1] on the 8-bit grid),
     one (B, C, H, W) frame at a time; the noises draw from the samples' generators."""
@@ -98,6 +135,8 @@ def frames(x: torch.Tensor, name: str, gens: Sequence[torch.Generator]) -> Itera
             yield _truncate(ops.gaussian_filter(x.double(), 0.25 + 0.035 * i, mode="nearest", truncate=6.0)).to(x.dtype)
     elif name == "zoom_blur":
         yield from _zoom_frames(x)
+    elif name == "snow":
+        yield from _snow_frames(x, gens)
     elif name == "motion_blur":
         for i in range(FRAMES):  # ImageMagick's output is rounded to 8 bits
             yield torch.round(ops.motion_blur_at(x, 10, 3, [(i - 30) * 4.0] * x.shape[0]).clamp(0, 1) * 255) / 255

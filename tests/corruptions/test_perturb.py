@@ -132,6 +132,34 @@ def test_motion_and_zoom_blur_sequences_equal_their_references(crops):
             assert diff.max() <= 1 and diff.mean() <= 0.02, (i, diff.max(), diff.mean())
 
 
+def test_snow_sequence_equals_the_generation_code_given_its_layer():
+    """make_imagenet_p.py's snow with its own draws: scipy's zoom of the centre third, 8-bit layer, the motion
+    blur (imagecorruptions' port of ImageMagick's), cv2's grey weights, np.uint8 of the sum."""
+    from scipy.ndimage import zoom
+
+    ic = reference()
+    crop = photos(48)[0]
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    draws = np.random.RandomState(4).normal(size=(48, 48), loc=0.05, scale=0.3)
+    ours = [torch.round(f[0].permute(1, 2, 0) * 255).numpy() for f in perturb.snow_frames_from(
+        x, torch.from_numpy(draws)[None])]
+    h, ch = 48, int(np.ceil(48 / 3))
+    top = (h - ch) // 2
+    layer = zoom(draws[top:top + ch, top:top + ch], 3, order=1)
+    trim = (layer.shape[0] - h) // 2
+    layer = layer[trim:trim + h, trim:trim + h]
+    layer[layer < 0.5] = 0
+    layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8)
+    image = crop / 255.
+    grey = (image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    base = 0.85 * image + (1 - 0.85) * np.maximum(image, grey * 1.5 + 0.5)
+    for i in (0, 12, 30):
+        flakes = np.clip(np.round(ic._motion_blur(layer, radius=14, sigma=4, angle=i * 4 - 150)), 0, 255) / 255.
+        flakes = flakes[..., None]
+        theirs = np.uint8(np.clip(base + flakes + np.rot90(flakes, k=2), 0, 1) * 255)
+        within_a_grey_level(ours[i], theirs, mean=0.05)
+
+
 def test_noise_sequences_draw_the_published_noise():
     grey = torch.full((2, 3, 64, 64), 0.5)
     for name, std in (("gaussian_noise", 0.03), ("speckle_noise", 0.05 * 0.5), ("shot_noise", (0.5 / 300) ** 0.5)):
