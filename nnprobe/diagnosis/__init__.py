@@ -105,7 +105,8 @@ def judge_run(run, display: str, num_classes: int | None, overrides: dict[str, s
     outcomes: tuple[CheckOutcome, ...] = run_checks(ctx, ids)
     return RunReport(path=display, sources=run.sources, ignored=run.ignored, mapping=mapping, num_classes=k,
                      num_classes_source=source, outcomes=outcomes, curves=_curves(roles),
-                     superseded=run.superseded, summary=run_summary(roles), series=dict(roles))
+                     superseded=run.superseded, summary=run_summary(roles), series=dict(roles),
+                     histograms=run.histograms)
 
 
 def parsed_overrides(metric_overrides) -> dict[str, str]:

@@ -84,6 +84,8 @@ class RunReport:
     summary: dict[str, float | None] = field(default_factory=dict)  # best val_acc and where (diagnosis.summary)
     series: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # role -> Series, for
     # plots and the baseline comparison; in memory only (not in the JSON)
+    histograms: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # tag ->
+    # [HistogramStats], for --plot's per-layer panel; in memory only
 
     @property
     def findings(self) -> tuple[Finding, ...]:

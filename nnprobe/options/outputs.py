@@ -79,10 +79,11 @@ def figure_path(plot: str, name: str | None) -> str:
 class PlotOptions(Options):
     """--plot FILE, one convention for every command: a file whose suffix sets the format; a command with
     several figures writes each beside it as STEM.NAME.SUFFIX (eval: .reliability and .per_class; diagnose
-    of several runs: one per run)."""
+    of several runs: one per run; a run's histogram findings: .histograms)."""
     plot: str | None = option("--plot", "Write the figure to FILE (matplotlib); the suffix sets the format: .png, "
                               ".svg or .pdf. Several figures go beside it as FILE-stem.NAME.suffix (eval: "
-                              "reliability and per_class; diagnose: one per run when several).", parse=plot_path,
+                              "reliability and per_class; diagnose: one per run when several, and histograms for "
+                              "a run's histogram findings).", parse=plot_path,
                               metavar="FILE", path=PathKind.OUTPUT, api=False)
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from nnprobe import api
 from nnprobe.cli import main
-from nnprobe.report.diagnose_plots import finding_step, plot_file_names, write_diagnose_plots
+from nnprobe.report.diagnose_marks import MARKERS, finding_step, plot_file_names
+from nnprobe.report.diagnose_plots import write_diagnose_plots
 
 NAN_TRAIN = (14, 15, 16)  # train-loss rows (per step) written as NaN / Inf
 NAN_VAL_EPOCH = 7  # validation loss NaN at this epoch
@@ -49,8 +50,7 @@ def test_one_png_per_run_with_marks_at_the_written_steps(two, tmp_path):
     result = api.diagnose([path for path, _ in two])
     (tmp_path / "plots").mkdir()
     drawn = write_diagnose_plots(result, str(tmp_path / "plots" / "run.png"))
-    assert sorted(os.listdir(tmp_path / "plots")) == sorted(f"run.{name}" for name in
-                                                            plot_file_names(r.path for r in result.runs).values())
+    assert sorted(os.listdir(tmp_path / "plots")) == ["run.bad.png", "run.ok.png"]  # the runs' last path parts
     assert len(drawn) == 2
     for (path, rows), run in zip(two, result.runs):
         png = os.path.join(tmp_path / "plots", "run." + plot_file_names([run.path])[run.path])
@@ -59,24 +59,28 @@ def test_one_png_per_run_with_marks_at_the_written_steps(two, tmp_path):
         marks = drawn[png]
         bad = sorted((role, r["step"]) for r in rows for role in ("train_loss", "val_loss")
                      if role in r and not math.isfinite(r[role]))
-        assert sorted((label, step) for kind, label, step in marks if kind == "not-finite") == bad
+        assert sorted((m.label, m.step) for m in marks if m.kind == "not-finite") == bad
         accs = [r for r in rows if "val_acc" in r]
         best = max(accs, key=lambda r: r["val_acc"])
-        assert [(label, step) for kind, label, step in marks if kind == "best"] == [("val_acc", best["step"])]
-        findings = [(kind, label, step) for kind, label, step in marks if kind == "finding"]
-        assert findings == [("finding", f.id, finding_step(f)) for f in result.run_findings(run)
-                            if finding_step(f) is not None]
-    bad_marks = drawn[os.path.join(tmp_path / "plots",
-                                   "run." + plot_file_names([result.runs[1].path])[result.runs[1].path])]
+        assert [(m.label, m.step) for m in marks if m.kind == "best"] == [("val_acc", best["step"])]
+        assert sorted(m.label for m in marks if m.kind not in ("not-finite", "best")) == \
+            sorted(f.id for f in result.run_findings(run) if finding_step(f) is not None or f.severity == "error"
+                   or f.id in MARKERS)
+    bad_marks = drawn[os.path.join(tmp_path / "plots", "run.bad.png")]
     first_nan = {("loss-not-finite", 50 * NAN_TRAIN[0]), ("loss-not-finite", 100 * NAN_VAL_EPOCH + 50)}
-    assert first_nan <= {(label, step) for kind, label, step in bad_marks if kind == "finding"}
-    assert len([m for m in bad_marks if m[0] == "not-finite"]) == len(NAN_TRAIN) + 1
+    assert first_nan <= {(m.label, m.step) for m in bad_marks if m.kind == "finding"}
+    assert len([m for m in bad_marks if m.kind == "not-finite"]) == len(NAN_TRAIN) + 1
 
 
-def test_file_names_are_safe_and_unique():
-    names = ["runs/a", "runs_a", "RUNS_A", "../x", "..", "a b/c:d"]
+def test_file_names_are_short_safe_unique_and_stable():
+    names = ["runs/a", "other/a", "RUNS/A", "../x", "..", "a b/c:d", "lightning_logs/version_0"]
     files = plot_file_names(names)
     assert len(set(f.lower() for f in files.values())) == len(names)
+    assert files["../x"] == "x.png" and files["a b/c:d"] == "c_d.png" and files["lightning_logs/version_0"] == \
+        "version_0.png"
+    assert files["runs/a"].startswith("a-") and len(files["runs/a"]) == len("a-12345678.png")
+    assert plot_file_names(["runs/a", "other/a"])["runs/a"] == files["runs/a"]  # only the path sets its hash
+    assert plot_file_names(["runs/a", "b"])["runs/a"] == "a.png"
     for name in files.values():
         assert name.endswith(".png") and "/" not in name and not name.startswith(".")
         assert set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
