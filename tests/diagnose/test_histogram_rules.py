@@ -1,6 +1,7 @@
 """Issue 18 (3): the histogram rules on scale and shape (exploding gradients, saturated tanh/sigmoid, poor
 initialisation) on histograms written by torch's SummaryWriter, and W&B system-metric records. References:
-numpy on the very tensors logged; wandb's own protobuf classes for the records."""
+numpy on the very tensors logged; records written by hand in protobuf's wire format (tests/diagnose/
+tracking_helpers.py), decoded by nnprobe's own decoder and, where wandb is installed, by its protobuf classes."""
 from __future__ import annotations
 
 import numpy as np
@@ -98,26 +99,14 @@ def test_exploding_gradients_fire_on_growth_by_orders_before_any_nan(tmp_path):
 
 # ------------------------------------------------------------------------------- W&B system metrics
 
-def _stats_record(items: dict, seconds: int) -> bytes:
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    record = pb.Record()
-    record.stats.stats_type = pb.StatsRecord.StatsType.SYSTEM
-    record.stats.timestamp.seconds = seconds
-    for key, value in items.items():
-        one = record.stats.item.add()
-        one.key, one.value_json = key, repr(value)
-    return record.SerializeToString()
-
-
 def _wandb_run(tmp_path, memory, utilization):
-    from tracking_helpers import frame, history
+    from tracking_helpers import frame, history, stats
 
     bodies = []
     for i, (mem, util) in enumerate(zip(memory, utilization)):
         bodies.append(history({"loss": 2.0 / (i + 1), "_step": i}, i))
-        bodies.append(_stats_record({"proc.memory.rssMB": mem, "gpu.0.gpu": util, "proc.memory.availableMB":
-                                     64000.0 - mem}, 1_700_000_000 + i))
+        bodies.append(stats({"proc.memory.rssMB": repr(mem), "gpu.0.gpu": repr(util),
+                             "proc.memory.availableMB": repr(64000.0 - mem)}, 1_700_000_000 + i))
     folder = tmp_path / "wandb" / "offline-run-20261206_000000-abc"
     folder.mkdir(parents=True)
     (folder / "run-abc.wandb").write_bytes(bytes(frame(bodies)))
@@ -126,8 +115,10 @@ def _wandb_run(tmp_path, memory, utilization):
 
 def test_wandb_system_records_are_read_with_either_decoder(tmp_path):
     from nnprobe.diagnosis.readers import wandb as reader
+    from tracking_helpers import stats
 
-    body = _stats_record({"gpu.0.gpu": 37.5, "proc.memory.rssMB": 812.25}, 1_700_000_123)
+    # written by hand in protobuf's wire format; read by nnprobe's decoder and, installed, wandb's own classes
+    body = stats({"gpu.0.gpu": "37.5", "proc.memory.rssMB": "812.25"}, 1_700_000_123)
     assert reader.decode_wire(body) == reader._decoder()(body) == \
         ("stats", [("gpu.0.gpu", ("json", "37.5")), ("proc.memory.rssMB", ("json", "812.25"))], 1_700_000_123.0)
     memory = [800.0 + 40 * i for i in range(20)]

@@ -1,7 +1,7 @@
 """Issue 18 (1): K from a logged model summary (the last Linear/Dense layer's output size). The summaries
 below are what torch 2.14, Keras 3.15 and Lightning 2.6 printed for a 64-32-10 MLP (pasted from real runs:
-Keras and Lightning are not test dependencies); torch's is printed here. W&B's console records are written
-with wandb's own protobuf classes."""
+Keras and Lightning are not test dependencies); torch's is printed here. W&B's console and config records are
+written by hand in protobuf's wire format (tracking_helpers)."""
 from __future__ import annotations
 
 import pytest
@@ -51,21 +51,12 @@ def test_the_last_linear_or_dense_layer_of_each_printed_form():
 
 
 def _wandb_run(tmp_path, console: list[str], config: dict | None = None):
-    from wandb.proto import wandb_internal_pb2 as pb
-
+    from tracking_helpers import config as config_record
+    from tracking_helpers import console as console_record
     from tracking_helpers import frame, history
 
-    bodies = []
-    if config:
-        record = pb.Record()
-        for key, value in config.items():
-            one = record.config.update.add()
-            one.key, one.value_json = key, str(value)
-        bodies.append(record.SerializeToString())
-    for chunk in console:
-        record = pb.Record()
-        record.output_raw.line = chunk
-        bodies.append(record.SerializeToString())
+    bodies = [config_record({key: str(value) for key, value in config.items()})] if config else []
+    bodies += [console_record(chunk) for chunk in console]
     for step in range(12):  # a net at chance for 10 classes, loss at ln 10
         bodies.append(history({"train/loss": 2.3026 + 0.001 * (step % 2), "val/acc": 0.1 + 0.004 * (step % 3),
                                "_step": step}, step))
@@ -77,11 +68,9 @@ def _wandb_run(tmp_path, console: list[str], config: dict | None = None):
 
 def test_wandb_console_summary_gives_k_with_either_decoder(tmp_path):
     from nnprobe.diagnosis.readers import wandb as reader
-    from wandb.proto import wandb_internal_pb2 as pb
+    from tracking_helpers import console
 
-    record = pb.Record()
-    record.output_raw.line = "Linear(in_features=32, out_features=10, bias=True)\n"
-    body = record.SerializeToString()
+    body = console("Linear(in_features=32, out_features=10, bias=True)\n")
     assert reader.decode_wire(body) == reader._decoder()(body) == \
         ("output", [("line", "Linear(in_features=32, out_features=10, bias=True)\n")], None)
     text = torch_print(10)

@@ -52,6 +52,19 @@ def config(items: dict) -> bytes:
     return field(5, b"".join(field(1, field(1, k.encode()) + field(16, v.encode())) for k, v in items.items()))
 
 
+def stats(items: dict, seconds: int) -> bytes:
+    """A Record whose `stats` (field 7: a system-metrics sample) holds `items` (StatsItem key 1, value_json 16)
+    at Timestamp{seconds}."""
+    body = field(2, varint(1 << 3) + varint(seconds))
+    body += b"".join(field(3, field(1, k.encode()) + field(16, v.encode())) for k, v in items.items())
+    return field(7, body)
+
+
+def console(text: str) -> bytes:
+    """A Record whose `output_raw` (field 13) carries console text (OutputRawRecord.line, field 3)."""
+    return field(13, field(3, text.encode()))
+
+
 def frame(bodies: list[bytes]) -> bytearray:
     """The .wandb file: header `:W&B` 0xBEE1 0, records split into FULL/FIRST/MIDDLE/LAST fragments so that
     none crosses a 32 KiB block, a block tail under 7 bytes zero-padded."""
