@@ -7,7 +7,11 @@ generator's runs are checked the same way for three loggers, with the fields tha
 Not checked here, and why: samples/make_tracking_runs.py (W&B stamps its own wall clock, run id and host into
 the .wandb log; with mlflow-skinny 3.18 its SQLite store fails to open: mlflow-db cannot be regenerated
 without the full mlflow) and samples/make_framework_runs.py (Keras, transformers and a separate tensorflow venv
-for keras-tb: not installed where the tests run)."""
+for keras-tb: not installed where the tests run). Rerun by hand on 2026-12-06 (torch 2.14.1): its Keras CSVs
+came out byte for byte, its tensorboardX event files equal but for the first record's wall_time (the
+file_version stamp), every EXPECTED.json differs in the package versions it records (transformers 5.24 ->
+5.25, accelerate 1.15 -> 1.16 since), and its HF runs' trainer_state.json values differ from the first logged
+loss on (the same seeds train differently under the newer transformers/accelerate; not investigated)."""
 from __future__ import annotations
 
 import json
