@@ -148,8 +148,9 @@ def merge_robust(parts: Sequence[dict]) -> dict[str, Any]:
         point = {"eps": row[0]["eps"]}
         for key in ("correct_top1", "correct_top5", "total", "clean_correct", "fooled", "gradient_passes"):
             point[key] = sum(p[key] for p in row)
-        fp32 = [p.get("fp32_correct_top1") for p in row]
-        point["fp32_correct_top1"] = None if None in fp32 else sum(fp32)
+        for key in ("fp32_correct_top1", "cost"):  # None in any slice (not judged, an older file): unknown
+            values = [p.get(key) for p in row]
+            point[key] = None if None in values else sum(values)
         for key in ("mean_linf", "mean_l2"):
             weighted = [(p[key], p["clean_correct"]) for p in row if p["clean_correct"]]
             known = point["clean_correct"] and all(v is not None for v, _ in weighted)

@@ -17,6 +17,7 @@ from nnprobe.attacks import apgd  # noqa: F401  (apgd-ce, apgd-ce-l2, apgd-t, ap
 from nnprobe.attacks import square  # noqa: F401  (square, square-l2: score-based, no gradients)
 from nnprobe.attacks import fab  # noqa: F401  (fab-t, fab-t-l2: minimum-norm boundary attack, AutoAttack's FAB-T)
 from nnprobe.attacks import autoattack  # noqa: F401  (autoattack, autoattack-l2: APGD-CE -> APGD-T -> Square)
+from nnprobe.attacks import fast  # noqa: F401  (fast, fast-l2: cheapest first, MALT targets, A3 starts and discarding)
 from nnprobe.attacks.base import REGISTRY, Attack, AttackOutput, attack_ids, build, get_attack, register, sweep
 from nnprobe.attacks.budget import format_eps, parse_eps, parse_eps_list, parse_gate
 from nnprobe.attacks.norms import NORMS, Norm, register_norm

@@ -168,8 +168,9 @@ class APGD(Attack):
         t = 2 * random.uniform(x.shape, x.dtype) - 1
         return x + self.eps * t / per_sample(t.flatten(1).abs().amax(dim=1).clamp_min(1e-12), x)
 
-    def run_start(self, x: torch.Tensor, random: SampleRandom | None, active: torch.Tensor) -> torch.Tensor:
-        """A run's start for the samples at `active`. Every sample draws every run's start (also one no
+    def run_start(self, x: torch.Tensor, random: SampleRandom | None, active: torch.Tensor,
+                  run: int = 0) -> torch.Tensor:
+        """Run number `run`'s start for the samples at `active`. Every sample draws every run's start (also one no
         longer attacked), so a sample's j-th start is its own j-th draw, whatever its batch does."""
         return (self.start(x, random) if random is not None else x)[active]
 
@@ -191,11 +192,11 @@ class APGD(Attack):
         random = SampleRandom(self.seed, n, sample_ids, x.device) if self.random_start else None
         kept = _Kept.empty(x)
         passes = 0
-        for run_goal in self.runs(forward, x, goal, targeted, autocast):
+        for run, run_goal in enumerate(self.runs(forward, x, goal, targeted, autocast)):
             active = (~kept.done).nonzero().flatten()
             if active.numel() == 0:
                 break
-            start = self.run_start(x, random, active)
+            start = self.run_start(x, random, active, run)
             passes += self.eot_iter * self._single_run(forward, x, start, run_goal, goal, targeted, active,
                                                        kept, first_success and early_stop, autocast)
         adversarial, steps = kept.result(first_success)

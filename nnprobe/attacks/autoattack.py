@@ -78,7 +78,12 @@ class AutoAttack(Attack):
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        cls.component_ids = tuple(cid + cls.suffix for cid, _ in VERSIONS[cls.version])
+        cls.component_ids = tuple(cid + cls.suffix for cid, _ in cls.schedule())
+
+    @classmethod
+    def schedule(cls) -> tuple[tuple[str, dict], ...]:
+        """The components in order, each with the settings it gets (the reference's, per version)."""
+        return VERSIONS[cls.version]
 
     def __init__(self, eps: float, *, steps: int | None = None, step_size: float | None = None,
                  random_start: bool | None = None, seed: int | None = None, queries: int | None = None) -> None:
@@ -91,7 +96,7 @@ class AutoAttack(Attack):
         super().__init__(eps, steps=steps, random_start=random_start, seed=seed)
         self.queries = int(queries or self.default_queries)
         self.parts = []
-        for (cid, settings), full_id in zip(VERSIONS[self.version], self.component_ids):
+        for (cid, settings), full_id in zip(self.schedule(), self.component_ids):
             part = build(full_id, eps, steps=self.queries if _black_box(cid) else self.steps, seed=seed)
             for name, value in settings.items():  # restarts, eot_iter: class defaults overridden per version
                 setattr(part, name, value)

@@ -140,8 +140,14 @@ class RobustPoint(TopKRates):
     fooled: int  # of clean_correct, how many the attack moved off the true label
     mean_linf: float  # mean ‖δ‖∞ over attacked (initially correct) samples, pixel units
     mean_l2: float  # mean ‖δ‖₂ over attacked samples, pixel units
-    gradient_passes: int  # forward+backward passes actually run (early stop saves these)
+    gradient_passes: int  # the attack's own work count: APGD/PGD/FAB gradient passes, Square's queries
     fp32_correct_top1: int | None = None  # bf16/fp16 runs: the same adversarial images judged in fp32
+    cost: int | None = None  # pass equivalents through the model, forward 1 and backward 2 per image (`cost.py`)
+
+    @property
+    def cost_per_image(self) -> float | None:
+        """Pass equivalents per initially correct image (the images the attack works on); None when unknown."""
+        return self.cost / self.clean_correct if self.cost is not None and self.clean_correct else None
 
     @property
     def attack_success_rate(self) -> float:
@@ -193,7 +199,8 @@ class RobustResult(Gated):
         body.pop("samples")
         body["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         body["points"] = [dict(to_jsonable(p), top1=to_jsonable(p.top1), top5=to_jsonable(p.top5),
-                               top1_interval=to_jsonable(iv), attack_success_rate=to_jsonable(p.attack_success_rate))
+                               top1_interval=to_jsonable(iv), attack_success_rate=to_jsonable(p.attack_success_rate),
+                               cost_per_image=to_jsonable(p.cost_per_image))
                           for p, iv in zip(self.points, self.top1_intervals())]
         if self.sanity is None:
             del body["sanity"]

@@ -24,6 +24,7 @@ from nnprobe.attacks.adaptive import Adaptive, follow_up
 from nnprobe.attacks.adaptive import findings as follow_findings
 from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
+from nnprobe.attacks.cost import Meter
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
 from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
@@ -31,8 +32,8 @@ from nnprobe.options.parts import parse_part, slice_info
 from nnprobe.per_sample import RobustSamples, data_fingerprint, save, with_paths
 from nnprobe.results import Gate, RunInfo
 
-# per eps: correct_top1, correct_top5, total, clean_correct, fooled, gradient_passes, fp32_correct_top1
-_COUNTS = 7
+# per eps: correct_top1, correct_top5, total, clean_correct, fooled, gradient_passes, fp32_correct_top1, cost
+_COUNTS = 8
 
 
 @dataclasses.dataclass
@@ -86,37 +87,14 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
     if tally.probe is not None:
         tally.probe.clean(classifier, x, labels, ids, clean_logits, autocast)
     for row, attack in enumerate(attacks):
-        logits = clean_logits
-        adv = x
-        passes = 0
-        out = None
-        if attack.eps > 0:
-            # Early stop skips the samples that are already wrong (fooled at iterate zero); without it
-            # every sample runs every step, and any iterate that fools counts, so the numbers agree.
-            chosen = clean_right.nonzero().flatten() if early_stop else torch.arange(n, device=x.device)
-            if chosen.numel():
-                out = attack(classifier, x[chosen], labels[chosen], first_success=True, early_stop=early_stop,
-                             autocast=autocast, sample_ids=ids[chosen.cpu()])
-                logits = clean_logits.clone()
-                logits[chosen] = out.logits
-                adv = x.clone()
-                adv[chosen] = out.adversarial
-                passes = out.gradient_passes
-                broken |= ~torch.isfinite(logits).all(dim=1) | ~torch.isfinite(adv.flatten(1)).all(dim=1)
+        meter = Meter()  # the attack's and its follow-ups' passes through the model (`cost.py`)
+        logits, adv, passes, broken_row = _attack_row(classifier, x, labels, ids, attack, row, tally, clean_logits,
+                                                      clean_right, early_stop, autocast, meter)
+        broken |= broken_row
         top = logits.topk(k, dim=1).indices
         right1 = top[:, 0] == labels
         right5 = (top == labels[:, None]).any(dim=1)
         wrong[:, row] = ~right1
-        if tally.probe is not None:
-            tally.probe.attacked(row, attack, classifier, x, labels, ids, clean_right, right1, out, autocast)
-        if tally.adaptive is not None and attack.eps > 0:
-            logits, adv, spent = _follow_up(tally, row, attack, classifier, x, labels, ids, clean_right & right1,
-                                            logits, adv, autocast)
-            passes += spent
-            top = logits.topk(k, dim=1).indices
-            right1 = top[:, 0] == labels
-            right5 = (top == labels[:, None]).any(dim=1)
-            wrong[:, row] = ~right1
         delta = (adv - x)[clean_right].flatten(1)
         fp32_right = 0
         if fp32_check:
@@ -124,12 +102,48 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
                 fp32_right = int((classifier(adv.float()).float().argmax(1) == labels).sum())
         tally.counts[row] += torch.tensor(
             [int(right1.sum()), int(right5.sum()), n, int(clean_right.sum()), int((clean_right & ~right1).sum()),
-             passes, fp32_right], dtype=torch.int64, device=tally.counts.device)
+             passes, fp32_right, meter.cost], dtype=torch.int64, device=tally.counts.device)
         if delta.numel():
             tally.norms[row, 0] += delta.abs().amax(dim=1).double().sum()
             tally.norms[row, 1] += delta.norm(p=2, dim=1).double().sum()
     tally.nonfinite += torch.tensor([int(broken.sum()), n], dtype=torch.int64, device=tally.nonfinite.device)
     tally.add_rows(ids, labels, clean_right, wrong)
+
+
+def _attack_row(classifier, x, labels, ids, attack, row: int, tally: Tally, clean_logits, clean_right, early_stop,
+                autocast, meter: Meter):
+    """One budget: the attack on the samples it needs, the sanity probe, the adaptive follow-ups. Returns the
+    logits and images per sample, the attack's own work count, and which samples gave non-finite output.
+    `meter` counts the attack's and the follow-ups' passes, not the probe's."""
+    logits, adv, passes, out = clean_logits, x, 0, None
+    n = labels.numel()
+    broken = torch.zeros(n, dtype=torch.bool, device=x.device)
+    surrogate = tally.adaptive.surrogate if tally.adaptive is not None else None
+    if attack.eps > 0:
+        # Early stop skips the samples that are already wrong (fooled at iterate zero); without it
+        # every sample runs every step, and any iterate that fools counts, so the numbers agree.
+        chosen = clean_right.nonzero().flatten() if early_stop else torch.arange(n, device=x.device)
+        if chosen.numel():
+            with meter.counting(classifier):
+                out = attack(classifier, x[chosen], labels[chosen], first_success=True, early_stop=early_stop,
+                             autocast=autocast, sample_ids=ids[chosen.cpu()])
+            logits = clean_logits.clone()
+            logits[chosen] = out.logits
+            adv = x.clone()
+            adv[chosen] = out.adversarial
+            passes = out.gradient_passes
+            broken |= ~torch.isfinite(logits).all(dim=1) | ~torch.isfinite(adv.flatten(1)).all(dim=1)
+    k = min(5, logits.shape[1])
+    if tally.probe is not None:
+        right1 = logits.topk(k, dim=1).indices[:, 0] == labels
+        tally.probe.attacked(row, attack, classifier, x, labels, ids, clean_right, right1, out, autocast)
+    if tally.adaptive is not None and attack.eps > 0:
+        right1 = logits.topk(k, dim=1).indices[:, 0] == labels
+        with meter.counting(classifier, surrogate):
+            logits, adv, spent = _follow_up(tally, row, attack, classifier, x, labels, ids, clean_right & right1,
+                                            logits, adv, autocast)
+        passes += spent
+    return logits, adv, passes, broken
 
 
 def _follow_up(tally: Tally, row: int, attack, classifier, x, labels, ids, survivors, logits, adv, autocast):
@@ -202,11 +216,11 @@ def points_from(attacks, tally: Tally, fp32_check: bool) -> tuple[RobustPoint, .
     norms = tally.norms.cpu().tolist()
     points = []
     for attack, row, (linf, l2) in zip(attacks, counts, norms):
-        right1, right5, total, clean, fooled, passes, fp32_right = row
+        right1, right5, total, clean, fooled, passes, fp32_right, cost = row
         points.append(RobustPoint(eps=attack.eps, correct_top1=right1, correct_top5=right5, total=total,
                                   clean_correct=clean, fooled=fooled,
                                   mean_linf=linf / clean if clean else float("nan"),
-                                  mean_l2=l2 / clean if clean else float("nan"), gradient_passes=passes,
+                                  mean_l2=l2 / clean if clean else float("nan"), gradient_passes=passes, cost=cost,
                                   fp32_correct_top1=fp32_right if fp32_check else None))
     return tuple(points)
 

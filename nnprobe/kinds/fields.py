@@ -45,6 +45,8 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "gates.threshold": GATE_NUMBERS, "gates.measured": GATE_NUMBERS,
         "sanity": "raw counts behind the findings, summed by merge",
         "findings.evidence": "machine-readable evidence; the message says it in words",
+        "points.gradient_passes": "the attack's own work count (gradient passes, Square's queries); the table "
+                                  "shows the hardware-free cost per image",
     },
     "corruption": {
         "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,

@@ -207,6 +207,8 @@ def check_robust(check: Checker, body: Mapping[str, Any]) -> None:
         check.count(point, "gradient_passes", where, optional=True)
         if point.get("fp32_correct_top1") is not None:
             check.at_most(check.count(point, "fp32_correct_top1", where), n, f"{where}fp32_correct_top1 exceeds total")
+        if point.get("cost") is not None:
+            check.count(point, "cost", where)
         for key in ("mean_linf", "mean_l2"):
             check.number(point, key, where, low=0.0)
         totals.add(n)

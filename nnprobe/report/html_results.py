@@ -140,7 +140,9 @@ def _point_pairs(p: Any) -> list[tuple[str, Any]]:
              ("right before the attack", f"{p.clean_correct}/{p.total}"),
              ("fooled (of those)", f"{p.fooled} ({pct(p.attack_success_rate)})"),
              ("mean L∞ of δ", f"{p.mean_linf:.4g}"), ("mean L2 of δ", f"{p.mean_l2:.4g}"),
-             ("gradient passes", p.gradient_passes)]
+             ("gradient passes", p.gradient_passes),
+             ("cost per image (passes through the model: a forward 1, a backward 2)",
+              "—" if p.cost_per_image is None else f"{p.cost_per_image:.1f} ({p.cost} in all)")]
     if p.fp32_correct_top1 is not None:
         pairs.append(("robust top-1 judged in fp32", f"{p.fp32_correct_top1}/{p.total}"))
     return pairs

@@ -19,6 +19,10 @@ def _pct(value: float) -> str:
     return "—" if value != value else f"{100 * value:.2f}%"
 
 
+def _cost(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
 def _component(c: dict) -> str:
     if not c.get("ran", True):
         return f"{c['attack']} left out"
@@ -37,7 +41,7 @@ def render(result: RobustResult, console: Console) -> None:
                                f"untargeted{start})"), title_justify="left", show_edge=False)
     for name, justify in [("eps", "right"), ("robust top-1", "right"), ("count", "right"), ("robust top-5", "right"),
                           ("attack success\n(on initially correct)", "right"), ("mean L∞ of δ", "right"),
-                          ("mean L2 of δ", "right"), ("gradient passes", "right")]:
+                          ("mean L2 of δ", "right"), ("cost / image\n(passes)", "right")]:
         table.add_column(name, justify=justify)
     fp32 = any(p.fp32_correct_top1 is not None for p in result.points)
     if fp32:
@@ -46,7 +50,7 @@ def render(result: RobustResult, console: Console) -> None:
         row = [format_eps(p.eps), _pct(p.top1), f"{p.correct_top1}/{p.total}", _pct(p.top5),
                f"{_pct(p.attack_success_rate)} ({p.fooled}/{p.clean_correct})",
                "—" if p.mean_linf != p.mean_linf else f"{p.mean_linf * 255:.2f}/255",
-               "—" if p.mean_l2 != p.mean_l2 else f"{p.mean_l2:.4f}", str(p.gradient_passes)]
+               "—" if p.mean_l2 != p.mean_l2 else f"{p.mean_l2:.4f}", _cost(p.cost_per_image)]
         if fp32:
             row.append(f"{p.fp32_correct_top1}/{p.total}" if p.fp32_correct_top1 is not None else "—")
         table.add_row(*row)
@@ -58,7 +62,8 @@ def render(result: RobustResult, console: Console) -> None:
         f"{robust_interval_note(result)}: "
         + ", ".join(f"{format_eps(p.eps)}: {span(iv)}" for p, iv in zip(result.points, result.top1_intervals())) + "\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped; "
-        f"early stop {'on' if s.early_stop else 'off'}\n"
+        f"early stop {'on' if s.early_stop else 'off'}; cost: passes through the model per initially correct "
+        "image, a forward 1 and a backward 2\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
         f"{result.run.seconds:.2f} s, seed {result.run.seed}"))
     if result.median_min_eps is not None:

@@ -17,7 +17,7 @@ IDS = attack_ids()
 QUERIES = {"square": 200, "square-l2": 200}
 APGD_STEPS = {a: 10 for a in REGISTRY if a.startswith(("apgd", "fab"))}  # APGD and FAB: 100 steps by default
 BUDGETS = {"square": 12 / 255, "square-l2": 1.5}
-CASCADES = {a: {"steps": 5, "queries": 100} for a in REGISTRY if a.startswith("autoattack")}
+CASCADES = {a: {"steps": 5, "queries": 100} for a in REGISTRY if a.startswith(("autoattack", "fast"))}
 
 
 def budget(attack_id: str) -> float:
@@ -38,9 +38,11 @@ def build(attack_id: str, eps: float, **options):
 
 
 def test_registry_has_the_documented_attacks():
-    assert IDS == ["apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t", "apgd-t-l2", "autoattack",
+    assert IDS == ["apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t", "apgd-t-l2", "apgd-t-malt",
+                   "apgd-t-malt-l2", "autoattack",
                    "autoattack-l2", "autoattack-plus", "autoattack-plus-l2", "autoattack-rand", "autoattack-rand-l2",
-                   "bim", "fab", "fab-l2", "fab-t", "fab-t-l2", "fgsm", "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
+                   "bim", "fab", "fab-l2", "fab-t", "fab-t-l2", "fast", "fast-l2", "fgsm", "mifgsm", "pgd", "pgd-l2",
+                   "square", "square-l2"]
 
 
 def test_duplicate_id_raises():

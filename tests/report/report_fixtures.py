@@ -66,9 +66,9 @@ def _settings(attack: str, steps: int, eps: tuple[float, ...], targeted: bool = 
 
 
 def robust_result(gates: tuple[Gate, ...] = (), fp32: bool = False) -> RobustResult:
-    points = (RobustPoint(0.0, 5, 7, 7, 5, 0, float("nan"), float("nan"), 0, 5 if fp32 else None),
-              RobustPoint(2 / 255, 3, 6, 7, 5, 2, 2 / 255, 0.1234, 70, 3 if fp32 else None),
-              RobustPoint(0.01, 0, 2, 7, 5, 5, 0.01, 0.5, 35, None))
+    points = (RobustPoint(0.0, 5, 7, 7, 5, 0, float("nan"), float("nan"), 0, 5 if fp32 else None, 0),
+              RobustPoint(2 / 255, 3, 6, 7, 5, 2, 2 / 255, 0.1234, 70, 3 if fp32 else None, 213),
+              RobustPoint(0.01, 0, 2, 7, 5, 5, 0.01, 0.5, 35, None, None))
     data = {"path": "val", "layout": "folders", "skipped": [{"path": "val/x.jpg", "reason": "empty file"}]}
     return RobustResult(points=points, settings=_settings("pgd", 10, (0.0, 2 / 255, 0.01)), model=MODEL,
                         data=data, run=RUN, plot="plot.png" if fp32 else None, gates=gates)
