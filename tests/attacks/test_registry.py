@@ -16,11 +16,12 @@ from nnprobe.attacks.base import SampleRandom
 from nnprobe.attacks.budget import budgets_for
 from nnprobe.attacks.norms import Linf, per_sample
 
-BUILTIN = ["apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t", "apgd-t-l2", "autoattack", "autoattack-l2",
+BUILTIN = ["apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t", "apgd-t-l2", "apgd-t-malt", "apgd-t-malt-l2",
+           "autoattack", "autoattack-l2",
            "autoattack-plus", "autoattack-plus-l2", "autoattack-rand", "autoattack-rand-l2", "bim", "fab", "fab-l2",
-           "fab-t", "fab-t-l2", "fgsm", "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
+           "fab-t", "fab-t-l2", "fast", "fast-l2", "fgsm", "mifgsm", "pgd", "pgd-l2", "square", "square-l2"]
 QUERIES = {"square": {"steps": 100}, "square-l2": {"steps": 100},
-           **{a: {"steps": 5, "queries": 100} for a in BUILTIN if a.startswith("autoattack")}}  # Square: 5000 by default
+           **{a: {"steps": 5, "queries": 100} for a in BUILTIN if a.startswith(("autoattack", "fast"))}}  # Square: 5000 by default
 QUERIES.update(dict.fromkeys([a for a in BUILTIN if a.startswith(("apgd", "fab"))], {"steps": 10}))  # APGD, FAB: 100
 EPS = {"linf": 8 / 255, "l2": 0.5, "l1-test": 4.0}  # a budget per norm that moves the tiny model
 MODES = {"last iterate": {}, "first success": {"first_success": True},
@@ -96,7 +97,7 @@ def test_base_imports_no_attack_and_switches_on_no_norm():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     attack_modules = {cls.__module__ for cls in REGISTRY.values()} | {"nnprobe.attacks"}
-    assert len(attack_modules) == 9 and not imported & attack_modules
+    assert len(attack_modules) == 10 and not imported & attack_modules
     strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
     assert not strings & set(NORMS)
 
