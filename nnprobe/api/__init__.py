@@ -480,7 +480,7 @@ def compare(baseline: Any, candidate: Any, *, max_drop_top1: float | str | None 
 
     `baseline`/`candidate`: result JSON paths, dicts of that shape, or result objects; two training runs (run
     folders or log files) are `diagnose(candidate, baseline=baseline)`: the candidate's Diagnosis with the
-    comparison as `.comparison` (findings new and gone, values at the same step, from where the validation
+    comparison as `.comparison` (findings new and gone, values at the same epoch or step, from where the validation
     loss stays above the baseline's). Drop thresholds are
     fractions (0.003) or points ("0.3pt"); with `alpha`, a drop fails only when McNemar's p < alpha too;
     `confidence`: the level of the interval on each delta."""

@@ -17,7 +17,7 @@ from nnprobe.options.verbs import COMPARE
 def command(**options) -> int:
     """Compare CANDIDATE with BASELINE: two results of one kind written with --format json by eval, robust
     or diagnose, or two training runs (run folders or log files): then it is exactly `nnprobe diagnose
-    CANDIDATE --baseline BASELINE` (the same report, findings new and gone, values at the same step, and
+    CANDIDATE --baseline BASELINE` (the same report, findings new and gone, values at the same epoch or step, and
     exit code).
 
     With the per-sample files of both runs (--save-predictions) the comparison is image by image: the

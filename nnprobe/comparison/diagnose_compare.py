@@ -3,7 +3,7 @@ summary of each run (best validation accuracy, where it was reached) when the ru
 
 A diagnose JSON carries findings and sparkline curves (bin means, not the logged values), so from two
 JSON files only findings are compared; two runs (`diagnose --baseline`, and `compare RUN_A RUN_B`, which
-calls it) are compared on their logs: summaries, values at the same step, where the loss rises above.
+calls it) are compared on their logs: summaries, values at the same epoch (else step), where the loss rises above.
 """
 from __future__ import annotations
 
@@ -75,13 +75,27 @@ def summary_deltas(before: dict[str, dict], after: dict[str, dict]) -> tuple[Met
                  for name, one, other in pairs for metric, value in one.items())
 
 
+def _by_epoch(series: Any) -> bool:
+    epochs = series.epochs
+    return bool(len(epochs)) and bool(np.all(np.isfinite(epochs))) and np.unique(epochs).size == epochs.size
+
+
+def matched(baseline: Any, candidate: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The points both curves logged: (keys, their positions in the baseline, in the candidate, the unit
+    matched on). By epoch when both carry one distinct epoch per point (two runs of different batch sizes
+    or data sizes share epochs, not steps), else by step. `baseline`/`candidate`: Series."""
+    unit = "epoch" if _by_epoch(baseline) and _by_epoch(candidate) else "step"
+    keys, ib, ic = np.intersect1d(getattr(baseline, unit + "s"), getattr(candidate, unit + "s"), return_indices=True)
+    return keys, ib, ic, unit
+
+
 def loss_above_from(baseline: Any, candidate: Any) -> dict[str, Any] | None:
-    """From which step on the candidate's curve stays above the baseline's, aligned by step (the steps both
-    logged): the first common step from which every later common point is above (a NaN in the candidate
-    counts as above a finite baseline). None when the last common point is not above, or no step is shared.
+    """From where on the candidate's curve stays above the baseline's, on the points both logged (`matched`:
+    by epoch, else by step): the first from which every later common point is above (a NaN in the candidate
+    counts as above a finite baseline). None when the last common point is not above, or none is shared.
     `baseline`/`candidate`: Series (steps, values, epochs)."""
-    steps, ib, ic = np.intersect1d(baseline.steps, candidate.steps, return_indices=True)
-    if not steps.size:
+    keys, ib, ic, unit = matched(baseline, candidate)
+    if not keys.size:
         return None
     b, c = baseline.values[ib], candidate.values[ic]
     above = (c > b) | (np.isnan(c) & np.isfinite(b))
@@ -89,8 +103,8 @@ def loss_above_from(baseline: Any, candidate: Any) -> dict[str, Any] | None:
         return None
     below = np.flatnonzero(~above)
     first = int(below[-1]) + 1 if below.size else 0
-    return {"step": int(steps[first]), "epoch": candidate.epoch_at(int(ic[first])),
-            "points": int(steps.size - first), "common": int(steps.size)}
+    return {"step": int(candidate.steps[ic[first]]), "epoch": candidate.epoch_at(int(ic[first])),
+            "points": int(keys.size - first), "common": int(keys.size), "unit": unit}
 
 
 def loss_above_sentence(place: dict[str, Any], run: str = ONE_RUN) -> str:
@@ -98,21 +112,22 @@ def loss_above_sentence(place: dict[str, Any], run: str = ONE_RUN) -> str:
     where = f"epoch {place['epoch']:g}" if place.get("epoch") is not None else f"step {place['step']}"
     who = "" if run == ONE_RUN else f"{run}: "
     return (f"{who}the candidate's validation loss is above the baseline's from {where} on "
-            f"({place['points']} of the {place['common']} steps both logged).")
+            f"({place['points']} of the {place['common']} {place.get('unit', 'step')}s both logged).")
 
 
 def same_step_deltas(name: str, base: dict[str, Any], cand: dict[str, Any]) -> tuple[MetricDelta, ...]:
-    """val_loss and val_acc of both runs at the last step both logged with a finite value."""
+    """val_loss and val_acc of both runs at the last epoch (else step: `matched`) both logged with a finite
+    value."""
     deltas = []
     for role in ("val_loss", "val_acc"):
         one, other = base.get(role), cand.get(role)
         if one is None or other is None:
             continue
-        steps, ib, ic = np.intersect1d(one.steps, other.steps, return_indices=True)
+        keys, ib, ic, unit = matched(one, other)
         ok = np.flatnonzero(np.isfinite(one.values[ib]) & np.isfinite(other.values[ic]))
         if ok.size:
             last = int(ok[-1])
-            deltas.append(MetricDelta(f"{name}: at step {int(steps[last])} {role}", float(one.values[ib[last]]),
+            deltas.append(MetricDelta(f"{name}: at {unit} {float(keys[last]):g} {role}", float(one.values[ib[last]]),
                                       float(other.values[ic[last]])))
     return tuple(deltas)
 
@@ -138,7 +153,7 @@ def _baseline_side(baseline: str, options: dict[str, Any]) -> Any:
 
 def with_baseline(candidate: Any, baseline: str, **options: Any) -> Any:
     """`diagnose --baseline`: the candidate Diagnosis with its comparison against `baseline` (a run folder
-    or a diagnose JSON) attached: findings new/gone, metric summaries, values at the same step, and from
+    or a diagnose JSON) attached: findings new/gone, metric summaries, values at the same epoch (else step), and from
     where the validation loss stays above the baseline's. `options`: diagnose's, for a baseline folder."""
     import dataclasses
 

@@ -157,7 +157,7 @@ COMPARE: dict[str, dict[str, str]] = {
         "sanity": "not compared", "confidence_level": "not compared: the delta intervals use the comparison's own level",
     },
     "diagnose": {
-        "runs": "findings matched on (id, run); summaries and same-step values from the run folders",
+        "runs": "findings matched on (id, run); summaries and same-epoch (else same-step) values from the run folders",
         "extra_findings": "matched with the runs' findings", "path": "names the side",
         "fail_on": "not compared: the candidate's gate is no-new-errors",
         "seconds": "not compared", "comparison": "not compared",

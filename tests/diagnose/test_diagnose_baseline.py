@@ -39,7 +39,7 @@ def test_above_from_epoch_4_after_an_early_crossing():
     base = [1.0 / (1 + e) for e in range(10)]
     cand = [b + (0.05 if e in (1, 4, 5, 6, 7, 8, 9) else -0.05) for e, b in enumerate(base)]  # above at 1, not 2-3
     place = loss_above_from(series(range(0, 100, 10), base), series(range(0, 100, 10), cand, epochs=range(10)))
-    assert place == {"step": 40, "epoch": 4.0, "points": 6, "common": 10}
+    assert place == {"step": 40, "epoch": 4.0, "points": 6, "common": 10, "unit": "step"}
     assert reference(dict(zip(range(0, 100, 10), base)), dict(zip(range(0, 100, 10), cand))) == 40
 
 
@@ -61,6 +61,20 @@ def test_nan_in_the_candidate_counts_as_above_and_no_answer_when_it_ends_below()
         reference(dict(zip(steps, base)), dict(zip(steps, cand)))
     assert loss_above_from(series(steps, base), series(steps, cand[:5] + [2.0, 2.0, 0.9])) is None
     assert loss_above_from(series([1, 2], [1, 1]), series([3, 4], [5, 5])) is None  # no shared step
+
+
+def test_runs_of_different_batch_sizes_are_matched_by_epoch():
+    """Two runs whose step counters differ (batch 32 vs 64: twice the steps per epoch) share epochs, not steps:
+    compared epoch by epoch (a plain loop over the epochs both logged)."""
+    epochs = list(range(12))
+    base = [1.0 / (1 + e) for e in epochs]
+    cand = [b + (0.1 if e >= 5 else -0.1) for e, b in zip(epochs, base)]
+    place = loss_above_from(series([50 * (e + 1) for e in epochs], base, epochs),
+                            series([100 * (e + 1) for e in epochs], cand, epochs))
+    assert reference(dict(zip(epochs, base)), dict(zip(epochs, cand))) == 5
+    assert place == {"step": 600, "epoch": 5.0, "points": 7, "common": 12, "unit": "epoch"}
+    assert loss_above_from(series([50 * (e + 1) for e in epochs], base),  # no epochs: the steps, two shared
+                           series([100 * (e + 1) for e in epochs], cand))["common"] == 6
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -106,7 +120,7 @@ def test_rising_validation_loss_is_dated_and_only_a_warning_passes(tmp_path, cap
     comparison = result.comparison
     assert [(f.id, f.severity) for f in comparison.new] == [(f.id, f.severity) for f in result.findings]
     assert comparison.gone == () and comparison.passed
-    at_last = {m.name: m for m in comparison.metrics}["(the run): at step 1200 val_loss"]
+    at_last = {m.name: m for m in comparison.metrics}["(the run): at epoch 11 val_loss"]  # both log epochs
     assert at_last.delta == pytest.approx(0.08 * (11 - 4 + 1), rel=1e-9)  # the added rise at epoch 11
 
 
