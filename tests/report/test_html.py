@@ -322,3 +322,14 @@ def test_fool_pages_inline_the_panel_fool_wrote(tmp_path):
     notes = [page.text(e) for e in page.all("p") if e[1].get("class") == "note"]
     assert f"panel {tmp_path / 'fake.png'}: not a PNG file" in notes
     assert f"panel {tmp_path / 'fifo.png'}: not readable now" in notes
+
+
+def test_a_baseline_comparison_follows_the_run_s_own_page():
+    """eval --baseline: the page is the eval's, then the comparison's sections under one heading (no second
+    page header), its gate verdict beside the baseline's name."""
+    result = dataclasses.replace(RESULTS["eval"], comparison=kind_fixtures.comparison())
+    page = Page(render(result, "html"))
+    assert len(page.all("header")) == 1 and len(page.all("title")) == 1
+    headings = [page.text(e) for e in page.all("h2")]
+    at = headings.index("Against the baseline base.json FAIL")
+    assert "Baseline and candidate side by side" in headings[at:] and headings[0] == "Accuracy"
