@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from nnprobe.diagnosis.follow import FollowResult
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.diagnosis.results import Diagnosis
+    from nnprobe.model_runs import ModelRuns
     from nnprobe.models.classifier import Classifier
     from nnprobe.results import EvalResult
 
@@ -132,10 +133,11 @@ def _given(values: Mapping[str, Any], *skip: str) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in skip and k != "progress"}
 
 
-def _model_and_data(model: Options, data: Options, variant: str | None = None):
+def _model_and_data(model: Options, data: Options, variant: str | None = None, classifier: Any = None):
     from nnprobe.data.layouts import LabelledImages
 
-    classifier = load_classifier(model.model, **model.loader_keywords())
+    if classifier is None:
+        classifier = load_classifier(model.model, **model.loader_keywords())
     images = data.data
     if isinstance(images, LabelledImages):
         if variant not in (None, "auto"):
@@ -181,22 +183,35 @@ def _loader(o: Groups) -> dict[str, Any]:
     return dict(batch_size=o["loader"].batch_size, workers=o["loader"].workers)
 
 
-def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult":
-    """`evaluate` from parsed options (`options.verbs.build(options.verbs.EVAL, ...)`)."""
+def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | ModelRuns":
+    """`evaluate` from parsed options (`options.verbs.build(options.verbs.EVAL, ...)`); several models give a
+    ModelRuns (api/many.py)."""
     from nnprobe.evaluation import evaluate as run
 
+    from nnprobe.api.many import evaluate_many, model_specs
+
+    models = model_specs(o["model"])
+    if len(models) > 1:
+        return evaluate_many(o, models, progress)
+    o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
     _refuse_sliced_baseline(o)
     s, parity = o["settings"], o["parity"]
     classifier, images = _model_and_data(o["model"], o["data"], variant=s.variant or "auto")
     reference = None
     if parity.reference_model is not None:
         classifier, reference = _with_reference(classifier, parity.reference_model, o["model"])
-    result = run(classifier, images, **_device(o), **_loader(o), strict=s.strict,
-                 restrict_to_present=s.restrict_to_present, compile=s.compile, decode=s.decode,
-                 real_labels=s.real_labels, save_predictions=o["per_sample"].save_predictions, shard=o["shard"].shard,
-                 setup_checks=s.setup_checks, progress=progress, **o["intervals"].keywords(), reference=reference,
-                 max_flips=parity.max_flips, max_logit_diff=parity.max_logit_diff, **o["gates"].keywords())
+    result = run(classifier, images, **eval_keywords(o, progress), reference=reference,
+                 save_predictions=o["per_sample"].save_predictions, shard=o["shard"].shard)
     return _with_baseline(result, o["baseline"])
+
+
+def eval_keywords(o: Groups, progress: Progress | None) -> dict[str, Any]:
+    """What evaluation.evaluate takes from eval's options for every model of a run."""
+    s, parity = o["settings"], o["parity"]
+    return dict(**_device(o), **_loader(o), strict=s.strict, restrict_to_present=s.restrict_to_present,
+                compile=s.compile, decode=s.decode, real_labels=s.real_labels, setup_checks=s.setup_checks,
+                progress=progress, **o["intervals"].keywords(), max_flips=parity.max_flips,
+                max_logit_diff=parity.max_logit_diff, **o["gates"].keywords())
 
 
 def _with_reference(classifier, reference: Any, model: Options):
@@ -215,8 +230,8 @@ def _with_reference(classifier, reference: Any, model: Options):
 
 
 @_keywords
-def evaluate(model: Any = None, data: Any = None, *, weights: str | None = None, arch: str | None = None,
-             trust_pickle: bool = False, num_classes: int | str | None = None, resize: int | str | None = None,
+def evaluate(model: Any = None, data: Any = None, *, models: str | os.PathLike | None = None,
+             weights: str | None = None, arch: str | None = None, trust_pickle: bool = False, num_classes: int | str | None = None, resize: int | str | None = None,
              crop: int | str | None = None, interpolation: str | None = None,
              mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
              labels_file: str | os.PathLike | None = None, devkit: str | os.PathLike | None = None,
@@ -234,8 +249,12 @@ def evaluate(model: Any = None, data: Any = None, *, weights: str | None = None,
              max_class_drop: float | str | None = None, alpha: float | str | None = None,
              allow_different_data: bool = False, shard: str | None = None, batch_size: int | str = 64,
              workers: int | str | None = None, device: Any = "auto", precision: str = "fp32",
-             progress: Progress | None = None) -> "EvalResult":
+             progress: Progress | None = None) -> "EvalResult | ModelRuns":
     """Top-1/top-5 accuracy, exactly (integer counts), as `nnprobe eval`.
+
+    `model` one spec (or Classifier), or a list of them, or a timm wildcard ("timm:convnext_*": the cached
+    weights); `models` a file of specs, one per line: several models give a ModelRuns (one EvalResult each,
+    the same images, each model's gates).
 
     The model's keywords (weights ... std) as `load_classifier`; the data's (labels_file, devkit, class_map,
     limit) as `find_images`; `variant` (imagenet-a, imagenet-r, objectnet, v2, sketch, real, val; None: detected

@@ -5,6 +5,7 @@ import click
 
 from nnprobe.cli.options import command_options
 from nnprobe.cli.preflight import finish, guard_verb, launched, notes, working
+from nnprobe.errors import UsageError
 from nnprobe.options.outputs import figure_path
 from nnprobe.options.verbs import EVAL
 
@@ -25,6 +26,11 @@ def command(**options) -> int:
     Runs under torchrun too: `torchrun --nproc_per_node N -m nnprobe eval ...`; each rank takes a
     disjoint shard and rank 0 writes the report.
     """
+    from nnprobe.api.many import model_specs
+
+    several = len(model_specs(options["model"])) > 1
+    if several and (options["plot"].plot or (options["scale"].nproc or 1) > 1):
+        raise UsageError("--plot and --nproc go with one model: run them for one model at a time.")
     code = launched(options, "eval")
     if code is not None:
         return code
@@ -43,7 +49,8 @@ def command(**options) -> int:
 
         write_eval_plots(result, *plot_paths(options["plot"].plot).values())
     code = finish(result, options["report"], passed=result.passed)
-    notes(result.data["notes"])
-    if result.skipped:
-        click.echo(f"note: {len(result.skipped)} file(s) skipped; the report lists each with its reason.", err=True)
+    runs = getattr(result, "runs", (result,))  # several models: the same images, so one set of notes
+    notes(runs[0].data["notes"])
+    if runs[0].skipped:
+        click.echo(f"note: {len(runs[0].skipped)} file(s) skipped; the report lists each with its reason.", err=True)
     return code

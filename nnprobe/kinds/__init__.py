@@ -69,6 +69,10 @@ KINDS: tuple[Kind, ...] = (
         "html": f"{_HTML}:eval_html"},
         check=schema.check_eval, merge="nnprobe.merging:merge_eval",
         compare="nnprobe.comparison.eval_compare:compare_eval", rows="nnprobe.per_sample:rows_of"),
+    Kind("eval-models", "nnprobe.model_runs:ModelRuns", {
+        "table": "nnprobe.report.model_runs:render_table", "junit": "nnprobe.report.model_runs:junit_cases",
+        "markdown": "nnprobe.report.model_runs:markdown_lines", "github": "nnprobe.report.model_runs:github_annotations",
+        "html": "nnprobe.report.model_runs:html_parts"}),
     Kind("robust", "nnprobe.attacks.results:RobustResult", {
         "table": "nnprobe.report.robust_table:render", "junit": "nnprobe.report.junit:robust_cases",
         "markdown": f"{_MD}:robust_lines", "github": "nnprobe.report.github:skipped_annotations",

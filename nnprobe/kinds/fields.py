@@ -88,6 +88,9 @@ JSON_ONLY: dict[str, dict[str, str]] = {
     },
 }
 
+# a many-model eval shows each model's eval report whole: what eval keeps to the JSON, it does too
+JSON_ONLY["eval-models"] = {f"runs.{path}": why for path, why in JSON_ONLY["eval"].items()}
+
 # Fields in no report at all, JSON included (each a gap someone chose to keep, with the reason).
 NOT_REPORTED: dict[str, dict[str, str]] = {
     "diagnose": {"runs.outcomes.title": "a check's human title; every report names checks by their stable id "

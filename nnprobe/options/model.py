@@ -48,3 +48,31 @@ class ModelOptions(Options):
     def loader_keywords(self) -> dict:
         """What api.load_classifier takes besides the model itself."""
         return {k: v for k, v in self.keywords().items() if k != "model"}
+
+
+def specs(value, flag: str) -> tuple:
+    """eval's --model, given once or more (the Python API: one spec or a list of them)."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    return tuple(spec(item, flag) for item in items)
+
+
+@dataclass(frozen=True)
+class EvalModelOptions(ModelOptions):
+    """eval takes several models in one run: --model repeated, a timm wildcard, or --models FILE."""
+
+    model: tuple = option(
+        "--model", "torchvision name (resnet50), timm:NAME, a .pt/.ts/.pt2/.pth/.safetensors/.onnx file, or "
+        "path/file.py:function / package.module:function; repeat it for several models (one row each), or a timm "
+        "wildcard ('timm:convnext_*': the cached weights only). Default: the embedded EfficientNet-Lite0.",
+        default=(), parse=specs, metavar="SPEC", multiple=True, path=PathKind.INPUT, input_kind="model",
+        maybe_name=True)
+    models: str | None = option("--models", "A file of model specs, one per line (# starts a comment), evaluated "
+                                "after any --model, one row each.", parse=p.path, metavar="FILE",
+                                path=PathKind.INPUT, input_kind="labels", what="Model list")
+
+    def loader_keywords(self) -> dict:
+        return {k: v for k, v in self.keywords().items() if k not in ("model", "models")}
+
+    def one(self, model) -> ModelOptions:
+        """The options of one of the run's models, as every single-model path takes them."""
+        return ModelOptions(model=model, **self.loader_keywords())

@@ -15,14 +15,14 @@ from nnprobe.options.evaluate import EvalSettings
 from nnprobe.options.intervals import ConfidenceOptions, IntervalOptions, ParityOptions
 from nnprobe.options.gates import BaselineOptions, ComparisonGates, EvalGates, RobustGates
 from nnprobe.options.merge import CompareInputs, MergeInputs, MergeGates
-from nnprobe.options.model import ModelOptions
+from nnprobe.options.model import EvalModelOptions, ModelOptions
 from nnprobe.options.outputs import PerSampleOptions, PlotOptions, ReportOptions
 from nnprobe.options.run import AttackLoaderOptions, DeviceOptions, LoaderOptions, QuietOptions, ScaleOptions, ShardOptions
 
 Groups = dict[str, type[Options]]
 __all__ = ["VERBS", "build", "fields", "RobustAttackOptions"]
 
-EVAL: Groups = dict(data=DataOptions, model=ModelOptions, settings=EvalSettings, plot=PlotOptions, gates=EvalGates,
+EVAL: Groups = dict(data=DataOptions, model=EvalModelOptions, settings=EvalSettings, plot=PlotOptions, gates=EvalGates,
                     intervals=IntervalOptions, parity=ParityOptions, per_sample=PerSampleOptions,
                     baseline=BaselineOptions, shard=ShardOptions, scale=ScaleOptions,
                     loader=LoaderOptions, device=DeviceOptions, report=ReportOptions)

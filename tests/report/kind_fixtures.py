@@ -74,7 +74,17 @@ def one_of_each() -> dict[str, Any]:
     return {"eval": eval_with_suite(), "robust": robust_with_findings(),
             "corruption": corruption_result((Gate("min-corruption-top1", 0.9, 0.5, False, "below"),)),
             "fool": fixtures.fool_result(fixtures.fool_gates()), "diagnose": fixtures.diagnosis(),
-            "compare": comparison()}
+            "compare": comparison(), "eval-models": model_runs()}
+
+
+def model_runs():
+    """Two models on the same images: the filled eval, and a second one of another spec without gates."""
+    from nnprobe.model_runs import ModelRuns
+
+    first = eval_with_suite()
+    second = dataclasses.replace(first, model=dataclasses.replace(first.model, spec="timm:second"), gates=(),
+                                 correct_top1=first.correct_top1 - 1)
+    return ModelRuns((first, second))
 
 
 # strings whose value is an enumeration the renderers branch on (the data itself never sets them)

@@ -36,6 +36,8 @@ UNFILLED = {
     "fool": {"model.weights", "model.published_top5", "items.precision_check", "items.search",
              "settings.target_index", "settings.target_label"},
     "diagnose": {"comparison"},
+    "eval-models": {"runs.model.weights", "runs.model.published_top5", "runs.per_sample", "runs.comparison",
+                    "runs.samples"},
     "compare": {"new.baseline_severity", "new.baseline_message", "gone.baseline_severity", "gone.baseline_message",
                 "unchanged.baseline_severity", "unchanged.baseline_message"},
 }

@@ -1,0 +1,50 @@
+"""eval of several models in one run (`--model A --model B`, `--models FILE`, `timm:convnext_*`): the image
+folder is listed and labelled once and shared by every model whose classes are the same; each model is then
+evaluated as a single-model eval would be, with its own intervals and gates."""
+from __future__ import annotations
+
+from typing import Any
+
+from nnprobe.errors import UsageError
+
+SINGLE_ONLY = (("parity", "reference_model", "--reference-model"), ("baseline", "baseline", "--baseline"),
+               ("per_sample", "save_predictions", "--save-predictions"), ("shard", "shard", "--shard"))
+
+
+def model_specs(model: Any) -> list:
+    """The run's models in order from eval's model options (each --model, a timm wildcard expanded from the
+    local cache, then the --models file's specs); a single-model verb's options give their one model."""
+    if not hasattr(model, "models"):
+        return [model.model]
+    from nnprobe.models.catalog import model_list
+
+    return model_list(model.model, model.models)
+
+
+def refuse_single_only(o: dict, count: int) -> None:
+    """Options about one model's images (a reference, a baseline, per-sample rows, a slice) are refused with
+    several models, in one sentence naming them."""
+    given = [flag for group, name, flag in SINGLE_ONLY if group in o and getattr(o[group], name) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} judge{'s' if len(given) == 1 else ''} one model: run it for one "
+                         f"model at a time, not with the {count} models of this run.")
+
+
+def evaluate_many(o: dict, models: list, progress=None) -> Any:
+    """A ModelRuns: each model of `models` on the same images, in order."""
+    from nnprobe.api import _model_and_data, eval_keywords, load_classifier
+    from nnprobe.evaluation import evaluate as run
+    from nnprobe.model_runs import ModelRuns
+
+    refuse_single_only(o, len(models))
+    variant = o["settings"].variant or "auto"
+    keywords = eval_keywords(o, progress)
+    results, shared = [], {}
+    for spec in models:
+        one = o["model"].one(spec)
+        classifier = load_classifier(one.model, **one.loader_keywords())
+        key = (classifier.num_classes, tuple(classifier.class_names))
+        if key not in shared:
+            _, shared[key] = _model_and_data(one, o["data"], variant=variant, classifier=classifier)
+        results.append(run(classifier, shared[key], **keywords))
+    return ModelRuns(tuple(results))

@@ -1,0 +1,105 @@
+"""Several models in one eval run: --model repeated, --models FILE, a timm wildcard over the local cache only.
+Each model's row is what a single-model eval of it gives (run separately, as the reference), gates apply per
+model and the failure names the model; options about one model's images are refused in one sentence."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import PLAIN, PLAIN_FLAGS, factory_spec, make_wnid_folders, run_cli
+
+import nnprobe
+from nnprobe.errors import UsageError
+from nnprobe.models import catalog
+
+GOOD, RANDOM = factory_spec("color_net_1000"), factory_spec("random_cnn_10")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_wnid_folders(tmp_path_factory.mktemp("many") / "data", {5: 2, 400: 1}, wrong={400: 1})  # 3/4
+
+
+def test_each_row_is_the_single_model_eval_of_that_model(data):
+    both = nnprobe.evaluate([GOOD, "default"], data, workers=0, limit=None, min_top1=0.5, **PLAIN)
+    assert [r.model.spec for r in both.runs] == [GOOD, "default:efficientnet_lite0"]
+    for run, spec in zip(both.runs, (GOOD, "default")):
+        alone = nnprobe.evaluate(spec, data, workers=0, min_top1=0.5, **PLAIN)
+        assert (run.correct_top1, run.correct_top5, run.total) == (alone.correct_top1, alone.correct_top5, alone.total)
+        assert run.top1_interval == alone.top1_interval and run.passed == alone.passed
+        assert run.calibration_suite.nll == alone.calibration_suite.nll  # the same seeded bootstrap per model
+    assert both.runs[0].correct_top1 == 3 and both.runs[0].passed and not both.runs[1].passed
+    assert not both.passed and both.failed_models == ["default:efficientnet_lite0"]
+    assert [g.name for g in both.gates] == [f"{GOOD}: min-top1", "default:efficientnet_lite0: min-top1"]
+
+
+def test_cli_rows_in_every_format_and_the_exit_code_names_the_failed_model(data, tmp_path, invoke):
+    specs = tmp_path / "models.txt"
+    specs.write_text(f"# the tiny colour net, then the embedded default\n{GOOD}   # passes\n\n  default\n")
+    run = invoke("eval", str(data), "--models", str(specs), *PLAIN_FLAGS, "--workers", "0", "--min-top1", "0.5",
+                 "--format", "json")
+    assert run.returncode == 1
+    body = json.loads(run.stdout)
+    assert body["kind"] == "eval-models" and body["failed_models"] == ["default:efficientnet_lite0"]
+    assert [(m["model"]["spec"], m["correct_top1"], m["total"]) for m in body["models"]] == \
+        [(GOOD, 3, 4), ("default:efficientnet_lite0", body["models"][1]["correct_top1"], 4)]
+    assert body["models"][0]["top1_interval"]["method"] == "clopper-pearson"
+    assert "failed: default:efficientnet_lite0: min-top1" in run.stderr and f"failed: {GOOD}" not in run.stderr
+    table = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0")
+    assert table.returncode == 0 and "nnprobe eval — several models" in table.stdout
+    assert table.stdout.count("nnprobe eval — ") == 3  # the summary, then each model's own report
+    assert "75.00% │ 19.41% – 99.37%" in table.stdout  # 3/4 and its exact interval in the summary row
+    md = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0",
+                "--format", "markdown")
+    assert "| model | top-1 | top-1 interval |" in md.stdout and "19.41% – 99.37%" in md.stdout
+
+
+@pytest.mark.parametrize("extra, named", [(["--reference-model", "default"], "--reference-model"),
+                                          (["--shard", "1/2"], "--shard"), (["--plot", "p.png"], "--plot")])
+def test_options_about_one_model_are_refused_with_several(data, invoke, extra, named):
+    run = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0", *extra)
+    assert run.returncode == 2 and named in run.stderr and "Traceback" not in run.stderr
+
+
+def test_spec_file_comments_blank_lines_and_an_empty_file(tmp_path):
+    f = tmp_path / "m.txt"
+    f.write_text("# header\nresnet18  # a torchvision name\n\n   timm:vit_small_patch16_224\nresnet18\n")
+    assert catalog.read_spec_file(f) == ["resnet18", "timm:vit_small_patch16_224", "resnet18"]
+    assert catalog.model_list((), f) == ["resnet18", "timm:vit_small_patch16_224"]  # named twice: run once
+    f.write_text("# nothing but comments\n\n")
+    with pytest.raises(UsageError, match="names no model"):
+        catalog.read_spec_file(f)
+
+
+def _fake_timm_cache(root, names):
+    """The Hugging Face hub layout with timm's tiny test models' (randomly initialised) weights."""
+    import timm
+    from safetensors.torch import save_file
+
+    for name in names:
+        repo = root / f"models--timm--{name}"
+        snapshot = repo / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True)
+        net = timm.create_model(name.split(".")[0], pretrained=False)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, snapshot / "model.safetensors")
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0" * 40)
+    (root / "models--timm--test_vit.r160_in1k" / "snapshots" / "x").mkdir(parents=True)  # no weights: not cached
+    (root / "models--google--test_resnet").mkdir()  # not timm's
+
+
+def test_timm_wildcard_takes_only_what_the_cache_holds(tmp_path, data):
+    cache = tmp_path / "hub"
+    _fake_timm_cache(cache, ["test_convnext.r160_in1k", "test_resnet.r160_in1k"])
+    assert catalog.cached_timm(cache) == ["test_convnext.r160_in1k", "test_resnet.r160_in1k"]
+    assert catalog.expand_wildcard("timm:test_*", cache) == ["timm:test_convnext.r160_in1k", "timm:test_resnet.r160_in1k"]
+    assert catalog.expand_wildcard("timm:*.r160_in1k", cache)[0] == "timm:test_convnext.r160_in1k"
+    with pytest.raises(UsageError, match="never downloads"):
+        catalog.expand_wildcard("timm:test_vit*", cache)
+    run = run_cli("eval", str(data), "--model", "timm:test_*", "--workers", "0", "--format", "json",
+                  env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "NNPROBE_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr
+    body = json.loads(run.stdout)
+    assert [(m["model"]["spec"], m["model"]["weights"], m["total"]) for m in body["models"]] == [
+        ("timm:test_convnext.r160_in1k", "timm/test_convnext.r160_in1k", 4),
+        ("timm:test_resnet.r160_in1k", "timm/test_resnet.r160_in1k", 4)]
