@@ -51,8 +51,8 @@ def command(**options) -> None:
         from nnprobe.report.diagnose_plots import write_diagnose_plots
 
         written = write_diagnose_plots(result, plot)
-        where = "to" if list(written) == [plot] else "beside"
-        click.echo(one_line(f"diagnose: wrote {len(written)} plot(s) {where} {plot}"), err=True)
+        where = f"to {plot}" + (" and beside it" if len(written) > 1 else "") if plot in written else f"beside {plot}"
+        click.echo(one_line(f"diagnose: wrote {len(written)} plot(s) {where}"), err=True)
     click.get_current_context().exit(gated(result, options["report"]))
 
 

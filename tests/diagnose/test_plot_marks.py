@@ -159,6 +159,12 @@ def test_histogram_findings_get_their_per_layer_panel_beside(run_name, check_id,
     assert named and set(named) <= {tag for kind, cid, tag in drawn[panel] if cid == check_id}
 
 
+def test_the_cli_says_where_the_panel_went(tmp_path, invoke):
+    run = invoke("diagnose", str(CORPUS / "tb-hist-frozen"), "--plot", str(tmp_path / "run.svg"))
+    assert run.returncode == 0 and f"wrote 2 plot(s) to {tmp_path / 'run.svg'} and beside it" in run.stderr
+    assert sorted(os.listdir(tmp_path)) == ["run.histograms.svg", "run.svg"]
+
+
 def test_a_healthy_run_with_histograms_gets_no_panel(tmp_path):
     result = api.diagnose(str(CORPUS / "tb-hist-healthy"))
     assert sorted(write_diagnose_plots(result, str(tmp_path / "run.png"))) == [str(tmp_path / "run.png")]
