@@ -13,8 +13,9 @@ the same forward. Workloads:
 - pgd10: ten steps for every image, last iterate (torchattacks' semantics), like for like.
 - pgd10-robust: robust accuracy with PGD-10: nnprobe stops working on an image once it is fooled
   (first_success + early_stop); torchattacks runs every step. Both robust accuracies are printed.
-- apgd-ce100-robust, autoattack100q5000-robust: robust accuracy with APGD-CE and with AutoAttack's sequence
-  (APGD-CE -> APGD-T -> Square; `--apgd-steps`, `--queries`), nnprobe with per-sample early stop.
+- apgd-ce100-robust, autoattack100q5000-robust: robust accuracy with APGD-CE and with AutoAttack's standard
+  sequence (APGD-CE -> APGD-T -> FAB-T -> Square; `--apgd-steps` for APGD and FAB, `--queries`), nnprobe with
+  per-sample early stop.
 
 Timings interleave the two libraries round by round and keep the best of `--repeats` (the machine may be
 shared); images/s = batch / seconds.
@@ -126,11 +127,33 @@ def workloads(model, x, y, eps, autocast_fn):
     }
 
 
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the input gradient contiguous: torchattacks' FAB reshapes it with .view,
+    which fails on the channels-last gradient EfficientNet-Lite0 returns."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+class _ForTorchattacks(torch.nn.Module):
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(_ContiguousGrad.apply(x))
+
+
 def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
     """APGD-CE and AutoAttack for robust accuracy: nnprobe with per-sample early stop (first_success), and
-    torchattacks' APGD / the same sequence from its own parts (MultiAttack of APGD, APGDT with 9 targets,
-    Square), which hands only still-robust samples to the next attack as the reference does. FAB-T is in
-    neither (nnprobe has none; torchattacks' `AutoAttack` would add it and run APGD at 10 steps)."""
+    torchattacks' APGD / the same sequence from its own parts (MultiAttack of APGD, APGDT with 9 targets, FAB
+    multi-targeted with 9 targets, Square), which hands only still-robust samples to the next attack as the
+    reference does (torchattacks' own `AutoAttack` would run APGD at 10 steps, not the reference's 100)."""
     classes = int(model(x[:1]).shape[1])
 
     def verdict(adv):
@@ -145,6 +168,8 @@ def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
     def ta_autoattack():
         parts = [torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
                  torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
+                 torchattacks.FAB(_ForTorchattacks(model), eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+                                  n_classes=min(classes, 10), seed=0),
                  torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
         with autocast_fn():
             adv = torchattacks.MultiAttack(parts)(x, y)
