@@ -180,7 +180,8 @@ def _distance(n: int, device) -> torch.Tensor:
 def blue_noise_sample_from(x, level, phases, centre=None):
     """Pixels kept where blue noise (power ~ frequency) exceeds level * 3 / 10 - 2.5, black elsewhere."""
     n = side(x)
-    noise = _spectral_noise(_distance(n, x.device), phases.to(x.device), centre)
+    noise = _spectral_noise(_distance(n, x.device), phases.to(x.device), None if centre is None else
+                            centre.to(x.device))
     keep = noise > param(level, 3.0) - 2.5
     return _finish(x, _pixels(x) * keep[:, None])
 
