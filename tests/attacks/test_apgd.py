@@ -58,7 +58,7 @@ def with_reference_starts(cls):
     """The attack with each run's start drawn for its still-attacked samples as torchattacks draws it."""
 
     class Same(cls):
-        def run_start(self, x, random, active):
+        def run_start(self, x, random, active, run=0):
             return reference_start(x[active], self.eps, self.ball.id == "l2")
 
     return Same
