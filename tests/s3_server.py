@@ -1,11 +1,14 @@
 """A real S3 protocol server for tests: moto's server mode on 127.0.0.1 at a free port (so pytest-xdist
 workers never share one), fake credentials, and the endpoint given only through the environment
-(AWS_ENDPOINT_URL, FSSPEC_S3_ENDPOINT_URL), as a user's CI would. Restores the environment after."""
+(AWS_ENDPOINT_URL, FSSPEC_S3_ENDPOINT_URL), as a user's CI would. Restores the environment after.
+moto keeps its buckets in process-wide state that outlives a server: each server starts from a reset
+(its /moto-api/reset), so a test never sees the objects an earlier test in the same worker left."""
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
+import urllib.request
 
 S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
                 "FSSPEC_S3_ENDPOINT_URL")
@@ -28,6 +31,7 @@ def moto_s3(bucket: str = "bucket"):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
     saved = {k: os.environ.get(k) for k in S3_VARIABLES}
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                       AWS_ENDPOINT_URL=url, FSSPEC_S3_ENDPOINT_URL=url)
