@@ -166,11 +166,12 @@ def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
         return verdict(adv)
 
     def ta_autoattack():
-        parts = [torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
-                 torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
-                 torchattacks.FAB(_ForTorchattacks(model), eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+        model_ = _ForTorchattacks(model)  # MultiAttack wants one model for every part; FAB needs the wrapper
+        parts = [torchattacks.APGD(model_, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
+                 torchattacks.APGDT(model_, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
+                 torchattacks.FAB(model_, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
                                   n_classes=min(classes, 10), seed=0),
-                 torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
+                 torchattacks.Square(model_, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
         with autocast_fn():
             adv = torchattacks.MultiAttack(parts)(x, y)
         return verdict(adv)
