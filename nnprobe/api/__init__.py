@@ -280,11 +280,11 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                               "--perturbations runs in the corruption sweep" if c.perturbations else
                               "--min-corruption-top1 gates a corruption sweep") + ": give --corruptions too.")
         if a.attack is not None or a.eps is not None or o["gates"].min_robust_top1 or a.adaptive or \
-                a.autoattack_version is not None or \
+                a.autoattack_version is not None or a.min_norm is not None or \
                 a.surrogate is not None or o["per_sample"].save_predictions is not None or \
                 o["baseline"].baseline is not None:
             raise UsageError("--corruptions runs the corruption sweep, not an attack: drop --attack, --eps, "
-                             "--min-robust-top1, --save-predictions and --baseline, or run them separately.")
+                             "--min-robust-top1, --min-norm, --save-predictions and --baseline, or run them separately.")
         return corruptions_with(dict(o, seed=a), progress)
     _refuse_sliced_baseline(o)
     classifier, images = _model_and_data(o["model"], o["data"])
@@ -293,7 +293,8 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
     result = run(classifier, images, attack=a.attack_id(), eps=eps, steps=a.steps, step_size=a.step_size,
                  random_start=a.random_start, seed=a.seed, early_stop=a.early_stop, **_loader(o), **_device(o),
                  min_robust_top1=o["gates"].min_robust_top1 or {}, save_predictions=o["per_sample"].save_predictions,
-                 shard=o["shard"].shard, progress=progress, adaptive=a.adaptive, surrogate=surrogate)
+                 shard=o["shard"].shard, progress=progress, adaptive=a.adaptive, surrogate=surrogate,
+                 min_norm=a.min_norm, min_norm_steps=a.min_norm_steps)
     result = dataclasses.replace(result, confidence_level=o["intervals"].confidence)
     return _with_baseline(result, o["baseline"])
 
@@ -308,7 +309,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            eps: str | float | Sequence[float] | None = None, steps: int | str | None = None,
            step_size: str | float | None = None, random_start: bool | None = None, seed: int | str = 0,
            early_stop: bool = True, autoattack_version: str | None = None, adaptive: bool = False,
-           surrogate: Any = None,
+           surrogate: Any = None, min_norm: str | None = None, min_norm_steps: int | str | None = None,
            min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
            confidence: float | str = 0.95, corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
@@ -324,7 +325,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
     The model's and the data's keywords as `evaluate`; attack (default pgd), eps ("0,1/255,2/255,4/255",
     a number or a list), steps, step_size, random_start, seed, early_stop; min_robust_top1 ({eps: fraction}
     or "2/255=0.30" items); `confidence` the level of each robust top-1 interval (exact Clopper-Pearson); adaptive runs the sanity checks' follow-up attacks (Square, EoT, and a transfer
-    attack from `surrogate`, a spec or Classifier); save_predictions, shard, and baseline with the drop gates
+    attack from `surrogate`, a spec or Classifier); min_norm ("fmn-linf", "fmn-l2", "fmn-l1", "fmn-l0") with
+    min_norm_steps adds every sample's smallest fooling distance (`result.min_norm`); save_predictions, shard, and baseline with the drop gates
     as `evaluate`. With
     `corruptions` (and `severity`, `min_corruption_top1`): the ImageNet-C sweep instead, as `corruptions`."""
     return robust_with(verbs.build(verbs.ROBUST, _given(locals())), progress)
@@ -374,7 +376,7 @@ def fool_with(o: Groups, progress: Progress | None = None) -> "FoolResult":
                  eps=None if a.min_eps else a.eps, steps=a.steps, step_size=a.step_size,
                  random_start=a.random_start, target=a.target, seed=a.seed, space=a.space, out_dir=a.out_dir,
                  **_device(o), panels=a.panels, fail_if_fooled=a.fail_if_fooled, progress=progress,
-                 min_eps=a.min_eps, max_eps=a.max_eps)
+                 min_eps=a.min_eps, max_eps=a.max_eps, min_eps_search=a.min_eps_search)
     write_panels(result, resize_crop=lambda photo: pil_resize_crop(photo, classifier.preprocessing))
     return result
 
@@ -386,7 +388,8 @@ def fool(images: str | os.PathLike | Iterable[str | os.PathLike], model: Any = N
          mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
          attack: str | None = None, eps: str | float | Sequence[float] | None = None, steps: int | str | None = None,
          step_size: str | float | None = None, random_start: bool | None = None, seed: int | str = 0,
-         min_eps: bool = False, max_eps: str | float | None = None, target: str | int | None = None,
+         min_eps: bool = False, max_eps: str | float | None = None, min_eps_search: str = "fmn",
+         target: str | int | None = None,
          space: str = "image", out_dir: str | os.PathLike = "nnprobe-fool", panels: bool = True,
          fail_if_fooled: bool = False, device: Any = "auto", precision: str = "fp32",
          progress: Progress | None = None) -> "FoolResult":

@@ -218,3 +218,36 @@ def build_min_norm(attack_id: str, steps: int | None = None) -> MinNormAttack:
     if attack_id not in MIN_NORM_IDS:
         raise UsageError(f"--min-norm {attack_id!r} is not one of {', '.join(MIN_NORM_IDS)}.")
     return MinNormAttack(attack_id.split("-", 1)[1], steps=steps)
+
+
+QUANTILE_LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
+CURVE_POINTS = 21  # the curve's evenly spaced budgets, from 0 to the largest distance found
+
+
+def distribution(attack: MinNormAttack, distances, clean_right, improving, passes: int, eps=()):
+    """The `MinNormDistribution` of a run: `distances` per sample (inf where never fooled; samples wrong
+    before the attack are not attacked and count as fooled at 0), quantiles over the attacked samples,
+    and the robust-accuracy curve at `eps` (the run's budgets, same norm) and evenly spaced budgets."""
+    import numpy as np
+
+    from nnprobe.attacks.results import MinNormDistribution, MinNormPoint
+
+    d = np.asarray(distances, dtype=np.float64)
+    right = np.asarray(clean_right, dtype=bool)
+    attacked = d[right]
+    finite = attacked[np.isfinite(attacked)]
+
+    def quantile(level: float) -> float | None:
+        if not attacked.size:
+            return None
+        value = float(np.quantile(attacked, level, method="inverted_cdf"))  # a distance that occurred
+        return value if math.isfinite(value) else None
+
+    top = float(finite.max()) if finite.size else 0.0
+    grid = sorted({*(float(e) for e in eps), *np.linspace(0.0, top, CURVE_POINTS).tolist()})
+    curve = tuple(MinNormPoint(e, int((attacked > e).sum()), int(d.size)) for e in grid)
+    return MinNormDistribution(
+        attack=attack.id, norm=attack.norm.id, steps=attack.steps, attacked=int(right.sum()), found=int(finite.size),
+        still_improving=int(np.asarray(improving, dtype=bool)[right].sum()), levels=QUANTILE_LEVELS,
+        quantiles=tuple(quantile(q) for q in QUANTILE_LEVELS), median=quantile(0.5), curve=curve,
+        gradient_passes=int(passes))

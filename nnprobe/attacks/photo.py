@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections import Counter
@@ -497,11 +498,26 @@ def _trial(setup: _Setup, photo: _Photo, attack: str, eps: float, options: dict)
     return instance, result, _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
 
 
+def _point_trial(setup: _Setup, photo: _Photo, attack: str, eps: float, options: dict, adv, logits, steps: int):
+    """A budget of the search judged on a given image (FMN's point) rounded to 8 bits inside it."""
+    from nnprobe.attacks.photo_minnorm import point_output
+
+    instance = build(attack, eps, **options)
+    adv_u8 = quantize(adv, photo.original_u8, eps, instance.norm)
+    with torch.no_grad(), setup.autocast:
+        rounded = setup.forward(adv_u8.to(setup.device, torch.float32) / 255).float()
+    _require_finite((rounded,), f"adversarial images (of {photo.path} at eps {format_eps(eps)})", setup.precision)
+    before = _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
+    return instance, point_output(adv, logits, steps, before), _reaches(int(rounded.argmax(1)), photo.goal(setup),
+                                                                       setup.targeted)
+
+
 def _min_eps_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, attack: str, budgets,
-                   options: dict, panels: bool) -> Iterator[FoolItem]:
-    """`--min-eps`: the smallest budget on the 1/255 grid whose 8-bit image fools the model (`bracket`,
-    the same seed at every budget), written and judged like any item at that budget (at the cap when
-    none fools); the item carries the search."""
+                   options: dict, panels: bool, minimum_norm: bool = True) -> Iterator[FoolItem]:
+    """`--min-eps`: the smallest budget on the 1/255 grid whose 8-bit image fools the model: from FMN's
+    distance checked on the grid (`photo_minnorm.guided`), or (`minimum_norm=False`) by `bracket` alone
+    (the same seed at every budget); written and judged like any item at that budget (at the cap when
+    none fools); the item carries the search and says which method found it."""
     photo = _prepare_photo(setup, path, clean_logits)
     last = linf_levels(budgets[0])
     first = 1 if get_attack(attack).norm == "linf" else L2_FIRST_LEVEL
@@ -511,14 +527,23 @@ def _min_eps_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, at
         tried[level] = _trial(setup, photo, attack, level / 255, options)
         return tried[level][2]
 
+    def point_fools(level: int, adv, logits, steps: int) -> bool:
+        tried[level] = _point_trial(setup, photo, attack, level / 255, options, adv, logits, steps)
+        return tried[level][2]
+
     t0 = time.perf_counter()
+    method = "bisection"
     if setup.targeted and photo.original[0].index == setup.target_index:
         found = 0 if fools(0) else None  # the photo already answers the target: no budget needed
+    elif minimum_norm:
+        from nnprobe.attacks.photo_minnorm import guided
+
+        found, method = guided(setup, photo, attack, first, last, fools, point_fools, bracket)
     else:
         found = bracket(fools, first, last)
     trials = tuple(SearchTrial(level / 255, verdict, bool(result.success[0]))
                    for level, (_, result, verdict) in tried.items())
-    search = MinEpsSearch(None if found is None else found / 255, last / 255, 1 / 255, trials)
+    search = MinEpsSearch(None if found is None else found / 255, last / 255, 1 / 255, trials, method)
     instance, result, _ = tried[last if found is None else found]
     adv_path, panel_path = row[0]
     yield _written_item(setup, photo, instance, result, (adv_path, panel_path if panels else None),
@@ -541,7 +566,7 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str | None 
          space: str = "image", out_dir: str | os.PathLike = DEFAULT_OUT, precision: str = "fp32",
          device: str = "auto", panels: bool = False, fail_if_fooled: bool = False,
          progress: Callable[[int, int], None] | None = None, min_eps: bool = False,
-         max_eps: float | str | None = None) -> FoolResult:
+         max_eps: float | str | None = None, min_eps_search: str = "fmn") -> FoolResult:
     """Fool a classifier on photos; write `<stem>.adv.png` into `out_dir`.
 
     model: a `Classifier`, a `--model` spec string, or None for the embedded default.
@@ -549,6 +574,8 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str | None 
     eps: one budget or several (`"1/255,2/255"` or a list; default 2/255); FGSM computes one gradient for all.
     min_eps: instead of eps, search per photo for the smallest budget (on the 1/255 grid) whose 8-bit image
         fools the model, up to max_eps (default L∞ 64/255, L2 2048/255); one item per photo at that budget.
+    min_eps_search: "fmn" (default: FMN's minimum-norm distance, checked on the grid with the attack; see
+        photo_minnorm.py) or "bisection" (doubling then bisection with the attack alone).
     panels: name a `<stem>.panel.png` per item (checked like every output) for the report layer to draw.
     Returns one item per (image, eps), each judged on the written PNG re-read from disk.
     """
@@ -572,8 +599,11 @@ def fool(images: Sequence[str | os.PathLike], *, model=None, attack: str | None 
 
     items: list[FoolItem] = []
     total = len(paths) * len(budgets)
+    if min_eps_search not in ("fmn", "bisection"):
+        raise UsageError(f"min_eps_search is 'fmn' or 'bisection', not {min_eps_search!r}.")
     for path, row, clean_logits in zip(paths, names, clean):
-        run_photo = _min_eps_photo if min_eps else _fool_photo
+        run_photo = (functools.partial(_min_eps_photo, minimum_norm=min_eps_search == "fmn") if min_eps
+                     else _fool_photo)
         for item in run_photo(setup, path, row, clean_logits, attack, budgets, options, panels):
             items.append(item)
             if progress is not None:

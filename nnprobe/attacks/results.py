@@ -52,6 +52,7 @@ class MinEpsSearch:
     cap: float  # the largest budget the search may try
     grid: float  # the search's resolution: L∞ 1/255 (exact on the 8-bit grid), L2 its tolerance
     trials: tuple[SearchTrial, ...]  # in the order tried
+    method: str = "bisection"  # fmn: from FMN's distance, checked on the grid; fmn+bisection: bisection finished it
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,35 @@ class RobustFinding:
 
 
 @dataclass(frozen=True)
+class MinNormPoint:
+    """Robust accuracy at one budget as the minimum-norm distances say: right before the attack and no
+    fooling point within eps (a distance d fools at every eps >= d)."""
+
+    eps: float
+    correct_top1: int
+    total: int
+
+
+@dataclass(frozen=True)
+class MinNormDistribution:
+    """`robust --min-norm`: each initially correct sample's smallest fooling distance (FMN), summarised.
+    Distances are in the norm's units (L∞/L2/L1: pixel units; L0: changed values over pixels and channels);
+    a quantile is None when more samples than it covers were never fooled (their distance is unbounded)."""
+
+    attack: str  # fmn-linf, fmn-l2, fmn-l1, fmn-l0
+    norm: str
+    steps: int
+    attacked: int  # initially correct samples (the others need no budget: distance 0)
+    found: int  # of those, fooled within the run (a finite distance)
+    still_improving: int  # best distance still shrinking over the last tenth of the steps (not converged)
+    levels: tuple[float, ...]  # the quantile levels
+    quantiles: tuple[float | None, ...]  # the distances at those levels, over the attacked samples
+    median: float | None
+    curve: tuple[MinNormPoint, ...]  # robust accuracy against eps derived from the distances
+    gradient_passes: int
+
+
+@dataclass(frozen=True)
 class RobustResult(Gated):
     points: tuple[RobustPoint, ...]
     settings: AttackSettings
@@ -183,6 +213,7 @@ class RobustResult(Gated):
     sanity: dict[str, Any] | None = None  # the sanity checks' raw counts (`Probe.counts`): `merge` sums them
     # over slices and re-derives the findings of the whole; not in the JSON when None
     confidence_level: float = 0.95  # of each point's robust top-1 interval (exact Clopper-Pearson, derived)
+    min_norm: MinNormDistribution | None = None  # `--min-norm`: the distances' distribution (not in the JSON when None)
 
     def top1_intervals(self) -> list[Any]:
         """Each point's robust top-1 with its exact Clopper-Pearson interval, in `points` order: every image
@@ -202,8 +233,9 @@ class RobustResult(Gated):
                                top1_interval=to_jsonable(iv), attack_success_rate=to_jsonable(p.attack_success_rate),
                                cost_per_image=to_jsonable(p.cost_per_image))
                           for p, iv in zip(self.points, self.top1_intervals())]
-        if self.sanity is None:
-            del body["sanity"]
+        for key in ("sanity", "min_norm"):
+            if body[key] is None:
+                del body[key]
         return {"schema_version": SCHEMA_VERSION, "kind": "robust", "passed": self.passed, **body}
 
 

@@ -25,6 +25,7 @@ from nnprobe.attacks.adaptive import findings as follow_findings
 from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.cost import Meter
+from nnprobe.attacks.minnorm import MinNormAttack, build_min_norm, distribution
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
 from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
@@ -47,6 +48,8 @@ class Tally:
     probe: Probe | None = None  # the sanity checks' counts (`sanity.py`), riding on the same pass
     adaptive: Adaptive | None = None  # `--adaptive`: follow-ups on each budget's survivors (`adaptive.py`)
     follow_ups: torch.Tensor | None = None  # int64 (len(eps), 3): samples fooled by each follow-up
+    min_norm: MinNormAttack | None = None  # `--min-norm`: every sample's smallest fooling distance (`minnorm.py`)
+    distances: list = dataclasses.field(default_factory=list)  # per batch: (distance, clean right, improving, passes)
 
     @classmethod
     def zeros(cls, n: int, device) -> "Tally":
@@ -160,12 +163,39 @@ def _follow_up(tally: Tally, row: int, attack, classifier, x, labels, ids, survi
     return logits, adv, passes
 
 
+def min_norm_batch(tally: Tally, classifier, x: torch.Tensor, labels: torch.Tensor, autocast) -> None:
+    """`--min-norm`: the minimum-norm attack on the batch's initially correct samples (the others are
+    wrong at distance 0)."""
+    with torch.no_grad(), autocast:
+        right = classifier(x).float().argmax(1) == labels
+    distance = torch.zeros(labels.numel(), dtype=torch.float64)
+    improving = torch.zeros(labels.numel(), dtype=torch.bool)
+    passes = 0
+    if right.any():
+        out = tally.min_norm(classifier, x[right], labels[right], autocast=autocast)
+        distance[right.cpu()], improving[right.cpu()] = out.distance.cpu(), out.improving.cpu()
+        passes = out.gradient_passes
+    tally.distances.append((distance, right.cpu(), improving, passes))
+
+
+def min_norm_result(tally: Tally, eps: Sequence[float]):
+    """The distances' distribution (`MinNormDistribution`), or None without --min-norm."""
+    if tally.min_norm is None:
+        return None
+    parts = list(zip(*tally.distances)) or [[torch.zeros(0, dtype=torch.float64)], [torch.zeros(0, dtype=torch.bool)],
+                                            [torch.zeros(0, dtype=torch.bool)], [0]]
+    same = eps if tally.min_norm.norm.id == tally.probe.attacks[0].norm else ()
+    return distribution(tally.min_norm, torch.cat(parts[0]).numpy(), torch.cat(parts[1]).numpy(),
+                        torch.cat(parts[2]).numpy(), sum(parts[3]), same)
+
+
 def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
                    eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255), steps: int | None = None,
                    step_size: float | None = None, random_start: bool | None = None, seed: int | None = 0,
                    early_stop: bool = True, precision: str = "fp32", device: str = "auto",
                    progress: Callable[[int, int], None] | None = None,
-                   total: int | None = None, adaptive: Adaptive | None = None) -> tuple[list, Tally]:
+                   total: int | None = None, adaptive: Adaptive | None = None,
+                   min_norm: MinNormAttack | None = None) -> tuple[list, Tally]:
     """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels) or
     (pixels, labels, ids) where ids are the samples' positions in the data set (default: the running
     count, i.e. the position in the order given)."""
@@ -181,6 +211,7 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     tally = Tally.zeros(len(attacks), dev)
     tally.probe = Probe(attacks, dev, seed)
     tally.adaptive = adaptive
+    tally.min_norm = min_norm
     tally.follow_ups = torch.zeros(len(attacks), 3, dtype=torch.int64, device=dev)
     done = 0
     if progress is not None and total:
@@ -194,6 +225,8 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         attack_batch(classifier, x, labels.to(dev).long(), ids, attacks, tally, early_stop=early_stop,
                      autocast=autocast, fp32_check=precision != "fp32")
+        if min_norm is not None:
+            min_norm_batch(tally, classifier, x, labels.to(dev).long(), autocast)
         done += labels.numel()
         if progress is not None:
             progress(done, total if total is not None else done)
@@ -301,7 +334,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
            precision: str = "fp32", device: str = "auto", min_robust_top1: Mapping[float, float] | None = None,
            save_predictions: str | None = None, shard=None,
            progress: Callable[[int, int], None] | None = None, adaptive: bool | Adaptive = False,
-           surrogate=None) -> RobustResult:
+           surrogate=None, min_norm: str | None = None, min_norm_steps: int | None = None) -> RobustResult:
     """Robust accuracy of `classifier` on `data` per budget.
 
     adaptive: True (or an `Adaptive` with its settings) runs the follow-up attacks of `adaptive.py` on each
@@ -329,8 +362,9 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     elif adaptive is not False and surrogate is not None:
         adaptive = dataclasses.replace(adaptive, surrogate=surrogate)
     adaptive = adaptive or None
+    minimum = _min_norm_attack(min_norm, min_norm_steps, shard)
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
-                   seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive)
+                   seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive, min_norm=minimum)
     part = parse_part(shard)
     if part is not None and (min_robust_top1 or not isinstance(data, LabelledImages)):
         raise UsageError("--shard slices a labelled data set, and gates judge the whole of it: give "
@@ -353,10 +387,26 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
                         samples=done.samples, findings=found,
                         sanity=done.tally.probe.counts(done.tally.follow_ups.cpu().tolist(),
                                                        adaptive.ids if adaptive is not None else ()),
-                        median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]))
+                        median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]),
+                        min_norm=min_norm_result(done.tally, [a.eps for a in done.attacks]))
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))
     return result
+
+
+def _min_norm_attack(attack_id: str | None, steps: int | None, shard) -> MinNormAttack | None:
+    """--min-norm's attack; refused with --shard and under torchrun (--nproc), whose slices would each
+    summarise their own distances (the quantiles need every one)."""
+    if attack_id is None:
+        if steps is not None:
+            raise UsageError("--min-norm-steps sets the steps of --min-norm: give --min-norm too.")
+        return None
+    from nnprobe import distributed
+
+    if shard is not None or distributed.from_env().world_size > 1:
+        raise UsageError("--min-norm summarises every sample's distance at once: run it without --shard and "
+                         "--nproc/torchrun.")
+    return build_min_norm(attack_id, steps)
 
 
 def _median_min_eps(samples: RobustSamples, eps: Sequence[float]) -> float | None:

@@ -126,6 +126,7 @@ MERGE: dict[str, dict[str, str]] = {
         "comparison": "a --shard slice cannot have one", "median_min_eps": _ROWS,
         "sanity": "counts summed, example ids the first in data order, largest difference the largest",
         "confidence_level": _SAME,
+        "min_norm": "a --shard slice cannot have one (--min-norm is refused with --shard: quantiles need every distance)",
     },
     "corruption": {
         "clean": _SUMMED, "points": "per (corruption, severity), counts summed", "settings": _SAME, "model": _SAME,
@@ -158,6 +159,7 @@ COMPARE: dict[str, dict[str, str]] = {
         "plot": "not compared", "gates": "not compared", "samples": "rows of a result just computed",
         "findings": "not compared", "comparison": "not compared", "median_min_eps": "not compared",
         "sanity": "not compared", "confidence_level": "not compared: the delta intervals use the comparison's own level",
+        "min_norm": "not compared: each run's own distances",
     },
     "diagnose": {
         "runs": "findings matched on (id, run); summaries and same-epoch (else same-step) values from the run folders",

@@ -8,6 +8,7 @@ from nnprobe.options import parsers as p
 from nnprobe.options.base import Options, PathKind, argument, option
 from nnprobe.options.budget import parse_eps, parse_eps_list
 
+MIN_NORM = ("fmn-linf", "fmn-l2", "fmn-l1", "fmn-l0")  # attacks/minnorm.py's MIN_NORM_IDS (a test keeps them equal)
 # The registry's ids, spelled here so that `nnprobe fool --help` does not import torch (a test keeps this list
 # equal to the registry).
 ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "apgd-ce", "apgd-ce-l2", "apgd-dlr", "apgd-dlr-l2", "apgd-t",
@@ -16,6 +17,7 @@ ATTACKS = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "apgd-ce", "apgd-ce-l2", "a
            "apgd-t-malt-l2", "fast", "fast-l2")
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
 SPACES = ("image", "model")
+MIN_EPS_SEARCH = ("fmn", "bisection")
 SEED = p.integer(0, 2**63 - 1)
 
 
@@ -93,7 +95,12 @@ class RobustAttackOptions(AttackOptions):
                                "--model), e.g. the undefended network behind a non-differentiable defense.",
                                parse=surrogate_spec, metavar="MODEL", path=PathKind.INPUT, input_kind="model",
                                maybe_name=True)
-
+    min_norm: str | None = option(
+        "--min-norm", "Also give every sample its smallest fooling distance with a minimum-norm attack (FMN, "
+        "Pintor et al. 2021: fmn-linf, fmn-l2, fmn-l1, fmn-l0) and report their median, quantiles and the robust "
+        "accuracy they imply at every eps.", parse=p.choice(*MIN_NORM), choices=MIN_NORM)
+    min_norm_steps: int | None = option("--min-norm-steps", "Iterations of --min-norm (default 100).",
+                                        parse=p.integer(1, 100_000), metavar="INTEGER")
 
     def attack_id(self) -> str:
         """The registered attack: --attack (default pgd), and for autoattack[-l2] the --autoattack-version."""
@@ -111,8 +118,12 @@ class FoolAttackOptions(AttackOptions):
         "--eps", "Budget in pixel units: 2/255, 0.01, or a list 1/255,2/255,4/255 (one item per image and eps; "
         "FGSM computes one gradient for all).", parse=budgets, metavar="EPS[,EPS...]", show_default="2/255")
     min_eps: bool = option("--min-eps", "Per photo, search for the smallest budget (1/255 grid) whose 8-bit PNG "
-                           "fools the model: doubling then bisection with an iterative attack (default pgd); "
-                           "excludes --eps.", default=False, parse=p.flag, is_flag=True)
+                           "fools the model: from FMN's minimum-norm distance, checked on the grid with an iterative "
+                           "attack (default pgd); excludes --eps.", default=False, parse=p.flag, is_flag=True)
+    min_eps_search: str = option("--min-eps-search", "How --min-eps searches: fmn (FMN's distance, then the grid "
+                                 "levels at and below it) or bisection (doubling then bisection with the attack).",
+                                 default="fmn", parse=p.choice(*MIN_EPS_SEARCH), choices=MIN_EPS_SEARCH,
+                                 show_default=True)
     max_eps: float | None = option("--max-eps", "Cap of the --min-eps search (default 64/255 for L∞, 2048/255 for "
                                    "L2).", parse=budget, metavar="EPS")
     target: str | int | None = option("--target", "Targeted: make the model answer this class (index, name such "

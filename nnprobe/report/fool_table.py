@@ -30,7 +30,7 @@ def _search_line(item: FoolItem) -> str:
     found = (f"smallest fooling budget {format_eps(search.min_eps)}" if search.min_eps is not None
              else f"not fooled up to the cap {format_eps(search.cap)}")
     tried = " ".join(f"{format_eps(t.eps)}{'+' if t.fooled else '-'}" for t in search.trials)
-    return f"  min eps: {found} (tried: {tried})"
+    return f"  min eps: {found}, by {search.method} (tried: {tried})"
 
 
 def render(result: FoolResult, console: Console) -> None:

@@ -49,6 +49,21 @@ def save_png(fig, path: str) -> None:
     atomic_write_bytes(path, figure_bytes(fig, FORMATS.get(os.path.splitext(path)[1].lower(), "png")))
 
 
+def _min_norm_curve(ax, result) -> None:
+    """`--min-norm`: the robust top-1 the distances imply, a step line (on a second x axis when the
+    minimum-norm attack's norm is not the run's)."""
+    m = getattr(result, "min_norm", None)
+    if m is None or not m.curve:
+        return
+    scale = 1 if m.norm in ("l0", "l1") else 255
+    target = ax if m.norm == result.settings.norm else ax.twiny()
+    target.step([c.eps * scale for c in m.curve], [c.correct_top1 / c.total if c.total else 0 for c in m.curve],
+                where="post", color="tab:red", label=f"{m.attack} distances (robust top-1)")
+    if target is not ax:
+        target.set_xlabel(f"{m.attack} distance" + (" (/255)" if scale == 255 else ""))
+        target.legend(loc="lower left")
+
+
 def write_accuracy_plot(result, path: str) -> None:
     """Robust top-1 and top-5 against eps (in /255 units), with the attack named in the title."""
     save_png(accuracy_figure(result), path)
@@ -63,6 +78,7 @@ def accuracy_figure(result):
     try:
         ax.plot(eps, [p.top1 for p in result.points], marker="o", label="robust top-1")
         ax.plot(eps, [p.top5 for p in result.points], marker="s", linestyle="--", label="robust top-5")
+        _min_norm_curve(ax, result)
         ax.set_xlabel("eps (L∞, /255)" if s.norm == "linf" else "eps (L2, ×1/255)")
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.02)

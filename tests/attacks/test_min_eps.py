@@ -76,22 +76,27 @@ def closed_form_levels(photo_path: str, model) -> int:
     return best
 
 
+@pytest.mark.parametrize("search", ["fmn", "bisection"])
 @pytest.mark.parametrize("seed", [5, 11])
-def test_min_eps_equals_the_closed_form_on_a_linear_model(tmp_path, seed):
+def test_min_eps_equals_the_closed_form_on_a_linear_model(tmp_path, seed, search):
     photo = tinymodels.save_photo(tmp_path / "in" / f"p{seed}.png", seed=seed, size=(16, 16))
     model = tinymodels.linear_classifier(BIAS)
     expected = closed_form_levels(photo, model)
     pixels = np.asarray(Image.open(photo), dtype=np.int64)
     assert expected <= pixels.min() and pixels.max() + expected <= 255  # clamping does not bind
-    result = fool([photo], model=model, min_eps=True, space="model", out_dir=tmp_path / "out", device="cpu")
+    result = fool([photo], model=model, min_eps=True, space="model", out_dir=tmp_path / "out", device="cpu",
+                  min_eps_search=search)
     (item,) = result.items
-    assert result.settings.attack == "pgd"
+    assert result.settings.attack == "pgd" and item.search.method == search
     assert item.search.min_eps * 255 == pytest.approx(expected, abs=1e-9)
     assert item.eps == item.search.min_eps and item.success and item.search.grid == 1 / 255
     levels = [round(t.eps * 255) for t in item.search.trials]
     verdicts = {round(t.eps * 255): t.fooled for t in item.search.trials}
     doubling = [2 ** i for i in range(7) if 2 ** i < expected]
-    assert levels[: len(doubling) + 1] == doubling + [2 ** len(doubling)]  # then bisection
+    if search == "bisection":
+        assert levels[: len(doubling) + 1] == doubling + [2 ** len(doubling)]  # then bisection
+    else:  # FMN's distance lands on the answer: that level and the one below are all it tries
+        assert levels == [expected, expected - 1]
     assert all(verdicts[k] == (k >= expected) for k in levels)  # the float model agrees with the closed form
     assert expected - 1 in levels or expected == 1
     written = np.asarray(Image.open(item.adversarial_image), dtype=np.int64)
@@ -102,7 +107,7 @@ def test_min_eps_equals_the_closed_form_on_a_linear_model(tmp_path, seed):
 def test_one_level_below_the_answer_does_not_fool_and_the_answer_does_with_the_same_seed(tmp_path):
     photo = tinymodels.save_photo(tmp_path / "in" / "wide.png", seed=4, size=(30, 20))
     searched = fool([photo], model=tinymodels.tiny_classifier(), min_eps=True, steps=5, seed=3,
-                    out_dir=tmp_path / "search", device="cpu")
+                    out_dir=tmp_path / "search", device="cpu", min_eps_search="bisection")
     (item,) = searched.items
     found = round(item.search.min_eps * 255)
     assert found >= 2, "pick a photo that needs more than one grey level"
@@ -117,10 +122,14 @@ def test_one_level_below_the_answer_does_not_fool_and_the_answer_does_with_the_s
 def test_not_fooled_up_to_the_cap_reports_null_and_the_image_at_the_cap(tmp_path):
     photo = tinymodels.save_photo(tmp_path / "in" / "p.png", seed=5, size=(16, 16))
     result = fool([photo], model=tinymodels.linear_classifier(BIAS), min_eps=True, max_eps="5/255",
-                  space="model", out_dir=tmp_path / "out", device="cpu")
+                  space="model", out_dir=tmp_path / "out", device="cpu", min_eps_search="bisection")
     (item,) = result.items
     assert item.search.min_eps is None and not item.success
     assert [round(t.eps * 255) for t in item.search.trials] == [1, 2, 4, 5]
+    guided = fool([photo], model=tinymodels.linear_classifier(BIAS), min_eps=True, max_eps="5/255",
+                  space="model", out_dir=tmp_path / "fmn", device="cpu").items[0]
+    assert guided.search.min_eps is None and not guided.success  # FMN's distance is past the cap: tried there
+    assert [round(t.eps * 255) for t in guided.search.trials] == [5] and guided.eps == 5 / 255
     assert item.eps == 5 / 255 and item.search.cap == 5 / 255
     body = result.to_dict()["items"][0]
     assert body["min_eps"] is None and body["min_eps_255"] is None
@@ -143,7 +152,7 @@ def test_l2_search_answers_a_fooling_budget_whose_neighbour_below_does_not(tmp_p
     (item,) = result.items
     trials = {round(t.eps * 255): t.fooled for t in item.search.trials}
     found = round(item.search.min_eps * 255)
-    assert list(trials)[0] == 32 and trials[found] and item.success
+    assert item.search.method.startswith("fmn") and trials[found] and item.success
     assert trials.get(found - 1) is False or found == 1
     assert item.l2 <= item.search.min_eps + 1e-9
     assert result.settings.norm == "l2"

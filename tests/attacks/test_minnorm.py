@@ -96,3 +96,67 @@ def test_unknown_min_norm_id_is_one_sentence():
         build_min_norm("fmn-l3")
     with pytest.raises(UsageError, match="--steps"):
         build_min_norm("fmn-l2", steps=0)
+
+
+def test_option_choices_are_the_attack_ids():
+    from nnprobe.options.attack import MIN_NORM
+
+    assert MIN_NORM == MIN_NORM_IDS
+
+
+def test_robust_min_norm_distribution_from_the_per_sample_distances(setup):
+    """The record's quantiles and curve against a plain count over FMN's own distances (computed here
+    again on the same samples: a distance does not depend on the batch)."""
+    import numpy as np
+
+    from nnprobe.attacks.robustness import robust
+
+    model, _, _ = setup
+    x, y = tinymodels.make_data(16, seed=5)
+    result = robust(model, [(x[:7], y[:7]), (x[7:], y[7:])], eps=[0, 4 / 255, 8 / 255], device="cpu",
+                    min_norm="fmn-l2", min_norm_steps=20)
+    m = result.min_norm
+    with torch.no_grad():
+        right = model(x).argmax(1) == y
+    d = build_min_norm("fmn-l2", steps=20)(model, x[right], y[right]).distance.numpy()
+    assert (m.attack, m.norm, m.steps, m.attacked, m.found) == ("fmn-l2", "l2", 20, int(right.sum()),
+                                                                 int(np.isfinite(d).sum()))
+    ordered = np.sort(d)
+    for level, value in zip(m.levels, m.quantiles):
+        expected = ordered[max(0, math.ceil(level * len(d)) - 1)]  # the inverted-CDF quantile, by hand
+        assert (value is None and not np.isfinite(expected)) or value == pytest.approx(expected, rel=1e-6)
+    assert m.median == m.quantiles[m.levels.index(0.5)]
+    assert len(m.curve) >= 21 and m.curve[0].eps == 0 and m.curve[0].correct_top1 == int(right.sum())
+    for point in m.curve:
+        assert point.total == 16 and point.correct_top1 == int((d > point.eps).sum())
+    assert m.gradient_passes == 20 * int(right.sum())
+    # the L2 record leaves the L∞ run's budgets out of its curve (other units)
+    assert 4 / 255 not in [c.eps for c in m.curve]
+
+
+def test_robust_cli_min_norm_json_table_plot_and_refusals(tmp_path, invoke):
+    import json
+
+    tinymodels.save_class_folders(tmp_path / "data", 12, seed=3)
+    tiny = f"{tinymodels.__file__}:tiny_classifier"
+    args = ["robust", str(tmp_path / "data"), "--model", tiny, "--eps", "0,8/255", "--workers", "0",
+            "--device", "cpu", "--min-norm", "fmn-linf", "--min-norm-steps", "30"]
+    plot = tmp_path / "curve.png"
+    proc = invoke(*args, "--format", "json", "--plot", str(plot))
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    m = body["min_norm"]
+    assert m["attack"] == "fmn-linf" and m["steps"] == 30 and m["attacked"] == body["points"][0]["clean_correct"]
+    at = {c["eps"]: c["correct_top1"] for c in m["curve"]}
+    assert 8 / 255 in at and 0.0 in at and at[0.0] == body["points"][0]["correct_top1"]
+    assert open(plot, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    table = invoke(*args)
+    assert table.returncode == 0, table.stderr
+    assert "minimum-norm distances (fmn-linf, 30 steps" in table.stdout and "pgd count" in table.stdout
+    plain = invoke(*args[:-4], "--format", "json")
+    assert "min_norm" not in json.loads(plain.stdout)  # a run without --min-norm: JSON unchanged
+    for extra, message in ((["--shard", "1/2"], "without --shard"), (["--min-norm", "fmn-l3"], "fmn-l3")):
+        bad = invoke(*args, *extra)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+    lone = invoke(*args[:-4], "--min-norm-steps", "5")
+    assert lone.returncode == 2 and "give --min-norm too" in lone.stderr

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import report_fixtures as fixtures
-from nnprobe.attacks.results import RobustFinding
+from nnprobe.attacks.results import MinNormDistribution, MinNormPoint, RobustFinding
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                         PerturbationPoint)
@@ -45,7 +45,10 @@ def comparison() -> Comparison:
 def robust_with_findings():
     finding = RobustFinding("zero-gradients", "warning", "6 of 6 checked samples have an all-zero gradient.",
                             "Look for non-differentiable steps.", {"checked": 6, "zero": 6, "sample_ids": [0, 1]})
-    return dataclasses.replace(fixtures.robust_result(fixtures.robust_gates()), findings=(finding,))
+    curve = (MinNormPoint(2 / 255, 4, 7), MinNormPoint(0.0, 5, 7), MinNormPoint(0.01, 1, 7), MinNormPoint(0.02, 0, 7))
+    min_norm = MinNormDistribution("fmn-linf", "linf", 100, 5, 4, 1, (0.1, 0.5, 0.9), (0.0081, 0.0123, None), 0.0123,
+                                   curve, 500)
+    return dataclasses.replace(fixtures.robust_result(fixtures.robust_gates()), findings=(finding,), min_norm=min_norm)
 
 
 def eval_with_suite():
