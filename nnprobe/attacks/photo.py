@@ -491,25 +491,16 @@ def _trial(setup: _Setup, photo: _Photo, attack: str, eps: float, options: dict)
     (instance, result), = _run_attack(setup, photo, attack, [eps], options)
     where = f"adversarial images (of {photo.path} at eps {format_eps(eps)})"
     _require_finite((result.logits, result.adversarial), where, setup.precision)
-    adv_u8 = quantize(result.adversarial, photo.original_u8, eps, instance.norm)
+    return instance, result, _fools_u8(setup, photo, result.adversarial, eps, instance.norm)
+
+
+def _fools_u8(setup: _Setup, photo: _Photo, adversarial: torch.Tensor, eps: float, norm: str) -> bool:
+    """Whether `adversarial`, rounded to 8 bits inside the budget, moves the model to the goal."""
+    adv_u8 = quantize(adversarial, photo.original_u8, eps, norm)
     with torch.no_grad(), setup.autocast:
         logits = setup.forward(adv_u8.to(setup.device, torch.float32) / 255).float()
-    _require_finite((logits,), where, setup.precision)
-    return instance, result, _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
-
-
-def _point_trial(setup: _Setup, photo: _Photo, attack: str, eps: float, options: dict, adv, logits, steps: int):
-    """A budget of the search judged on a given image (FMN's point) rounded to 8 bits inside it."""
-    from nnprobe.attacks.photo_minnorm import point_output
-
-    instance = build(attack, eps, **options)
-    adv_u8 = quantize(adv, photo.original_u8, eps, instance.norm)
-    with torch.no_grad(), setup.autocast:
-        rounded = setup.forward(adv_u8.to(setup.device, torch.float32) / 255).float()
-    _require_finite((rounded,), f"adversarial images (of {photo.path} at eps {format_eps(eps)})", setup.precision)
-    before = _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
-    return instance, point_output(adv, logits, steps, before), _reaches(int(rounded.argmax(1)), photo.goal(setup),
-                                                                       setup.targeted)
+    _require_finite((logits,), f"adversarial images (of {photo.path} at eps {format_eps(eps)})", setup.precision)
+    return _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
 
 
 def _min_eps_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, attack: str, budgets,
@@ -528,7 +519,13 @@ def _min_eps_photo(setup: _Setup, path: str, row, clean_logits: torch.Tensor, at
         return tried[level][2]
 
     def point_fools(level: int, adv, logits, steps: int) -> bool:
-        tried[level] = _point_trial(setup, photo, attack, level / 255, options, adv, logits, steps)
+        """FMN's image rounded inside the level (recorded as that level's trial)."""
+        from nnprobe.attacks.photo_minnorm import point_output
+
+        instance = build(attack, level / 255, **options)
+        before = _reaches(int(logits.argmax(1)), photo.goal(setup), setup.targeted)
+        tried[level] = (instance, point_output(adv, logits, steps, before),
+                        _fools_u8(setup, photo, adv, level / 255, instance.norm))
         return tried[level][2]
 
     t0 = time.perf_counter()
