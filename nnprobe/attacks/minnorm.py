@@ -251,3 +251,29 @@ def distribution(attack: MinNormAttack, distances, clean_right, improving, passe
         still_improving=int(np.asarray(improving, dtype=bool)[right].sum()), levels=QUANTILE_LEVELS,
         quantiles=tuple(quantile(q) for q in QUANTILE_LEVELS), median=quantile(0.5), curve=curve,
         gradient_passes=int(passes))
+
+
+def findings(points, record) -> list:
+    """`min-norm-beats-attack`: at a budget of the run (same norm), fewer samples survive the minimum-norm
+    distances than the fixed-budget attack left robust: adversarials exist inside the ball that the attack
+    missed, so its robust accuracy is overstated (each distance's point was re-judged on the model)."""
+    from nnprobe.attacks.results import RobustFinding
+    from nnprobe.results import format_eps
+
+    if record is None:
+        return []
+    at = {c.eps: c.correct_top1 for c in record.curve}
+    found = []
+    for point in points:
+        fewer = point.correct_top1 - at.get(point.eps, point.correct_top1)
+        if point.eps > 0 and fewer > 0:
+            found.append(RobustFinding(
+                id="min-norm-beats-attack", severity="warning",
+                message=f"At eps {format_eps(point.eps)}, {record.attack}'s distances leave {at[point.eps]} samples "
+                        f"robust where the attack left {point.correct_top1}: {fewer} have a fooling point inside the "
+                        "budget that the attack missed.",
+                hint="The fixed-budget attack is too weak here: report the lower number, and run a stronger attack "
+                     "(more steps and restarts, --attack autoattack).",
+                evidence={"eps": point.eps, "attack_correct_top1": point.correct_top1,
+                          "min_norm_correct_top1": at[point.eps], "follow_up": "autoattack"}))
+    return found

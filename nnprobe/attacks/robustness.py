@@ -26,6 +26,7 @@ from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.cost import Meter
 from nnprobe.attacks.minnorm import MinNormAttack, build_min_norm, distribution
+from nnprobe.attacks.minnorm import findings as min_norm_findings
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
 from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
@@ -377,7 +378,8 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     points = _checked_points(done.attacks, done.tally, precision, part)
     from nnprobe import distributed
 
-    found = findings(points, done.tally.probe)
+    distances = min_norm_result(done.tally, [a.eps for a in done.attacks])
+    found = findings(points, done.tally.probe) + tuple(min_norm_findings(points, distances))
     if adaptive is not None:
         found += tuple(follow_findings(adaptive, done.attacks, done.tally.follow_ups.cpu().tolist()))
     result = RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop, adaptive),
@@ -388,7 +390,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
                         sanity=done.tally.probe.counts(done.tally.follow_ups.cpu().tolist(),
                                                        adaptive.ids if adaptive is not None else ()),
                         median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]),
-                        min_norm=min_norm_result(done.tally, [a.eps for a in done.attacks]))
+                        min_norm=distances)
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))
     return result

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from nnprobe.attacks.base import SampleRandom, frozen, objective_gradient
-from nnprobe.attacks import masking
+from nnprobe.attacks import indicators, masking
 from nnprobe.attacks.results import RobustFinding
 from nnprobe.results import format_eps
 
@@ -35,7 +35,7 @@ NOISE_SEED_OFFSET = 104_729  # the noise draws must not repeat the attack's rand
 
 # model-level counts
 _MODEL = ("grad_checked", "grad_zero", "grad_nonfinite", "prob_checked", "prob_rows", "random_checked",
-          "random_rows", "non_monotone", *masking.COUNTS)
+          "random_rows", "non_monotone", *masking.COUNTS, *indicators.COUNTS)
 # per-budget counts: noise tried on / fooled only by noise / fooled only by square / fooled by component k
 _COMPONENTS = 6  # AutoAttack plus runs six
 _BUDGET = ("noise_tried", "noise_only", "square_only", *(f"by_{k}" for k in range(_COMPONENTS)))
@@ -165,6 +165,12 @@ class Probe:
             check = {"inconsistent": "inconsistent-gradients", "moved_zero": "gradients-vanish-after-move",
                      "unconstrained_failed": "unconstrained-attack-fails"}[name]
             self._example(check, ids[flags[name].cpu()])
+        largest = max(self.attacks, key=lambda a: a.eps)
+        flags = indicators.trajectory(largest, classifier, xs, ys, ids, right, autocast)
+        for name in indicators.COUNTS:
+            self.model[_col(_MODEL, name)] += int(flags[name].sum())
+        self._example("silent-success", ids[flags["silent_success"].cpu()])
+        self._example("incomplete-optimisation", ids[flags["incomplete"].cpu()])
 
     def attacked(self, row: int, attack, classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor,
                  clean_right: torch.Tensor, right1: torch.Tensor, out, autocast) -> None:
@@ -322,6 +328,7 @@ def findings(points, probe: Probe | None) -> tuple[RobustFinding, ...]:
     m = dict(zip(_MODEL, (int(v) for v in probe.model.cpu().tolist())))
     budget = probe.budget.cpu().tolist()
     return tuple(_gradient_finding(m, probe) + _probability_finding(m) + _random_finding(m, probe)
-                 + masking.findings(m, probe.examples) + _monotone_finding(points, m)
+                 + masking.findings(m, probe.examples) + indicators.findings(m, probe.examples)
+                 + _monotone_finding(points, m)
                  + _noise_findings(points, probe, budget) + _square_findings(points, probe, budget)
                  + masking.precision_findings(points))

@@ -117,7 +117,7 @@ def robust_html(result: Any) -> list[Html]:
     shown = figure(lambda: accuracy_figure(result), "robust top-1 and top-5 against eps") if result.points else ""
     parts = [header("robust", result.passed, f"{result.model.spec}: {_attack(s)}", _note(result)),
              section("Robust accuracy per budget", tag("div", tag("div", numbers, median), shown, cls="evidence")),
-             gates(result.gates)]
+             gates(result.gates), *_min_norm(result)]
     if result.findings:
         parts.append(section("Sanity checks that fired", *(card(f.severity, f.id, f.message, f.hint, f.evidence)
                                                            for f in result.findings)))
@@ -132,6 +132,17 @@ def robust_html(result: Any) -> list[Html]:
                   *(("component", c) for c in components), ("early stop", "on" if s.early_stop else "off"),
                   ("data", result.data.get("path")), *_plot_pair(result)] + run_pairs(result.run)))]
     return parts
+
+
+def _min_norm(result: Any) -> list[Html]:
+    """`--min-norm`: the distances' summary and the robust top-1 they imply (robust_table says the same)."""
+    if getattr(result, "min_norm", None) is None:
+        return []
+    from nnprobe.report.min_norm_text import curve_rows, summary
+
+    headers, rows = curve_rows(result)
+    return [section("Minimum-norm distances", *(para(line) for line in summary(result.min_norm)),
+                    table(headers, rows, right=tuple(range(len(headers))), total=len(rows), noun="budgets"))]
 
 
 def _point_pairs(p: Any) -> list[tuple[str, Any]]:

@@ -1,7 +1,6 @@
 """Console rendering of a RobustResult: one row per budget, each number labelled for what it is."""
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -83,37 +82,21 @@ def render(result: RobustResult, console: Console) -> None:
     print_findings(getattr(result, "findings", ()), console)
 
 
-def _distance(value, norm: str) -> str:
-    if value is None:
-        return "not reached"
-    if norm == "l0":
-        return f"{value:.0f} values"
-    return f"{value * 255:.2f}/255" if norm == "linf" else f"{value:.4f}"
-
-
 def print_min_norm(result, console: Console) -> None:
     """`--min-norm`: the distances' quantiles, and the robust top-1 they imply at the run's budgets beside the
     attack's (the whole curve when the norms differ; JSON and --plot carry it all)."""
-    m = result.min_norm
-    quantiles = ", ".join(f"q{'?' if level is None else round(level * 100)} {_distance(v, m.norm)}"
-                          for level, v in itertools.zip_longest(m.levels, m.quantiles))
-    console.print(escape(
-        f"minimum-norm distances ({m.attack}, {m.steps} steps, {m.gradient_passes} gradient passes): median "
-        f"{_distance(m.median, m.norm)} over the {m.attacked} initially correct samples, {m.found} fooled; {quantiles}"))
-    if m.still_improving:
-        console.print(escape(f"  {m.still_improving} distances still shrank over the last tenth of the steps "
-                             "(not converged): rerun with more --min-norm-steps."))
-    by_eps = {p.eps: p for p in result.points} if m.norm == result.settings.norm else {}
-    rows = [c for c in m.curve if c.eps in by_eps] or list(m.curve)
-    table = Table(title=escape(f"robust top-1 implied by the {m.attack} distances"), title_justify="left",
-                  show_edge=False)
-    for name in ("eps", "robust top-1", "count", *((f"{result.settings.attack} count",) if by_eps else ())):
+    from nnprobe.report.min_norm_text import curve_rows, summary
+
+    first, *rest = summary(result.min_norm)
+    console.print(escape(first))
+    for line in rest:
+        console.print(escape("  " + line))
+    headers, rows = curve_rows(result)
+    table = Table(title=escape(f"robust top-1 implied by the {result.min_norm.attack} distances"),
+                  title_justify="left", show_edge=False)
+    for name in headers:
         table.add_column(name, justify="right")
-    for c in rows:
-        row = [format_eps(c.eps) if c.eps in by_eps else _distance(c.eps, m.norm),
-               _pct(c.correct_top1 / c.total if c.total else float("nan")), f"{c.correct_top1}/{c.total}"]
-        if by_eps:
-            row.append(f"{by_eps[c.eps].correct_top1}/{by_eps[c.eps].total}" if c.eps in by_eps else "—")
+    for row in rows:
         table.add_row(*row)
     console.print(table)
 

@@ -160,3 +160,16 @@ def test_robust_cli_min_norm_json_table_plot_and_refusals(tmp_path, invoke):
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
     lone = invoke(*args[:-4], "--min-norm-steps", "5")
     assert lone.returncode == 2 and "give --min-norm too" in lone.stderr
+
+
+def test_min_norm_beats_a_weak_attack_is_a_finding(setup):
+    """PGD with one step leaves samples whose FMN distance is inside the budget: flagged, with the counts."""
+    from nnprobe.attacks.robustness import robust
+
+    model, x, y = setup
+    result = robust(model, [(x, y)], eps=[0, 8 / 255], steps=1, device="cpu", min_norm="fmn-linf",
+                    min_norm_steps=50)
+    finding = next(f for f in result.findings if f.id == "min-norm-beats-attack")
+    at = {c.eps: c.correct_top1 for c in result.min_norm.curve}
+    assert finding.evidence["min_norm_correct_top1"] == at[8 / 255] < result.points[1].correct_top1
+    assert finding.evidence["attack_correct_top1"] == result.points[1].correct_top1

@@ -17,7 +17,33 @@ from nnprobe.attacks.results import RobustPoint
 from nnprobe.attacks.robustness import robust
 
 EPS = (0.0, 8 / 255)
-FOLLOW_UPS = {"square", "eot", "log-probabilities", "autoattack", "fp32", "done"}
+FOLLOW_UPS = {"square", "eot", "log-probabilities", "autoattack", "fp32", "done", "more-steps"}
+
+
+class Wave(torch.nn.Module):
+    """Class 0 while cos(40·mean pixel) > 0: a fixed step of 0.05 jumps across the band where class 1 wins."""
+
+    def forward(self, x):
+        s = x.flatten(1).mean(1)
+        return torch.stack([torch.cos(40 * s), torch.zeros_like(s)], 1)
+
+
+def _wave():
+    import dataclasses
+
+    from nnprobe.models.classifier import Classifier
+
+    pixels = dataclasses.replace(tinymodels.PRE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # sees [0, 1] as is
+    return Classifier(Wave(), tinymodels.info("wave", pixels, classes=2), ["a", "b"]).eval()
+
+
+# Pintor et al. 2022's indicators are about a failing attack, not a defense: each is planted as an attack
+# setting that fails on an honest model, checked by the indicator built for it (and by nothing on the controls)
+ATTACK_FAILURES = {
+    "silent-success": (_wave, dict(attack="bim", eps=(0.0, 0.3), steps=10, step_size=0.05)),
+    "incomplete-optimisation": (lambda: planted.classifier("plain"),
+                                dict(attack="pgd", eps=(0.0, 8 / 255), step_size=0.4 / 255)),
+}
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +149,39 @@ def test_adaptive_eot_and_transfer_reach_what_the_main_attack_missed(data):
         robust(planted.classifier("plain"), [data], attack="pgd", eps=EPS, surrogate=planted.classifier("plain"))
 
 
+@pytest.mark.parametrize("check", sorted(ATTACK_FAILURES))
+def test_every_planted_attack_failure_is_flagged(check, data):
+    make, options = ATTACK_FAILURES[check]
+    x, y = data
+    if check == "silent-success":
+        x = torch.full((4, 3, 4, 4), 0.5) + torch.tensor([0.0, 0.002, 0.004, 0.006]).view(4, 1, 1, 1)
+        y = torch.zeros(4, dtype=torch.long)
+    result = robust(make(), [(x, y)], **options)
+    finding = next(f for f in result.findings if f.id == check)
+    assert finding.evidence["follow_up"] in FOLLOW_UPS and finding.evidence["sample_ids"]
+
+
+def test_silent_success_against_a_plain_loop():
+    """The indicator's count equals a hand-written BIM loop's: samples fooled at some iterate, not the last."""
+    x = torch.full((4, 3, 4, 4), 0.5) + torch.tensor([0.0, 0.002, 0.004, 0.006]).view(4, 1, 1, 1)
+    y = torch.zeros(4, dtype=torch.long)
+    model, adv, seen = Wave(), x.clone(), []
+    for _ in range(10):
+        adv.requires_grad_(True)
+        logits = model(adv)
+        seen.append(logits.argmax(1) != y)
+        grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y, reduction="sum"), adv)
+        adv = (x + (adv.detach() + 0.05 * grad.sign() - x).clamp(-0.3, 0.3)).clamp(0, 1)
+    last = model(adv).argmax(1) != y
+    expected = int((torch.stack(seen).any(0) & ~last).sum())
+    result = robust(_wave(), [(x, y)], attack="bim", eps=(0.0, 0.3), steps=10, step_size=0.05)
+    assert expected > 0 and result.sanity["model"]["silent_success"] == expected
+
+
 def test_planted_list_covers_the_registry_of_masking_checks():
-    """Every masking check has a planted defense that it alone is expected to catch or share."""
+    """Every masking check has a planted defense that it alone is expected to catch or share, and every
+    indicator of attack failure a planted failing attack."""
+    assert set(ATTACK_FAILURES) == {"silent-success", "incomplete-optimisation"}
     expected = set().union(*planted.PLANTED.values())
     assert expected >= {"zero-gradients", "probabilities-not-logits", "randomised-forward", "inconsistent-gradients",
                         "gradients-vanish-after-move", "unconstrained-attack-fails"}
