@@ -9,7 +9,10 @@ fooling image counted (robust accuracy is the worst case over the main attack an
 2. `apgd-eot`: APGD-CE on the log of the outputs where they are probabilities (a softmax inside), with
    expectation over transformation (EoT, 20 gradient draws per step, AutoAttack's version='rand') for the
    samples whose forward is randomised (two forwards differ), one draw for the others;
-3. `transfer` (when a surrogate model is given): APGD-CE against the surrogate, judged on the model
+3. `bpda`: APGD-CE through the model with every layer that stops the gradient (quantisation, numpy
+   preprocessing, a hard encoding: `bpda.stopping_layers`) given the identity's backward (BPDA, Athalye
+   et al. 2018); run when there are such layers among the model's submodules, on the samples left;
+4. `transfer` (when a surrogate model is given): APGD-CE against the surrogate, judged on the model
    (a transfer attack; the surrogate stands in for a non-differentiable defense, as BPDA does).
 
 Which follow-up fooled a sample is counted per budget (`follow_ups`), and the finding
@@ -42,13 +45,15 @@ class Adaptive:
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return ("square", "apgd-eot") + (("transfer",) if self.surrogate is not None else ())
+        return ("square", "apgd-eot", "bpda") + (("transfer",) if self.surrogate is not None else ())
 
     def settings(self, ball_id: str) -> tuple[dict, ...]:
         suffix = "" if ball_id == "linf" else "-l2"
         entries = [{"attack": "square" + suffix, "role": "adaptive", "queries": self.queries, "restarts": 1},
                    {"attack": "apgd-ce" + suffix, "role": "adaptive", "steps": self.steps,
-                    "eot_iter": self.eot_iter, "on": "log of probability outputs; EoT where the forward is random"}]
+                    "eot_iter": self.eot_iter, "on": "log of probability outputs; EoT where the forward is random"},
+                   {"attack": "apgd-ce" + suffix, "role": "adaptive bpda", "steps": self.steps,
+                    "on": "identity backward through the layers that stop the gradient (when there are any)"}]
         if self.surrogate is not None:
             entries.append({"attack": "apgd-ce" + suffix, "role": "adaptive transfer", "steps": self.steps,
                             "surrogate": getattr(getattr(self.surrogate, "info", None), "spec", None)})
@@ -96,6 +101,8 @@ def follow_up(adaptive: Adaptive, attack, classifier, x: torch.Tensor, labels: t
                 out_adv, spent = out.adversarial, out.gradient_passes
             elif name == "apgd-eot":
                 out_adv, spent = _eot(adaptive, attack, suffix, classifier, xs, ys, sample_ids, autocast)
+            elif name == "bpda":
+                out_adv, spent = _bpda(adaptive, attack, suffix, classifier, xs, ys, sample_ids, autocast)
             else:
                 part = build("apgd-ce" + suffix, attack.eps, steps=adaptive.steps, seed=attack.seed)
                 with frozen(adaptive.surrogate):
@@ -123,6 +130,20 @@ def _eot(adaptive: Adaptive, attack, suffix: str, classifier, xs, ys, sample_ids
         out = part._run(view, xs[chosen], ys[chosen], False, True, True, autocast, None, sample_ids[chosen.cpu()])
         adv[chosen], passes = out.adversarial, passes + out.gradient_passes
     return adv, passes
+
+
+def _bpda(adaptive: Adaptive, attack, suffix: str, classifier, xs, ys, sample_ids, autocast) -> tuple[torch.Tensor, int]:
+    """APGD-CE through the model with the identity's backward on the layers that stop the gradient (none
+    found: nothing to run, the samples stay)."""
+    from nnprobe.attacks.bpda import BPDA, stopping_layers
+
+    with autocast:
+        layers = stopping_layers(classifier, xs)
+    if not layers:
+        return xs.clone(), 0
+    part = build("apgd-ce" + suffix, attack.eps, steps=adaptive.steps, seed=attack.seed)
+    out = part._run(BPDA(classifier, layers), xs, ys, False, True, True, autocast, None, sample_ids)
+    return out.adversarial, out.gradient_passes
 
 
 def findings(adaptive: Adaptive, attacks: Sequence, counts: list[list[int]]) -> list[RobustFinding]:

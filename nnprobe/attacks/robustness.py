@@ -48,7 +48,7 @@ class Tally:
     rows: list = dataclasses.field(default_factory=list)  # per batch: (ids, labels, clean right, fell_at) on CPU
     probe: Probe | None = None  # the sanity checks' counts (`sanity.py`), riding on the same pass
     adaptive: Adaptive | None = None  # `--adaptive`: follow-ups on each budget's survivors (`adaptive.py`)
-    follow_ups: torch.Tensor | None = None  # int64 (len(eps), 3): samples fooled by each follow-up
+    follow_ups: torch.Tensor | None = None  # int64 (len(eps), 4): samples fooled by each follow-up
     min_norm: MinNormAttack | None = None  # `--min-norm`: every sample's smallest fooling distance (`minnorm.py`)
     distances: list = dataclasses.field(default_factory=list)  # per batch: (distance, clean right, improving, passes)
 
@@ -213,7 +213,7 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     tally.probe = Probe(attacks, dev, seed)
     tally.adaptive = adaptive
     tally.min_norm = min_norm
-    tally.follow_ups = torch.zeros(len(attacks), 3, dtype=torch.int64, device=dev)
+    tally.follow_ups = torch.zeros(len(attacks), 4, dtype=torch.int64, device=dev)
     done = 0
     if progress is not None and total:
         progress(0, total)  # the bar knows its total from the start

@@ -57,6 +57,17 @@ def _median3(pixels: np.ndarray) -> np.ndarray:
     return np.median(np.stack(windows), axis=0)
 
 
+class Quantise(nn.Module):
+    """Feature squeezing as a layer: pixels rounded to `levels` steps (no gradient passes it)."""
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x):
+        return torch.round(x * self.levels) / self.levels
+
+
 class Planted(nn.Module):
     """The trained tiny net behind one planted defense (or none: a control)."""
 
@@ -68,12 +79,16 @@ class Planted(nn.Module):
         self.blur = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False, padding_mode="replicate")
         with torch.no_grad():
             self.blur.weight.fill_(1 / 9)
+        self.squeeze = Quantise(8)
 
     def forward(self, x):
         return getattr(self, "_" + self.kind.replace("-", "_"))(x)
 
     def _quantised_input(self, x):  # feature squeezing: 3-bit pixels, zero gradient almost everywhere
         return self.net(torch.round(x * 8) / 8)
+
+    def _quantise_layer(self, x):  # the same squeezing as a submodule: what BPDA can find and straight-through
+        return self.net(self.squeeze(x))
 
     def _numpy_preprocessing(self, x):  # median filter in numpy, re-attached to the graph with a zero gradient
         filtered = torch.as_tensor(_median3(x.detach().cpu().numpy()), dtype=x.dtype, device=x.device)
@@ -122,6 +137,7 @@ class Planted(nn.Module):
 
 PLANTED = {
     "quantised-input": {"zero-gradients"},
+    "quantise-layer": {"zero-gradients"},
     "numpy-preprocessing": {"zero-gradients"},
     "random-resize-pad": {"randomised-forward"},
     "saturated-logits": {"zero-gradients"},

@@ -128,8 +128,8 @@ def test_adaptive_follow_up_counts_match_square_run_alone(data):
     assert fooled > 0
     assert result.points[1].correct_top1 == main.points[1].correct_top1 - fooled
     finding = next(f for f in result.findings if f.id == "adaptive-follow-up")
-    assert finding.evidence["fooled_by_follow_up"] == {"square": fooled, "apgd-eot": 0}
-    assert [c["attack"] for c in result.settings.components] == ["pgd", "square", "apgd-ce"]
+    assert finding.evidence["fooled_by_follow_up"] == {"square": fooled, "apgd-eot": 0, "bpda": 0}
+    assert [c["attack"] for c in result.settings.components] == ["pgd", "square", "apgd-ce", "apgd-ce"]
     assert result.points[1].gradient_passes > main.points[1].gradient_passes
 
 
@@ -141,7 +141,7 @@ def test_adaptive_eot_and_transfer_reach_what_the_main_attack_missed(data):
     settings = Adaptive(queries=20, steps=20, eot_iter=8)
     result = robust(model, [data], attack="pgd", eps=(0.0, 8 / 255), adaptive=settings, surrogate=surrogate)
     finding = next(f for f in result.findings if f.id == "adaptive-follow-up")
-    assert set(finding.evidence["fooled_by_follow_up"]) == {"square", "apgd-eot", "transfer"}
+    assert set(finding.evidence["fooled_by_follow_up"]) == {"square", "apgd-eot", "bpda", "transfer"}
     assert sum(finding.evidence["fooled_by_follow_up"].values()) > 0
     from nnprobe.errors import UsageError
 
@@ -176,6 +176,39 @@ def test_silent_success_against_a_plain_loop():
     expected = int((torch.stack(seen).any(0) & ~last).sum())
     result = robust(_wave(), [(x, y)], attack="bim", eps=(0.0, 0.3), steps=10, step_size=0.05)
     assert expected > 0 and result.sanity["model"]["silent_success"] == expected
+
+
+def test_bpda_finds_the_quantising_layer_and_its_gradient_is_the_nets_at_the_quantised_point(data):
+    """Athalye et al.'s identity BPDA: the gradient through the patched model equals the plain net's gradient
+    at g(x) (computed here without nnprobe), the layer is found on its own, and nothing is patched in an
+    honest model."""
+    from nnprobe.attacks.bpda import BPDA, stopping_layers
+
+    model = planted.classifier("quantise-layer")
+    x, y = data[0][:6], data[1][:6]
+    layers = stopping_layers(model, x)
+    assert layers == [model.net.squeeze]
+    mean, std = torch.tensor(tinymodels.PRE.mean).view(1, 3, 1, 1), torch.tensor(tinymodels.PRE.std).view(1, 3, 1, 1)
+    # the Classifier normalises before the planted module, so the squeezing sees normalised pixels: the plain
+    # net's gradient at the squeezed point, chained through the normalisation, is what BPDA must give
+    xr = x.clone().requires_grad_(True)
+    patched, = torch.autograd.grad(torch.nn.functional.cross_entropy(BPDA(model, layers)(xr), y), xr)
+    normalised = ((x - mean) / std).requires_grad_(True)
+    squeezed = model.net.squeeze(normalised).detach().requires_grad_(True)
+    inner, = torch.autograd.grad(torch.nn.functional.cross_entropy(model.net.net(squeezed), y), squeezed)
+    assert torch.allclose(patched, inner / std, atol=1e-6) and patched.abs().amax() > 0
+    assert stopping_layers(planted.classifier("plain"), x) == []
+    assert stopping_layers(planted.classifier("differentiable-blur"), x) == []
+
+
+def test_adaptive_bpda_fools_what_square_with_few_queries_and_apgd_could_not(data):
+    settings = Adaptive(queries=1, steps=20, eot_iter=2)
+    model = planted.classifier("quantise-layer")
+    result = robust(model, [data], attack="pgd", eps=(0.0, 8 / 255), adaptive=settings)
+    main = robust(model, [data], attack="pgd", eps=(0.0, 8 / 255))
+    finding = next(f for f in result.findings if f.id == "adaptive-follow-up")
+    by = finding.evidence["fooled_by_follow_up"]
+    assert by["bpda"] > 0 and by["bpda"] == main.points[1].correct_top1 - result.points[1].correct_top1 - by["square"]
 
 
 def test_planted_list_covers_the_registry_of_masking_checks():
