@@ -218,7 +218,7 @@ def test_robust_no_autograd_path_is_a_finding_and_adaptive_runs_square(folder, i
     adaptive = invoke(*args, "--adaptive")
     assert adaptive.returncode == 0, adaptive.stderr
     body = json.loads(adaptive.stdout)
-    assert [c["attack"] for c in body["settings"]["components"]] == ["apgd-ce", "square", "apgd-ce"]
+    assert [c["attack"] for c in body["settings"]["components"]] == ["apgd-ce", "square", "apgd-ce", "apgd-ce"]
     follow = next(f for f in body["findings"] if f["id"] == "adaptive-follow-up")
     assert follow["evidence"]["fooled_by_follow_up"]["square"] == body["points"][1]["fooled"] > 0
     refused = invoke(*args, "--surrogate", TINY)
