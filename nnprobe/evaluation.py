@@ -40,13 +40,13 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
              max_ece: float | None = None, min_class_top1: float | None = None, setup_checks: bool = True,
              confidence: float = CONFIDENCE, bootstrap_resamples: int = RESAMPLES, seed: int = SEED,
              reference: Classifier | None = None, max_flips: int | None = None, max_logit_diff: float | None = None,
-             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+             progress: Callable[[int, int], None] | None = None, observe: Callable | None = None) -> EvalResult:
     """Top-1/top-5 (exact counts), loss, calibration and per-class errors of `classifier` on `images`; when
     top-1 is near chance or the answers concentrate, `setup_checks` measures which setup mistake explains it
     (`nnprobe.setup_checks`). Intervals are at `confidence`: exact on counts, percentile bootstrap
     (`bootstrap_resamples` resamples drawn from `seed`) on the calibration means. With `reference`, that model
     runs on the same batches and `parity` compares the two image by image (gates `max_flips`, default 0,
-    and `max_logit_diff`)."""
+    and `max_logit_diff`). `observe(pixels, positions, labels, logits)` sees every batch's full logits."""
     check_confidence(confidence)
     check_resamples(bootstrap_resamples)
     follower = ReferenceRun.checked(classifier, reference, shard, max_flips, max_logit_diff, precision)
@@ -61,7 +61,7 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
         if follower is not None and sharded.ctx.world_size > 1:
             raise UsageError("--reference-model compares in one process: not with --nproc or torchrun.")
         tallies, rows, tally = _count(classifier, sharded, groups, k, precision=precision, compile=compile,
-                                      channels_last=channels_last, chunk=batch_size, hook=follower)
+                                      channels_last=channels_last, chunk=batch_size, hook=_hooks(follower, observe))
         gathered = sharded.finish(*tallies, *tally.tensors)
         samples = with_paths(EvalSamples.merged(sharded.gather(rows)), images.root, images.samples)
     result = _assemble(classifier, images, tallies, gathered, samples, part=part, precision=precision,
@@ -103,6 +103,14 @@ def _checked(classifier: Classifier, images: LabelledImages, *, batch_size, work
                          "all 1000 logits (not --restrict-to-present).")
     _check_variant(images.variant, real_labels, restrict_to_present)
     return part
+
+
+def _hooks(*hooks: Callable | None) -> Callable | None:
+    """One hook calling each given one (None when none is)."""
+    given = [h for h in hooks if h is not None]
+    if len(given) < 2:
+        return given[0] if given else None
+    return lambda *batch: [h(*batch) for h in given] and None
 
 
 def _check_variant(variant, real_labels, restrict_to_present: bool) -> None:
@@ -219,7 +227,7 @@ def _count(classifier: Classifier, shard: Shard, groups: tuple[tuple[int, ...], 
     dev = shard.device
     num_classes = classifier.num_classes
     rows = _Rows()
-    restrict = _Restriction(groups, num_classes, dev) if groups is not None else None
+    restrict = Restriction(groups, num_classes, dev) if groups is not None else None
     model = classifier.to(dev).eval()
     tally = CalibrationTally(len(groups) if groups is not None else num_classes, dev)
     if channels_last is None:
@@ -266,7 +274,7 @@ def _count(classifier: Classifier, shard: Shard, groups: tuple[tuple[int, ...], 
     return (counts, loss_sum, class_total, class_correct, class_predicted), rows.collected(), tally
 
 
-class _Restriction:
+class Restriction:
     """An argmax over groups of the model's classes (a variant's protocol, or the classes present): each
     group's logit is the largest of its members'; `position_of` maps a class to its group (-1: none)."""
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.errors import UsageError
+from nnprobe.api.keywords import device as _device, eval_keywords, loader as _loader  # noqa: F401
 from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, local_workers, looks_like_log,  # noqa: F401
                                  part_names, process_setup, result_files, run_logs)
 from nnprobe.options import verbs
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from nnprobe.model_runs import ModelRuns
     from nnprobe.models.classifier import Classifier
     from nnprobe.results import EvalResult
+    from nnprobe.variants.table import VariantTable
 
 Progress = Callable[[int, int], None]
 _SOURCE_TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -139,6 +141,8 @@ def _model_and_data(model: Options, data: Options, variant: str | None = None, c
     if classifier is None:
         classifier = load_classifier(model.model, **model.loader_keywords())
     images = data.data
+    if hasattr(images, "folders"):  # options.data.DataSets
+        raise UsageError("Several --data NAME=DIR make eval's table; this command takes one data set.")
     if isinstance(images, LabelledImages):
         if variant not in (None, "auto"):
             raise UsageError("variant goes with a data folder; LabelledImages carry their own (find_images(..., "
@@ -175,22 +179,17 @@ def _with_baseline(result, baseline: Options):
     return dataclasses.replace(result, comparison=comparison, gates=result.gates + comparison.gates)
 
 
-def _device(o: Groups) -> dict[str, Any]:
-    return dict(device=o["device"].device, precision=o["device"].precision)
-
-
-def _loader(o: Groups) -> dict[str, Any]:
-    return dict(batch_size=o["loader"].batch_size, workers=o["loader"].workers)
-
-
-def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | ModelRuns":
+def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | ModelRuns | VariantTable":
     """`evaluate` from parsed options (`options.verbs.build(options.verbs.EVAL, ...)`); several models give a
-    ModelRuns (api/many.py)."""
+    ModelRuns (api/many.py), several --data NAME=DIR a VariantTable (nnprobe.variants)."""
     from nnprobe.evaluation import evaluate as run
+    from nnprobe.options.data import DataSets
 
     from nnprobe.api.many import evaluate_many, model_specs
 
     models = model_specs(o["model"])
+    if isinstance(o["data"].data, DataSets):
+        return _table(o, models, progress)
     if len(models) > 1:
         return evaluate_many(o, models, progress)
     o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
@@ -205,13 +204,19 @@ def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | 
     return _with_baseline(result, o["baseline"])
 
 
-def eval_keywords(o: Groups, progress: Progress | None) -> dict[str, Any]:
-    """What evaluation.evaluate takes from eval's options for every model of a run."""
-    s, parity = o["settings"], o["parity"]
-    return dict(**_device(o), **_loader(o), strict=s.strict, restrict_to_present=s.restrict_to_present,
-                compile=s.compile, decode=s.decode, real_labels=s.real_labels, setup_checks=s.setup_checks,
-                progress=progress, **o["intervals"].keywords(), max_flips=parity.max_flips,
-                max_logit_diff=parity.max_logit_diff, **o["gates"].keywords())
+def _table(o: Groups, models: list, progress: Progress | None) -> "VariantTable":
+    """Several --data NAME=DIR: one model, each data set under its variant, into one table."""
+    from nnprobe.variants.run import check_table, named_variant, table
+
+    if len(models) > 1:
+        raise UsageError("Several models and several --data NAME=DIR: give one of the two per run.")
+    o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
+    check_table(o)
+    classifier = load_classifier(o["model"].model, **o["model"].loader_keywords())
+    images = {name: named_variant(name, find_images(folder, classifier, **o["data"].finder_keywords(),
+                                                    variant=named_variant(name)))
+              for name, folder in o["data"].data.items}
+    return table(classifier, images, eval_keywords(o, progress))
 
 
 def _with_reference(classifier, reference: Any, model: Options):

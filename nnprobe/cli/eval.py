@@ -35,6 +35,8 @@ def command(**options) -> int:
     if code is not None:
         return code
     options = guard_verb("eval", options, plots=plot_paths(options["plot"].plot))
+    if hasattr(options["data"].data, "folders") and options["plot"].plot:
+        raise UsageError("--plot draws one data set's figures: not with several --data NAME=DIR.")
 
     from nnprobe import api
 
@@ -44,6 +46,8 @@ def command(**options) -> int:
         result = api.evaluate_with(options, progress=work.progress)
     if not work.is_main:  # the verdict is rank 0's: a rank ending 1 first would get rank 0 stopped mid-report
         return 0
+    if hasattr(result, "rows"):  # several --data NAME=DIR: the variants table (its notes are in it)
+        return finish(result, options["report"], passed=result.passed)
     if options["plot"].plot:
         from nnprobe.report.eval_plots import write_eval_plots
 

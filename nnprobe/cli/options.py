@@ -104,7 +104,13 @@ def _once_given(values, flag: str):
     return values[0] if values else None
 
 
-def _once(argument: str | None, option: str | None, name: str) -> str | None:
+def _once(argument: str | None, option, name: str):
+    """DATA or --data (a repeatable option's tuple: DATA stands for one item of it)."""
+    if isinstance(option, tuple):
+        option = option or None
+        if argument and option and option != (argument,):
+            raise UsageError(f"Give the {name} folder once: as {name.upper()} or as --{name}, not both.")
+        return argument or option
     if argument and option and argument != option:
         raise UsageError(f"Give the {name} folder once: as {name.upper()} or as --{name}, not both.")
     return argument or option

@@ -38,6 +38,10 @@ def resolve_data(data: Any) -> Any:
     """The data folder from DATA / --data, else the bundled samples when they are here."""
     from nnprobe.api import bundled_samples  # torch-free module
 
+    if data is not None and hasattr(data, "folders"):  # several named data sets: each must be a folder
+        for folder in data.folders:
+            resolve_data(folder)
+        return data
     if data is not None and not isinstance(data, str):
         return data
     if data:
@@ -53,6 +57,8 @@ def resolve_data(data: Any) -> Any:
 def _values(value: Any) -> list:
     if value is None:
         return []
+    if hasattr(value, "folders"):  # options.data.DataSets
+        return list(value.folders)
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
 

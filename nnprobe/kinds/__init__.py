@@ -97,6 +97,10 @@ KINDS: tuple[Kind, ...] = (
         "table": "nnprobe.report.compare_table:render", "junit": "nnprobe.report.junit:compare_cases",
         "markdown": "nnprobe.report.compare_markdown:compare_lines",
         "github": "nnprobe.report.github:case_annotations", "html": "nnprobe.report.html_diagnose:compare_html"}),
+    Kind("variants", "nnprobe.variants.table:VariantTable", {
+        "table": "nnprobe.report.variants_report:render", "junit": "nnprobe.report.variants_report:junit_cases",
+        "markdown": "nnprobe.report.variants_report:markdown_lines", "github": "nnprobe.report.github:case_annotations",
+        "html": "nnprobe.report.variants_report:html_parts"}),
 )
 _BY_NAME = {k.name: k for k in KINDS}
 _BY_TYPE = {k.type_name: k for k in KINDS}

@@ -72,6 +72,11 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "runs.outcomes.reason": "the reports count skipped checks; the JSON says why each was skipped",
         "runs.superseded": "points replaced by restarts, for tools",
     },
+    "variants": {
+        "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,
+        "gates.threshold": GATE_NUMBERS, "gates.measured": GATE_NUMBERS,
+        "rows.classes": "the protocol's words name the classes (the all-classes column is empty for 1000-way rows)",
+    },
     "compare": {
         "same_data": "the notes say when the data differ", "paired": "the flips sections show it",
         "points.baseline_correct": "shown for robust comparisons (as top-1)",

@@ -28,10 +28,11 @@ def metric_rows(result: Any) -> list[tuple[str, str, str, str, str]]:
     """(metric, measured, interval, count, published) for each number of an EvalResult."""
     model, variant = result.model, result.variant
     top1 = f"top-1 ({variant.classes}-way, official)" if variant is not None and variant.classes != 1000 else "top-1"
+    val = variant is None or variant.name == "val"  # the weights' published numbers are ImageNet val's
     rows = [(top1, pct(result.top1), span(result.top1_interval), f"{result.correct_top1}/{result.total}",
-             pct(model.published_top1)),
+             pct(model.published_top1) if val else ""),
             ("top-5", pct(result.top5), span(result.top5_interval), f"{result.correct_top5}/{result.total}",
-             pct(model.published_top5)),
+             pct(model.published_top5) if val else ""),
             ("mean loss", number(result.mean_loss), "", "", "")]
     if variant is not None and variant.classes != 1000:
         from nnprobe.intervals import clopper_pearson

@@ -72,12 +72,30 @@ def eval_with_suite():
     return dataclasses.replace(fixtures.eval_with_findings(), calibration_suite=suite, parity=parity, variant=variant)
 
 
+def variants_table():
+    """eval with several --data NAME=DIR: a subset variant with effective robustness, and the val row."""
+    from nnprobe.variants.table import Effective, VariantRow, VariantTable
+
+    effective = Effective("val on ImageNet-A's 200 classes", 41, 50, 0.1234, 0.2766,
+                          "logit(y) = 1.9900 logit(x) - 7.6325 over 84 standard models (Taori et al. 2020)")
+    rows = (VariantRow(name="a", path="data/a", variant="ImageNet-A", how="named by --data imagenet-a=DIR",
+                       protocol="argmax over its 200 classes (official)", classes=200, correct_top1=5, correct_top5=6,
+                       total=8, correct_top1_all=3, skipped=1, effective=effective, note="a note"),
+            VariantRow(name="val", path="data/val", variant="ImageNet val", how="named by --data val=DIR",
+                       protocol="argmax over all 1000 classes", classes=1000, correct_top1=40, correct_top5=45,
+                       total=50, correct_top1_all=40, skipped=0, note="the reference (x of every fit)"))
+    return VariantTable(rows, fixtures.MODEL, fixtures.RUN, 0.95,
+                        (Gate("min-top1", 0.9, 0.625, False, "a: top-1 62.50% is below the 90.00% floor"),),
+                        ("a: limited to 8 of 20 images (evenly spaced)",))
+
+
 def one_of_each() -> dict[str, Any]:
     """Kind name -> a result of that kind with failing gates or findings (so every format has cases)."""
     return {"eval": eval_with_suite(), "robust": robust_with_findings(),
             "corruption": corruption_result((Gate("min-corruption-top1", 0.9, 0.5, False, "below"),)),
             "fool": fixtures.fool_result(fixtures.fool_gates()), "diagnose": fixtures.diagnosis(),
-            "compare": comparison(), "eval-models": model_runs()}
+            "compare": comparison(), "eval-models": model_runs(),
+            "variants": variants_table()}
 
 
 def model_runs():

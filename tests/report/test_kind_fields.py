@@ -38,6 +38,7 @@ UNFILLED = {
     "diagnose": {"comparison"},
     "eval-models": {"runs.model.weights", "runs.model.published_top5", "runs.per_sample", "runs.comparison",
                     "runs.samples"},
+    "variants": {"model.weights", "model.published_top5"},
     "compare": {"new.baseline_severity", "new.baseline_message", "gone.baseline_severity", "gone.baseline_message",
                 "unchanged.baseline_severity", "unchanged.baseline_message"},
 }

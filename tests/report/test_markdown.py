@@ -29,7 +29,8 @@ def test_render_is_byte_identical_to_golden(name):
 def test_both_ci_formats_are_offered_and_render_goes_through_the_registry():
     assert {"markdown", "github"} <= set(FORMATS)
     assert {k.type_name for k in kinds.KINDS if "markdown" in k.renderers} == {
-        "EvalResult", "FoolResult", "RobustResult", "Diagnosis", "Comparison", "CorruptionResult", "ModelRuns"}
+        "EvalResult", "FoolResult", "RobustResult", "Diagnosis", "Comparison", "CorruptionResult", "ModelRuns",
+        "VariantTable"}
     assert render(CASES["eval"], "markdown") == render_markdown(CASES["eval"])
 
 
