@@ -60,13 +60,19 @@ class Page(HTMLParser):
 
 def _no_figures(monkeypatch):
     """matplotlib 'missing': the pages say so instead of drawing (the walks below render hundreds of pages)."""
+    import importlib
+
     from nnprobe.errors import UsageError
-    from nnprobe.report import plots
 
     def missing():
         raise UsageError("--plot needs matplotlib: pip install matplotlib")
 
-    monkeypatch.setattr(plots, "pyplot", missing)
+    # every module that binds pyplot at import, imported before any patch (one first imported under the patch
+    # would keep `missing` for every later test of this process) and patched where it is bound
+    modules = [importlib.import_module(f"nnprobe.report.{name}")
+               for name in ("plots", "eval_plots", "diagnose_plots", "diagnose_histograms", "corruption_plot")]
+    for module in modules:
+        monkeypatch.setattr(module, "pyplot", missing)
 
 
 def test_html_is_a_format_of_every_kind_and_of_every_command():
