@@ -22,12 +22,12 @@ from torchvision import datasets, transforms
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_jpegs import make  # noqa: E402
 
-from nnprobe.data.layouts import find_images  # noqa: E402
+from nnprobe.variants.labelling import variant_images  # noqa: E402
 from nnprobe.evaluation import evaluate  # noqa: E402
 from nnprobe.models import load_classifier  # noqa: E402
 
 
-def plain_loop(root, classifier, device, batch_size, workers) -> tuple[float, int]:
+def plain_loop(root, classifier, device, batch_size, workers, columns=None) -> tuple[float, int]:
     pre = classifier.preprocessing
     tf = transforms.Compose([
         transforms.Resize(pre.resize_size, interpolation=transforms.InterpolationMode(pre.interpolation),
@@ -42,22 +42,41 @@ def plain_loop(root, classifier, device, batch_size, workers) -> tuple[float, in
     with torch.inference_mode():
         for x, y in loader:
             logits = net(x.to(device, non_blocking=True))
+            if columns is not None:  # hendrycks/natural-adv-examples eval.py: output[:, indices_in_1k]
+                logits = logits[:, columns]
             correct += int((logits.argmax(1).cpu() == y).sum())
     if device.type == "cuda":
         torch.cuda.synchronize()
     return len(dataset) / (time.perf_counter() - start), correct
 
 
-def nnprobe_run(root, classifier, device, batch_size, workers, save_predictions=None) -> float:
+def nnprobe_run(root, classifier, device, batch_size, workers, save_predictions=None, variant=None) -> float:
     """images/s of nnprobe's evaluate, timed from the first batch to the summed counts, plus the per-sample
     file when asked (written after the counts: its cost is timed here, outside the images/s)."""
-    images = find_images(root, class_names=classifier.class_names, wnids=classifier.wnids,
-                         num_classes=classifier.num_classes)
+    images = variant_images(root, variant, class_names=classifier.class_names, wnids=classifier.wnids,
+                            num_classes=classifier.num_classes)
     start = time.perf_counter()
     result = evaluate(classifier, images, device=str(device), batch_size=batch_size, workers=workers,
                       channels_last=False, save_predictions=save_predictions,
                       setup_checks=False)  # random weights are near chance: the setup diagnosis would run
     return result.total / (time.perf_counter() - start)
+
+
+def variant_folder(root: str, variant: str) -> tuple[str, list[int]]:
+    """`root`'s JPEGs linked under the first 10 wnids of `variant` (ImageFolder's 0..9 are then the first 10 of
+    the variant's sorted indices), and the variant's 200 ImageNet indices."""
+    from nnprobe.models.imagenet import wnid_to_index
+    from nnprobe.variants.protocols import subset_wnids
+
+    wnids = sorted(subset_wnids(variant))
+    out = f"{root}-{variant}"
+    for folder, wnid in zip(sorted(os.listdir(root)), wnids):
+        os.makedirs(os.path.join(out, wnid), exist_ok=True)
+        for name in os.listdir(os.path.join(root, folder)):
+            target = os.path.join(out, wnid, name)
+            if not os.path.exists(target):
+                os.link(os.path.join(root, folder, name), target)
+    return out, sorted(wnid_to_index()[w] for w in wnids)
 
 
 def main() -> None:
@@ -69,17 +88,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "nnprobe-bench-jpegs"))
+    parser.add_argument("--variant", choices=("imagenet-a", "imagenet-r"), help="the same JPEGs under the first "
+                        "10 classes of the variant: nnprobe applies its protocol, the plain loop its eval.py's mask")
     args = parser.parse_args()
     root = make(args.root, args.count)
+    columns = None
+    if args.variant:
+        root, columns = variant_folder(root, args.variant)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     classifier = load_classifier(args.model, weights=args.weights)
     plain, ours, saving = [], [], []
     rows = os.path.join(tempfile.gettempdir(), "nnprobe-bench-rows.jsonl")
     for _ in range(args.repeats):  # interleaved, best of each, so drift hits all
-        plain.append(plain_loop(root, classifier, device, args.batch_size, args.workers)[0])
-        ours.append(nnprobe_run(root, classifier, device, args.batch_size, args.workers))
-        saving.append(nnprobe_run(root, classifier, device, args.batch_size, args.workers, save_predictions=rows))
-    print(f"device={device} model={args.model} images={args.count} batch={args.batch_size} workers={args.workers}")
+        plain.append(plain_loop(root, classifier, device, args.batch_size, args.workers, columns)[0])
+        ours.append(nnprobe_run(root, classifier, device, args.batch_size, args.workers, variant=args.variant))
+        saving.append(nnprobe_run(root, classifier, device, args.batch_size, args.workers, save_predictions=rows,
+                                  variant=args.variant))
+    print(f"device={device} model={args.model} images={args.count} batch={args.batch_size} workers={args.workers}"
+          f" variant={args.variant}")
     print(f"plain loop (timm-validate style): {max(plain):8.1f} images/s  runs={[round(v, 1) for v in plain]}")
     print(f"nnprobe evaluate:                 {max(ours):8.1f} images/s  runs={[round(v, 1) for v in ours]}")
     print(f"nnprobe + --save-predictions:     {max(saving):8.1f} images/s  runs={[round(v, 1) for v in saving]}")
