@@ -21,6 +21,7 @@ _LAZY = {
     "follow": "nnprobe.api",
     "compare": "nnprobe.api",
     "merge": "nnprobe.api",
+    "list_models": "nnprobe.api",
     "load_classifier": "nnprobe.api",
     "find_images": "nnprobe.api",
     "Classifier": "nnprobe.models.classifier",

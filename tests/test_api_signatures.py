@@ -24,6 +24,7 @@ VERBS = {
     "follow": (verbs.FOLLOW, {"progress"}),
     "compare": (verbs.COMPARE, set()),
     "merge": (verbs.MERGE, set()),
+    "list_models": (verbs.MODELS_ONLY, set()),
 }
 
 

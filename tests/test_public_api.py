@@ -63,6 +63,9 @@ def _calls(tmp: Path, data: Path, photo: Path):
         "compare": (lambda: nnprobe.compare(nnprobe.evaluate(MODEL, data, workers=0, **PLAIN),
                                             nnprobe.evaluate(MODEL, data, workers=0, **PLAIN), max_drop_top1="0.3pt"),
                     lambda r: r.passed and r.compared == "eval" and r.same_data and r.paired),
+        "list_models": (lambda: nnprobe.list_models("def*"),
+                        lambda r: [(e.spec, e.resize, e.crop, e.interpolation) for e in r.entries]
+                        == [("default", 256, 224, "bicubic")]),
         "load_classifier": (lambda: nnprobe.load_classifier(MODEL, **PLAIN),
                             lambda c: isinstance(c, nnprobe.Classifier) and c.num_classes == 1000),
         "find_images": (lambda: nnprobe.find_images(data, nnprobe.load_classifier(MODEL, **PLAIN)),

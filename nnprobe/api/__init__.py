@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from nnprobe.diagnosis.follow import FollowResult
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.diagnosis.results import Diagnosis
-    from nnprobe.model_runs import ModelRuns
+    from nnprobe.model_runs import ModelCatalog, ModelRuns
     from nnprobe.models.classifier import Classifier
     from nnprobe.results import EvalResult
     from nnprobe.variants.table import VariantTable
@@ -272,6 +272,18 @@ def evaluate(model: Any = None, data: Any = None, *, models: str | os.PathLike |
     the drop gates max_drop_top1 ("0.3pt" or 0.003), max_drop_top5, max_class_drop and `alpha`;
     `progress(done, total)` is called as batches finish."""
     return evaluate_with(verbs.build(verbs.EVAL, _given(locals())), progress)
+
+
+@_keywords
+def list_models(pattern: str | None = None) -> "ModelCatalog":
+    """The models that load without a download, as `nnprobe models [PATTERN]`: the embedded default,
+    torchvision weights in the torch hub cache, timm weights in the Hugging Face cache, and local model files
+    `pattern` matches (a shell pattern that also filters the names), each with the preprocessing it would use
+    (resize, crop, interpolation, mean, std) from the weights' metadata. Nothing is downloaded or loaded."""
+    options = verbs.build(verbs.MODELS_ONLY, _given(locals()))
+    from nnprobe.api.many import list_models_with
+
+    return list_models_with(options)
 
 
 def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | CorruptionResult":

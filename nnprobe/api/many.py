@@ -47,4 +47,18 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
         if key not in shared:
             _, shared[key] = _model_and_data(one, o["data"], variant=variant, classifier=classifier)
         results.append(run(classifier, shared[key], **keywords))
-    return ModelRuns(tuple(results))
+    return ModelRuns(tuple(results), tuple(_name(spec, r) for spec, r in zip(models, results)))
+
+
+def _name(spec: Any, result: Any) -> str:
+    """A model as the user named it: the spec text (a state dict's file, not its --arch), else its own spec."""
+    import os
+
+    return os.fspath(spec) if isinstance(spec, (str, os.PathLike)) and spec else result.model.spec
+
+
+def list_models_with(o: dict) -> Any:
+    """`list_models` from parsed options."""
+    from nnprobe.models.offline import list_offline
+
+    return list_offline(o["catalog"].pattern)

@@ -28,6 +28,7 @@ COMMANDS = {
     "follow": "nnprobe.cli.follow",
     "compare": "nnprobe.cli.compare",
     "merge": "nnprobe.cli.merge",
+    "models": "nnprobe.cli.models",
 }
 
 
@@ -67,7 +68,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Probe image classifiers: accuracy (eval), fooling (fool, robust), common corruptions (corruptions),
-    training runs (diagnose, follow), and results (compare, merge).
+    training runs (diagnose, follow), results (compare, merge), and what loads offline (models).
 
     Exit codes: 0 ok, 1 a gate failed, 2 usage or input error, 3 internal error.
     """

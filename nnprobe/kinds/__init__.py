@@ -73,6 +73,10 @@ KINDS: tuple[Kind, ...] = (
         "table": "nnprobe.report.model_runs:render_table", "junit": "nnprobe.report.model_runs:junit_cases",
         "markdown": "nnprobe.report.model_runs:markdown_lines", "github": "nnprobe.report.model_runs:github_annotations",
         "html": "nnprobe.report.model_runs:html_parts"}),
+    Kind("models", "nnprobe.model_runs:ModelCatalog", {
+        "table": "nnprobe.report.model_runs:catalog_table", "junit": "nnprobe.report.model_runs:catalog_cases",
+        "markdown": "nnprobe.report.model_runs:catalog_lines", "github": "nnprobe.report.model_runs:no_annotations",
+        "html": "nnprobe.report.model_runs:catalog_html"}),
     Kind("robust", "nnprobe.attacks.results:RobustResult", {
         "table": "nnprobe.report.robust_table:render", "junit": "nnprobe.report.junit:robust_cases",
         "markdown": f"{_MD}:robust_lines", "github": "nnprobe.report.github:skipped_annotations",

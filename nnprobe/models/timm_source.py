@@ -11,11 +11,13 @@ from nnprobe.models.checkpoints import extract_state_dict, fit_state_dict, read_
 from nnprobe.results import Preprocessing
 
 
-def preprocessing_from_cfg(net, name: str) -> Preprocessing:
-    """timm's eval transform: resize to floor(crop / crop_pct), centre crop (timm.data.create_transform)."""
+def preprocessing_from_cfg(net, name: str, pretrained_cfg: dict | None = None) -> Preprocessing:
+    """timm's eval transform: resize to floor(crop / crop_pct), centre crop (timm.data.create_transform); from
+    the model, or from a weight's `pretrained_cfg` alone (`nnprobe models`, nothing loaded)."""
     import timm.data
 
-    cfg = timm.data.resolve_data_config({}, model=net)
+    cfg = timm.data.resolve_data_config({}, model=net) if net is not None else \
+        timm.data.resolve_data_config({}, pretrained_cfg=pretrained_cfg)
     crop = int(cfg["input_size"][-1])
     crop_pct = float(cfg.get("crop_pct") or 0.875)
     interpolation = cfg.get("interpolation", "bilinear")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nnprobe.options import parsers as p
-from nnprobe.options.base import Options, PathKind, option
+from nnprobe.options.base import Options, PathKind, argument, option
 
 PIXELS = p.integer(1, 16384)
 CLASSES = p.integer(1, 10_000_000)
@@ -76,3 +76,12 @@ class EvalModelOptions(ModelOptions):
     def one(self, model) -> ModelOptions:
         """The options of one of the run's models, as every single-model path takes them."""
         return ModelOptions(model=model, **self.loader_keywords())
+
+
+@dataclass(frozen=True)
+class CatalogOptions(Options):
+    """`nnprobe models [PATTERN]`."""
+
+    pattern: str | None = argument("PATTERN", "Shell-style filter on the names ('resnet*', 'timm:convnext_*'); local "
+                                 "model files it matches are listed too ('checkpoints/*.pt').", parse=p.text,
+                                   required=False)

@@ -15,7 +15,7 @@ from nnprobe.options.evaluate import EvalSettings
 from nnprobe.options.intervals import ConfidenceOptions, IntervalOptions, ParityOptions
 from nnprobe.options.gates import BaselineOptions, ComparisonGates, EvalGates, RobustGates
 from nnprobe.options.merge import CompareInputs, MergeInputs, MergeGates
-from nnprobe.options.model import EvalModelOptions, ModelOptions
+from nnprobe.options.model import CatalogOptions, EvalModelOptions, ModelOptions
 from nnprobe.options.outputs import PerSampleOptions, PlotOptions, ReportOptions
 from nnprobe.options.run import AttackLoaderOptions, DeviceOptions, LoaderOptions, QuietOptions, ScaleOptions, ShardOptions
 
@@ -43,8 +43,11 @@ FOLLOW: Groups = dict(diagnose=LogOptions, follow=FollowOptions, report=ReportOp
 COMPARE: Groups = dict(inputs=CompareInputs, gates=ComparisonGates, intervals=ConfidenceOptions, report=ReportOptions)
 MERGE: Groups = dict(inputs=MergeInputs, gates=MergeGates, per_sample=PerSampleOptions, report=ReportOptions)
 CORRUPTIONS_CLI: Groups = dict(CORRUPTIONS, plot=PlotOptions)
+MODELS_ONLY: Groups = dict(catalog=CatalogOptions)  # the API's list_models
+MODELS: Groups = dict(MODELS_ONLY, report=ReportOptions)
 VERBS: dict[str, Groups] = {"eval": EVAL, "robust": ROBUST, "corruptions": CORRUPTIONS_CLI, "fool": FOOL,
-                            "diagnose": DIAGNOSE, "follow": FOLLOW, "compare": COMPARE, "merge": MERGE}
+                            "diagnose": DIAGNOSE, "follow": FOLLOW, "compare": COMPARE, "merge": MERGE,
+                            "models": MODELS}
 
 
 def fields(groups: Groups) -> Iterator[tuple[str, str, Spec]]:

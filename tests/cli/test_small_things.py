@@ -13,7 +13,7 @@ from helpers import TESTS
 def test_a_misspelt_command_gets_did_you_mean_and_the_list(invoke):
     run = invoke("evl", "samples/imagenet")
     assert run.returncode == 2 and "Error: No such command 'evl'. Did you mean 'eval'?" in run.stderr
-    assert "The commands: eval, fool, robust, corruptions, diagnose, follow, compare, merge." in run.stderr
+    assert "The commands: eval, fool, robust, corruptions, diagnose, follow, compare, merge, models." in run.stderr
     far = invoke("xyz")
     assert far.returncode == 2 and "Did you mean" not in far.stderr and "No such command 'xyz'." in far.stderr
 

@@ -22,15 +22,15 @@ def data(tmp_path_factory):
 
 def test_each_row_is_the_single_model_eval_of_that_model(data):
     both = nnprobe.evaluate([GOOD, "default"], data, workers=0, limit=None, min_top1=0.5, **PLAIN)
-    assert [r.model.spec for r in both.runs] == [GOOD, "default:efficientnet_lite0"]
+    assert [r.model.spec for r in both.runs] == [GOOD, "default:efficientnet_lite0"] and both.names == (GOOD, "default")
     for run, spec in zip(both.runs, (GOOD, "default")):
         alone = nnprobe.evaluate(spec, data, workers=0, min_top1=0.5, **PLAIN)
         assert (run.correct_top1, run.correct_top5, run.total) == (alone.correct_top1, alone.correct_top5, alone.total)
         assert run.top1_interval == alone.top1_interval and run.passed == alone.passed
         assert run.calibration_suite.nll == alone.calibration_suite.nll  # the same seeded bootstrap per model
     assert both.runs[0].correct_top1 == 3 and both.runs[0].passed and not both.runs[1].passed
-    assert not both.passed and both.failed_models == ["default:efficientnet_lite0"]
-    assert [g.name for g in both.gates] == [f"{GOOD}: min-top1", "default:efficientnet_lite0: min-top1"]
+    assert not both.passed and both.failed_models == ["default"]
+    assert [g.name for g in both.gates] == [f"{GOOD}: min-top1", "default: min-top1"]
 
 
 def test_cli_rows_in_every_format_and_the_exit_code_names_the_failed_model(data, tmp_path, invoke):
@@ -40,11 +40,12 @@ def test_cli_rows_in_every_format_and_the_exit_code_names_the_failed_model(data,
                  "--format", "json")
     assert run.returncode == 1
     body = json.loads(run.stdout)
-    assert body["kind"] == "eval-models" and body["failed_models"] == ["default:efficientnet_lite0"]
+    assert body["kind"] == "eval-models" and body["failed_models"] == ["default"]
     assert [(m["model"]["spec"], m["correct_top1"], m["total"]) for m in body["models"]] == \
         [(GOOD, 3, 4), ("default:efficientnet_lite0", body["models"][1]["correct_top1"], 4)]
     assert body["models"][0]["top1_interval"]["method"] == "clopper-pearson"
-    assert "failed: default:efficientnet_lite0: min-top1" in run.stderr and f"failed: {GOOD}" not in run.stderr
+    assert "failed: default: min-top1" in run.stderr and f"failed: {GOOD}" not in run.stderr
+    assert [m["name"] for m in body["models"]] == [GOOD, "default"]
     table = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0")
     assert table.returncode == 0 and "nnprobe eval — several models" in table.stdout
     assert table.stdout.count("nnprobe eval — ") == 3  # the summary, then each model's own report

@@ -62,7 +62,8 @@ def world(tmp_path):
     base = {"eval": ["eval", str(tmp_path / "data")], "robust": ["robust", str(tmp_path / "data")],
             "corruptions": ["corruptions", str(tmp_path / "data")], "follow": ["follow", str(run), "--idle", "0"],
             "fool": ["fool", str(data / "fish.jpg")], "diagnose": ["diagnose", str(run)],
-            "compare": ["compare", str(result), str(result)], "merge": ["merge", str(result)]}
+            "compare": ["compare", str(result), str(result)], "merge": ["merge", str(result)],
+            "models": ["models", str(data / "*")]}  # lists local files by name, reads none
     return tmp_path, base, paths
 
 
@@ -120,7 +121,8 @@ def _inputs_of(verb: str, tmp_path: Path) -> list[str]:
             "robust": [str(tmp_path / "data" / "n01440764" / "fish.jpg")],
             "fool": [str(tmp_path / "data" / "n01440764" / "fish.jpg")],
             "diagnose": [str(tmp_path / "run" / "metrics.csv")],
-            "compare": [str(tmp_path / "result.json")], "merge": [str(tmp_path / "result.json")]}[verb]
+            "compare": [str(tmp_path / "result.json")], "merge": [str(tmp_path / "result.json")],
+            "models": []}[verb]
 
 
 @pytest.mark.parametrize("verb, key, name, spec", OUTPUTS, ids=[f"{v}-{s.flag}" for v, _, _, s in OUTPUTS])

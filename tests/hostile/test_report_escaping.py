@@ -98,7 +98,7 @@ def test_markdown_tables_keep_their_columns(name, fmt):
                 assert _unescaped_pipes(row) == columns, row
 
 
-@pytest.mark.parametrize("name", sorted(RESULTS))
+@pytest.mark.parametrize("name", sorted(set(RESULTS) - {"models"}))  # a listing (models) fails nothing
 def test_failed_lines_on_stderr_are_single_lines(name):
     from nnprobe.cli.preflight import why_failed
 

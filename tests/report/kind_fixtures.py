@@ -95,7 +95,18 @@ def one_of_each() -> dict[str, Any]:
             "corruption": corruption_result((Gate("min-corruption-top1", 0.9, 0.5, False, "below"),)),
             "fool": fixtures.fool_result(fixtures.fool_gates()), "diagnose": fixtures.diagnosis(),
             "compare": comparison(), "eval-models": model_runs(),
-            "variants": variants_table()}
+            "variants": variants_table(), "models": model_catalog()}
+
+
+def model_catalog():
+    from nnprobe.model_runs import CatalogEntry, ModelCatalog
+
+    return ModelCatalog("res*", (
+        CatalogEntry("resnet50", "torchvision", "IMAGENET1K_V2", "/c/resnet50-11ad3fa6.pth", 232, 224, "bilinear",
+                     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "Weights.transforms()"),
+        CatalogEntry("timm:resnet18.a1_in1k", "timm", "timm/resnet18.a1_in1k", "/h/models--timm--resnet18.a1_in1k",
+                     235, 224, "bicubic", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "pretrained_cfg")),
+        {"torch hub": "/c", "Hugging Face hub": "/h"})
 
 
 def model_runs():
@@ -105,7 +116,7 @@ def model_runs():
     first = eval_with_suite()
     second = dataclasses.replace(first, model=dataclasses.replace(first.model, spec="timm:second"), gates=(),
                                  correct_top1=first.correct_top1 - 1)
-    return ModelRuns((first, second))
+    return ModelRuns((first, second), ("tiny.py:net", "timm:second"))
 
 
 # strings whose value is an enumeration the renderers branch on (the data itself never sets them)

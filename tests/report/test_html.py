@@ -101,7 +101,8 @@ def test_every_kind_renders_a_self_contained_page(name):
                 assert value.startswith(("data:image/png;base64,", "#")), (tag, key, value[:40])
     style = "".join(page.text(e) for e in page.all("style"))
     assert "url(" not in style and "@import" not in style and "@font-face" not in style
-    verdict = "failed"  # every fixture of one_of_each fails a gate or has an error finding
+    # every fixture of one_of_each fails a gate or has an error finding, but a listing (models) judges nothing
+    verdict = "passed" if name == "models" else "failed"
     assert page.text(page.all("title")[0]) == f"nnprobe {kinds.of(RESULTS[name]).name}: {verdict}"
 
 

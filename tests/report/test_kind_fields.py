@@ -36,6 +36,7 @@ UNFILLED = {
     "fool": {"model.weights", "model.published_top5", "items.precision_check", "items.search",
              "settings.target_index", "settings.target_label"},
     "diagnose": {"comparison"},
+    "models": set(),
     "eval-models": {"runs.model.weights", "runs.model.published_top5", "runs.per_sample", "runs.comparison",
                     "runs.samples"},
     "variants": {"model.weights", "model.published_top5"},

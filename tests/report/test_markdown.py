@@ -30,7 +30,7 @@ def test_both_ci_formats_are_offered_and_render_goes_through_the_registry():
     assert {"markdown", "github"} <= set(FORMATS)
     assert {k.type_name for k in kinds.KINDS if "markdown" in k.renderers} == {
         "EvalResult", "FoolResult", "RobustResult", "Diagnosis", "Comparison", "CorruptionResult", "ModelRuns",
-        "VariantTable"}
+        "VariantTable", "ModelCatalog"}
     assert render(CASES["eval"], "markdown") == render_markdown(CASES["eval"])
 
 
