@@ -42,7 +42,7 @@ class ModelRuns:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "kind": "eval-models", "passed": self.passed,
-                "failed_models": self.failed_models,
+                "failed_models": self.failed_models, "names": list(self.names),
                 "models": [dict(r.to_dict(), name=name) for name, r in self.named]}
 
 
