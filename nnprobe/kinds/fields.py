@@ -95,6 +95,8 @@ JSON_ONLY: dict[str, dict[str, str]] = {
 
 # a many-model eval shows each model's eval report whole: what eval keeps to the JSON, it does too
 JSON_ONLY["eval-models"] = {f"runs.{path}": why for path, why in JSON_ONLY["eval"].items()}
+JSON_ONLY["eval-models"]["names"] = ("each report shows a name beside its run's row; the list itself (one name per "
+                                     "run) is for tools")
 
 # Fields in no report at all, JSON included (each a gap someone chose to keep, with the reason).
 NOT_REPORTED: dict[str, dict[str, str]] = {
