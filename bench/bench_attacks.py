@@ -64,7 +64,8 @@ def sample_batch(model: Classifier, batch: int) -> torch.Tensor:
                 image = image.transpose(Image.FLIP_LEFT_RIGHT) if flip else image
                 views.append(np.asarray(pil_resize_crop(image, pre), dtype=np.uint8))
     views = (views * (batch // len(views) + 1))[:batch]
-    return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).float() / 255
+    # contiguous: torchattacks' FAB .view()s the input gradient, which keeps a channels-last input's strides
+    return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).contiguous().float() / 255
 
 
 def make_model(name: str, device) -> Classifier:
@@ -127,28 +128,6 @@ def workloads(model, x, y, eps, autocast_fn):
     }
 
 
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward makes the input gradient contiguous: torchattacks' FAB reshapes it with .view,
-    which fails on the channels-last gradient EfficientNet-Lite0 returns."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.contiguous()
-
-
-class _ForTorchattacks(torch.nn.Module):
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(_ContiguousGrad.apply(x))
-
-
 def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
     """APGD-CE and AutoAttack for robust accuracy: nnprobe with per-sample early stop (first_success), and
     torchattacks' APGD / the same sequence from its own parts (MultiAttack of APGD, APGDT with 9 targets, FAB
@@ -166,12 +145,11 @@ def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
         return verdict(adv)
 
     def ta_autoattack():
-        model_ = _ForTorchattacks(model)  # MultiAttack wants one model for every part; FAB needs the wrapper
-        parts = [torchattacks.APGD(model_, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
-                 torchattacks.APGDT(model_, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
-                 torchattacks.FAB(model_, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+        parts = [torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
+                 torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
+                 torchattacks.FAB(model, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
                                   n_classes=min(classes, 10), seed=0),
-                 torchattacks.Square(model_, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
+                 torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
         with autocast_fn():
             adv = torchattacks.MultiAttack(parts)(x, y)
         return verdict(adv)
