@@ -121,6 +121,10 @@ def test_console_block_prints_what_the_page_shows(block, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_STEP_SUMMARY", "WORLD_SIZE")}
     env.update(COLUMNS="120", PYTHONPATH=str(REPO), NO_COLOR="1", TERM="dumb",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    # the pages show a fresh machine: no weights in torch's or Hugging Face's cache (`nnprobe models` lists them)
+    env.update(TORCH_HOME=str(tmp_path / ".torch-cache"), HF_HOME=str(tmp_path / ".hf-cache"), HF_HUB_OFFLINE="1")
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
     for command, expected in block.steps():
         proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=600)
