@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from nnprobe.errors import UsageError
 from nnprobe.api.keywords import device as _device, eval_keywords, loader as _loader  # noqa: F401
+from nnprobe.api.evaluating import evaluate_with  # noqa: F401 (the CLI's eval callback calls it here)
+from nnprobe.api.evaluating import model_and_data as _model_and_data, with_baseline as _with_baseline
+from nnprobe.api.evaluating import refuse_sliced_baseline as _refuse_sliced_baseline
 from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, local_workers, looks_like_log,  # noqa: F401
                                  part_names, process_setup, result_files, run_logs)
 from nnprobe.options import verbs
@@ -39,7 +42,6 @@ if TYPE_CHECKING:
     from nnprobe.model_runs import ModelCatalog, ModelRuns
     from nnprobe.models.classifier import Classifier
     from nnprobe.results import EvalResult
-    from nnprobe.variants.table import VariantTable
 
 Progress = Callable[[int, int], None]
 _SOURCE_TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -133,105 +135,6 @@ def _keywords(func: Callable) -> Callable:
 
 def _given(values: Mapping[str, Any], *skip: str) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in skip and k != "progress"}
-
-
-def _model_and_data(model: Options, data: Options, variant: str | None = None, classifier: Any = None):
-    from nnprobe.data.layouts import LabelledImages
-
-    if classifier is None:
-        classifier = load_classifier(model.model, **model.loader_keywords())
-    images = data.data
-    if hasattr(images, "folders"):  # options.data.DataSets
-        raise UsageError("Several --data NAME=DIR make eval's table; this command takes one data set.")
-    if isinstance(images, LabelledImages):
-        if variant not in (None, "auto"):
-            raise UsageError("variant goes with a data folder; LabelledImages carry their own (find_images(..., "
-                             "variant=...)).")
-        if any(getattr(data, k) is not None for k in ("labels_file", "devkit", "class_map")):
-            raise UsageError("labels_file, devkit and class_map go with a data folder, not with LabelledImages "
-                             "(call find_images with them).")
-        return classifier, images.limited(data.limit)
-    if images is not None and not isinstance(images, (str, os.PathLike)):
-        return classifier, images  # an iterable of (pixels, labels) batches (robust, corruptions)
-    return classifier, find_images(images, classifier, **data.finder_keywords(), variant=variant)
-
-
-def _refuse_sliced_baseline(o: Groups) -> None:
-    if o["baseline"].baseline is not None and o["shard"].shard is not None:
-        raise UsageError("A --shard slice is not the whole data set: compare the merged result (nnprobe merge, "
-                         "then nnprobe compare).")
-
-
-def _with_baseline(result, baseline: Options):
-    """The result with its comparison against `baseline` (`--baseline`), whose gates join the result's."""
-    if baseline.baseline is None:
-        return result
-    from nnprobe.comparison import compare as run
-
-    source = baseline.baseline
-    if isinstance(source, (str, os.PathLike)):
-        from nnprobe.io import check_input
-
-        check_input(source, "Baseline result", "result")
-    shown = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the baseline"
-    comparison = run(source, result, names=(shown, "this run"), confidence=getattr(result, "confidence_level", 0.95),
-                     **baseline.gates())
-    return dataclasses.replace(result, comparison=comparison, gates=result.gates + comparison.gates)
-
-
-def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | ModelRuns | VariantTable":
-    """`evaluate` from parsed options (`options.verbs.build(options.verbs.EVAL, ...)`); several models give a
-    ModelRuns (api/many.py), several --data NAME=DIR a VariantTable (nnprobe.variants)."""
-    from nnprobe.evaluation import evaluate as run
-    from nnprobe.options.data import DataSets
-
-    from nnprobe.api.many import evaluate_many, model_specs
-
-    models = model_specs(o["model"])
-    if isinstance(o["data"].data, DataSets):
-        return _table(o, models, progress)
-    if len(models) > 1:
-        return evaluate_many(o, models, progress)
-    o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
-    _refuse_sliced_baseline(o)
-    s, parity = o["settings"], o["parity"]
-    classifier, images = _model_and_data(o["model"], o["data"], variant=s.variant or "auto")
-    reference = None
-    if parity.reference_model is not None:
-        classifier, reference = _with_reference(classifier, parity.reference_model, o["model"])
-    result = run(classifier, images, **eval_keywords(o, progress), reference=reference,
-                 save_predictions=o["per_sample"].save_predictions, shard=o["shard"].shard)
-    return _with_baseline(result, o["baseline"])
-
-
-def _table(o: Groups, models: list, progress: Progress | None) -> "VariantTable":
-    """Several --data NAME=DIR: one model, each data set under its variant, into one table."""
-    from nnprobe.variants.run import check_table, named_variant, table
-
-    if len(models) > 1:
-        raise UsageError("Several models and several --data NAME=DIR: give one of the two per run.")
-    o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
-    check_table(o)
-    classifier = load_classifier(o["model"].model, **o["model"].loader_keywords())
-    images = {name: named_variant(name, find_images(folder, classifier, **o["data"].finder_keywords(),
-                                                    variant=named_variant(name)))
-              for name, folder in o["data"].data.items}
-    return table(classifier, images, eval_keywords(o, progress))
-
-
-def _with_reference(classifier, reference: Any, model: Options):
-    """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
-    preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
-    flags it takes the reference's."""
-    from nnprobe.models.classifier import Classifier, rebuild
-
-    given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
-             if getattr(model, k) is not None}
-    ref = reference if isinstance(reference, Classifier) else load_classifier(reference, **given)
-    if classifier.info.source == "onnx" and not given:
-        pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
-        classifier = rebuild(classifier, preprocessing=pre)
-    return classifier, ref
 
 
 @_keywords

@@ -1,0 +1,121 @@
+"""eval from parsed options: one model on one data set (with --reference-model and --baseline), several models
+(api/many.py) or several --data NAME=DIR (a variants table), and the model-and-data step robust, corruptions and
+diagnose share. Split from the package's __init__, which keeps the public verbs and their keywords; the public
+functions are reached lazily as `api.load_classifier`/`api.find_images` (the package imports this module)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+from nnprobe.api.keywords import eval_keywords
+from nnprobe.errors import UsageError
+from nnprobe.options.base import Options
+
+if TYPE_CHECKING:
+    from nnprobe.api import Groups, Progress
+    from nnprobe.model_runs import ModelRuns
+    from nnprobe.results import EvalResult
+    from nnprobe.variants.table import VariantTable
+
+
+def model_and_data(model: Options, data: Options, variant: str | None = None, classifier: Any = None):
+    from nnprobe import api
+    from nnprobe.data.layouts import LabelledImages
+
+    if classifier is None:
+        classifier = api.load_classifier(model.model, **model.loader_keywords())
+    images = data.data
+    if hasattr(images, "folders"):  # options.data.DataSets
+        raise UsageError("Several --data NAME=DIR make eval's table; this command takes one data set.")
+    if isinstance(images, LabelledImages):
+        if variant not in (None, "auto"):
+            raise UsageError("variant goes with a data folder; LabelledImages carry their own (find_images(..., "
+                             "variant=...)).")
+        if any(getattr(data, k) is not None for k in ("labels_file", "devkit", "class_map")):
+            raise UsageError("labels_file, devkit and class_map go with a data folder, not with LabelledImages "
+                             "(call find_images with them).")
+        return classifier, images.limited(data.limit)
+    if images is not None and not isinstance(images, (str, os.PathLike)):
+        return classifier, images  # an iterable of (pixels, labels) batches (robust, corruptions)
+    return classifier, api.find_images(images, classifier, **data.finder_keywords(), variant=variant)
+
+
+def refuse_sliced_baseline(o: Groups) -> None:
+    if o["baseline"].baseline is not None and o["shard"].shard is not None:
+        raise UsageError("A --shard slice is not the whole data set: compare the merged result (nnprobe merge, "
+                         "then nnprobe compare).")
+
+
+def with_baseline(result, baseline: Options):
+    """The result with its comparison against `baseline` (`--baseline`), whose gates join the result's."""
+    if baseline.baseline is None:
+        return result
+    from nnprobe.comparison import compare as run
+
+    source = baseline.baseline
+    if isinstance(source, (str, os.PathLike)):
+        from nnprobe.io import check_input
+
+        check_input(source, "Baseline result", "result")
+    shown = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the baseline"
+    comparison = run(source, result, names=(shown, "this run"), confidence=getattr(result, "confidence_level", 0.95),
+                     **baseline.gates())
+    return dataclasses.replace(result, comparison=comparison, gates=result.gates + comparison.gates)
+
+
+def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | ModelRuns | VariantTable":
+    """`evaluate` from parsed options (`options.verbs.build(options.verbs.EVAL, ...)`); several models give a
+    ModelRuns (api/many.py), several --data NAME=DIR a VariantTable (nnprobe.variants)."""
+    from nnprobe.evaluation import evaluate as run
+    from nnprobe.options.data import DataSets
+
+    from nnprobe.api.many import evaluate_many, model_specs
+
+    models = model_specs(o["model"])
+    if isinstance(o["data"].data, DataSets):
+        return _table(o, models, progress)
+    if len(models) > 1:
+        return evaluate_many(o, models, progress)
+    o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
+    refuse_sliced_baseline(o)
+    s, parity = o["settings"], o["parity"]
+    classifier, images = model_and_data(o["model"], o["data"], variant=s.variant or "auto")
+    reference = None
+    if parity.reference_model is not None:
+        classifier, reference = _with_reference(classifier, parity.reference_model, o["model"])
+    result = run(classifier, images, **eval_keywords(o, progress), reference=reference,
+                 save_predictions=o["per_sample"].save_predictions, shard=o["shard"].shard)
+    return with_baseline(result, o["baseline"])
+
+
+def _table(o: Groups, models: list, progress: Progress | None) -> "VariantTable":
+    """Several --data NAME=DIR: one model, each data set under its variant, into one table."""
+    from nnprobe import api
+    from nnprobe.variants.run import check_table, named_variant, table
+
+    if len(models) > 1:
+        raise UsageError("Several models and several --data NAME=DIR: give one of the two per run.")
+    o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
+    check_table(o)
+    classifier = api.load_classifier(o["model"].model, **o["model"].loader_keywords())
+    images = {name: named_variant(name, api.find_images(folder, classifier, **o["data"].finder_keywords(),
+                                                        variant=named_variant(name)))
+              for name, folder in o["data"].data.items}
+    return table(classifier, images, eval_keywords(o, progress))
+
+
+def _with_reference(classifier, reference: Any, model: Options):
+    """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
+    preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
+    flags it takes the reference's."""
+    from nnprobe import api
+    from nnprobe.models.classifier import Classifier, rebuild
+
+    given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
+             if getattr(model, k) is not None}
+    ref = reference if isinstance(reference, Classifier) else api.load_classifier(reference, **given)
+    if classifier.info.source == "onnx" and not given:
+        pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
+        classifier = rebuild(classifier, preprocessing=pre)
+    return classifier, ref
