@@ -28,6 +28,7 @@ INPUT_CAPS: dict[str, int | None] = {
     "model": 64 * 2**30,  # checkpoints and archives (the largest public ImageNet models are a few GiB)
     "image": 1024 * MIB,
     "labels": 256 * MIB,  # label CSVs, class maps, ReaL labels, devkit ground truth
+    "model-list": MIB,  # eval --models FILE: one model spec per line
     "result": 256 * MIB,  # result JSON (compare, merge, --baseline)
     "per-sample": 4096 * MIB,  # --save-predictions files read back
     "log": None,  # each log reader has its own cap per format

@@ -21,7 +21,6 @@ from nnprobe.errors import UsageError
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 GLOB = set("*?[")
 MAX_SPECS = 1000  # a file of specs is a list a person wrote, not a data set
-MAX_SPEC_FILE = 1 << 20
 
 
 def hf_cache() -> Path:
@@ -79,9 +78,9 @@ def expand_wildcard(spec: str, cache: Path | None = None) -> list[str]:
 
 def read_spec_file(path: str | os.PathLike) -> list[str]:
     """One model spec per line of a text file; blank lines and `#` comments (whole-line or trailing) skipped."""
-    from nnprobe.io import read_input
+    from nnprobe.io import INPUT_CAPS, read_input
 
-    data = read_input(path, "Model list", MAX_SPEC_FILE)
+    data = read_input(path, "Model list", INPUT_CAPS["model-list"])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

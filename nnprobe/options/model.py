@@ -68,7 +68,7 @@ class EvalModelOptions(ModelOptions):
         maybe_name=True)
     models: str | None = option("--models", "A file of model specs, one per line (# starts a comment), evaluated "
                                 "after any --model, one row each.", parse=p.path, metavar="FILE",
-                                path=PathKind.INPUT, input_kind="labels", what="Model list")
+                                path=PathKind.INPUT, input_kind="model-list", what="Model list")
 
     def loader_keywords(self) -> dict:
         return {k: v for k, v in self.keywords().items() if k not in ("model", "models")}
