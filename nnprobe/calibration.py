@@ -182,10 +182,19 @@ def real_top1(real: Sequence[Sequence[int]], paths: Sequence[str], predicted: An
     leave the others out) and is right when its top-1 answer is in that list. Each image's row in `real` is
     found from its file name ILSVRC2012_val_NNNNNNNN, so folder layout and data order do not matter."""
     answers = _vector("predicted", predicted, np.int64)
-    if len(answers) != len(paths):
-        raise UsageError(f"paths and predicted differ in length ({len(paths)} and {len(answers)}).")
-    correct = counted = 0
-    for path, answer in zip(paths, answers.tolist()):
+    correct, _, counted = real_topk(real, paths, answers[:, None])
+    return correct, counted
+
+
+def real_topk(real: Sequence[Sequence[int]], paths: Sequence[str], top: Any) -> tuple[int, int, int]:
+    """ReaL top-1 and top-5 as (correct top-1, correct top-5, counted), from each image's top-k answers
+    (`top`, [N, k], best first): right at top-5 when any of its first five answers is in its ReaL list, as
+    timm's RealLabelsImagenet counts; images with an empty list are left out of both."""
+    answers = np.asarray(top, dtype=np.int64)
+    if answers.ndim != 2 or len(answers) != len(paths):
+        raise UsageError(f"paths and answers differ in length ({len(paths)} and {len(answers)}).")
+    correct1 = correct5 = counted = 0
+    for path, row in zip(paths, answers.tolist()):
         found = _VAL_INDEX.search(str(path).replace("\\", "/").rsplit("/", 1)[-1])
         number = int(found.group(1)) if found else 0
         if not found or not 1 <= number <= len(real):
@@ -194,8 +203,9 @@ def real_top1(real: Sequence[Sequence[int]], paths: Sequence[str], predicted: An
         labels = real[number - 1]
         if labels:
             counted += 1
-            correct += answer in labels
-    return correct, counted
+            correct1 += row[0] in labels
+            correct5 += any(answer in labels for answer in row[:5])
+    return correct1, correct5, counted
 
 
 def combined(parts: Sequence[tuple[Calibration, int]]) -> Calibration:

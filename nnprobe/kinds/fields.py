@@ -76,6 +76,7 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,
         "gates.threshold": GATE_NUMBERS, "gates.measured": GATE_NUMBERS,
         "rows.classes": "the protocol's words name the classes (the all-classes column is empty for 1000-way rows)",
+        "rows.real": "the protocol's words name the ReaL labels (the real row's top-1 and top-5 are ReaL's)",
     },
     "compare": {
         "same_data": "the notes say when the data differ", "paired": "the flips sections show it",

@@ -47,6 +47,18 @@ def check_table(o) -> None:
     if given:
         why = " (name each data set's variant: --data imagenet-a=DIR)" if "--variant" in given else ""
         raise UsageError(f"Several --data NAME=DIR make one table in one process: not with {', '.join(given)}{why}.")
+    check_real(o["settings"].real_labels, [name for name, _ in o["data"].data.items])
+
+
+def check_real(real_labels, names: list[str]) -> None:
+    """--real-labels scores the table's `real` row (val's images against the ReaL labels), and that row needs
+    it: either without the other is one sentence."""
+    if "real" in names and real_labels is None:
+        raise UsageError("The real=DIR row scores val's images against the ReaL labels: give --real-labels "
+                         "real.json.")
+    if real_labels is not None and "real" not in names:
+        raise UsageError("--real-labels scores the table's real row: add --data real=DIR (val's folder), or leave "
+                         "--real-labels out.")
 
 
 def named_variant(name: str, images=None):
@@ -68,24 +80,62 @@ def table(classifier, images: dict, keywords: dict) -> VariantTable:
     subsets = ClassSubsets([i.variant.protocol for n, i in images.items() if n != val and i.variant is not None
                             and i.variant.protocol.groups is not None])
     order = ([val] if val else []) + [n for n in images if n != val]
-    results = {n: evaluate(classifier, images[n], **keywords, observe=subsets if n == val else None) for n in order}
-    rows = tuple(_row(n, images[n].root, results[n], images[n].variant, val and results[val], subsets)
-                 for n in images)
-    gates = tuple(dataclasses.replace(g, message=f"{n}: {g.message}") for n in images for g in results[n].gates)
+    results = {n: evaluate(classifier, images[n], **_keywords(keywords, images[n]),
+                           observe=subsets if n == val else None) for n in order}
+    rows = tuple(_row(n, images[n], results[n], val and results[val], subsets) for n in images)
+    gates = tuple(dataclasses.replace(g, message=f"{n}: {g.message}") for n, row in zip(images, rows)
+                  for g in _gates(row, results[n], keywords))
     first = results[order[0]]
     notes = tuple(f"{n}: {note}" for n in images for note in results[n].data["notes"])
     return VariantTable(rows, first.model, first.run, first.confidence_level, gates, notes,
                         tuple(results[n] for n in images))
 
 
-def _row(name: str, folder: str, result, variant, val, subsets: ClassSubsets) -> VariantRow:
-    v = result.variant
+def _is_real(images) -> bool:
+    return images.variant is not None and images.variant.protocol.name == "real"
+
+
+def _keywords(keywords: dict, images) -> dict:
+    """evaluate's keywords for one row: the ReaL labels go to the real row only."""
+    return dict(keywords, real_labels=keywords.get("real_labels") if _is_real(images) else None)
+
+
+def _gates(row: VariantRow, result, keywords: dict) -> tuple:
+    """The row's gates: the real row's top-1 and top-5 gates judge its ReaL numbers (its headline)."""
+    if not row.real:
+        return result.gates
+    from nnprobe.results import accuracy_gate
+
+    measured = {"min-top1": row.top1, "min-top5": row.top5}
+    return tuple(accuracy_gate(g.name, keywords[g.name.replace("-", "_")], measured[g.name])
+                 if g.name in measured else g for g in result.gates)
+
+
+def _real_counts(images, result) -> tuple[int, int, int]:
+    """(ReaL top-1, ReaL top-5, images with a ReaL label) of the real row, by the one ReaL scorer."""
+    from nnprobe.calibration import real_labels, real_topk
+
+    samples = result.samples
+    paths = [images.samples[p][0] for p in samples.positions.tolist()]
+    return real_topk(real_labels(result.real.labels), paths, samples.top)
+
+
+def _row(name: str, images, result, val, subsets: ClassSubsets) -> VariantRow:
+    v, variant = result.variant, images.variant
     effective, note = _effective(result, variant and variant.protocol, val, subsets)
-    return VariantRow(name=name, path=folder, variant=v.title if v else "—", how=v.how if v else "",
-                      protocol=v.protocol if v else result.data["logits"], classes=v.classes if v else
-                      result.model.num_classes, correct_top1=result.correct_top1, correct_top5=result.correct_top5,
-                      total=result.total, correct_top1_all=v.correct_top1_all if v else result.correct_top1,
-                      skipped=len(result.skipped), effective=effective, note=note)
+    row = VariantRow(name=name, path=images.root, variant=v.title if v else "—", how=v.how if v else "",
+                     protocol=v.protocol if v else result.data["logits"], classes=v.classes if v else
+                     result.model.num_classes, correct_top1=result.correct_top1, correct_top5=result.correct_top5,
+                     total=result.total, correct_top1_all=v.correct_top1_all if v else result.correct_top1,
+                     skipped=len(result.skipped), effective=effective, note=note)
+    if not _is_real(images):
+        return row
+    top1, top5, counted = _real_counts(images, result)
+    dropped = result.total - counted
+    return dataclasses.replace(
+        row, correct_top1=top1, correct_top5=top5, total=counted, correct_top1_all=top1, real=True,
+        protocol=(f"ReaL labels of {result.real.labels} (Beyer et al. 2020): right when the answer is in the "
+                  f"image's ReaL list; {dropped} image(s) with an empty list left out"))
 
 
 def _effective(result, p: Protocol | None, val, subsets: ClassSubsets) -> tuple[Effective | None, str]:

@@ -39,6 +39,7 @@ class VariantRow(TopKRates):
     correct_top1_all: int  # under the argmax over all the model's classes
     skipped: int  # files not used (undecodable, not images)
     effective: Effective | None = None  # None: no published fit for this variant, or no val row
+    real: bool = False  # the `real` row: top-1/top-5 against the ReaL labels, total the images they label
     note: str = ""  # why there is no effective robustness
 
 
