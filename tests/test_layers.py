@@ -185,6 +185,29 @@ def test_graph_counts_package_reexports():
     assert "nnprobe.results" in real["nnprobe.attacks.results"]
 
 
+# Modules split along a seam, each importing only those after it (lazy imports included): `fool` checks
+# options and runs photos -> the --min-eps search -> one photo attacked and judged -> the files; eval's setup
+# checks -> the input conventions -> the label remaps -> the finding and its statistics; the API's verbs -> eval
+# from options -> several models -> the model and the images every verb starts from.
+SPLITS = {
+    "api": ["nnprobe.api", "nnprobe.api.evaluating", "nnprobe.api.many", "nnprobe.api.loading"],
+    "setup checks": ["nnprobe.setup_checks", "nnprobe.setup_checks.inputs", "nnprobe.setup_checks.labels",
+                     "nnprobe.setup_checks.verdicts"],
+    "fool": ["nnprobe.attacks.photo", "nnprobe.attacks.photo_search", "nnprobe.attacks.photo_attack",
+             "nnprobe.attacks.photo_files"],
+}
+
+
+@pytest.mark.parametrize("chain", sorted(SPLITS))
+def test_split_modules_import_one_way(chain):
+    edges, modules = lazy_graph(), SPLITS[chain]
+    assert set(modules) <= set(edges), "a module of the split is missing"
+    upward = [f"{low} imports {high}" for i, low in enumerate(modules) for high in modules[:i] if high in edges[low]]
+    assert upward == []
+    # each one is used by the one before it: the layout tells the truth, no module left aside
+    assert all(modules[i + 1] in set().union(*(edges[m] for m in modules[:i + 1])) for i in range(len(modules) - 1))
+
+
 def every_import(name: str, text: str) -> set[str]:
     """Every import of a module, at module level or inside a function (a lazy import), but not under
     `if TYPE_CHECKING:` (which never runs)."""
@@ -253,3 +276,28 @@ def test_options_are_torch_free_and_import_only_errors_schedulers_and_themselves
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def private_names_from_own_package(name: str, text: str) -> list[str]:
+    """`from <an enclosing package> import _name` in module `name` (lazy imports included; a private module and
+    a dunder such as __version__ are fine): the graphs above do not see it (a package's own __init__ is already
+    importing), and a private name is its module's own."""
+    found = []
+    pending: list[ast.AST] = [ast.parse(text)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.ImportFrom) and not _type_checking(node):
+            source = _absolute(node, name)
+            if name.startswith(source + "."):
+                found += [f"{name} imports {source}.{a.name}" for a in node.names if a.name.startswith("_")
+                          and not a.name.startswith("__") and f"{source}.{a.name}" not in MODULES]
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_module_takes_a_private_name_from_its_own_package():
+    assert [hit for name, path in MODULES.items()
+            for hit in private_names_from_own_package(name, path.read_text(encoding="utf-8"))] == []
+    planted = "def f():\n    from nnprobe.api import _model_and_data, load_classifier\n"
+    assert private_names_from_own_package("nnprobe.api.many", planted) == [
+        "nnprobe.api.many imports nnprobe.api._model_and_data"]

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from nnprobe.errors import UsageError
 from nnprobe.api.keywords import device as _device, eval_keywords, loader as _loader  # noqa: F401
 from nnprobe.api.evaluating import evaluate_with  # noqa: F401 (the CLI's eval callback calls it here)
-from nnprobe.api.evaluating import model_and_data as _model_and_data, with_baseline as _with_baseline
-from nnprobe.api.evaluating import refuse_sliced_baseline as _refuse_sliced_baseline
+from nnprobe.api.evaluating import refuse_sliced_baseline as _refuse_sliced_baseline, with_baseline as _with_baseline
+from nnprobe.api.loading import bundled_samples, find_images, load_classifier  # noqa: F401 (public)
+from nnprobe.api.loading import model_and_data as _model_and_data
 from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, local_workers, looks_like_log,  # noqa: F401
                                  part_names, process_setup, result_files, run_logs)
 from nnprobe.options import verbs
@@ -37,76 +38,11 @@ if TYPE_CHECKING:
     from nnprobe.comparison import Comparison
     from nnprobe.imagenet_c.results import CorruptionResult
     from nnprobe.diagnosis.follow import FollowResult
-    from nnprobe.data.layouts import LabelledImages
     from nnprobe.diagnosis.results import Diagnosis
     from nnprobe.model_runs import ModelCatalog, ModelRuns
-    from nnprobe.models.classifier import Classifier
     from nnprobe.results import EvalResult
 
 Progress = Callable[[int, int], None]
-_SOURCE_TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def bundled_samples() -> str:
-    """The sample photos of the source tree (`samples/imagenet`), the default data set."""
-    return os.path.join(_SOURCE_TREE, "samples", "imagenet")
-
-
-def load_classifier(model: Any = None, *, weights: str | None = None, arch: str | None = None,
-                    trust_pickle: bool = False, num_classes: int | None = None, resize: int | None = None,
-                    crop: int | None = None, interpolation: str | None = None,
-                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> "Classifier":
-    """A `Classifier` (normalisation inside, preprocessing and class names attached) from a spec string,
-    a `Classifier` (preprocessing options override its own), or a plain `nn.Module`."""
-    from torch import nn
-
-    from nnprobe.models import IMAGENET_PREPROCESSING
-    from nnprobe.models import load_classifier as load_spec
-    from nnprobe.models.classifier import Classifier, from_network, rebuild
-    from nnprobe.models.preprocessing import with_overrides
-
-    overrides = dict(resize=resize, crop=crop, interpolation=interpolation, mean=tuple(mean) if mean else None,
-                     std=tuple(std) if std else None)
-    if model is None or isinstance(model, (str, os.PathLike)):
-        return load_spec(os.fspath(model) if model is not None else None, weights=weights, arch=arch,
-                         trust_pickle=trust_pickle, num_classes=num_classes, **overrides)
-    if not isinstance(model, nn.Module):
-        raise UsageError(f"model must be a spec string, a Classifier or an nn.Module, not {type(model).__name__}.")
-    if weights or arch:
-        raise UsageError("weights and arch go with a model spec string; a loaded module carries its weights.")
-    if isinstance(model, Classifier):
-        pre = with_overrides(model.preprocessing, **overrides)
-        return (rebuild(model, preprocessing=pre) if pre is not model.preprocessing else model).eval()
-    name = type(model).__name__
-    pre = with_overrides(IMAGENET_PREPROCESSING, **overrides)
-    return from_network(model, spec=f"module:{name}", source="module", weights=None, architecture=name,
-                        preprocessing=pre, num_classes=num_classes).eval()
-
-
-def find_images(data: str | os.PathLike | None = None, model: Any = None, *, labels_file: str | None = None,
-                devkit: str | None = None, class_map: str | None = None,
-                limit: int | None = None, variant: str | None = None) -> "LabelledImages":
-    """The labelled images under `data` (None: the bundled samples), labels mapped to `model`'s classes
-    (a Classifier, or None for ImageNet's 1000): wnid folders keep their 1000-way index, and so on.
-    `variant`: an ImageNet variant's name (its protocol travels with the images), "auto" (detected from the
-    class folders), or None (none)."""
-    from nnprobe.models.classifier import Classifier, imagenet_or_numbered
-    from nnprobe.variants.labelling import variant_images
-
-    if data is None:
-        data = bundled_samples()
-        if not os.path.isdir(data):
-            raise UsageError("No data folder given and the bundled samples are not here (they ship in the "
-                             "source tree): pass a data folder.")
-    if isinstance(model, Classifier):
-        names, wnids, k = model.class_names, model.wnids, model.num_classes
-    elif model is None:
-        names, wnids = imagenet_or_numbered(1000)
-        k = 1000
-    else:
-        raise UsageError("find_images maps labels to a loaded Classifier's classes: pass load_classifier(...).")
-    return variant_images(os.fspath(data), variant, class_names=names, wnids=wnids, num_classes=k,
-                          labels_file=labels_file, devkit=devkit, class_map=class_map).limited(limit)
 
 
 Groups = dict[str, Options]

@@ -1,7 +1,6 @@
 """eval from parsed options: one model on one data set (with --reference-model and --baseline), several models
-(api/many.py) or several --data NAME=DIR (a variants table), and the model-and-data step robust, corruptions and
-diagnose share. Split from the package's __init__, which keeps the public verbs and their keywords; the public
-functions are reached lazily as `api.load_classifier`/`api.find_images` (the package imports this module)."""
+(api/many.py) or several --data NAME=DIR (a variants table). Split from the package's __init__, which keeps the
+public verbs and their keywords; the model and the images come from api/loading.py, as for every verb."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.api.keywords import eval_keywords
+from nnprobe.api.loading import find_images, load_classifier, model_and_data
 from nnprobe.errors import UsageError
 from nnprobe.options.base import Options
 
@@ -17,28 +17,6 @@ if TYPE_CHECKING:
     from nnprobe.model_runs import ModelRuns
     from nnprobe.results import EvalResult
     from nnprobe.variants.table import VariantTable
-
-
-def model_and_data(model: Options, data: Options, variant: str | None = None, classifier: Any = None):
-    from nnprobe import api
-    from nnprobe.data.layouts import LabelledImages
-
-    if classifier is None:
-        classifier = api.load_classifier(model.model, **model.loader_keywords())
-    images = data.data
-    if hasattr(images, "folders"):  # options.data.DataSets
-        raise UsageError("Several --data NAME=DIR make eval's table; this command takes one data set.")
-    if isinstance(images, LabelledImages):
-        if variant not in (None, "auto"):
-            raise UsageError("variant goes with a data folder; LabelledImages carry their own (find_images(..., "
-                             "variant=...)).")
-        if any(getattr(data, k) is not None for k in ("labels_file", "devkit", "class_map")):
-            raise UsageError("labels_file, devkit and class_map go with a data folder, not with LabelledImages "
-                             "(call find_images with them).")
-        return classifier, images.limited(data.limit)
-    if images is not None and not isinstance(images, (str, os.PathLike)):
-        return classifier, images  # an iterable of (pixels, labels) batches (robust, corruptions)
-    return classifier, api.find_images(images, classifier, **data.finder_keywords(), variant=variant)
 
 
 def refuse_sliced_baseline(o: Groups) -> None:
@@ -91,16 +69,15 @@ def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | 
 
 def _table(o: Groups, models: list, progress: Progress | None) -> "VariantTable":
     """Several --data NAME=DIR: one model, each data set under its variant, into one table."""
-    from nnprobe import api
     from nnprobe.variants.run import check_table, named_variant, table
 
     if len(models) > 1:
         raise UsageError("Several models and several --data NAME=DIR: give one of the two per run.")
     o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o
     check_table(o)
-    classifier = api.load_classifier(o["model"].model, **o["model"].loader_keywords())
-    images = {name: named_variant(name, api.find_images(folder, classifier, **o["data"].finder_keywords(),
-                                                        variant=named_variant(name)))
+    classifier = load_classifier(o["model"].model, **o["model"].loader_keywords())
+    images = {name: named_variant(name, find_images(folder, classifier, **o["data"].finder_keywords(),
+                                                    variant=named_variant(name)))
               for name, folder in o["data"].data.items}
     return table(classifier, images, eval_keywords(o, progress))
 
@@ -109,12 +86,11 @@ def _with_reference(classifier, reference: Any, model: Options):
     """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
     preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
     flags it takes the reference's."""
-    from nnprobe import api
     from nnprobe.models.classifier import Classifier, rebuild
 
     given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
              if getattr(model, k) is not None}
-    ref = reference if isinstance(reference, Classifier) else api.load_classifier(reference, **given)
+    ref = reference if isinstance(reference, Classifier) else load_classifier(reference, **given)
     if classifier.info.source == "onnx" and not given:
         pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
         classifier = rebuild(classifier, preprocessing=pre)

@@ -32,7 +32,8 @@ def refuse_single_only(o: dict, count: int) -> None:
 
 def evaluate_many(o: dict, models: list, progress=None) -> Any:
     """A ModelRuns: each model of `models` on the same images, in order."""
-    from nnprobe.api import _model_and_data, eval_keywords, load_classifier
+    from nnprobe.api.keywords import eval_keywords
+    from nnprobe.api.loading import load_classifier, model_and_data
     from nnprobe.evaluation import evaluate as run
     from nnprobe.model_runs import ModelRuns
 
@@ -45,7 +46,7 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
         classifier = load_classifier(one.model, **one.loader_keywords())
         key = (classifier.num_classes, tuple(classifier.class_names))
         if key not in shared:
-            _, shared[key] = _model_and_data(one, o["data"], variant=variant, classifier=classifier)
+            _, shared[key] = model_and_data(one, o["data"], variant=variant, classifier=classifier)
         results.append(run(classifier, shared[key], **keywords))
     return ModelRuns(tuple(results), tuple(_name(spec, r) for spec, r in zip(models, results)))
 

@@ -48,6 +48,6 @@ def guided(setup, photo, attack: str, first: int, last: int, fools, trial_of_poi
 
 
 def point_output(adv: torch.Tensor, logits: torch.Tensor, steps: int, success: bool) -> AttackOutput:
-    """FMN's image as the attack output `_written_item` writes and judges."""
+    """FMN's image as the attack output `photo_attack.written_item` writes and judges."""
     return AttackOutput(adversarial=adv, logits=logits, success=torch.tensor([success]),
                         steps=torch.tensor([steps]), gradient_passes=steps)

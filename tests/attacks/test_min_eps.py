@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 import tinymodels
-from nnprobe.attacks.photo import bracket, fool
+from nnprobe.attacks.photo import fool
+from nnprobe.attacks.photo_search import bracket
 
 TINY = f"{os.path.join(os.path.dirname(__file__), 'tinymodels.py')}:tiny_classifier"
 BIAS = torch.tensor([0.1, 0.0, -1.0, -1.0])  # class 0 on top of a grey photo, 0.1 ahead of class 1

@@ -12,7 +12,8 @@ from PIL import Image
 
 import tinymodels
 from nnprobe.api import fool  # the core names the panels, the report layer draws them
-from nnprobe.attacks.photo import output_names, resolve_target
+from nnprobe.attacks.photo import resolve_target
+from nnprobe.attacks.photo_files import output_names
 from nnprobe.errors import InputError, UsageError
 
 

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "data"))
 import tinymodels  # noqa: E402
 from image_makers import bomb_png, gray16_png  # noqa: E402
 
-from nnprobe.attacks.photo import _stems, fool, read_rgb  # noqa: E402
+from nnprobe.attacks.photo import fool  # noqa: E402
+from nnprobe.attacks.photo_files import _stems, read_rgb  # noqa: E402
 from nnprobe.data.decode import decode_rgb  # noqa: E402
 from nnprobe.errors import InputError, NnprobeError, UsageError  # noqa: E402
 

@@ -17,8 +17,10 @@ from torch import nn
 
 import tinymodels as tm
 from nnprobe import api
-from nnprobe.setup_checks import (INV_255, SetupFinding, explain_low_accuracy, max_weight_assignment,
-                                  mcnemar_greater, needs_explaining)
+from nnprobe.setup_checks import SetupFinding, explain_low_accuracy, needs_explaining
+from nnprobe.setup_checks.inputs import INV_255
+from nnprobe.setup_checks.labels import max_weight_assignment
+from nnprobe.setup_checks.verdicts import mcnemar_greater
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # four colours chosen so that normalising twice sends most of them to the wrong class
