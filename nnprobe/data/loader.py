@@ -19,17 +19,20 @@ from nnprobe.results import Preprocessing
 
 class ImageSamples(Dataset):
     """(path, label) pairs -> (uint8 CHW tensor or None, label, position, converted, skip reason,
-    encoded JPEG bytes or None).
+    encoded JPEG bytes or None[, box]).
 
-    With `encoded_jpeg=True` JPEG files are returned as their bytes, for decoding on the device."""
+    With `encoded_jpeg=True` JPEG files are returned as their bytes, for decoding on the device. With
+    `context=N` each image is the N x N canvas around the model's crop (`data/context.py`) and its box."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], preprocessing: Preprocessing,
-                 positions: Sequence[int] | None = None, encoded_jpeg: bool = False, border: int = 0) -> None:
+                 positions: Sequence[int] | None = None, encoded_jpeg: bool = False, border: int = 0,
+                 context: int = 0) -> None:
         self.samples = samples
+        self.context = context
         self.border = border
         self.preprocessing = preprocessing
         self.positions = list(positions) if positions is not None else list(range(len(samples)))
-        self.encoded_jpeg = encoded_jpeg
+        self.encoded_jpeg = encoded_jpeg and not context
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -46,6 +49,11 @@ class ImageSamples(Dataset):
             image, converted = decode_rgb(path)
         except UndecodableImage as exc:
             return None, label, position, False, str(exc), None
+        if self.context:
+            from nnprobe.data.context import context_canvas
+
+            canvas, box = context_canvas(crop_border(image, self.border), self.preprocessing, self.context)
+            return torch.from_numpy(canvas).permute(2, 0, 1), label, position, converted, None, None, box
         image = resize_crop(self.preprocessing)(crop_border(image, self.border))  # the one definition, PIL backend
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
         return pixels, label, position, converted, None, None
@@ -90,6 +98,7 @@ class Batch:
     encoded: list[torch.Tensor]  # JPEG bytes to decode on the device (--decode device)
     encoded_labels: torch.Tensor
     encoded_positions: list[int]
+    boxes: torch.Tensor | None = None  # int64 N x 4 with a context canvas: the resized image's (top, left, h, w)
 
 
 def collate(items) -> Batch:
@@ -104,9 +113,11 @@ def collate(items) -> Batch:
     else:
         pixels = torch.empty(0, 3, 0, 0, dtype=torch.uint8)
     labels = torch.tensor([item[1] for item in good], dtype=torch.int64)
+    boxes = (torch.tensor([item[6] for item in good], dtype=torch.int64).reshape(-1, 4)
+             if any(len(item) > 6 for item in items) else None)
     return Batch(pixels, labels, [item[2] for item in good], sum(item[3] for item in good + encoded), skipped,
                  [item[5] for item in encoded], torch.tensor([item[1] for item in encoded], dtype=torch.int64),
-                 [item[2] for item in encoded])
+                 [item[2] for item in encoded], boxes)
 
 
 def make_loader(dataset: ImageSamples, *, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:

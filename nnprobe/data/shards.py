@@ -44,6 +44,7 @@ class DeviceBatch:
     labels: torch.Tensor  # int64 N on the device
     positions: torch.Tensor  # int64 N on the CPU: each image's position in the data set
     converted: int  # images converted to RGB (greyscale, CMYK, palette...)
+    boxes: torch.Tensor | None = None  # with a context canvas (Shard(context=N)): each resized image's box
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,14 @@ class Shard:
 
     def __init__(self, images: LabelledImages, preprocessing: Preprocessing, *, device="auto",
                  batch_size: int = 64, workers: int | None = None, decode: str = "workers", strict: bool = False,
-                 part: Part | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+                 part: Part | None = None, progress: Callable[[int, int], None] | None = None,
+                 context: int = 0) -> None:
         if decode not in DECODERS:
             raise UsageError(f"--decode {decode!r} is not one of {', '.join(DECODERS)}.")
         self.images, self.preprocessing, self.device_spec = images, preprocessing, device
         self.batch_size, self.workers, self.decode = batch_size, workers, decode
         self.strict, self.progress, self.part = strict, progress, part
+        self.context = context  # N: each image as the N x N canvas around the crop (data/context.py)
         self.ctx = distributed.from_env()
         self._created = False
         self._skipped: list[tuple[int, str]] = []
@@ -82,7 +85,8 @@ class Shard:
 
             positions = shard_positions(len(self.images.samples), self.ctx.rank, self.ctx.world_size, self.part)
             self.dataset = ImageSamples(self.images.samples, self.preprocessing, positions,
-                                        encoded_jpeg=self.decode == "device", border=self.images.border)
+                                        encoded_jpeg=self.decode == "device", border=self.images.border,
+                                        context=self.context)
             workers = default_workers() if self.workers is None else self.workers
             self.loader = make_loader(self.dataset, batch_size=self.batch_size, workers=workers,
                                       pin_memory=self.device.type == "cuda")
@@ -104,7 +108,7 @@ class Shard:
             pixels, labels, positions, skips = _batch_on_device(batch, self.device, self.preprocessing,
                                                                 self.images.border)
             self._skip(batch.skipped + skips)
-            yield DeviceBatch(pixels, labels, positions, batch.converted)
+            yield DeviceBatch(pixels, labels, positions, batch.converted, batch.boxes)
             done += len(batch.positions) + len(batch.skipped) + len(batch.encoded)
             if self.progress is not None:
                 self.progress(done, len(self.dataset))

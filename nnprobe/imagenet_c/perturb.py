@@ -14,9 +14,10 @@ model's input crop, each frame truncated to 8 bits as the reference's `np.uint8`
     snow             frames 0..30: one snow layer per image, motion-blurred (radius 14, sigma 4) at 4 i - 150
                      degrees, added and added rotated by 180 degrees to the brightened image
 
-The geometric ones (translate, rotate, tilt, scale, shear) move pixels from outside the crop into it (the
-reference transforms the 256-pixel image, then crops), and spatter needs OpenCV's pipeline (Canny, distance
-transform, histogram equalisation); they are not generated here. Snow's motion blur is ImageMagick's, as
+The geometric ones (translate over 41 frames, rotate, tilt, scale, shear) move pixels from outside the crop
+into it (the reference transforms the whole resized image, then crops): they read the canvas around the crop
+that the data path hands them (`geometric.py`). Spatter needs OpenCV's pipeline (Canny, distance transform,
+histogram equalisation); it is not generated here. Snow's motion blur is ImageMagick's, as
 `imagecorruptions` re-implements it (ops.motion_blur_at). The published sequences were also x264-encoded videos: in memory
 the frames are not, as `--jpeg-roundtrip` is to ImageNet-C.
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
+from nnprobe.errors import UsageError
 from nnprobe.options.corruptions import PERTURBATIONS  # noqa: E402  (the names, torch-free)
 NOISES = ("gaussian_noise", "shot_noise", "speckle_noise")  # compared with frame 0 (test.py's noise_perturbation)
 FRAMES = 31
@@ -112,12 +114,19 @@ def snow_frames_from(x: torch.Tensor, draws: torch.Tensor):
         yield _byte(base + flakes + flakes.flip(-1, -2))
 
 
-def frames(x: torch.Tensor, name: str, gens: Sequence[torch.Generator]) -> Iterator[torch.Tensor]:
-    """The FRAMES frames of perturbation `name` of each image in `x` (float NCHW [0, 1] on the 8-bit grid),
-    one (B, C, H, W) frame at a time; the noises draw from the samples' generators."""
-    from nnprobe.imagenet_c import ops
+def frames(x: torch.Tensor, name: str, gens: Sequence[torch.Generator],
+           context: tuple[torch.Tensor, torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
+    """The frames of perturbation `name` of each image in `x` (float NCHW [0, 1] on the 8-bit grid), one
+    (B, C, H, W) frame at a time (FRAMES, 41 for translate); the noises draw from the samples' generators.
+    context: (uint8 canvas, boxes) around `x` (`data/context.py`), which the geometric ones read."""
+    from nnprobe.imagenet_c import geometric, ops
 
-    if name == "gaussian_noise":
+    if name in geometric.GEOMETRIC:
+        if context is None:
+            raise UsageError(f"ImageNet-P's {name} moves pixels from outside the crop into it: it needs the "
+                             f"images themselves (a data folder), not batches at the model's crop.")
+        yield from geometric.geometric_frames(*context, x.shape[-1], name)
+    elif name == "gaussian_noise":
         yield from _noise_frames(x, gens, lambda im, g: im + 0.03 * torch.randn(im.shape, generator=g,
                                                                               device=im.device, dtype=im.dtype))
     elif name == "shot_noise":
@@ -157,13 +166,14 @@ def top5_distance(earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
 
 
 def count_sequence(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, name: str,
-                   gens: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+                   gens: Sequence[torch.Generator], context: tuple[torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """int64 (flips, comparisons, top-5 distance summed) over the batch's sequences of `name`, on the device,
     and a per-sample flag of non-finite logits."""
     reference = None
     counts = torch.zeros(3, dtype=torch.int64, device=x.device)
     broken = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    for frame in frames(x, name, gens):
+    for frame in frames(x, name, gens, context):
         logits = classify(frame)
         broken |= ~torch.isfinite(logits).all(dim=1)
         if reference is not None:

@@ -30,12 +30,13 @@ def _count(logits: torch.Tensor, labels: torch.Tensor) -> list[int]:
 
 def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Sequence[int],
                 grid: Sequence[tuple[str, int]], seed: int, counts: torch.Tensor, nonfinite: torch.Tensor,
-                autocast=None, jpeg_quality: int | None = None, perturbations: Sequence[str] = ()) -> None:
+                autocast=None, jpeg_quality: int | None = None, perturbations: Sequence[str] = (),
+                context: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
     """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid) + len(perturbations), 3):
     row 0 clean, then one row per (corruption, severity) (top-1, top-5, total), then one per ImageNet-P
     perturbation (flips, comparisons, top-5 distance summed); `nonfinite` counts samples with NaN/Inf logits
     and samples seen. jpeg_quality: each corrupted batch saved and decoded as JPEG first, as the published
-    files were."""
+    files were. context: (uint8 canvas, boxes) around `x`, for the geometric perturbations."""
     autocast = autocast or contextlib.nullcontext()
     broken = torch.zeros(labels.numel(), dtype=torch.bool, device=x.device)
     rows = []
@@ -51,7 +52,8 @@ def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Se
     rows = [torch.tensor(rows, dtype=torch.int64, device=counts.device)]
     for name in perturbations:
         row, bad = perturb.count_sequence(lambda frame: _classify(classifier, frame, autocast), x, name,
-                                          _generators(x, [perturb.perturbation_seed(seed, p, name) for p in positions]))
+                                          _generators(x, [perturb.perturbation_seed(seed, p, name) for p in positions]),
+                                          context)
         rows.append(row.to(counts.device)[None])
         broken |= bad
     counts += torch.cat(rows)
@@ -71,8 +73,9 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
                   device="cpu", precision: str = "fp32", progress: Callable[[int, int], None] | None = None,
                   total: int | None = None, jpeg_quality: int | None = None,
                   perturbations: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions]); positions
-    default to the running count. Returns the int64 counts and non-finite tallies on `device`."""
+    """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions[, boxes]]);
+    positions default to the running count. With boxes the pixels are canvases around the model's crop
+    (`data/context.py`), cropped here. Returns the int64 counts and non-finite tallies on `device`."""
     from nnprobe.device import autocast as make_autocast
 
     dev = torch.device(device) if isinstance(device, str) else device
@@ -89,14 +92,25 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
                      else list(range(done, done + labels.numel())))
         if x.numel() == 0:
             continue
-        x = x.to(dev)
+        x, context = _crop_of(x.to(dev), item[3] if len(item) > 3 else None, classifier)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite, autocast,
-                    jpeg_quality, perturbations)
+                    jpeg_quality, perturbations, context)
         done += labels.numel()
         if progress is not None:
             progress(done, total if total is not None else done)
     return counts, nonfinite
+
+
+def _crop_of(pixels: torch.Tensor, boxes, classifier):
+    """The model's crop of a batch, and (canvas, boxes) when the batch is canvases around it."""
+    if boxes is None:
+        return pixels, None
+    from nnprobe.data.context import crop_offset
+
+    crop = classifier.preprocessing.crop_size
+    margin = crop_offset(pixels.shape[-1], crop)
+    return pixels[..., margin:margin + crop, margin:margin + crop], (pixels, boxes.to(pixels.device))
 
 
 def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "all",
@@ -180,10 +194,14 @@ def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, wo
 
     if classifier.preprocessing.crop_size is None:
         raise UsageError("Corruptions are applied at the model's input size: give the model a crop (--crop N).")
-    with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
-               part=part, progress=progress) as shard:
-        counts, nonfinite = sweep_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard), grid,
-                                          device=shard.device, **options)
+    from nnprobe.imagenet_c.geometric import canvas_size
+
+    pre = classifier.preprocessing
+    context = canvas_size(options["perturbations"], pre.crop_size, pre.resize_size)
+    with Shard(images, pre, device=device, batch_size=batch_size, workers=workers, part=part, progress=progress,
+               context=context) as shard:
+        counts, nonfinite = sweep_batches(classifier, ((b.pixels, b.labels, b.positions, b.boxes) for b in shard),
+                                          grid, device=shard.device, **options)
         gathered = shard.finish(counts, nonfinite)
     data = {"path": images.root, "layout": images.layout, "images_found": len(images.samples),
             "fingerprint": data_fingerprint(images.root, images.samples), "notes": list(images.notes),

@@ -37,7 +37,7 @@ def _mce_line(result) -> str:
 
 def _perturbation_table(result: CorruptionResult, console: Console) -> None:
     """ImageNet-P: flip probability and top-5 distance per perturbation sequence, and their means."""
-    table = Table(title="ImageNet-P sequences (31 frames each, generated on the device): flips along each",
+    table = Table(title="ImageNet-P sequences (31 frames, translate 41; made on the device): flips along each",
                   title_justify="left", show_edge=False)
     for name, right in (("perturbation", False), ("flip probability", True), ("flips / compared frames", True),
                         ("top-5 distance", True)):

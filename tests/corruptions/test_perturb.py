@@ -17,12 +17,20 @@ import tinymodels
 from corruption_reference import photos, reference
 from nnprobe.errors import UsageError
 from nnprobe.imagenet_c import perturb
+from nnprobe.imagenet_c.geometric import GEOMETRIC, frame_count
 from nnprobe.imagenet_c.perturb import FRAMES, NOISES, PERTURBATIONS
 from nnprobe.imagenet_c.sweep import corruption_sweep
 
 
 def gens(count: int, base: int = 0) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(base + k) for k in range(count)]
+
+
+def padded_context(x: torch.Tensor, margin: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """A canvas around float crops `x` with black beyond them, and boxes saying the image is the crop."""
+    b, _, h, w = x.shape
+    canvas = torch.nn.functional.pad(torch.round(x * 255).to(torch.uint8), (margin,) * 4)
+    return canvas, torch.tensor([[margin, margin, h, w]] * b)
 
 
 def ten_class_model() -> nn.Module:
@@ -55,14 +63,15 @@ def reference_metrics(videos: np.ndarray, noise: bool) -> tuple[float, float]:
 def test_flip_probability_and_top5_distance_equal_the_published_formulas(name):
     model = ten_class_model()
     x = torch.from_numpy(np.stack(photos(16)[:3])).permute(0, 3, 1, 2).float() / 255
+    context = padded_context(x) if name in GEOMETRIC else None
     with torch.no_grad():
-        videos = torch.stack([model(frame) for frame in perturb.frames(x, name, gens(3))], dim=1)
-    assert videos.shape == (3, FRAMES, 10)
+        videos = torch.stack([model(frame) for frame in perturb.frames(x, name, gens(3), context)], dim=1)
+    assert videos.shape == (3, frame_count(name), 10)
     fp, t5d = reference_metrics(videos.numpy().astype(np.float64), noise=name in NOISES)
     with torch.no_grad():
-        counts, broken = perturb.count_sequence(model, x, name, gens(3))
+        counts, broken = perturb.count_sequence(model, x, name, gens(3), context)
     flips, compared, distance = counts.tolist()
-    assert compared == 3 * (FRAMES - 1) and not broken.any()
+    assert compared == 3 * (frame_count(name) - 1) and not broken.any()
     assert flips / compared == pytest.approx(fp, abs=1e-12) and distance / compared == pytest.approx(t5d, abs=1e-12)
 
 
@@ -203,7 +212,8 @@ def test_the_sweep_counts_at_any_batch_size_merge_and_report(six_images):
 
 
 def test_perturbations_that_are_not_generated_are_refused_in_one_sentence(six_images):
-    for word, message in (("translate", "outside the crop"), ("rain", "is not all or one of")):
+    for word, message in (("spatter", "not generated here"), ("rain", "is not all or one of"),
+                          ("translate", "outside the crop")):  # batches at the crop have no pixels around it
         with pytest.raises(UsageError, match=message):
             corruption_sweep(tinymodels.tiny_classifier(), [six_images], device="cpu", perturbations=word)
 
@@ -213,5 +223,5 @@ def test_cli_perturbations_need_the_sweep_and_name_what_is_missing(tmp_path, inv
     spec = f"{tinymodels.__file__}:tiny_classifier"
     alone = invoke("robust", str(tmp_path / "data"), "--model", spec, "--perturbations", "brightness")
     assert alone.returncode == 2 and "give --corruptions too" in alone.stderr
-    shear = invoke("corruptions", str(tmp_path / "data"), "--model", spec, "--perturbations", "shear")
-    assert shear.returncode == 2 and "not generated here" in shear.stderr and "Traceback" not in shear.stderr
+    spatter = invoke("corruptions", str(tmp_path / "data"), "--model", spec, "--perturbations", "spatter")
+    assert spatter.returncode == 2 and "not generated here" in spatter.stderr and "Traceback" not in spatter.stderr
