@@ -183,15 +183,23 @@ def listing(url: str) -> tuple[str, list[str], bool]:
     return fs.unstrip_protocol(top), files, False
 
 
-def isdir(path: str) -> bool:
-    """os.path.isdir for a local path or a remote URL (False when it cannot be asked)."""
+def _is(path: str, what: str) -> bool:
+    """os.path.isdir/isfile (`what`) for a local path or a remote URL (False when it cannot be asked)."""
     if not is_remote(path):
-        return os.path.isdir(path)
+        return getattr(os.path, what)(path)
     try:
         fs, inner = filesystem(path)
-        return bool(fs.isdir(inner))
+        return bool(getattr(fs, what)(inner))
     except Exception:  # noqa: BLE001
         return False
+
+
+def isdir(path: str) -> bool:
+    return _is(path, "isdir")
+
+
+def isfile(path: str) -> bool:
+    return _is(path, "isfile")
 
 
 def files_below(folder: str) -> list[str]:

@@ -10,6 +10,8 @@ import os
 import socket
 import urllib.request
 
+import pytest
+
 S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
                 "FSSPEC_S3_ENDPOINT_URL")
 
@@ -45,3 +47,22 @@ def moto_s3(bucket: str = "bucket"):
         s3fs.S3FileSystem.clear_instance_cache()
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def upload(client, folder, prefix: str, bucket: str = "bucket") -> None:
+    """Every file below `folder` to `bucket` under `prefix`, at its path relative to `folder`."""
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            client.upload_file(path, bucket, f"{prefix}/{os.path.relpath(path, folder)}")
+
+
+@pytest.fixture
+def fresh_filesystems():
+    """s3fs caches filesystems (and their listings) per process: each test starts without them (import it
+    into a test module, with `pytestmark = pytest.mark.usefixtures("fresh_filesystems")`)."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield
+    s3fs.S3FileSystem.clear_instance_cache()

@@ -28,8 +28,8 @@ from nnprobe.api.evaluating import evaluate_with  # noqa: F401 (the CLI's eval c
 from nnprobe.api.evaluating import refuse_sliced_baseline as _refuse_sliced_baseline, with_baseline as _with_baseline
 from nnprobe.api.loading import bundled_samples, find_images, load_classifier  # noqa: F401 (public)
 from nnprobe.api.loading import model_and_data as _model_and_data
-from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, local_workers, looks_like_log,  # noqa: F401
-                                 part_names, process_setup, result_files, run_logs)
+from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, is_run, local_workers,  # noqa: F401
+                                 looks_like_log, part_names, process_setup, result_files, run_logs)
 from nnprobe.options import verbs
 from nnprobe.options.base import Options, nearest
 
@@ -328,7 +328,7 @@ def compare_with(o: Groups) -> "Comparison | Diagnosis":
     """`compare` from parsed options: two results, or two training runs (`diagnose CANDIDATE --baseline
     BASELINE`, the one code path: the Diagnosis of the candidate with its comparison attached)."""
     from nnprobe.comparison import compare as run
-    from nnprobe.comparison.loading import is_run
+    from nnprobe import remote
     from nnprobe.io import check_input
 
     baseline, candidate = o["inputs"].baseline, o["inputs"].candidate
@@ -345,6 +345,9 @@ def compare_with(o: Groups) -> "Comparison | Diagnosis":
                          "with --format json.")
     for source in (baseline, candidate):
         if isinstance(source, (str, os.PathLike)):
+            if remote.is_remote(os.fspath(source)):
+                raise UsageError(f"{os.fspath(source)} is a file in a remote store that no log reader takes for a "
+                                 "training log, and compare reads result JSONs from local files: copy it first.")
             check_input(source, "Result", "result")
     return run(baseline, candidate, **o["gates"].keywords(), confidence=o["intervals"].confidence)
 

@@ -51,6 +51,13 @@ def looks_like_log(name: str) -> bool:
     return could_be_log(name)
 
 
+def is_run(path: str | os.PathLike) -> bool:
+    """Whether a compare side (or diagnose --baseline) is a training run rather than a result JSON."""
+    from nnprobe.comparison.loading import is_run as run
+
+    return run(path)
+
+
 def result_files(path: str | os.PathLike) -> list[str]:
     """Every file a comparison reads for one side: a result JSON and the per-sample file it records (found
     as compare finds it), or a run folder's logs."""

@@ -68,6 +68,21 @@ def _result_files(path: str) -> list[str]:
     return result_files(path)
 
 
+def _is_run(path: str) -> bool:
+    from nnprobe.api import is_run  # torch-free
+
+    return is_run(path)
+
+
+def guard_run(value: str, what: str) -> None:
+    """The one guard of a training run, wherever one is given (diagnose's PATH and --baseline, compare's two
+    sides): a bucket URL or a folder passes here (the readers open each log through the remote layer or the
+    input guard, each with its format's cap); one log file goes through the input guard as a log (its cap is
+    its reader's); one not there yet is the reader's to report (diagnose) or to wait for (follow --wait)."""
+    if "://" not in value and not os.path.isdir(value) and os.path.lexists(value):
+        check_input(value, what, "log")
+
+
 def checked_inputs(verb: str, options: Mapping[str, Options]) -> tuple[list[str], list[tuple[str, str]]]:
     """Every input path of the verb through the one input guard (exit 2 before any work for a FIFO, a
     device, a folder, a symlink loop, a file over its kind's cap): the files read and the folders read."""
@@ -80,10 +95,8 @@ def checked_inputs(verb: str, options: Mapping[str, Options]) -> tuple[list[str]
             value = os.fspath(value)
             what = spec.what or spec.flag
             if spec.path == PathKind.INPUT_FOLDER:
-                if spec.input_kind == "log":  # a run folder or one log file (or a bucket URL), nothing else;
-                    # one not there yet is the reader's to report (diagnose) or wait for (follow --wait)
-                    if "://" not in value and not os.path.isdir(value) and os.path.lexists(value):
-                        check_input(value, what if what != spec.flag else "Run", "log")
+                if spec.input_kind == "log":
+                    guard_run(value, what if what != spec.flag else "Run")
                 else:
                     check_input_folder(value, what)
                     folders.append((what, value))
@@ -94,8 +107,9 @@ def checked_inputs(verb: str, options: Mapping[str, Options]) -> tuple[list[str]
             elif spec.path == PathKind.INPUT:
                 if spec.remote_ok and "://" in value:
                     continue  # a bucket object: fetched through diagnose's remote layer, with its caps
-                if spec.folder_ok and os.path.isdir(value):
-                    files += _result_files(value)
+                if spec.run_ok and ("://" in value or _is_run(value)):  # a run, guarded as diagnose's are
+                    guard_run(value, what)
+                    files += [] if "://" in value else _result_files(value) if os.path.isdir(value) else [value]
                     continue
                 check_input(value, what, spec.input_kind or "labels")
                 files += _result_files(value) if spec.input_kind == "result" else [value]

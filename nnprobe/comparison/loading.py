@@ -55,16 +55,21 @@ def load_side(source: Any, role: str) -> Side:
 
 
 def is_run(source: Any) -> bool:
-    """Whether a comparison side is a training run (a folder, or a file diagnose's readers take for a log)
-    rather than a result: `compare RUN_A RUN_B` is `diagnose RUN_B --baseline RUN_A`. A `.json` only JSON
+    """Whether a comparison side is a training run (a folder, or a file diagnose's readers take for a log; in a
+    bucket too, s3://...) rather than a result: `compare RUN_A RUN_B` is `diagnose RUN_B --baseline RUN_A`. A `.json` only JSON
     lines' catch-all would read is a log when its first line is a record naming no result kind (a result is
     written indented, or names its kind and schema_version)."""
     if not isinstance(source, (str, os.PathLike)):
         return False
+    from nnprobe import remote
+
     path = os.fspath(source)
-    if os.path.isdir(path):
+    if remote.is_remote(path):
+        if not remote.isfile(path):  # a folder, or not there: diagnose's remote layer lists it or says why not
+            return True
+    elif os.path.isdir(path):
         return True
-    if not os.path.isfile(path):  # missing, a FIFO or a device: the result reader's guard says which
+    elif not os.path.isfile(path):  # missing, a FIFO or a device: the result reader's guard says which
         return False
     from nnprobe.diagnosis.readers.registry import format_of, sniff
 
@@ -79,13 +84,13 @@ def _first_record(path: str) -> dict[str, Any] | None:
     """The first line of a file as a JSON lines record (an object naming no result kind), else None."""
     import json
 
+    from nnprobe.diagnosis.readers.base import head_of
+
+    head = head_of(path, 1 << 20) or b""  # through the readers' guard, local or remote
+    line = next((line for line in head.split(b"\n") if line.strip()), b"")  # over 1 MiB: cut short, no record
     try:
-        with open(path, "rb") as handle:  # a line over 1 MiB is cut short, so no record: a result
-            line = handle.readline(1 << 20)
-            while line and not line.strip():
-                line = handle.readline(1 << 20)
         record = json.loads(line)
-    except (OSError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) and not {"kind", "schema_version"} & set(record) else None
 

@@ -82,8 +82,10 @@ def _diagnose(path, num_classes, metric_overrides, fail_on, verify_crc, extra_fi
     for name in overrides.values():
         if not any(name in run.series for run in loaded):
             raise UsageError(f"--metric names {name!r}, which no run under {top} logged.")
-    for run in loaded:
-        display = os.path.relpath(run.path, top) if os.path.isdir(top) else run.path
+    from nnprobe.remote import is_remote
+
+    for run in loaded:  # a folder's runs (a bucket's too) by their path below it, as given
+        display = os.path.relpath(run.path, top) if is_remote(top) or os.path.isdir(top) else run.path
         reports.append(judge_run(run, top if display == "." else display, num_classes, overrides))
     return Diagnosis(path=top, runs=tuple(reports), fail_on=fail_on, extra_findings=tuple(extra_findings),
                      seconds=round(time.perf_counter() - started, 3))

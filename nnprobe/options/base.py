@@ -44,7 +44,7 @@ class Spec:
     path: str | None = None  # a PathKind
     input_kind: str | None = None  # for PathKind.INPUT: the size cap's kind in io.INPUT_CAPS
     remote_ok: bool = False  # a bucket URL (s3://...) or a quoted glob is fine too (merge's parts)
-    folder_ok: bool = False  # an input file, or a run folder (compare, diagnose --baseline)
+    run_ok: bool = False  # an input file, or a training run guarded as diagnose's (compare, diagnose --baseline)
     what: str | None = None  # how the guards name it in a sentence ("data set", "Baseline result"); else the flag
     also_argument: bool = False  # the CLI also takes it as an optional positional argument (DATA)
     maybe_name: bool = False  # an input path only when such a file exists (--model resnet50 names no file)

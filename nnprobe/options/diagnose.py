@@ -60,7 +60,7 @@ class DiagnoseOptions(LogOptions):
     baseline: str | None = option("--baseline", "Compare with this run folder (or diagnose JSON): findings new or "
                                   "gone, metric deltas, where the validation loss rises above the baseline's. A "
                                   "new error finding fails (exit 1).", parse=p.path, metavar="RUN|JSON",
-                                  path=PathKind.INPUT, input_kind="result", folder_ok=True)
+                                  path=PathKind.INPUT, input_kind="result", run_ok=True)
     timeout: float = option("--timeout", "Connect and read timeout of each request to a remote store (s3:// ...); a "
                             "refused or silent endpoint is not retried.", default=20.0, parse=p.number(0.1, 3600),
                             metavar="SECONDS", show_default=True)

@@ -44,6 +44,6 @@ class MergeGates(EvalGates):
 @dataclass(frozen=True)
 class CompareInputs(Options):
     baseline: object = argument("BASELINE", "", parse=result_or_object, required=True, path=PathKind.INPUT,
-                                input_kind="result", folder_ok=True)
+                                input_kind="result", run_ok=True)
     candidate: object = argument("CANDIDATE", "", parse=result_or_object, required=True, path=PathKind.INPUT,
-                                 input_kind="result", folder_ok=True)
+                                 input_kind="result", run_ok=True)

@@ -94,10 +94,10 @@ def _with(base: list[str], spec, value: str) -> list[str]:
     return args + extra
 
 
-# A folder is what a folder parameter names, and a run folder is a valid input where `folder_ok` (compare two
+# A folder is what a folder parameter names, and a run folder is a valid input where `run_ok` (compare two
 # runs, diagnose --baseline RUN): those get the FIFO, the device and the loop only.
 CASES = [(*item, hostile) for item in INPUTS for hostile in HOSTILE
-         if not (hostile == "folder" and (item[3].path == PathKind.INPUT_FOLDER or item[3].folder_ok))]
+         if not (hostile == "folder" and (item[3].path == PathKind.INPUT_FOLDER or item[3].run_ok))]
 
 
 @pytest.mark.parametrize("verb, key, name, spec, hostile", CASES,

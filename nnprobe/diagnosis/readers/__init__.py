@@ -119,7 +119,7 @@ def _grouped(url: str, top: str, files: list[str], single: bool) -> list[RunFile
     for full in files:
         directory, name = full.rsplit("/", 1)
         fmt = format_of(name) or sniff(full, name, in_folder=not single)
-        root, prefix = (directory, "") if single else _run_root(directory, top)
+        root, prefix = (full, "") if single else _run_root(directory, top)  # one log file: the run, as locally
         if fmt is None:
             if name in ("hparams.yaml", "config.json") and directory == root or \
                     name == "config.json" and _CHECKPOINT_DIR.match(directory.rsplit("/", 1)[-1]):
@@ -129,6 +129,13 @@ def _grouped(url: str, top: str, files: list[str], single: bool) -> list[RunFile
         runs.setdefault(root, RunFiles(root)).logs.append(LogRef(full, fmt, prefix))
     _fold_logger_subruns(runs)  # one run per logger, as for a local folder
     found = [run for _, run in sorted(runs.items()) if run.logs]
+    if single and found:  # the class hints beside one log file, as _add_class_hints finds them locally
+        from nnprobe.remote import isfile
+
+        directory = files[0].rsplit("/", 1)[0]
+        for name, hints in (("hparams.yaml", found[0].hparams), ("config.json", found[0].hf_configs)):
+            if isfile(f"{directory}/{name}"):
+                hints.append(f"{directory}/{name}")
     if not found:
         what = "is not a training log nnprobe reads" if single else "holds no training logs"
         raise InputError(f"{url} {what} (looked for {looked_for()}).")
