@@ -13,11 +13,13 @@ model's input crop, each frame truncated to 8 bits as the reference's `np.uint8`
     motion_blur      frames 0..30: motion blur radius 10, sigma 3, angle 4 (i - 30) degrees
     snow             frames 0..30: one snow layer per image, motion-blurred (radius 14, sigma 4) at 4 i - 150
                      degrees, added and added rotated by 180 degrees to the brightened image
+    spatter          frames 0..30: a liquid layer per image running down the frame, OpenCV's pipeline in torch
+                     (spatter.py)
 
 The geometric ones (translate over 41 frames, rotate, tilt, scale, shear) move pixels from outside the crop
 into it (the reference transforms the whole resized image, then crops): they read the canvas around the crop
-that the data path hands them (`geometric.py`). Spatter needs OpenCV's pipeline (Canny, distance transform,
-histogram equalisation); it is not generated here. Snow's motion blur is ImageMagick's, as
+that the data path hands them (`geometric.py`). Spatter runs OpenCV's pipeline (Canny, distance transform,
+histogram equalisation) as torch operations (`spatter.py`). Snow's motion blur is ImageMagick's, as
 `imagecorruptions` re-implements it (ops.motion_blur_at). The published sequences were also x264-encoded videos: in memory
 the frames are not, as `--jpeg-roundtrip` is to ImageNet-C.
 
@@ -146,6 +148,10 @@ def frames(x: torch.Tensor, name: str, gens: Sequence[torch.Generator],
         yield from _zoom_frames(x)
     elif name == "snow":
         yield from _snow_frames(x, gens)
+    elif name == "spatter":
+        from nnprobe.imagenet_c.spatter import spatter_frames
+
+        yield from spatter_frames(x, gens)
     elif name == "motion_blur":
         for i in range(FRAMES):  # ImageMagick's output is rounded to 8 bits
             yield torch.round(ops.motion_blur_at(x, 10, 3, [(i - 30) * 4.0] * x.shape[0]).clamp(0, 1) * 255) / 255
