@@ -1,4 +1,5 @@
-"""Regenerate the sample runs written by real frameworks (issue 12, "Real-world fidelity"): run by hand, not in CI.
+"""Regenerate the sample runs written by real frameworks (issue 12, "Real-world fidelity"). Run by hand;
+tests/diagnose/test_sample_generators.py reruns it (tbx, keras, hf) and names each field that differs.
 
   keras-<case>/     Keras 3 (torch backend) model.fit with CSVLogger (training.csv)
   keras-tb-<case>/  Keras 3 (tensorflow backend) model.fit with TensorBoard(update_freq=8): train/, validation/
@@ -15,7 +16,8 @@ frozen accuracy, may be reported too); `must_not` ids must not appear at any sev
 deleted, host names and dates renamed; only logs and the config files diagnose reads are kept.
 
 Made with (exact versions also in each EXPECTED.json "versions"): torch 2.14.1 (not installed by this script),
-keras 3.15.1, tensorboardX 2.6.5, transformers 5.24.0 + accelerate 1.15.0 (--no-deps) + psutil; for keras-tb:
+keras 3.15.1, tensorboardX 2.6.5, transformers 5.25.0 + accelerate 1.16.0 + psutil (pinned in the test extra,
+since the same seeds train differently under other transformers/accelerate releases); for keras-tb:
 tensorflow-cpu 2.21.0 + keras 3.15.1 in a separate venv (--system-site-packages). Importing torch and tensorflow
 in one process segfaults here, so keras-tb runs in its own process with numpy data and no torch.
 Run: python samples/make_framework_runs.py [OUT_DIR [tbx keras hf]]      (torch backend, no tensorflow)
@@ -28,6 +30,7 @@ import json
 import os
 import shutil
 import sys
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 if "keras-tb" not in sys.argv[2:]:  # torch and tensorflow in one process crash (segfault) here
@@ -174,6 +177,12 @@ def make_tbx(root: str) -> None:
     data = make_runs.make_data(1, k=K)
 
     def log(out, steps, epochs, scalars=False):
+        with mock.patch("time.time", lambda: 1700000000.0):  # each writer's first event (file_version) is stamped
+            write(out, steps, epochs, scalars)                # with time.time(): fixed, like the points' walls
+        for path in glob.glob(os.path.join(out, "**", "events.out.tfevents.*"), recursive=True):
+            os.replace(path, os.path.join(os.path.dirname(path), "events.out.tfevents.1700000000.sample"))
+
+    def write(out, steps, epochs, scalars):
         writer = SummaryWriter(out)
         for s in steps:
             writer.add_scalar("train/loss", s["loss"], s["step"], walltime=s["wall"])
@@ -185,8 +194,6 @@ def make_tbx(root: str) -> None:
                 for tag in ("train_acc", "val_loss", "val_acc"):
                     writer.add_scalar(tag.replace("_", "/"), e[tag], e["step"], walltime=e["wall"])
         writer.close()
-        for path in glob.glob(os.path.join(out, "**", "events.out.tfevents.*"), recursive=True):
-            os.replace(path, os.path.join(os.path.dirname(path), "events.out.tfevents.1700000000.sample"))
 
     steps, epochs = make_runs.train(make_runs.mlp(20, K, seed=1), data, epochs=15, lr=0.005, seed=1)
     log(os.path.join(root, "tbx-healthy"), steps, epochs)

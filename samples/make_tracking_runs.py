@@ -11,19 +11,28 @@ What each run contains (INJECTED.json beside it, for the db one entry per run na
 
 Metrics logged: `loss`, `grad_norm`, `lr` every 5 steps; `train_loss`, `train_acc`, `val_loss`, `val_acc` at
 each epoch's last step; params/config `num_classes` = 10 and `optimizer`. MLflow timestamps are fixed
-(make_runs.T0 + 0.25 s a step); W&B stamps its own wall clock and run folder date, which this script
-renames to a fixed one, and wandb's debug logs, tmp/ and requirements.txt are dropped.
+(make_runs.T0 + 0.25 s a step); MLflow's ids (uuid4 draws) and creation clocks are seeded and fixed while it
+logs, and meta.yaml's artifact paths name /samples/runs/..., not this machine's folder, so the MLflow files
+come out byte for byte on every rerun. W&B runs without its git, code, machine and system-monitor
+records (the repository's commit, this machine's paths and load); it still stamps its own wall clock (in
+wandb-core, which cannot be patched) and host into the .wandb log and its run folder's date, which this
+script renames to a fixed one; wandb's debug logs, tmp/ and requirements.txt are dropped. tests/diagnose/test_sample_generators.py
+reruns this script and names each field that differs.
 
 Needs torch, mlflow-skinny (+ sqlalchemy, alembic for the SQLite store) and wandb; runs offline.
 Run: python samples/make_tracking_runs.py [OUT_DIR]
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+import random
 import shutil
 import sys
+import uuid
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_runs  # noqa: E402  (the same trainings as the other samples)
@@ -66,7 +75,47 @@ def injected(name: str, logger: str, steps, epochs) -> dict:
     return record
 
 
+@contextlib.contextmanager
+def fixed_ids_and_clock(seed: int):
+    """MLflow draws experiment and run ids from uuid.uuid4() (random.randint for an id's leading zeros) and
+    stamps creation and update times with time.time(): seeded and fixed to make_runs.T0 while it logs."""
+    rng = random.Random(seed)
+    with mock.patch("uuid.uuid4", lambda: uuid.UUID(int=rng.getrandbits(128), version=4)), \
+            mock.patch("random.randint", rng.randint), mock.patch("time.time", lambda: make_runs.T0):
+        yield
+
+
+def scrub_meta(root: str) -> None:
+    """meta.yaml files name the store's absolute folder: /samples/runs/<folder> instead of this machine's."""
+    out = os.path.dirname(root)
+    for meta in glob.glob(os.path.join(root, "**", "meta.yaml"), recursive=True):
+        with open(meta) as handle:
+            text = handle.read()
+        with open(meta, "w") as handle:
+            handle.write(text.replace("file://" + os.path.abspath(out), "file:///samples/runs/" + os.path.basename(out)))
+
+
+def scrub_db(db: str) -> None:
+    """The SQLite store's default artifact root is ./mlruns in the working folder: /samples/runs/mlflow-db/mlruns
+    instead, whatever folder the script ran from."""
+    import sqlite3
+
+    here = os.path.abspath("mlruns")
+    connection = sqlite3.connect(db)
+    with connection:
+        connection.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+                           (here, "/samples/runs/mlflow-db/mlruns"))
+        connection.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)",
+                           (here, "/samples/runs/mlflow-db/mlruns"))
+    connection.close()
+
+
 def log_mlflow(uri: str, name: str, steps, epochs) -> str:
+    with fixed_ids_and_clock(RUNS.index(name) + (100 if uri.startswith("sqlite") else 0)):
+        return _log_mlflow(uri, name, steps, epochs)
+
+
+def _log_mlflow(uri: str, name: str, steps, epochs) -> str:
     import mlflow
     from mlflow.entities import Metric
 
@@ -91,7 +140,9 @@ def log_wandb(out: str, name: str, steps, epochs) -> None:
     os.makedirs(out, exist_ok=True)
     run_id = name.replace("-", "") + "01"
     run = wandb.init(project="nnprobe-samples", name=name, id=run_id, dir=out, mode="offline",
-                     config={"num_classes": K, "optimizer": "sgd"}, settings=wandb.Settings(silent=True))
+                     config={"num_classes": K, "optimizer": "sgd"},
+                     settings=wandb.Settings(silent=True, disable_git=True, disable_code=True, x_disable_meta=True,
+                                             x_disable_stats=True, x_disable_machine_info=True))
     for step, _, values in points(steps, epochs):
         run.log(values, step=step)
     run.finish()
@@ -119,6 +170,7 @@ def main(root: str) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3 refuses the file store unless asked
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # its thread draws uuid4s (and calls home) while runs log
     runs = trainings()
     db_folder = os.path.join(root, "mlflow-db")
     for folder in [db_folder] + [os.path.join(root, f"{tool}-{name}") for tool in ("mlflow", "wandb") for name in RUNS]:
@@ -130,6 +182,7 @@ def main(root: str) -> None:
         folder = os.path.join(root, f"mlflow-{name}")
         os.makedirs(folder)
         log_mlflow("file:" + os.path.join(os.path.abspath(folder), "mlruns"), name, steps, epochs)
+        scrub_meta(os.path.join(folder, "mlruns"))
         write_json(os.path.join(folder, "INJECTED.json"), injected(name, "mlflow-file-store", steps, epochs))
         run_id = log_mlflow("sqlite:///" + os.path.join(os.path.abspath(db_folder), "mlflow.db"), name, steps, epochs)
         db_record[name] = {**injected(name, "mlflow-sqlite", steps, epochs), "run_id": run_id}
@@ -137,6 +190,7 @@ def main(root: str) -> None:
         log_wandb(folder, name, steps, epochs)
         write_json(os.path.join(folder, "INJECTED.json"), injected(name, "wandb-offline", steps, epochs))
     write_json(os.path.join(db_folder, "INJECTED.json"), db_record)
+    scrub_db(os.path.join(db_folder, "mlflow.db"))
     for leftover in glob.glob(os.path.join(db_folder, "mlruns")) + glob.glob(os.path.join(db_folder, "mlartifacts")):
         shutil.rmtree(leftover)
 
