@@ -136,11 +136,12 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                               "--perturbations runs in the corruption sweep" if c.perturbations else
                               "--min-corruption-top1 gates a corruption sweep") + ": give --corruptions too.")
         if a.attack is not None or a.eps is not None or o["gates"].min_robust_top1 or a.adaptive or \
-                a.autoattack_version is not None or a.min_norm is not None or \
+                a.autoattack_version is not None or a.min_norm is not None or a.binarization_test or \
                 a.surrogate is not None or o["per_sample"].save_predictions is not None or \
                 o["baseline"].baseline is not None:
             raise UsageError("--corruptions runs the corruption sweep, not an attack: drop --attack, --eps, "
-                             "--min-robust-top1, --min-norm, --save-predictions and --baseline, or run them separately.")
+                             "--min-robust-top1, --min-norm, --binarization-test, --save-predictions and --baseline, or run "
+                             "them separately.")
         return corruptions_with(dict(o, seed=a), progress)
     _refuse_sliced_baseline(o)
     classifier, images = _model_and_data(o["model"], o["data"])
@@ -150,7 +151,7 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                  random_start=a.random_start, seed=a.seed, early_stop=a.early_stop, **_loader(o), **_device(o),
                  min_robust_top1=o["gates"].min_robust_top1 or {}, save_predictions=o["per_sample"].save_predictions,
                  shard=o["shard"].shard, progress=progress, adaptive=a.adaptive, surrogate=surrogate,
-                 min_norm=a.min_norm, min_norm_steps=a.min_norm_steps)
+                 min_norm=a.min_norm, min_norm_steps=a.min_norm_steps, binarization_test=a.binarization_test)
     result = dataclasses.replace(result, confidence_level=o["intervals"].confidence)
     return _with_baseline(result, o["baseline"])
 
@@ -166,7 +167,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            step_size: str | float | None = None, random_start: bool | None = None, seed: int | str = 0,
            early_stop: bool = True, autoattack_version: str | None = None, adaptive: bool = False,
            surrogate: Any = None, min_norm: str | None = None, min_norm_steps: int | str | None = None,
-           min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
+           binarization_test: bool = False, min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
            confidence: float | str = 0.95, corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
            min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
@@ -182,7 +183,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
     a number or a list), steps, step_size, random_start, seed, early_stop; min_robust_top1 ({eps: fraction}
     or "2/255=0.30" items); `confidence` the level of each robust top-1 interval (exact Clopper-Pearson); adaptive runs the sanity checks' follow-up attacks (Square, EoT, and a transfer
     attack from `surrogate`, a spec or Classifier); min_norm ("fmn-linf", "fmn-l2", "fmn-l1", "fmn-l0") with
-    min_norm_steps adds every sample's smallest fooling distance (`result.min_norm`); save_predictions, shard, and baseline with the drop gates
+    min_norm_steps adds every sample's smallest fooling distance (`result.min_norm`); binarization_test runs
+    Zimmermann et al.'s binarization test on the sanity checks' samples; save_predictions, shard, and baseline with the drop gates
     as `evaluate`. With
     `corruptions` (and `severity`, `min_corruption_top1`): the ImageNet-C sweep instead, as `corruptions`."""
     return robust_with(verbs.build(verbs.ROBUST, _given(locals())), progress)

@@ -196,7 +196,7 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
                    early_stop: bool = True, precision: str = "fp32", device: str = "auto",
                    progress: Callable[[int, int], None] | None = None,
                    total: int | None = None, adaptive: Adaptive | None = None,
-                   min_norm: MinNormAttack | None = None) -> tuple[list, Tally]:
+                   min_norm: MinNormAttack | None = None, binarization_test: bool = False) -> tuple[list, Tally]:
     """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels) or
     (pixels, labels, ids) where ids are the samples' positions in the data set (default: the running
     count, i.e. the position in the order given)."""
@@ -210,7 +210,7 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
     autocast = make_autocast(dev, precision)
     classifier = classifier.to(dev).eval()
     tally = Tally.zeros(len(attacks), dev)
-    tally.probe = Probe(attacks, dev, seed)
+    tally.probe = Probe(attacks, dev, seed, binarization_test)
     tally.adaptive = adaptive
     tally.min_norm = min_norm
     tally.follow_ups = torch.zeros(len(attacks), 4, dtype=torch.int64, device=dev)
@@ -335,12 +335,14 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
            precision: str = "fp32", device: str = "auto", min_robust_top1: Mapping[float, float] | None = None,
            save_predictions: str | None = None, shard=None,
            progress: Callable[[int, int], None] | None = None, adaptive: bool | Adaptive = False,
-           surrogate=None, min_norm: str | None = None, min_norm_steps: int | None = None) -> RobustResult:
+           surrogate=None, min_norm: str | None = None, min_norm_steps: int | None = None,
+           binarization_test: bool = False) -> RobustResult:
     """Robust accuracy of `classifier` on `data` per budget.
 
     adaptive: True (or an `Adaptive` with its settings) runs the follow-up attacks of `adaptive.py` on each
     budget's survivors (Square, APGD with EoT on log-probabilities, and a transfer attack from `surrogate`
-    when given); robust accuracy is then the worst case over all of them.
+    when given); robust accuracy is then the worst case over all of them. binarization_test: the sanity
+    probe also runs Zimmermann et al.'s binarization test on its samples (`binarization.py`).
 
     data: a `nnprobe.data.layouts.LabelledImages` (any layout `nnprobe eval` reads; decoded and
     resized/cropped by the model's preprocessing, sharded over torchrun ranks with exact counts), or an
@@ -365,7 +367,8 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     adaptive = adaptive or None
     minimum = _min_norm_attack(min_norm, min_norm_steps, shard)
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
-                   seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive, min_norm=minimum)
+                   seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive, min_norm=minimum,
+                   binarization_test=binarization_test)
     part = parse_part(shard)
     if part is not None and (min_robust_top1 or not isinstance(data, LabelledImages)):
         raise UsageError("--shard slices a labelled data set, and gates judge the whole of it: give "

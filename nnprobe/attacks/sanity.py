@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from nnprobe.attacks.base import SampleRandom, frozen, objective_gradient
-from nnprobe.attacks import indicators, masking
+from nnprobe.attacks import binarization, indicators, masking
 from nnprobe.attacks.results import RobustFinding
 from nnprobe.results import format_eps
 
@@ -35,7 +35,7 @@ NOISE_SEED_OFFSET = 104_729  # the noise draws must not repeat the attack's rand
 
 # model-level counts
 _MODEL = ("grad_checked", "grad_zero", "grad_nonfinite", "prob_checked", "prob_rows", "random_checked",
-          "random_rows", "non_monotone", *masking.COUNTS, *indicators.COUNTS)
+          "random_rows", "non_monotone", *masking.COUNTS, *indicators.COUNTS, *binarization.COUNTS)
 # per-budget counts: noise tried on / fooled only by noise / fooled only by square / fooled by component k
 _COMPONENTS = 6  # AutoAttack plus runs six
 _BUDGET = ("noise_tried", "noise_only", "square_only", *(f"by_{k}" for k in range(_COMPONENTS)))
@@ -79,9 +79,10 @@ class Probe:
     """What the sanity checks saw during one robust pass; `attack_batch` calls `clean` once per batch and
     `attacked` once per budget."""
 
-    def __init__(self, attacks, device, seed: int | None) -> None:
+    def __init__(self, attacks, device, seed: int | None, binarization_test: bool = False) -> None:
         self.attacks = list(attacks)
         self.seed = seed
+        self.binarization_test = binarization_test  # opt-in (`binarization.py`): ~70 passes per sample
         self.model = torch.zeros(len(_MODEL), dtype=torch.int64, device=device)
         self.budget = torch.zeros(len(self.attacks), len(_BUDGET), dtype=torch.int64, device=device)
         self.examples: dict[str, list[int]] = {}
@@ -171,6 +172,11 @@ class Probe:
             self.model[_col(_MODEL, name)] += int(flags[name].sum())
         self._example("silent-success", ids[flags["silent_success"].cpu()])
         self._example("incomplete-optimisation", ids[flags["incomplete"].cpu()])
+        if self.binarization_test:
+            flags = binarization.check(largest, classifier, xs, ids, self.seed, autocast)
+            for name in binarization.COUNTS:
+                self.model[_col(_MODEL, name)] += int(flags[name].sum())
+            self._example("binarization-test-fails", ids[flags["binarization_failed"].cpu()])
 
     def attacked(self, row: int, attack, classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor,
                  clean_right: torch.Tensor, right1: torch.Tensor, out, autocast) -> None:
@@ -329,6 +335,7 @@ def findings(points, probe: Probe | None) -> tuple[RobustFinding, ...]:
     budget = probe.budget.cpu().tolist()
     return tuple(_gradient_finding(m, probe) + _probability_finding(m) + _random_finding(m, probe)
                  + masking.findings(m, probe.examples) + indicators.findings(m, probe.examples)
+                 + binarization.findings(m, probe.examples, probe.attacks)
                  + _monotone_finding(points, m)
                  + _noise_findings(points, probe, budget) + _square_findings(points, probe, budget)
                  + masking.precision_findings(points))

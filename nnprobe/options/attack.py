@@ -101,6 +101,11 @@ class RobustAttackOptions(AttackOptions):
         "accuracy they imply at every eps.", parse=p.choice(*MIN_NORM), choices=MIN_NORM)
     min_norm_steps: int | None = option("--min-norm-steps", "Iterations of --min-norm (default 100).",
                                         parse=p.integer(1, 100_000), metavar="INTEGER")
+    binarization_test: bool = option(
+        "--binarization-test", "Also run the binarization test (Zimmermann et al. 2022) on the sanity checks' 16 "
+        "samples: the model's last linear layer replaced by a readout with a known adversarial inside the largest "
+        "budget, which the attack must find (about 70 passes per sample, more where the attack fails).",
+        default=False, parse=p.flag, is_flag=True, secondary="--no-binarization-test", show_default=True)
 
     def attack_id(self) -> str:
         """The registered attack: --attack (default pgd), and for autoattack[-l2] the --autoattack-version."""

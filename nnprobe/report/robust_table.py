@@ -80,6 +80,9 @@ def render(result: RobustResult, console: Console) -> None:
         render_section(result.comparison, console)
     print_gates(result.gates, console)
     print_findings(getattr(result, "findings", ()), console)
+    line = binarization_summary((getattr(result, "sanity", None) or {}).get("model", {}))
+    if line is not None:
+        console.print(escape(line))
 
 
 def print_min_norm(result, console: Console) -> None:
@@ -113,3 +116,15 @@ def print_findings(findings, console: Console) -> None:
     for f in findings:
         evidence = ", ".join(f"{k}={v}" for k, v in f.evidence.items())
         console.print(escape(f"  [{f.severity}] {f.id}: {f.message}\n    evidence: {evidence}\n    hint: {f.hint}"))
+
+
+def binarization_summary(m: dict) -> str | None:
+    """`--binarization-test` (`nnprobe.attacks.binarization`): one line for a run that asked for it (None
+    otherwise) from the sanity counts: what it tested and what it cost."""
+    if not m.get("binarization_asked"):
+        return None
+    asked, checked, failed = m["binarization_asked"], m["binarization_checked"], m["binarization_failed"]
+    return (f"binarization test (Zimmermann et al. 2022): the attack found the planted adversarial for "
+            f"{checked - failed} of {checked} samples ({asked - checked} of the {asked} asked could not be set up; "
+            f"one of 8 random points on the ball's surface already was for {m.get('binarization_random', 0)}); "
+            f"cost {m['binarization_cost']} passes")

@@ -209,7 +209,10 @@ def test_helpers_against_plain_definitions():
     l2 = sign_noise(L2, x, 0.5, SampleRandom(0, 4, ids, "cpu"))
     assert torch.allclose(l2.flatten(1).norm(dim=1), torch.full((4,), 0.5))
     probe = Probe([], "cpu", 0)
-    assert [t.shape for t in probe.tensors()] == [torch.Size([17]), torch.Size([0, 9])]
+    from nnprobe.attacks import binarization, indicators, masking
+
+    model_counts = 8 + len(masking.COUNTS) + len(indicators.COUNTS) + len(binarization.COUNTS)  # sanity.py: 8 own
+    assert [t.shape for t in probe.tensors()] == [torch.Size([model_counts]), torch.Size([0, 9])]
 
 
 def test_square_beating_the_white_box_attacks_fires_and_not_on_a_healthy_model(data, monkeypatch):

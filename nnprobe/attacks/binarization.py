@@ -1,0 +1,251 @@
+"""The binarization test of Zimmermann, Brendel, Tramèr & Carlini 2022 ("Increasing Confidence in
+Adversarial Robustness Evaluations", NeurIPS 2022; the reference is `active_tests/
+decision_boundary_binarization.py` of google-research/active-adversarial-tests), on the probe's samples.
+
+Per sample x, the model's last linear layer is replaced by a binary readout that must be attackable:
+
+- training points in pixel space: x itself and `INNER` points drawn uniformly from the ball of radius
+  `ETA`·eps around it (label 0, "inner"), and one point on the ball's surface (label 1, "boundary"): a
+  random corner of the L∞ ball (the reference's `--sample-from-corners`), a random direction at distance
+  eps for L2; each clipped to the pixel cube, so it stays inside the ball;
+- their features are the inputs of the model's last `nn.Linear` (the one whose output is the logits);
+  a logistic regression on them (no penalty, as the reference's sklearn fit; here L-BFGS in float64 on
+  standardised features) must separate the boundary point from every inner point, and the readout's
+  logits are scaled to a range of 1 (the reference's `rescale_logits="fixed"`);
+- the model with that readout in place of its last layer (every layer before it and every operation
+  after it kept: a defense around the model stays) must answer 0 at x and 1 at the boundary point,
+  judged by fresh forwards in pixel space. Then an adversarial example of the binary problem provably
+  exists inside the ball (the boundary point), and the user's own attack, at its largest budget, is run
+  on the binary model with label 0.
+
+An attack that does not find one (re-judged here: a point within the budget and the pixel cube that
+the binary model answers 1) fails the test for that sample: its gradients, or the model's, do not lead
+to an adversarial that is known to exist. A sample whose readout cannot be set up (not separable, or
+the fresh forwards disagree with the fit: a randomised model) is counted apart, never as passed.
+
+The readout outputs as many columns as the model has classes, so every attack (DLR's third logit,
+APGD-T's targets) runs unchanged: column 0 is -z, column 1 is z (z the readout's score), the others
+-|z|-1, never the largest; cross-entropy with label 0 still rises with z alone.
+
+As the reference's "random ASR", `RANDOM` random points on the ball's surface are tried on the binary model
+too: samples where one is already adversarial are counted (`random_point_adversarial` in the evidence); an
+attack that fails where random points succeed is the strongest sign of a broken gradient.
+
+Cost per checked sample (`cost.Meter`, pass equivalents): `INNER + 1` forwards for the features, two to
+verify the readout, `RANDOM` for the random points, the attack's own passes on one sample, and one forward
+to re-judge its answer: 75 plus the attack's on a sample it fools at once, plus one forward per run to find
+the layer. Deviations from the reference: 63 inner points instead of 999-9999 (cost), L-BFGS in torch
+instead of sklearn, and no rejection resampling for detectors.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from nnprobe.attacks.base import SampleRandom, frozen
+from nnprobe.attacks.cost import Meter
+from nnprobe.attacks.masking import _warning
+from nnprobe.results import format_eps
+
+# samples the test was asked for, those whose readout was set up and verified, those the attack failed on, those
+# where one of RANDOM random points on the ball's surface is already adversarial (the reference's "random ASR":
+# how hard the binary problem is without an attack), and the test's cost in pass equivalents (summed over ranks and merge parts like every probe count)
+COUNTS = ("binarization_asked", "binarization_checked", "binarization_failed", "binarization_random",
+          "binarization_cost")
+INNER = 63  # random inner points per sample (plus the clean image): the reference uses 999 or 9999
+ETA = 0.95  # inner points lie within ETA·eps (the reference's relative_inner_boundary_gap of 0.05)
+READOUT_STEPS = 200  # L-BFGS iterations of the logistic regression
+SEED_OFFSET = 15_485_863  # the training points' draws differ from the attack's and the other checks'
+CHUNK = 64  # images per forward when extracting features
+RANDOM = 8  # random surface points per sample (corners for L∞) tried on the binary model, as a baseline
+
+
+def readout_layer(classifier: nn.Module, x: torch.Tensor, autocast) -> nn.Linear | None:
+    """The last `nn.Linear` the forward runs whose output has the logits' shape, and whose input is a
+    feature vector per sample; None when the model has none (a convolutional head, no linear layer)."""
+    seen: list[tuple[nn.Linear, tuple, tuple]] = []
+    hooks = [m.register_forward_hook(lambda m, a, o: seen.append((m, tuple(a[0].shape), tuple(o.shape))))
+             for m in classifier.modules() if isinstance(m, nn.Linear)]
+    try:
+        with torch.no_grad(), autocast:
+            logits = classifier(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    for module, shape_in, shape_out in reversed(seen):
+        if shape_out == tuple(logits.shape) and len(shape_in) == 2:
+            return module
+    return None
+
+
+def features(classifier: nn.Module, layer: nn.Linear, x: torch.Tensor, autocast) -> torch.Tensor:
+    """The inputs of `layer` for the images x (float, detached), `CHUNK` images per forward."""
+    parts: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda m, a, o: parts.append(a[0].detach().float()))
+    try:
+        with torch.no_grad(), autocast:
+            for i in range(0, x.shape[0], CHUNK):
+                classifier(x[i:i + CHUNK])
+    finally:
+        hook.remove()
+    return torch.cat(parts)
+
+
+def training_points(x: torch.Tensor, ball, eps: float, random: SampleRandom) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one image x (C, H, W): the inner points (x first, then `INNER` uniform within ETA·eps) and the
+    boundary point (a random L∞ corner, or a random L2 direction at distance eps), in [0, 1]."""
+    shape = (INNER + 1, *x.shape)
+    if ball.id == "linf":
+        inner = (2 * random.uniform(shape, x.dtype) - 1) * (ETA * eps)
+    else:
+        direction = random.normal(shape, x.dtype)
+        radius = random.uniform((shape[0],), x.dtype) ** (1 / x.numel()) * (ETA * eps)
+        inner = direction * (radius / ball.distance(direction).clamp_min(1e-12)).view(-1, 1, 1, 1)
+    inner[0] = 0
+    return (x + inner).clamp(0, 1), surface_points(x, ball, eps, random, 1)
+
+
+def surface_points(x: torch.Tensor, ball, eps: float, random: SampleRandom, k: int) -> torch.Tensor:
+    """k random points at distance eps from x (L∞: random corners; L2: random directions), in [0, 1]."""
+    if ball.id == "linf":
+        delta = torch.where(random.uniform((k, *x.shape), x.dtype) < 0.5, eps, -eps).to(x.dtype)
+    else:
+        direction = random.normal((k, *x.shape), x.dtype)
+        delta = direction * (eps / ball.distance(direction).clamp_min(1e-12)).view(-1, 1, 1, 1)
+    return (x + delta).clamp(0, 1)
+
+
+def fit_readout(inner: torch.Tensor, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Logistic regression (no penalty) of boundary (1) vs inner (0) features: (w, b) with z = f·w + b,
+    scaled so the training scores span a range of 1 (the reference's fixed rescaling); None when the fit
+    does not separate every training point."""
+    f = torch.cat([inner, boundary]).double()
+    labels = torch.cat([torch.zeros(len(inner)), torch.ones(len(boundary))]).double().to(f.device)
+    mean, std = f.mean(0), f.std(0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    g = (f - mean) / std
+    w = torch.zeros(f.shape[1], dtype=f.dtype, device=f.device, requires_grad=True)
+    b = torch.zeros((), dtype=f.dtype, device=f.device, requires_grad=True)
+    optimiser = torch.optim.LBFGS([w, b], max_iter=READOUT_STEPS, tolerance_grad=1e-12, tolerance_change=1e-14,
+                                  line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(g @ w + b, labels)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    w, b = (w / std).detach(), (b - (mean / std) @ w).detach()
+    z = f @ w + b
+    if not ((z[:len(inner)] < 0).all() and (z[len(inner):] > 0).all()):
+        return None
+    scale = 2 * z.abs().max()  # logits (-z, z): their range over the training points becomes 1
+    return (w / scale).float(), (b / scale).float()
+
+
+def binary_logits(z: torch.Tensor, classes: int) -> torch.Tensor:
+    """Per row: (-z, z, then -|z|-1 for every other class): class 1 where z > 0, class 0 elsewhere."""
+    rest = (-z.abs() - 1)[:, None].expand(-1, max(classes - 2, 0))
+    return torch.cat([-z[:, None], z[:, None], rest], dim=1)[:, :max(classes, 2)]
+
+
+@contextlib.contextmanager
+def binarized(layer: nn.Linear, w: torch.Tensor, b: torch.Tensor, classes: int):
+    """For the duration, `layer` returns the binary readout of its input in place of its output."""
+    def replace(module, args, out):
+        return binary_logits(args[0].float() @ w + b, classes).to(out.dtype)
+
+    hook = layer.register_forward_hook(replace)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+def _answers(classifier, x: torch.Tensor, autocast) -> torch.Tensor:
+    with torch.no_grad(), autocast:
+        return classifier(x).float().argmax(dim=1)
+
+
+def check(attack, classifier, xs: torch.Tensor, ids: torch.Tensor, seed: int | None, autocast) -> dict:
+    """The test on every sample of xs with `attack` (its budget and norm): per-sample flags (bool tensors:
+    asked, checked, failed, random) and its cost in pass equivalents (`binarization_cost`: an int64 tensor holding
+    the whole cost on its first element, so that summing it like the flags gives the total)."""
+    n = xs.shape[0]
+    flags = {name: torch.zeros(n, dtype=torch.bool, device=xs.device) for name in COUNTS[:-1]}
+    cost = torch.zeros(n, dtype=torch.int64, device=xs.device)
+    flags["binarization_asked"][:] = True
+    if attack.eps <= 0 or attack.ball.id not in ("linf", "l2") or n == 0:
+        return {**flags, "binarization_cost": cost}
+    meter = Meter()
+    with frozen(classifier), meter.counting(classifier):
+        layer = readout_layer(classifier, xs, autocast)
+        for i in range(n if layer is not None else 0):
+            random = SampleRandom(None if seed is None else (seed + SEED_OFFSET) % 2**31, 1, ids[i:i + 1], "cpu")
+            verdict, by_chance = _sample(attack, classifier, layer, xs[i], ids[i:i + 1], random, autocast)
+            flags["binarization_checked"][i] = verdict != "unset"
+            flags["binarization_failed"][i] = verdict == "failed"
+            flags["binarization_random"][i] = by_chance
+    cost[0] = meter.cost
+    return {**flags, "binarization_cost": cost}
+
+
+def _sample(attack, classifier, layer, x, sample_id, random, autocast) -> tuple[str, bool]:
+    """One sample: 'unset' (no verified readout), 'passed' (the attack found an adversarial of the binary
+    problem within its budget, re-judged here) or 'failed'; and whether a random surface point already was."""
+    eps, ball = attack.eps, attack.ball
+    inner, boundary = training_points(x.cpu(), ball, eps, random)
+    inner, boundary = inner.to(x.device), boundary.to(x.device)
+    f = features(classifier, layer, torch.cat([inner, boundary]), autocast)
+    fit = fit_readout(f[:-1], f[-1:])
+    if fit is None:
+        return "unset", False
+    w, b = fit
+    with binarized(layer, w, b, layer.out_features):
+        if _answers(classifier, torch.stack([x, boundary[0]]), autocast).tolist() != [0, 1]:
+            return "unset", False
+        by_chance = bool((_answers(classifier, surface_points(x.cpu(), ball, eps, random, RANDOM).to(x.device),
+                                   autocast) == 1).any())
+        goal = torch.zeros(1, dtype=torch.long, device=x.device)
+        adv = attack._run(classifier, x[None], goal, False, True, True, autocast, None, sample_id).adversarial
+        inside = bool(ball.distance(adv - x[None]) <= eps * (1 + 1e-5) + 1e-7) and 0 <= adv.min() and adv.max() <= 1
+        found = inside and _answers(classifier, adv, autocast).item() == 1
+    return ("passed" if found else "failed"), by_chance
+
+
+def findings(m: dict, examples: dict, attacks) -> list:
+    """The test's findings from the summed counts `m` (keys: COUNTS) of a run with `attacks` (the test ran
+    the one of the largest budget): the attack failed on some sample, or the test was asked for and no
+    sample's readout could be set up (so nothing was tested)."""
+    if not m.get("binarization_asked") or not attacks:
+        return []
+    attack = max(attacks, key=lambda a: a.eps)
+    asked, checked, failed = m["binarization_asked"], m["binarization_checked"], m["binarization_failed"]
+    evidence = dict(eps=attack.eps, asked=asked, checked=checked, failed=failed,
+                    random_point_adversarial=m["binarization_random"], cost=m["binarization_cost"])
+    if failed:
+        return [_warning(
+            "binarization-test-fails",
+            f"In the binarization test (Zimmermann et al. 2022) {attack.id} at eps {format_eps(attack.eps)} missed "
+            f"the adversarial example known to exist for {failed} of {checked} samples: with the model's last "
+            "linear layer replaced by a readout that answers 'adversarial' at a point inside the budget's ball, "
+            "the attack did not reach any such point. Its robust accuracy on this model is not trustworthy.",
+            "The attack cannot follow this model's gradients to adversarials that exist (masked, noisy or "
+            "wrong-signed gradients, a saturated loss) or is too weak: rerun with --adaptive (Square, EoT, BPDA) "
+            "or --attack autoattack, whose black-box Square does not use the gradient, and read the other "
+            "findings for where the gradient breaks.",
+            "square", **evidence, sample_ids=examples.get("binarization-test-fails", []))]
+    if asked and not checked:
+        return [_warning(
+            "binarization-test-not-set-up",
+            f"The binarization test was asked for but none of the {asked} samples could be tested: the model has "
+            "no final nn.Linear whose input is a feature vector, no linear readout separated the boundary point "
+            "from the inner points, or the model answered the training points differently when run again (a "
+            "randomised forward).",
+            "The test needs a deterministic model ending in a linear layer; the other findings still apply.",
+            "done", **evidence)]
+    return []
