@@ -86,6 +86,24 @@ def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool
     return count
 
 
+def slice_row(kind: str, name: str, body: dict) -> dict[str, Any]:
+    """What one slice counted, kept in the merged result's data.slices so its report can show the slices side
+    by side with the whole: its index, the part it was read from, its images and top-1/top-5 counts (robust:
+    per eps; corruption: clean, and summed over every corruption and severity), its seconds."""
+    row = {"index": body["data"]["shard"]["index"], "count": body["data"]["shard"]["count"], "part": name,
+           "seconds": body["run"]["seconds"], "world_size": body["run"]["world_size"]}
+    if kind == "eval":
+        return dict(row, images=body["total"], correct_top1=body["correct_top1"], correct_top5=body["correct_top5"])
+    if kind == "robust":
+        points = body["points"]
+        return dict(row, images=points[0]["total"], clean_correct=points[0]["clean_correct"],
+                    correct_top1=[p["correct_top1"] for p in points], correct_top5=[p["correct_top5"] for p in points])
+    points = body["points"]
+    return dict(row, images=body["clean"]["total"], correct_top1=body["clean"]["correct_top1"],
+                correct_top5=body["clean"]["correct_top5"], corrupted_correct_top1=sum(p["correct_top1"] for p in points),
+                corrupted_total=sum(p["total"] for p in points))
+
+
 def _merged_data(parts: Sequence[dict]) -> dict[str, Any]:
     data = {k: v for k, v in parts[0]["data"].items() if k != "shard"}
     data["merged_from"] = len(parts)
@@ -195,9 +213,11 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
     if not named:
         raise UsageError("Give the --shard results to merge (part*.json).")
     check_slices(named, allow_version_mismatch)
-    bodies = [b for _, b in sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])]
+    named = sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])
+    bodies = [b for _, b in named]
     kind = bodies[0]["kind"]
     merged = kinds.named(kind).piece("merge")(bodies)
+    merged["data"]["slices"] = [slice_row(kind, name, body) for name, body in named]
     if not _total(kind, merged):
         raise DataError(f"None of the {len(bodies)} slices evaluated an image: nothing to report.")
     if kind == "corruption":

@@ -116,7 +116,7 @@ MERGE: dict[str, dict[str, str]] = {
         "correct_top1": _SUMMED, "correct_top5": _SUMMED, "total": _SUMMED, "converted": _SUMMED,
         "mean_loss": "re-weighted by the slices' image counts", "skipped": "the union of the slices' skips",
         "per_class": "summed class by class", "predictions": "re-derived from the summed per-class predictions",
-        "model": _SAME, "data": _SAME + ", less the slice", "run": _RUN,
+        "model": _SAME, "data": _SAME + ", less the slice; data.slices: each slice's own counts", "run": _RUN,
         "images_per_second": "images over the slowest slice's seconds", "gates": _GATES, "per_sample": _ROWS,
         "calibration": "combined from the slices' bins", "confused_pairs": _ROWS, "real": _SUMMED,
         "variant": "its counts (all-classes top-1, total, excluded) summed; the protocol the same in every slice",
@@ -129,7 +129,8 @@ MERGE: dict[str, dict[str, str]] = {
     },
     "robust": {
         "points": "per eps, counts summed and mean norms re-weighted", "settings": _SAME, "model": _SAME,
-        "data": _SAME + ", skips united", "run": _RUN, "plot": _SAME, "gates": _GATES, "per_sample": _ROWS,
+        "data": _SAME + ", skips united; data.slices: each slice's own counts", "run": _RUN, "plot": _SAME,
+        "gates": _GATES, "per_sample": _ROWS,
         "samples": "in memory only", "findings": "re-derived from the summed sanity counts",
         "comparison": "a --shard slice cannot have one", "median_min_eps": _ROWS,
         "sanity": "counts summed, example ids the first in data order, largest difference the largest",
@@ -138,7 +139,8 @@ MERGE: dict[str, dict[str, str]] = {
     },
     "corruption": {
         "clean": _SUMMED, "points": "per (corruption, severity), counts summed", "settings": _SAME, "model": _SAME,
-        "data": _SAME + ", skips united", "run": _RUN, "plot": _SAME, "gates": _GATES,
+        "data": _SAME + ", skips united; data.slices: each slice's own counts", "run": _RUN, "plot": _SAME,
+        "gates": _GATES,
         "perturbations": "per ImageNet-P perturbation, flips, compared frames and top-5 distances summed",
     },
 }

@@ -7,6 +7,7 @@ from typing import Any
 
 from nnprobe.report.html import (Html, card, details, dl, figure, gates, header, model_pairs, para, run_pairs,
                                  section, skipped, table, tag)
+from nnprobe.report.html_slices import slices_section
 from nnprobe.report.markdown import pct
 from nnprobe.results import format_eps
 
@@ -39,7 +40,7 @@ def eval_html(result: Any) -> list[Html]:
             card(f.severity, f.id, f.message, f.fix, {k: v for k, v in f.evidence.items() if k != "class_map_csv"},
                  tag("pre", f.evidence["class_map_csv"]) if "class_map_csv" in f.evidence else "")
             for f in result.setup_findings)))
-    parts += [_eval_figures(result), _classes(result), skipped(result.skipped),
+    parts += [_eval_figures(result), _classes(result), slices_section("eval", result), skipped(result.skipped),
               section("How it was run", dl(model_pairs(result.model) + _data_pairs(result) + run_pairs(
                   result.run, [("images/s", f"{result.images_per_second:.1f}")])))]
     return parts
@@ -126,7 +127,7 @@ def robust_html(result: Any) -> list[Html]:
                                          for p in result.points)))
     components = [f"{c.get('attack')}: " + ", ".join(f"{k} {v}" for k, v in c.items() if k != "attack")
                   for c in getattr(s, "components", ()) or ()]
-    parts += [skipped(result.data.get("skipped", [])),
+    parts += [slices_section("robust", result), skipped(result.data.get("skipped", [])),
               section("How it was run", dl(model_pairs(result.model) + [
                   ("attack", _attack(s)), ("eps", ", ".join(format_eps(e) for e in s.eps)),
                   *(("component", c) for c in components), ("early stop", "on" if s.early_stop else "off"),
@@ -191,7 +192,7 @@ def corruption_html(result: Any) -> list[Html]:
         right=(1, 2, 3), total=len(result.perturbations), noun="perturbations"))] if result.perturbations else []
     return [header("robust --corruptions", result.passed, _subject(result), _note(result)),
             section("Corruption accuracy", summary, tag("div", grid, shown, cls="evidence")), gates(result.gates),
-            section("Per corruption", *drill), *moved,
+            section("Per corruption", *drill), *moved, slices_section("corruption", result),
             section("How it was run", dl(model_pairs(result.model) + jpeg + [
                 ("corruptions", f"{' and '.join(s.benchmarks)}, computed on the device at the model's input size, parameters of {s.reference}, "
                                 f"seed {s.seed}"), ("data", result.data.get("path")), *_plot_pair(result)]

@@ -187,7 +187,7 @@ def _run_only(body: dict) -> dict:
     """A robust result's JSON less what says how it ran (time, processes, where its files went, slicing)."""
     body = _without(body, "per_sample")
     body["run"] = _without(body["run"], "seconds", "world_size")
-    body["data"] = _without(body["data"], "shard", "merged_from", "slice")
+    body["data"] = _without(body["data"], "shard", "merged_from", "slices")
     return body
 
 
