@@ -64,6 +64,7 @@ def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool
     _same(parts, "model", lambda b: b.get("model"))
     _same(parts, "settings", lambda b: (b.get("settings"), b["data"].get("logits"), b["data"].get("top_k"),
                                          b.get("run", {}).get("precision"), b.get("run", {}).get("seed")))
+    _same(parts, "--min-norm", lambda b: b.get("min_norm") and (b["min_norm"]["attack"], b["min_norm"]["steps"]))
     count = parts[0][1]["data"]["shard"]["count"]
     from nnprobe import kinds
 
@@ -222,7 +223,9 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
         raise DataError(f"None of the {len(bodies)} slices evaluated an image: nothing to report.")
     if kind == "corruption":
         return _corruption_result(merged, min_corruption_top1)
-    saved, rows = _merge_rows(named, save_predictions) if save_predictions else (None, None)
+    # --min-norm's quantiles need every sample's distance: the slices' rows are read even without a file to write
+    needed = save_predictions or (kind == "robust" and bodies[0].get("min_norm") is not None)
+    saved, rows = _merge_rows(named, save_predictions) if needed else (None, None)
     if kind == "robust":
         return _robust_result(merged, bodies, saved, rows, min_robust_top1)
     return _eval_result(merged, bodies, saved, rows, gates)
@@ -230,15 +233,18 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
 
 def _robust_result(merged: dict, bodies: Sequence[dict], saved, rows, thresholds):
     """The merged RobustResult: the sanity checks' counts summed over the slices and the findings re-derived
-    from them (as one process over the whole data set finds them), the median from the merged rows."""
+    from them (as one process over the whole data set finds them), the median and the --min-norm distribution
+    from the merged rows."""
+    from nnprobe.attacks import robust_minnorm
     from nnprobe.attacks.results import RobustResult
     from nnprobe.attacks.robustness import gates_for
     from nnprobe.per_sample import median_min_eps
     from nnprobe.results import from_jsonable
 
     sanity = merge_sanity([b.get("sanity") for b in bodies])
-    result = from_jsonable(RobustResult, dict(merged, sanity=sanity, findings=[]))
+    result = from_jsonable(RobustResult, dict(merged, sanity=sanity, findings=[], min_norm=None))
     median = median_min_eps([r["clean_correct"] for r in rows], [r["fell_at"] for r in rows]) if rows else None
+    result = dataclasses.replace(result, min_norm=robust_minnorm.merged(bodies, rows))
     return dataclasses.replace(result, gates=gates_for(result.points, thresholds), per_sample=saved,
                                median_min_eps=median, findings=_whole_findings(result, sanity))
 
@@ -272,14 +278,16 @@ def _whole_findings(result, sanity: dict | None) -> tuple:
 
     from nnprobe.attacks.adaptive import findings as follow_findings
     from nnprobe.attacks.base import build
+    from nnprobe.attacks.minnorm import findings as min_norm_findings
     from nnprobe.attacks.sanity import Probe, findings
 
     if sanity is None:
-        return findings(result.points, None)
+        return findings(result.points, None) + tuple(min_norm_findings(result.points, result.min_norm))
     settings = result.settings
     attacks = [build(settings.attack, eps, steps=settings.steps, random_start=settings.random_start)
                for eps in settings.eps]
-    found = findings(result.points, Probe.restored(sanity, attacks))
+    found = findings(result.points, Probe.restored(sanity, attacks)) + \
+        tuple(min_norm_findings(result.points, result.min_norm))  # in the order one process finds them
     if sanity["follow_up_ids"]:
         adaptive = types.SimpleNamespace(ids=tuple(sanity["follow_up_ids"]))
         found += tuple(follow_findings(adaptive, attacks, sanity["follow_ups"]))
@@ -316,20 +324,21 @@ def _eval_result(merged: dict, bodies: Sequence[dict], saved, rows, gates: dict)
     return dataclasses.replace(result, gates=eval_gates(result, **gates))
 
 
-def _merge_rows(named: Sequence[tuple[str, dict]], path: str):
+def _merge_rows(named: Sequence[tuple[str, dict]], path: str | None):
     """The slices' per-sample files (each found and verified against its sha256 as `compare` does) as one,
-    in data order; and the rows."""
+    in data order, written to `path` when given; and the rows."""
     from nnprobe.comparison.loading import Side, with_rows
     from nnprobe.per_sample import write
 
     header, rows = None, []
     for name, body in named:
         if not body.get("per_sample"):
+            why = "into --save-predictions" if path else "for the --min-norm distances' quantiles"
             raise UsageError(f"{name} has no per-sample file (run the slices with --save-predictions) to merge "
-                             "into --save-predictions.")
+                             f"{why}.")
         folder = os.path.dirname(os.path.abspath(name)) if os.path.isfile(name) else None
         side = with_rows(Side("slice", body, name, folder))
         header = header or {k: v for k, v in side.header.items() if k not in ("format", "version")}
         rows.extend(side.rows)
     rows.sort(key=lambda r: r["i"])
-    return write(path, dict(header, rows=len(rows)), iter(rows)), rows
+    return (write(path, dict(header, rows=len(rows)), iter(rows)) if path else None), rows

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,15 +99,19 @@ class RobustSamples:
     clean_correct: np.ndarray  # bool
     fell_at: np.ndarray  # int64: index into the sweep's eps of the first budget that fooled it; -1 never
     paths: tuple[str | None, ...] | None = None  # each image's path relative to the data root, once known
+    min_norm_distance: np.ndarray | None = None  # float64 (--min-norm): smallest fooling distance; inf never, 0 wrong
+    min_norm_improving: np.ndarray | None = None  # bool (--min-norm): still shrinking over the last steps
 
     @staticmethod
     def merged(parts: Sequence["RobustSamples"]) -> "RobustSamples":
-        fields = [np.concatenate([getattr(p, name) for p in parts]) for name in _ROBUST_FIELDS]
-        order = np.argsort(fields[0], kind="stable")
-        return RobustSamples(*(f[order] for f in fields))
+        names = _ROBUST_FIELDS + (_MIN_NORM_FIELDS if parts and parts[0].min_norm_distance is not None else ())
+        fields = {name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
+        order = np.argsort(fields["positions"], kind="stable")
+        return RobustSamples(**{name: f[order] for name, f in fields.items()})
 
 
 _ROBUST_FIELDS = ("positions", "labels", "clean_correct", "fell_at")
+_MIN_NORM_FIELDS = ("min_norm_distance", "min_norm_improving")
 
 
 def _finite(value: float) -> float | None:
@@ -124,11 +128,28 @@ def eval_rows(samples: EvalSamples, paths: Sequence[str | None]) -> Iterator[dic
 
 
 def robust_rows(samples: RobustSamples, paths: Sequence[str | None], eps: Sequence[float]) -> Iterator[dict[str, Any]]:
+    """Each image's row; with --min-norm also its smallest fooling distance (0 when wrong before any attack,
+    null when never fooled: unbounded) and whether it was still shrinking at the last steps."""
+    distances = samples.min_norm_distance
     for i, position in enumerate(samples.positions.tolist()):
         fell, clean = int(samples.fell_at[i]), bool(samples.clean_correct[i])
         fell_at = float(eps[fell]) if fell >= 0 else None
-        yield {"i": position, "path": paths[i], "label": int(samples.labels[i]), "clean_correct": clean,
+        row = {"i": position, "path": paths[i], "label": int(samples.labels[i]), "clean_correct": clean,
                "fell_at": fell_at if clean else 0.0}  # wrong before any attack: fooled at budget 0
+        if distances is not None:
+            d = float(distances[i])
+            row["min_norm_distance"] = 0.0 if not clean else (d if math.isfinite(d) else None)
+            row["min_norm_improving"] = bool(samples.min_norm_improving[i])
+        yield row
+
+
+def min_norm_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distance with inf for null, clean_correct, still improving) of robust --min-norm rows; KeyError,
+    TypeError or ValueError when a row lacks them."""
+    distance = np.array([np.inf if r["min_norm_distance"] is None else float(r["min_norm_distance"]) for r in rows],
+                        dtype=np.float64)
+    return (distance, np.array([bool(r["clean_correct"]) for r in rows], dtype=bool),
+            np.array([bool(r["min_norm_improving"]) for r in rows], dtype=bool))
 
 
 def with_paths(samples, root: str | None, found: Sequence[tuple[str, int]] | None):

@@ -25,9 +25,10 @@ from nnprobe.attacks.adaptive import findings as follow_findings
 from nnprobe.attacks.base import build
 from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.cost import Meter
-from nnprobe.attacks.minnorm import MinNormAttack, build_min_norm, distribution
+from nnprobe.attacks.minnorm import MinNormAttack
 from nnprobe.attacks.minnorm import findings as min_norm_findings
 from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
+from nnprobe.attacks.robust_minnorm import distribution_of, min_norm_attack, min_norm_batch
 from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
 from nnprobe.options.parts import parse_part, slice_info
@@ -50,13 +51,15 @@ class Tally:
     adaptive: Adaptive | None = None  # `--adaptive`: follow-ups on each budget's survivors (`adaptive.py`)
     follow_ups: torch.Tensor | None = None  # int64 (len(eps), 4): samples fooled by each follow-up
     min_norm: MinNormAttack | None = None  # `--min-norm`: every sample's smallest fooling distance (`minnorm.py`)
-    distances: list = dataclasses.field(default_factory=list)  # per batch: (distance, clean right, improving, passes)
+    distances: list = dataclasses.field(default_factory=list)  # per batch, as `rows`: (distance, improving) on CPU
+    min_norm_passes: torch.Tensor | None = None  # int64 (1,): the minimum-norm attack's gradient passes
 
     @classmethod
     def zeros(cls, n: int, device) -> "Tally":
         return cls(torch.zeros(n, _COUNTS, dtype=torch.int64, device=device),
                    torch.zeros(n, 2, dtype=torch.float64, device=device),
-                   torch.zeros(2, dtype=torch.int64, device=device))
+                   torch.zeros(2, dtype=torch.int64, device=device),
+                   min_norm_passes=torch.zeros(1, dtype=torch.int64, device=device))
 
     def add_rows(self, ids: torch.Tensor, labels: torch.Tensor, clean_right: torch.Tensor,
                  wrong: torch.Tensor) -> None:
@@ -65,17 +68,23 @@ class Tally:
         self.rows.append((ids.cpu(), labels.cpu(), clean_right.cpu(), first.cpu()))
 
     def samples(self) -> RobustSamples:
-        """This process's rows as numpy arrays (in the order attacked)."""
+        """This process's rows as numpy arrays (in the order attacked), with the --min-norm distances."""
+        extra = {}
+        if self.min_norm is not None:
+            distances, improving = (torch.cat(column).numpy() for column in zip(*self.distances)) \
+                if self.distances else (np.zeros(0, np.float64), np.zeros(0, bool))
+            extra = dict(min_norm_distance=distances, min_norm_improving=improving)
         if not self.rows:
-            return RobustSamples(*(np.zeros(0, dtype) for dtype in (np.int64, np.int64, bool, np.int64)))
+            return RobustSamples(*(np.zeros(0, dtype) for dtype in (np.int64, np.int64, bool, np.int64)), **extra)
         ids, labels, right, first = (torch.cat(column) for column in zip(*self.rows))
         return RobustSamples(ids.numpy().astype(np.int64), labels.numpy().astype(np.int64), right.numpy(),
-                             first.numpy().astype(np.int64))
+                             first.numpy().astype(np.int64), **extra)
 
 
 def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, attacks: Sequence,
-                 tally: Tally, *, early_stop: bool = True, autocast=None, fp32_check: bool = False) -> None:
+                 tally: Tally, *, early_stop: bool = True, autocast=None, fp32_check: bool = False) -> torch.Tensor:
     """Attack one batch of float pixels in [0, 1] at model input size at every budget; add to `tally`.
+    Returns which samples the model got right before the attack.
 
     ids: each sample's position in the data set (its random start depends on it, not on the batch).
     """
@@ -112,6 +121,7 @@ def attack_batch(classifier, x: torch.Tensor, labels: torch.Tensor, ids: torch.T
             tally.norms[row, 1] += delta.norm(p=2, dim=1).double().sum()
     tally.nonfinite += torch.tensor([int(broken.sum()), n], dtype=torch.int64, device=tally.nonfinite.device)
     tally.add_rows(ids, labels, clean_right, wrong)
+    return clean_right
 
 
 def _attack_row(classifier, x, labels, ids, attack, row: int, tally: Tally, clean_logits, clean_right, early_stop,
@@ -164,32 +174,6 @@ def _follow_up(tally: Tally, row: int, attack, classifier, x, labels, ids, survi
     return logits, adv, passes
 
 
-def min_norm_batch(tally: Tally, classifier, x: torch.Tensor, labels: torch.Tensor, autocast) -> None:
-    """`--min-norm`: the minimum-norm attack on the batch's initially correct samples (the others are
-    wrong at distance 0)."""
-    with torch.no_grad(), autocast:
-        right = classifier(x).float().argmax(1) == labels
-    distance = torch.zeros(labels.numel(), dtype=torch.float64)
-    improving = torch.zeros(labels.numel(), dtype=torch.bool)
-    passes = 0
-    if right.any():
-        out = tally.min_norm(classifier, x[right], labels[right], autocast=autocast)
-        distance[right.cpu()], improving[right.cpu()] = out.distance.cpu(), out.improving.cpu()
-        passes = out.gradient_passes
-    tally.distances.append((distance, right.cpu(), improving, passes))
-
-
-def min_norm_result(tally: Tally, eps: Sequence[float]):
-    """The distances' distribution (`MinNormDistribution`), or None without --min-norm."""
-    if tally.min_norm is None:
-        return None
-    parts = list(zip(*tally.distances)) or [[torch.zeros(0, dtype=torch.float64)], [torch.zeros(0, dtype=torch.bool)],
-                                            [torch.zeros(0, dtype=torch.bool)], [0]]
-    same = eps if tally.min_norm.norm.id == tally.probe.attacks[0].norm else ()
-    return distribution(tally.min_norm, torch.cat(parts[0]).numpy(), torch.cat(parts[1]).numpy(),
-                        torch.cat(parts[2]).numpy(), sum(parts[3]), same)
-
-
 def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
                    eps: Sequence[float] | str = (0.0, 1 / 255, 2 / 255), steps: int | None = None,
                    step_size: float | None = None, random_start: bool | None = None, seed: int | None = 0,
@@ -224,10 +208,10 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
             continue
         x = x.to(dev)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        attack_batch(classifier, x, labels.to(dev).long(), ids, attacks, tally, early_stop=early_stop,
-                     autocast=autocast, fp32_check=precision != "fp32")
+        clean_right = attack_batch(classifier, x, labels.to(dev).long(), ids, attacks, tally, early_stop=early_stop,
+                                   autocast=autocast, fp32_check=precision != "fp32")
         if min_norm is not None:
-            min_norm_batch(tally, classifier, x, labels.to(dev).long(), autocast)
+            min_norm_batch(tally, classifier, x, labels.to(dev).long(), clean_right, autocast)
         done += labels.numel()
         if progress is not None:
             progress(done, total if total is not None else done)
@@ -296,7 +280,7 @@ def _attack_data_set(classifier, data, options: dict, *, device, batch_size: int
         attacks, tally = robust_batches(classifier, ((b.pixels, b.labels, b.positions) for b in shard),
                                         device=dev, **options)
         gathered = shard.finish(tally.counts, tally.norms, tally.nonfinite, *tally.probe.tensors(),
-                                tally.follow_ups)
+                                tally.follow_ups, tally.min_norm_passes)
         samples = with_paths(RobustSamples.merged(shard.gather(tally.samples())), data.root, data.samples)
     data_info = {"path": data.root, "layout": data.layout, "images_found": len(data.samples),
                  "fingerprint": data_fingerprint(data.root, data.samples), "notes": list(data.notes),
@@ -365,7 +349,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     elif adaptive is not False and surrogate is not None:
         adaptive = dataclasses.replace(adaptive, surrogate=surrogate)
     adaptive = adaptive or None
-    minimum = _min_norm_attack(min_norm, min_norm_steps, shard)
+    minimum = min_norm_attack(min_norm, min_norm_steps, shard, save_predictions)
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
                    seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive, min_norm=minimum,
                    binarization_test=binarization_test)
@@ -381,7 +365,8 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     points = _checked_points(done.attacks, done.tally, precision, part)
     from nnprobe import distributed
 
-    distances = min_norm_result(done.tally, [a.eps for a in done.attacks])
+    distances = distribution_of(minimum, done.samples, int(done.tally.min_norm_passes), [a.eps for a in done.attacks],
+                                done.attacks[0].norm)
     found = findings(points, done.tally.probe) + tuple(min_norm_findings(points, distances))
     if adaptive is not None:
         found += tuple(follow_findings(adaptive, done.attacks, done.tally.follow_ups.cpu().tolist()))
@@ -397,21 +382,6 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))
     return result
-
-
-def _min_norm_attack(attack_id: str | None, steps: int | None, shard) -> MinNormAttack | None:
-    """--min-norm's attack; refused with --shard and under torchrun (--nproc), whose slices would each
-    summarise their own distances (the quantiles need every one)."""
-    if attack_id is None:
-        if steps is not None:
-            raise UsageError("--min-norm-steps sets the steps of --min-norm: give --min-norm too.")
-        return None
-    from nnprobe import distributed
-
-    if shard is not None or distributed.from_env().world_size > 1:
-        raise UsageError("--min-norm summarises every sample's distance at once: run it without --shard and "
-                         "--nproc/torchrun.")
-    return build_min_norm(attack_id, steps)
 
 
 def _median_min_eps(samples: RobustSamples, eps: Sequence[float]) -> float | None:

@@ -132,10 +132,12 @@ MERGE: dict[str, dict[str, str]] = {
         "data": _SAME + ", skips united; data.slices: each slice's own counts", "run": _RUN, "plot": _SAME,
         "gates": _GATES, "per_sample": _ROWS,
         "samples": "in memory only", "findings": "re-derived from the summed sanity counts",
-        "comparison": "a --shard slice cannot have one", "median_min_eps": _ROWS,
+        "comparison": "a --shard slice cannot have one",
+        "median_min_eps": _ROWS + " (read for --min-norm too)",
         "sanity": "counts summed, example ids the first in data order, largest difference the largest",
         "confidence_level": _SAME,
-        "min_norm": "a --shard slice cannot have one (--min-norm is refused with --shard: quantiles need every distance)",
+        "min_norm": "recomputed from the slices' per-sample distances (counts, quantiles, median, curve), passes "
+                    "summed",
     },
     "corruption": {
         "clean": _SUMMED, "points": "per (corruption, severity), counts summed", "settings": _SAME, "model": _SAME,

@@ -307,3 +307,28 @@ def check_rows(body: Mapping[str, Any], rows: list[Any], origin: str) -> None:
             if right != point["correct_top1"]:
                 check.fail(f"its rows leave {right} images right at eps {eps} but the result counts "
                            f"{point['correct_top1']}")
+        if isinstance(body.get("min_norm"), Mapping):
+            _check_min_norm_rows(body["min_norm"], rows, check)
+
+
+def _check_min_norm_rows(record: Mapping[str, Any], rows: list[Any], check: Checker) -> None:
+    """robust --min-norm: every row has its distance, the attacked and found counts are the rows', and each
+    point of the curve leaves the rows' count robust (a distance d fools at every eps >= d)."""
+    import numpy as np
+
+    from nnprobe.per_sample import min_norm_columns
+
+    try:
+        distance, clean, _ = min_norm_columns(rows)
+    except (KeyError, TypeError, ValueError):
+        check.fail("a row lacks min_norm_distance or min_norm_improving, which its --min-norm result needs")
+    attacked = distance[clean]
+    counts = (int(clean.sum()), int(np.isfinite(attacked).sum()))
+    if counts != (record.get("attacked"), record.get("found")):
+        check.fail(f"its rows attack {counts[0]} samples and fool {counts[1]} but its --min-norm record says "
+                   f"{record.get('attacked')} and {record.get('found')}")
+    for point in record.get("curve") or ():
+        left = int((attacked > point["eps"]).sum())
+        if left != point["correct_top1"]:
+            check.fail(f"its rows' distances leave {left} samples robust at eps {point['eps']} but its --min-norm "
+                       f"curve says {point['correct_top1']}")

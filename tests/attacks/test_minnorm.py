@@ -155,7 +155,8 @@ def test_robust_cli_min_norm_json_table_plot_and_refusals(tmp_path, invoke):
     assert "minimum-norm distances (fmn-linf, 30 steps" in table.stdout and "pgd count" in table.stdout
     plain = invoke(*args[:-4], "--format", "json")
     assert "min_norm" not in json.loads(plain.stdout)  # a run without --min-norm: JSON unchanged
-    for extra, message in ((["--shard", "1/2"], "without --shard"), (["--min-norm", "fmn-l3"], "fmn-l3")):
+    for extra, message in ((["--shard", "1/2"], "on a --shard slice needs --save-predictions"),
+                           (["--min-norm", "fmn-l3"], "fmn-l3")):
         bad = invoke(*args, *extra)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
     lone = invoke(*args[:-4], "--min-norm-steps", "5")

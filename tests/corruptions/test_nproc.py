@@ -1,5 +1,5 @@
-"""`--nproc 2` on `robust` (an attack sweep) and on `corruptions` (with ImageNet-P sequences): the report
-equals one process's, field for
+"""`--nproc 2` on `robust` (an attack sweep with --min-norm distances and per-sample rows) and on `corruptions`
+(with ImageNet-P sequences): the report and the rows equal one process's, field for
 field (the run's own provenance aside), and the exit codes stay nnprobe's: 1 on a failed gate with the report
 finished, 2 with one sentence on a missing folder, never a launcher traceback. Two workers on a tiny model:
 each case starts the workers once."""
@@ -15,8 +15,8 @@ import tinymodels
 
 TINY = f"{os.path.join(os.path.dirname(tinymodels.__file__), 'tinymodels.py')}:tiny_classifier"
 VERBS = {  # a failing gate each, so one run shows both the equal report and exit code 1
-    "robust": (["robust", "--eps", "0,8/255", "--attack", "pgd", "--steps", "3", "--min-robust-top1", "8/255=0.99"],
-               "min-robust-top1@8/255"),
+    "robust": (["robust", "--eps", "0,8/255", "--attack", "pgd", "--steps", "3", "--min-robust-top1", "8/255=0.99",
+                "--min-norm", "fmn-linf", "--min-norm-steps", "10"], "min-robust-top1@8/255"),
     "corruptions": (["corruptions", "--corruptions", "gaussian_noise,contrast,sparkles", "--severity", "1,4",
                      "--perturbations", "gaussian_noise,brightness", "--min-corruption-top1", "1.0"],
                     "min-corruption-top1"),
@@ -39,9 +39,12 @@ def command(verb: str, data, *more: str) -> list[str]:
 
 @pytest.mark.parametrize("verb", list(VERBS))
 def test_nproc_2_equals_one_process_and_keeps_the_exit_codes(verb, folder, tmp_path, invoke):
-    one = invoke(*command(verb, folder, "--format", "json", "-o", str(tmp_path / "one.json")))  # in-process
-    two = run_cli(*command(verb, folder, "--format", "json", "-o", str(tmp_path / "two.json"), "--nproc", "2"),
-                  env={"OMP_NUM_THREADS": "1"})
+    def rows(name: str) -> list[str]:  # robust's per-sample file, with each --min-norm distance
+        return ["--save-predictions", str(tmp_path / f"{name}.jsonl")] if verb == "robust" else []
+
+    one = invoke(*command(verb, folder, "--format", "json", "-o", str(tmp_path / "one.json"), *rows("one")))
+    two = run_cli(*command(verb, folder, "--format", "json", "-o", str(tmp_path / "two.json"), "--nproc", "2",
+                           *rows("two")), env={"OMP_NUM_THREADS": "1"})
     gate = VERBS[verb][1]
     for proc in (one, two):
         assert proc.returncode == 1, proc.stderr
@@ -51,7 +54,11 @@ def test_nproc_2_equals_one_process_and_keeps_the_exit_codes(verb, folder, tmp_p
     for body in (a, b):
         for key in RUN_OWN:
             body["run"].pop(key)
+        body.pop("per_sample", None)  # where each run wrote its rows: the files themselves are compared below
     assert b == a  # every count, rate, norm, gate and setting: the same bits
+    if verb == "robust":
+        assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+        assert a["min_norm"]["found"] > 0 and b"min_norm_distance" in (tmp_path / "one.jsonl").read_bytes()
     assert a["passed"] is False and (a["points"][1]["correct_top1"] < 11 if verb == "robust" else
                                      [p["comparisons"] for p in a["perturbations"]] == [11 * 30, 11 * 30])
     missing = run_cli(*command(verb, tmp_path / "nothing", "--nproc", "2"), env={"OMP_NUM_THREADS": "1"})

@@ -191,12 +191,14 @@ def _run_only(body: dict) -> dict:
     return body
 
 
-@pytest.mark.parametrize("model, attack, count", [("softmax_color_net_1000", "pgd", 2),
-                                                  ("rounded_color_net_1000", "pgd", 3)])
-def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, model, attack):
+@pytest.mark.parametrize("model, attack, count, min_norm", [("softmax_color_net_1000", "pgd", 2, "fmn-l2"),
+                                                            ("rounded_color_net_1000", "pgd", 3, None)])
+def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, model, attack, min_norm):
     """Every field of the JSON, the sanity findings and their summed evidence included (issue 16 part 3:
-    a merged run used to report slice 1's `checked: 6` for the whole data set's 12)."""
-    options = dict(attack=attack, eps="0,2/255,8/255", steps=3, seed=7)
+    a merged run used to report slice 1's `checked: 6` for the whole data set's 12), and --min-norm's
+    distribution, recomputed from the slices' per-sample distances."""
+    options = dict(attack=attack, eps="0,2/255,8/255", steps=3, seed=7, min_norm=min_norm,
+                   min_norm_steps=10 if min_norm else None)
     gates = {2 / 255: 0.1}
     spec = f"{TESTS / 'eval' / 'masked_models.py'}:{model}"
     one = api.robust(spec, data, workers=0, min_robust_top1=gates, save_predictions=str(tmp_path / "one.jsonl"),
@@ -212,6 +214,7 @@ def test_merged_robust_equals_one_process_in_every_field(tmp_path, data, count, 
     assert one.findings, "the model sets off a sanity check"
     _same(_run_only(one.to_dict()), _run_only(merged.to_dict()))
     assert (merged.per_sample.sha256, merged.per_sample.rows) == (one.per_sample.sha256, one.per_sample.rows)
+    assert merged.min_norm == one.min_norm and (min_norm is None) == (one.min_norm is None)  # exactly
     checked = {f.id: f.evidence["checked"] for f in merged.findings if f.id in ("zero-gradients",
                                                                              "probabilities-not-logits")}
     assert list(checked.values()) == [12], checked  # every image of the data set, not slice 1's 6 or 4
