@@ -168,3 +168,8 @@ def classifier(kind: str) -> Classifier:
 def thermometer_classifier() -> Classifier:
     """`--model tests/attacks/planted.py:thermometer_classifier`: the CLI path of a model with no autograd path."""
     return classifier("thermometer")
+
+
+def wrong_sign_ste_classifier() -> Classifier:
+    """`--model tests/attacks/planted.py:wrong_sign_ste_classifier`: a wrong-sign straight-through quantiser."""
+    return classifier("wrong-sign-ste")

@@ -55,6 +55,15 @@ def test_passes_every_control(kind, data):
     assert m["binarization_asked"] == m["binarization_checked"] == 16 and m["binarization_failed"] == 0
 
 
+@pytest.mark.parametrize("kind,fails", [("plain", 0), ("noise-backward", 16), ("wrong-sign-ste", 16)])
+def test_l2_budgets(kind, fails, data):
+    """The L2 ball: inner points uniform within 0.95·eps, the boundary point a random direction at eps."""
+    result = robust(planted.classifier(kind), [data], attack="pgd-l2", eps=(0.0, 0.5), binarization_test=True)
+    m = result.sanity["model"]
+    assert m["binarization_checked"] == 16 and m["binarization_failed"] == fails
+    assert (_finding(result, "binarization-test-fails") is not None) == bool(fails)
+
+
 def test_off_by_default_and_its_counts_stay_zero(data):
     result = robust(planted.classifier("noise-backward"), [data], attack="pgd", eps=(0.0, EPS))
     assert _finding(result, "binarization-test-fails") is None
@@ -192,3 +201,25 @@ def test_cli_flag_json_table_and_the_corruption_sweep_refusal(tmp_path, invoke):
     assert "the attack found the planted adversarial for 0 of 8 samples" in table.stdout
     refused = invoke(*args, "--corruptions", "all")
     assert refused.returncode == 2 and "--binarization-test" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_around_the_default_model_on_a_photo():
+    """EfficientNet-Lite0 (1280 features, 1000 classes) on one bundled photo at 1/255: the wrong-sign
+    straight-through quantiser in front of it fails the test with 2-step PGD, the bare model passes."""
+    import dataclasses
+
+    from test_planted import AroundDefault, default_photos
+
+    from nnprobe.models import load_classifier
+    from nnprobe.models.classifier import Classifier
+
+    base = load_classifier()
+    x = default_photos(base)[:1]
+    identity = dataclasses.replace(base.preprocessing, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    defended = Classifier(AroundDefault(base, "wrong-sign-ste"), dataclasses.replace(base.info, preprocessing=identity),
+                          base.class_names).eval()
+    attack = build("pgd", 1 / 255, steps=2)
+    for model, failed in ((defended, 1), (base, 0)):
+        flags = binarization.check(attack, model, x, torch.arange(1), 0, NONE)
+        assert int(flags["binarization_checked"].sum()) == 1 and int(flags["binarization_failed"].sum()) == failed
+    assert binarization.readout_layer(base, x, NONE).in_features == 1280

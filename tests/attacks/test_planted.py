@@ -238,25 +238,30 @@ class AroundDefault(torch.nn.Module):
         return self.inner(x)
 
 
+def default_photos(base) -> torch.Tensor:
+    """The bundled ImageNet photos (the first 4) at the default model's input size, pixels in [0, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    from nnprobe.models.preprocessing import pil_resize_crop
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "samples", "imagenet")
+    paths = sorted(os.path.join(root, d, f) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+                   for f in os.listdir(os.path.join(root, d)))[:4]
+    return torch.stack([torch.from_numpy(np.array(pil_resize_crop(Image.open(p).convert("RGB"), base.preprocessing)))
+                        .permute(2, 0, 1).float() / 255 for p in paths])
+
+
 def test_planted_defenses_around_the_default_model_on_a_photo():
     """The default model (EfficientNet-Lite0) on a bundled photo: a wrong-sign straight-through quantiser
     and a hard thermometer encoding are flagged by their checks; the bare model is flagged by none."""
     import dataclasses
 
-    import numpy as np
-    from PIL import Image
-
     from nnprobe.models import load_classifier
     from nnprobe.models.classifier import Classifier
-    from nnprobe.models.preprocessing import pil_resize_crop
 
     base = load_classifier()
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "samples", "imagenet")
-    paths = sorted(os.path.join(root, d, f) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
-                   for f in os.listdir(os.path.join(root, d)))[:4]
-    x = torch.stack([torch.from_numpy(np.array(pil_resize_crop(Image.open(p).convert("RGB"), base.preprocessing)))
-                     .permute(2, 0, 1).float() / 255 for p in paths])
-    x = x[:1]  # one photo: the checks are per sample
+    x = default_photos(base)[:1]  # one photo: the checks are per sample
     identity = dataclasses.replace(base.preprocessing, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     expected = {"wrong-sign-ste": "unconstrained-attack-fails", "thermometer": "zero-gradients"}
     for kind, check in expected.items():
