@@ -63,7 +63,8 @@ def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool
     _same(parts, "data (fingerprint: other images or labels)", lambda b: b["data"].get("fingerprint"))
     _same(parts, "model", lambda b: b.get("model"))
     _same(parts, "settings", lambda b: (b.get("settings"), b["data"].get("logits"), b["data"].get("top_k"),
-                                         b.get("run", {}).get("precision"), b.get("run", {}).get("seed")))
+                                         b.get("run", {}).get("precision"), b.get("run", {}).get("seed"),
+                                         b.get("confidence_level")))
     _same(parts, "--min-norm", lambda b: b.get("min_norm") and (b["min_norm"]["attack"], b["min_norm"]["steps"]))
     count = parts[0][1]["data"]["shard"]["count"]
     from nnprobe import kinds
@@ -192,9 +193,22 @@ def merge_corruption(parts: Sequence[dict]) -> dict[str, Any]:
     body["perturbations"] = [dict({k: v for k, v in row[0].items() if k not in ("flip_probability", "top5_distance")},
                                   **{k: sum(p[k] for p in row) for k in moved})
                              for row in zip(*(p.get("perturbations", []) for p in parts))]
+    body["verdicts"], body["bootstrap"] = _merged_verdicts(parts), None  # resampled whole by _corruption_result
     body["data"] = _merged_data(parts)
     body["run"] = _merged_run(parts)
     return body
+
+
+def _merged_verdicts(parts: Sequence[dict]) -> dict | None:
+    """The slices' per-image bits as one record in data order (None when a slice has none: an older file)."""
+    from nnprobe.imagenet_c.verdicts import ImageVerdicts, concatenated
+    from nnprobe.results import from_jsonable, to_jsonable
+
+    if any(not isinstance(p.get("verdicts"), dict) for p in parts):
+        return None
+    records = [from_jsonable(ImageVerdicts, p["verdicts"]) for p in parts]
+    return to_jsonable(ImageVerdicts.encode(*concatenated(records, [f"slice {p['data']['shard']['index']}"
+                                                                    for p in parts])))
 
 
 def _total(kind: str, merged: dict) -> int:
@@ -298,9 +312,16 @@ def _corruption_result(merged: dict, threshold: float | None):
     from nnprobe.imagenet_c.results import CorruptionResult, corruption_gate
     from nnprobe.results import from_jsonable
 
+    from nnprobe.imagenet_c.verdicts import bootstrap
+
     result = from_jsonable(CorruptionResult, merged)
     gates = (corruption_gate(threshold, result.mean_corruption_top1),) if threshold is not None else ()
-    return dataclasses.replace(result, gates=gates)
+    intervals = None
+    if result.verdicts is not None:  # the whole's images resampled, as one process resamples them
+        intervals = bootstrap(result, result.verdicts.decoded("the merged slices")[1],
+                              confidence=result.confidence_level, resamples=result.settings.bootstrap_resamples,
+                              seed=result.settings.seed)
+    return dataclasses.replace(result, gates=gates, bootstrap=intervals, verdicts=None)
 
 
 def _eval_result(merged: dict, bodies: Sequence[dict], saved, rows, gates: dict):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nnprobe.imagenet_c import mce
+from nnprobe.imagenet_c.verdicts import CorruptionBootstrap, ImageVerdicts
 from nnprobe.results import SCHEMA_VERSION, Gate, Gated, ModelInfo, RunInfo, TopKRates, to_jsonable
 
 
@@ -62,6 +63,7 @@ class CorruptionSettings:
     reference: str = "imagecorruptions 1.1.2 (Hendrycks & Dietterich 2019 parameters)"
     jpeg_roundtrip: int | None = None  # JPEG quality each corrupted image was saved and decoded at (None: none)
     benchmarks: tuple[str, ...] = ("ImageNet-C",)  # the sets the corruptions come from (ImageNet-C, ImageNet-C-bar)
+    bootstrap_resamples: int = 1000  # of the intervals on the means (resampled images, seeded by `seed`)
 
 
 def _mean(values) -> float:
@@ -80,6 +82,9 @@ class CorruptionResult(Gated):
     plot: str | None = None
     gates: tuple[Gate, ...] = ()
     perturbations: tuple[PerturbationPoint, ...] = ()  # ImageNet-P, when asked for (--perturbations)
+    confidence_level: float = 0.95  # of the bootstrap intervals
+    bootstrap: CorruptionBootstrap | None = None  # intervals of the mean top-1 and mCE (None: no per-image bits)
+    verdicts: ImageVerdicts | None = None  # a --shard part's per-image bits, for merge (None in a whole run)
 
     @property
     def mean_flip_probability(self) -> float | None:

@@ -7,6 +7,7 @@ the data set, corruption, severity), so the counts are the same at any batch siz
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -14,32 +15,36 @@ import torch
 
 from nnprobe.imagenet_c import (BENCHMARKS, CORRUPTIONS, corrupt, parse_corruptions, parse_perturbations,
                                 parse_severities, sample_seed)
-from nnprobe.imagenet_c import perturb
+from nnprobe.imagenet_c import perturb, verdicts
 from nnprobe.imagenet_c.jpeg import PUBLISHED_QUALITY, roundtrip
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                          PerturbationPoint, corruption_gate)
 from nnprobe.errors import DataError, UsageError
+from nnprobe.intervals import CONFIDENCE, RESAMPLES, check_confidence, check_resamples
 from nnprobe.results import RunInfo
 
 
-def _count(logits: torch.Tensor, labels: torch.Tensor) -> list[int]:
+def _count(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+    """[top-1, top-5, total] of one batch, and each image's top-1 verdict."""
     k = min(5, logits.shape[1])
     top = logits.topk(k, dim=1).indices
-    return [int((top[:, 0] == labels).sum()), int((top == labels[:, None]).any(dim=1).sum()), labels.numel()]
+    hit = top[:, 0] == labels
+    return [int(hit.sum()), int((top == labels[:, None]).any(dim=1).sum()), labels.numel()], hit
 
 
 def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Sequence[int],
                 grid: Sequence[tuple[str, int]], seed: int, counts: torch.Tensor, nonfinite: torch.Tensor,
                 autocast=None, jpeg_quality: int | None = None, perturbations: Sequence[str] = (),
-                context: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                context: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid) + len(perturbations), 3):
     row 0 clean, then one row per (corruption, severity) (top-1, top-5, total), then one per ImageNet-P
     perturbation (flips, comparisons, top-5 distance summed); `nonfinite` counts samples with NaN/Inf logits
     and samples seen. jpeg_quality: each corrupted batch saved and decoded as JPEG first, as the published
-    files were. context: (uint8 canvas, boxes) around `x`, for the geometric perturbations."""
+    files were. context: (uint8 canvas, boxes) around `x`, for the geometric perturbations. Returns each
+    image's top-1 verdict at clean and every grid point (bool, images x 1 + grid)."""
     autocast = autocast or contextlib.nullcontext()
     broken = torch.zeros(labels.numel(), dtype=torch.bool, device=x.device)
-    rows = []
+    rows, hits = [], []
     for row, (name, severity) in enumerate([(None, 0), *grid]):
         pixels = x if name is None else corrupt(x, name, severity,
                                                 [sample_seed(seed, p, name, severity) for p in positions])
@@ -48,7 +53,9 @@ def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Se
         with torch.no_grad(), autocast:
             logits = classifier(pixels).float()
         broken |= ~torch.isfinite(logits).all(dim=1)
-        rows.append(_count(logits, labels))
+        row_counts, hit = _count(logits, labels)
+        rows.append(row_counts)
+        hits.append(hit)
     rows = [torch.tensor(rows, dtype=torch.int64, device=counts.device)]
     for name in perturbations:
         row, bad = perturb.count_sequence(lambda frame: _classify(classifier, frame, autocast), x, name,
@@ -58,6 +65,7 @@ def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Se
         broken |= bad
     counts += torch.cat(rows)
     nonfinite += torch.tensor([int(broken.sum()), labels.numel()], dtype=torch.int64, device=nonfinite.device)
+    return torch.stack(hits, dim=1)
 
 
 def _classify(classifier, pixels: torch.Tensor, autocast) -> torch.Tensor:
@@ -72,10 +80,11 @@ def _generators(x: torch.Tensor, seeds: Sequence[int]) -> list[torch.Generator]:
 def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str, int]], *, seed: int = 0,
                   device="cpu", precision: str = "fp32", progress: Callable[[int, int], None] | None = None,
                   total: int | None = None, jpeg_quality: int | None = None,
-                  perturbations: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+                  perturbations: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor, tuple]:
     """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions[, boxes]]);
     positions default to the running count. With boxes the pixels are canvases around the model's crop
-    (`data/context.py`), cropped here. Returns the int64 counts and non-finite tallies on `device`."""
+    (`data/context.py`), cropped here. Returns the int64 counts and non-finite tallies on `device`, and this
+    process's (positions, per-image verdicts) as numpy arrays (`sweep_batch`)."""
     from nnprobe.device import autocast as make_autocast
 
     dev = torch.device(device) if isinstance(device, str) else device
@@ -83,7 +92,7 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
     nonfinite = torch.zeros(2, dtype=torch.int64, device=dev)
     classifier = classifier.to(dev).eval()
     autocast = make_autocast(dev, precision)
-    done = 0
+    done, seen = 0, []
     if progress is not None and total:
         progress(0, total)  # the bar knows its total from the start
     for item in batches:
@@ -94,12 +103,23 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
             continue
         x, context = _crop_of(x.to(dev), item[3] if len(item) > 3 else None, classifier)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite, autocast,
-                    jpeg_quality, perturbations, context)
+        hits = sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite,
+                           autocast, jpeg_quality, perturbations, context)
+        seen.append((positions, hits))
         done += labels.numel()
         if progress is not None:
             progress(done, total if total is not None else done)
-    return counts, nonfinite
+    return counts, nonfinite, _verdicts(seen, 1 + len(grid))
+
+
+def _verdicts(seen: list, points: int) -> tuple:
+    """The batches' (positions, verdicts) as two numpy arrays, in the order seen (one copy off the device)."""
+    import numpy as np
+
+    if not seen:
+        return np.zeros(0, np.int64), np.zeros((0, points), bool)
+    return (np.asarray([p for positions, _ in seen for p in positions], dtype=np.int64),
+            torch.cat([hits for _, hits in seen]).cpu().numpy())
 
 
 def _crop_of(pixels: torch.Tensor, boxes, classifier):
@@ -119,7 +139,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
                      min_corruption_top1: float | None = None, shard=None,
                      progress: Callable[[int, int], None] | None = None,
                      jpeg_roundtrip: bool | int = False,
-                     perturbations: str | Sequence[str] | None = None) -> CorruptionResult:
+                     perturbations: str | Sequence[str] | None = None, confidence: float = CONFIDENCE,
+                     bootstrap_resamples: int = RESAMPLES) -> CorruptionResult:
     """Top-1/top-5 of `classifier` on `images` (a LabelledImages, decoded and cropped as `nnprobe eval`
     does and sharded over torchrun ranks; or an iterable of batches at the model's input size) under
     every chosen corruption and severity, plus clean, in one pass.
@@ -127,7 +148,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     jpeg_roundtrip: True (quality 85, the published ImageNet-C files') or a JPEG quality: each corrupted
     image is truncated to 8 bits, saved as JPEG and decoded before it is classified (`jpeg.py`).
     perturbations: ImageNet-P sequences ("all" or names, `perturb.py`) in the same pass: each one's flip
-    probability and top-5 distance."""
+    probability and top-5 distance. The mean corruption top-1, mCE and relative mCE get percentile bootstrap
+    intervals at `confidence` over the images (`bootstrap_resamples` resamples seeded by `seed`; `verdicts.py`)."""
     from nnprobe.data.checks import check_batch_size, check_seed, check_workers
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
@@ -136,6 +158,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     check_batch_size(batch_size)
     check_workers(workers)
     check_seed(seed)
+    check_confidence(confidence)
+    check_resamples(bootstrap_resamples)
     started = time.perf_counter()
     names, levels = parse_corruptions(corruptions), parse_severities(severities)
     grid = [(n, s) for n in names for s in levels]
@@ -147,32 +171,35 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     moves = () if perturbations is None else parse_perturbations(perturbations)
     options = dict(seed=seed, precision=precision, jpeg_quality=quality, perturbations=moves)
     if isinstance(images, LabelledImages):
-        counts, nonfinite, dev, world, data = _sweep_data_set(classifier, images, grid, options, device=device,
+        counts, nonfinite, seen, dev, world, data = _sweep_data_set(classifier, images, grid, options, device=device,
                                                               batch_size=batch_size, workers=workers, part=part,
                                                               progress=progress)
     else:
         from nnprobe.device import resolve_device
 
         dev, world, data = resolve_device(device), 1, {"path": None, "layout": "tensors"}
-        counts, nonfinite = sweep_batches(classifier, images, grid, device=dev, progress=progress, **options)
+        counts, nonfinite, seen = sweep_batches(classifier, images, grid, device=dev, progress=progress, **options)
+        seen = verdicts.in_data_order([seen[0]], [seen[1]])
     clean, points = _points(counts, grid, precision, nonfinite, part)
     result = CorruptionResult(clean=clean, points=points, perturbations=_moved(counts[1 + len(grid):], moves),
-                              settings=_settings(names, levels, seed, quality),
+                              settings=_settings(names, levels, seed, quality, bootstrap_resamples),
+                              confidence_level=confidence,
                               model=classifier.info, data=data,
                               run=RunInfo(device=str(dev), precision=precision, world_size=world,
                                           seconds=time.perf_counter() - started, versions=versions(), seed=seed))
+    result = dataclasses.replace(result, bootstrap=verdicts.bootstrap(
+        result, seen[1], confidence=confidence, resamples=bootstrap_resamples, seed=seed),
+        verdicts=verdicts.ImageVerdicts.encode(*seen) if part is not None else None)
     if min_corruption_top1 is None:
         return result
-    import dataclasses
-
     return dataclasses.replace(result, gates=(corruption_gate(min_corruption_top1, result.mean_corruption_top1),))
 
 
-def _settings(names, levels, seed: int, quality: int | None) -> CorruptionSettings:
+def _settings(names, levels, seed: int, quality: int | None, resamples: int) -> CorruptionSettings:
     """The settings naming the benchmark(s) the chosen corruptions come from and each one's reference."""
     benchmarks = tuple(b for b in BENCHMARKS if any(CORRUPTIONS[n].benchmark == b for n in names))
     return CorruptionSettings(names, levels, seed, jpeg_roundtrip=quality, benchmarks=benchmarks,
-                              reference="; ".join(BENCHMARKS[b] for b in benchmarks))
+                              reference="; ".join(BENCHMARKS[b] for b in benchmarks), bootstrap_resamples=resamples)
 
 
 def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:
@@ -187,7 +214,8 @@ def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:
 
 
 def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, workers, part, progress):
-    """A labelled data set through the one sharded data path; counts summed exactly over ranks."""
+    """A labelled data set through the one sharded data path; counts summed exactly over ranks, the per-image
+    verdicts gathered from every rank in data order."""
     from nnprobe.data.shards import Shard
     from nnprobe.options.parts import slice_info
     from nnprobe.per_sample import data_fingerprint
@@ -200,14 +228,17 @@ def _sweep_data_set(classifier, images, grid, options, *, device, batch_size, wo
     context = canvas_size(options["perturbations"], pre.crop_size, pre.resize_size)
     with Shard(images, pre, device=device, batch_size=batch_size, workers=workers, part=part, progress=progress,
                context=context) as shard:
-        counts, nonfinite = sweep_batches(classifier, ((b.pixels, b.labels, b.positions, b.boxes) for b in shard),
-                                          grid, device=shard.device, **options)
+        counts, nonfinite, seen = sweep_batches(
+            classifier, ((b.pixels, b.labels, b.positions, b.boxes) for b in shard), grid, device=shard.device,
+            **options)
         gathered = shard.finish(counts, nonfinite)
+        ranks = shard.gather(seen)
+        seen = verdicts.in_data_order([r[0] for r in ranks], [r[1] for r in ranks])
     data = {"path": images.root, "layout": images.layout, "images_found": len(images.samples),
             "fingerprint": data_fingerprint(images.root, images.samples), "notes": list(images.notes),
             **slice_info(part, len(images.samples)),
             "skipped": [{"path": s.path, "reason": s.reason} for s in gathered.skipped + images.skipped]}
-    return counts, nonfinite, shard.device, gathered.world_size, data
+    return counts, nonfinite, seen, shard.device, gathered.world_size, data
 
 
 def _moved(rows: torch.Tensor, names: Sequence[str]) -> tuple[PerturbationPoint, ...]:

@@ -53,6 +53,9 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "data": "where the images came from: for tools and merge",
         "clean.correct_top5": "the reports compare top-1", "points.correct_top5": "the reports compare top-1",
         "gates.threshold": GATE_NUMBERS, "gates.measured": GATE_NUMBERS,
+        "verdicts": "a --shard part's per-image top-1 bits, for merge to resample the whole",
+        "bootstrap.mean_corruption_top1.value": "the same number as mean_corruption_top1, shown from there",
+        "settings.bootstrap_resamples": "named in the interval note (the bootstrap's method)",
     },
     "fool": {
         "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,
@@ -144,6 +147,9 @@ MERGE: dict[str, dict[str, str]] = {
         "data": _SAME + ", skips united; data.slices: each slice's own counts", "run": _RUN, "plot": _SAME,
         "gates": _GATES,
         "perturbations": "per ImageNet-P perturbation, flips, compared frames and top-5 distances summed",
+        "confidence_level": _SAME,
+        "bootstrap": "resampled from the slices' per-image verdicts joined in data order (as one process does)",
+        "verdicts": "joined in data order for the bootstrap, then dropped: the merged whole is no slice",
     },
 }
 

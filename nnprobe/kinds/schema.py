@@ -254,6 +254,20 @@ def check_corruption(check: Checker, body: Mapping[str, Any]) -> None:
                 counts[0] > counts[1] or counts[2] > 25 * counts[1]:
             check.fail(f"the perturbation {move.get('perturbation')!r} has counts {counts}: flips and top-5 "
                        f"distances (at most 25 per frame) out of the compared frames")
+    _verdicts(check, body.get("verdicts"), n, 1 + len(body["points"]))
+
+
+def _verdicts(check: Checker, record: Any, images: int, points: int) -> None:
+    """A --shard part's per-image bits: one position per image counted, `points` bits each, as base64 text
+    (merge decodes them and holds their sums to the counts)."""
+    if record is None:
+        return
+    record = check.mapping(record, "verdicts")
+    positions = check.items(record, "positions", "verdicts.")
+    if check.count(record, "points", "verdicts.") != points or len(positions) != images or \
+            not isinstance(record.get("bits"), str) or \
+            not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in positions):
+        check.fail(f"verdicts do not hold {points} bits for each of the {images} images counted")
 
 
 def check_diagnose(check: Checker, body: Mapping[str, Any]) -> None:

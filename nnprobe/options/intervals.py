@@ -1,5 +1,5 @@
 """How sure the numbers are and how an export is checked against its source: --confidence (every interval),
---bootstrap-resamples, and eval's --reference-model with its gates --max-flips and --max-logit-diff."""
+--bootstrap-resamples (BootstrapOptions: the corruption sweep, whose --seed is its own), and eval's --reference-model with its gates --max-flips and --max-logit-diff."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,10 +26,15 @@ class ConfidenceOptions(Options):
 
 
 @dataclass(frozen=True)
-class IntervalOptions(ConfidenceOptions):
-    bootstrap_resamples: int = option("--bootstrap-resamples", "Bootstrap resamples for the calibration intervals "
-                                      "(seeded by --seed).", default=1000, parse=p.integer(10, 100_000),
+class BootstrapOptions(ConfidenceOptions):
+    bootstrap_resamples: int = option("--bootstrap-resamples", "Bootstrap resamples of the intervals on means over "
+                                      "images (eval's calibration; the corruption sweep's mean top-1 and mCE), "
+                                      "seeded by --seed.", default=1000, parse=p.integer(10, 100_000),
                                       metavar="INTEGER", show_default=True)
+
+
+@dataclass(frozen=True)
+class IntervalOptions(BootstrapOptions):
     seed: int = option("--seed", "Seed of the bootstrap resamples.", default=0, parse=p.integer(0, 2**63 - 1),
                        metavar="INTEGER", show_default=True)
 

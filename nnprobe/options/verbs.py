@@ -12,7 +12,7 @@ from nnprobe.options.corruptions import CorruptionOptions
 from nnprobe.options.data import DataOptions
 from nnprobe.options.diagnose import DiagnoseOptions, FollowOptions, LogOptions, ProbeOptions
 from nnprobe.options.evaluate import EvalSettings
-from nnprobe.options.intervals import ConfidenceOptions, IntervalOptions, ParityOptions
+from nnprobe.options.intervals import BootstrapOptions, ConfidenceOptions, IntervalOptions, ParityOptions
 from nnprobe.options.gates import BaselineOptions, ComparisonGates, EvalGates, RobustGates
 from nnprobe.options.merge import CompareInputs, MergeInputs, MergeGates
 from nnprobe.options.model import CatalogOptions, EvalModelOptions, ModelOptions
@@ -32,8 +32,8 @@ ROBUST: Groups = dict(data=DataOptions, model=ModelOptions, attack=RobustAttackO
                       shard=ShardOptions,
                       scale=ScaleOptions, device=DeviceOptions, report=ReportOptions)
 CORRUPTIONS: Groups = dict(data=DataOptions, model=ModelOptions, corruption=CorruptionOptions,
-                           loader=AttackLoaderOptions, seed=SeedOptions, shard=ShardOptions, scale=ScaleOptions,
-                           device=DeviceOptions, report=ReportOptions)
+                           loader=AttackLoaderOptions, seed=SeedOptions, intervals=BootstrapOptions,
+                           shard=ShardOptions, scale=ScaleOptions, device=DeviceOptions, report=ReportOptions)
 FOOL: Groups = dict(inputs=PhotoInputs, model=ModelOptions, attack=FoolAttackOptions, device=DeviceOptions,
                     quiet=QuietOptions, report=ReportOptions)
 DIAGNOSE: Groups = dict(diagnose=DiagnoseOptions, probe=ProbeOptions, plot=PlotOptions, follow=FollowOptions,

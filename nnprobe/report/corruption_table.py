@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nnprobe.report.eval_rows import span
 from nnprobe.report.gates import print_gates
 
 if TYPE_CHECKING:  # nnprobe.imagenet_c imports torch; the report layer never does
@@ -21,8 +22,32 @@ def _jpeg_note(quality) -> str:
     return "" if quality is None else f"; each corrupted image saved and decoded as JPEG quality {quality}"
 
 
+def _score(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def spanned(interval, fmt=None) -> str:
+    """` (lo – hi)` of a bootstrap interval, empty when there is none (one spelling for every format)."""
+    shown = span(interval, fmt) if fmt is not None else span(interval)
+    return f" ({shown})" if shown else ""
+
+
+def interval_note(result) -> str:
+    """The level and method of the intervals on the means, or why there are none."""
+    b = result.bootstrap
+    if b is None:
+        return "no intervals: the merged slices carry no per-image verdicts (written by an older nnprobe)"
+    return f"intervals: {100 * result.confidence_level:g}%, {b.mean_corruption_top1.method}"
+
+
+def mean_words(result) -> str:
+    """'mean corruption top-1 X (lo – hi)'."""
+    b = result.bootstrap
+    return f"mean corruption top-1 {_pct(result.mean_corruption_top1)}{spanned(b and b.mean_corruption_top1)}"
+
+
 def _mce_line(result) -> str:
-    """ImageNet-C's mCE and relative mCE (AlexNet = 100), or why they are not given."""
+    """ImageNet-C's mCE and relative mCE (AlexNet = 100) with their intervals, or why they are not given."""
     if "ImageNet-C" not in result.settings.benchmarks:
         return "mCE: ImageNet-C's 15 only (no AlexNet errors are published for ImageNet-C-bar)\n"
     if result.corruption_error is None:
@@ -31,8 +56,9 @@ def _mce_line(result) -> str:
         return "mCE: needs all 15 corruptions (corruption errors per corruption in the JSON)\n"
     jpeg = result.settings.jpeg_roundtrip
     how = f"JPEG q{jpeg} round trip" if jpeg else "in memory, no JPEG round trip"
-    return (f"mCE {100 * result.mce:.1f}, relative mCE {100 * result.relative_mce:.1f} (AlexNet = 100; "
-            f"{how})\n")
+    b = result.bootstrap
+    return (f"mCE {_score(result.mce)}{spanned(b and b.mce, _score)}, relative mCE "
+            f"{_score(result.relative_mce)}{spanned(b and b.relative_mce, _score)} (AlexNet = 100; {how})\n")
 
 
 def _perturbation_table(result: CorruptionResult, console: Console) -> None:
@@ -69,9 +95,9 @@ def render(result: CorruptionResult, console: Console) -> None:
     clean = result.clean
     data = result.data
     console.print(escape(
-        f"clean top-1 {_pct(clean.top1)} ({clean.correct_top1}/{clean.total}); mean corruption top-1 "
-        f"{_pct(result.mean_corruption_top1)}; relative drop {_pct(result.relative_drop)}\n"
-        f"{_mce_line(result)}"
+        f"clean top-1 {_pct(clean.top1)} ({clean.correct_top1}/{clean.total}); {mean_words(result)}; relative "
+        f"drop {_pct(result.relative_drop)}\n"
+        f"{_mce_line(result)}{interval_note(result)}\n"
         f"{' and '.join(s.benchmarks)} corruptions computed on the device at the model's input size, parameters of "
         f"{s.reference}, "
         f"seed {s.seed}{_jpeg_note(s.jpeg_roundtrip)}\n"

@@ -165,12 +165,12 @@ def _point_pairs(p: Any) -> list[tuple[str, Any]]:
 
 def corruption_html(result: Any) -> list[Html]:
     from nnprobe.report.corruption_plot import corruption_figure
-    from nnprobe.report.corruption_table import _mce_line
+    from nnprobe.report.corruption_table import _mce_line, interval_note, mean_words
 
     s = result.settings
     summary = para(f"clean top-1 {pct(result.clean.top1)} ({result.clean.correct_top1}/{result.clean.total}), "
-                   f"mean corruption top-1 {pct(result.mean_corruption_top1)}, relative drop "
-                   f"{pct(result.relative_drop)}. {_mce_line(result)}")
+                   f"{mean_words(result)}, relative drop {pct(result.relative_drop)}. {_mce_line(result)} "
+                   f"{interval_note(result)}.")
     family: dict[str, str] = {}
     for p in result.points:
         family.setdefault(p.corruption, p.family)

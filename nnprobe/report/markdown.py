@@ -181,9 +181,13 @@ def robust_lines(result: Any) -> list[str]:
 def corruption_lines(result: Any) -> list[str]:
     """robust --corruptions: clean vs mean corruption top-1, then top-1 per corruption and severity."""
     lines = heading("robust --corruptions", result.passed, result.model.spec, "" if result.gates else "no gates")
+    from nnprobe.report.corruption_table import _mce_line, interval_note, spanned
+
+    boot = result.bootstrap
     lines += [f"clean top-1 **{pct(result.clean.top1)}** ({result.clean.correct_top1}/{result.clean.total}), "
-              f"mean corruption top-1 **{pct(result.mean_corruption_top1)}**, relative drop "
-              f"{pct(result.relative_drop)}", ""]
+              f"mean corruption top-1 **{pct(result.mean_corruption_top1)}**{spanned(boot and boot.mean_corruption_top1)}"
+              f", relative drop {pct(result.relative_drop)}", "", escape(_mce_line(result).strip()), "",
+              escape(interval_note(result)), ""]
     severities = result.settings.severities
     rows = ((escape(name), *(pct(result.top1(name, s)) for s in severities), pct(mean))
             for name, mean in result.per_corruption.items())

@@ -10,13 +10,12 @@ import os
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import tinymodels
+from imagenet_shaped import wide_classifier
 from nnprobe.imagenet_c import IMAGENET_C, corrupt, sample_seed
 from nnprobe.imagenet_c.mce import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 from nnprobe.imagenet_c.sweep import corruption_sweep
-from nnprobe.models.classifier import Classifier
 
 # AlexNet's top-1 error per corruption averaged over severities 1-5: the constants every mCE script
 # carries (REFERENCE.md; mmcls, timm), independent of the per-severity table in nnprobe.imagenet_c.mce
@@ -25,23 +24,6 @@ PUBLISHED_MEANS = {
     "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360, "snow": 0.866816, "frost": 0.826572,
     "fog": 0.819324, "brightness": 0.564592, "contrast": 0.853204, "elastic_transform": 0.646056,
     "pixelate": 0.717840, "jpeg_compression": 0.606500}
-
-
-class Wide(nn.Module):
-    """The tiny net's four logits inside 1000 (the other 996 far below): an ImageNet-shaped classifier."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = tinymodels.TinyNet()
-        self.net.load_state_dict(tinymodels._trained_state())
-
-    def forward(self, x):
-        small = self.net(x)
-        return torch.cat([small, torch.full((x.shape[0], 996), -1e4, device=x.device)], dim=1)
-
-
-def wide_classifier() -> Classifier:
-    return Classifier(Wide(), tinymodels.info("wide", classes=1000), [f"c{i}" for i in range(1000)]).eval()
 
 
 @pytest.fixture(scope="module")

@@ -55,10 +55,12 @@ def test_nproc_2_equals_one_process_and_keeps_the_exit_codes(verb, folder, tmp_p
         for key in RUN_OWN:
             body["run"].pop(key)
         body.pop("per_sample", None)  # where each run wrote its rows: the files themselves are compared below
-    assert b == a  # every count, rate, norm, gate and setting: the same bits
+    assert b == a  # every count, rate, norm, gate, setting and bootstrap interval: the same bits
     if verb == "robust":
         assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
         assert a["min_norm"]["found"] > 0 and b"min_norm_distance" in (tmp_path / "one.jsonl").read_bytes()
+    else:  # the interval was resampled from every rank's per-image verdicts
+        assert a["bootstrap"]["mean_corruption_top1"]["lo"] < a["bootstrap"]["mean_corruption_top1"]["hi"]
     assert a["passed"] is False and (a["points"][1]["correct_top1"] < 11 if verb == "robust" else
                                      [p["comparisons"] for p in a["perturbations"]] == [11 * 30, 11 * 30])
     missing = run_cli(*command(verb, tmp_path / "nothing", "--nproc", "2"), env={"OMP_NUM_THREADS": "1"})

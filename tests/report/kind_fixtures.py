@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 import report_fixtures as fixtures
 from nnprobe.attacks.results import MinNormDistribution, MinNormPoint, RobustFinding
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                         PerturbationPoint)
+from nnprobe.imagenet_c import verdicts
 from nnprobe.intervals import Interval
 from nnprobe.results import Gate
 
@@ -19,11 +22,16 @@ def corruption_result(gates: tuple[Gate, ...] = ()) -> CorruptionResult:
     points = tuple(CorruptionPoint(c1, min(7, c1 + 2), 7, name, family, severity)
                    for name, family, base in (("gaussian_noise", "noise", 4), ("fog", "weather", 2))
                    for severity, c1 in ((1, base + 1), (3, base)))
-    return CorruptionResult(clean=CleanCounts(6, 7, 7), points=points,
-                            settings=CorruptionSettings(("gaussian_noise", "fog"), (1, 3), seed=0),
-                            model=fixtures.MODEL, data={"path": "val", "layout": "folders"}, run=fixtures.RUN,
-                            gates=gates, perturbations=(PerturbationPoint("brightness", 3, 210, 17),
-                                                        PerturbationPoint("gaussian_noise", 1, 210, 4)))
+    result = CorruptionResult(clean=CleanCounts(6, 7, 7), points=points,
+                              settings=CorruptionSettings(("gaussian_noise", "fog"), (1, 3), seed=0),
+                              model=fixtures.MODEL, data={"path": "val", "layout": "folders"}, run=fixtures.RUN,
+                              gates=gates, perturbations=(PerturbationPoint("brightness", 3, 210, 17),
+                                                          PerturbationPoint("gaussian_noise", 1, 210, 4)))
+    # each point's first correct_top1 images right: bits that add up to the counts, and their intervals
+    hits = np.arange(7)[:, None] < np.array([6, *(p.correct_top1 for p in points)])[None, :]
+    return dataclasses.replace(result, bootstrap=verdicts.bootstrap(result, hits, confidence=0.95, resamples=50,
+                                                                    seed=0),
+                               verdicts=verdicts.ImageVerdicts.encode(np.arange(7), hits))
 
 
 def comparison() -> Comparison:
