@@ -40,13 +40,15 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
              max_ece: float | None = None, min_class_top1: float | None = None, setup_checks: bool = True,
              confidence: float = CONFIDENCE, bootstrap_resamples: int = RESAMPLES, seed: int = SEED,
              reference: Classifier | None = None, max_flips: int | None = None, max_logit_diff: float | None = None,
-             progress: Callable[[int, int], None] | None = None, observe: Callable | None = None) -> EvalResult:
+             progress: Callable[[int, int], None] | None = None, observe: Callable | None = None,
+             source: Callable[..., Shard] = Shard) -> EvalResult:
     """Top-1/top-5 (exact counts), loss, calibration and per-class errors of `classifier` on `images`; when
     top-1 is near chance or the answers concentrate, `setup_checks` measures which setup mistake explains it
     (`nnprobe.setup_checks`). Intervals are at `confidence`: exact on counts, percentile bootstrap
     (`bootstrap_resamples` resamples drawn from `seed`) on the calibration means. With `reference`, that model
     runs on the same batches and `parity` compares the two image by image (gates `max_flips`, default 0,
-    and `max_logit_diff`). `observe(pixels, positions, labels, logits)` sees every batch's full logits."""
+    and `max_logit_diff`). `observe(pixels, positions, labels, logits)` sees every batch's full logits. `source`
+    makes the batches, called as `Shard` is (several models sharing one decoding pass give their own)."""
     check_confidence(confidence)
     check_resamples(bootstrap_resamples)
     follower = ReferenceRun.checked(classifier, reference, shard, max_flips, max_logit_diff, precision)
@@ -56,8 +58,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     present = list(images.classes_present)
     groups = _groups(classifier, images, present, restrict_to_present)
     k = min(5, len(groups) if groups is not None else classifier.num_classes)
-    with Shard(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
-               decode=decode, strict=strict, part=part, progress=progress) as sharded:
+    with source(images, classifier.preprocessing, device=device, batch_size=batch_size, workers=workers,
+                decode=decode, strict=strict, part=part, progress=progress) as sharded:
         if follower is not None and sharded.ctx.world_size > 1:
             raise UsageError("--reference-model compares in one process: not with --nproc or torchrun.")
         tallies, rows, tally = _count(classifier, sharded, groups, k, precision=precision, compile=compile,

@@ -30,25 +30,58 @@ def refuse_single_only(o: dict, count: int) -> None:
                          f"model at a time, not with the {count} models of this run.")
 
 
+PASS_MODELS = 8  # models one shared decoding pass holds at once ...
+PASS_BYTES = 4 << 30  # ... and their weights' bytes: a longer list takes several passes
+
+
 def evaluate_many(o: dict, models: list, progress=None) -> Any:
-    """A ModelRuns: each model of `models` on the same images, in order."""
+    """A ModelRuns: each model of `models` on the same images, reported in order. Models with the same classes
+    share the labelled images and one decoding pass (nnprobe.data.shared_decode), up to PASS_MODELS models or
+    PASS_BYTES of weights at a time; with --decode device or under torchrun each model decodes on its own."""
+    from nnprobe import distributed
     from nnprobe.api.keywords import eval_keywords
     from nnprobe.api.loading import load_classifier, model_and_data
-    from nnprobe.evaluation import evaluate as run
     from nnprobe.model_runs import ModelRuns
 
     refuse_single_only(o, len(models))
     variant = o["settings"].variant or "auto"
     keywords = eval_keywords(o, progress)
-    results, shared = [], {}
-    for spec in models:
+    alone = keywords["decode"] != "workers" or distributed.from_env().world_size > 1
+    results: list = [None] * len(models)
+    shared: dict = {}
+    pending: dict = {}
+    for i, spec in enumerate(models):
         one = o["model"].one(spec)
         classifier = load_classifier(one.model, **one.loader_keywords())
         key = (classifier.num_classes, tuple(classifier.class_names))
         if key not in shared:
             _, shared[key] = model_and_data(one, o["data"], variant=variant, classifier=classifier)
-        results.append(run(classifier, shared[key], **keywords))
+        group = pending.setdefault(key, [])
+        group.append((i, classifier))
+        if alone or len(group) >= PASS_MODELS or sum(_weight_bytes(c) for _, c in group) >= PASS_BYTES:
+            _run(group, shared[key], keywords, results)
+    for key, group in pending.items():
+        _run(group, shared[key], keywords, results)
     return ModelRuns(tuple(results), tuple(_name(spec, r) for spec, r in zip(models, results)))
+
+
+def _run(group: list, images: Any, keywords: dict, results: list) -> None:
+    """Evaluate the (position, classifier) pairs of `group` into `results`, one decoding pass for all; empty it."""
+    from nnprobe.data.shared_decode import evaluate_shared
+    from nnprobe.evaluation import evaluate
+
+    if len(group) == 1:
+        results[group[0][0]] = evaluate(group[0][1], images, **keywords)
+    elif group:
+        for (i, _), result in zip(group, evaluate_shared([c for _, c in group], images, keywords)):
+            results[i] = result
+    group.clear()
+
+
+def _weight_bytes(classifier: Any) -> int:
+    import itertools
+
+    return sum(t.numel() * t.element_size() for t in itertools.chain(classifier.parameters(), classifier.buffers()))
 
 
 def _name(spec: Any, result: Any) -> str:

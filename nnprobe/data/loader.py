@@ -54,9 +54,14 @@ class ImageSamples(Dataset):
 
             canvas, box = context_canvas(crop_border(image, self.border), self.preprocessing, self.context)
             return torch.from_numpy(canvas).permute(2, 0, 1), label, position, converted, None, None, box
-        image = resize_crop(self.preprocessing)(crop_border(image, self.border))  # the one definition, PIL backend
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return pixels, label, position, converted, None, None
+        return model_pixels(image, self.preprocessing, self.border), label, position, converted, None, None
+
+
+def model_pixels(image, preprocessing: Preprocessing, border: int = 0) -> torch.Tensor:
+    """A decoded RGB image as the model's uint8 CHW input: the border cut, then the model's resize and crop (the
+    one definition, PIL backend)."""
+    image = resize_crop(preprocessing)(crop_border(image, border))
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def _read_jpeg(path: str) -> tuple[torch.Tensor, int] | None:
@@ -120,7 +125,8 @@ def collate(items) -> Batch:
                  [item[2] for item in encoded], boxes)
 
 
-def make_loader(dataset: ImageSamples, *, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+def make_loader(dataset: Dataset, *, batch_size: int, workers: int, pin_memory: bool,
+                collate_fn=collate) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_fn,
                       pin_memory=pin_memory, persistent_workers=False,
                       prefetch_factor=4 if workers > 0 else None)

@@ -105,7 +105,7 @@ class Shard:
         if self.progress is not None:
             self.progress(0, len(self.dataset))  # the total is known before the first batch, not "0/?"
         for batch in self.loader:
-            pixels, labels, positions, skips = _batch_on_device(batch, self.device, self.preprocessing,
+            pixels, labels, positions, skips = batch_on_device(batch, self.device, self.preprocessing,
                                                                 self.images.border)
             self._skip(batch.skipped + skips)
             yield DeviceBatch(pixels, labels, positions, batch.converted, batch.boxes)
@@ -137,7 +137,7 @@ class Shard:
         return ShardTotals(skipped, max(distributed.gather_objects(seconds, self.ctx)), self.ctx.world_size)
 
 
-def _batch_on_device(batch, dev: torch.device, pre, border: int = 0) -> tuple[torch.Tensor, torch.Tensor,
+def batch_on_device(batch, dev: torch.device, pre, border: int = 0) -> tuple[torch.Tensor, torch.Tensor,
                                                                              torch.Tensor, list[tuple[int, str]]]:
     """uint8 pixels, labels and positions of one loader batch: worker-decoded images, plus JPEGs decoded
     on the device; and the (position, reason) of those the device could not decode."""
