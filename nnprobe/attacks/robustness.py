@@ -333,7 +333,6 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     iterable of (pixels, labels) batches already at the model's input size.
     """
     from nnprobe.data.layouts import LabelledImages
-    from nnprobe.device import versions
 
     from nnprobe.data.checks import check_batch_size, check_seed, check_workers
 
@@ -342,13 +341,7 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     check_seed(seed)
     started = time.perf_counter()
     budgets = budgets_for(eps, attack)
-    if surrogate is not None and not adaptive:
-        raise UsageError("A surrogate model is used by the adaptive follow-up only: add --adaptive.")
-    if adaptive is True:
-        adaptive = Adaptive(surrogate=surrogate)
-    elif adaptive is not False and surrogate is not None:
-        adaptive = dataclasses.replace(adaptive, surrogate=surrogate)
-    adaptive = adaptive or None
+    adaptive = _adaptive_of(adaptive, surrogate)
     minimum = min_norm_attack(min_norm, min_norm_steps, shard, save_predictions)
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
                    seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive, min_norm=minimum,
@@ -365,23 +358,44 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     points = _checked_points(done.attacks, done.tally, precision, part)
     from nnprobe import distributed
 
-    distances = distribution_of(minimum, done.samples, int(done.tally.min_norm_passes), [a.eps for a in done.attacks],
-                                done.attacks[0].norm)
-    found = findings(points, done.tally.probe) + tuple(min_norm_findings(points, distances))
-    if adaptive is not None:
-        found += tuple(follow_findings(adaptive, done.attacks, done.tally.follow_ups.cpu().tolist()))
-    result = RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop, adaptive),
-                        model=classifier.info, data=done.data, gates=gates_for(points, min_robust_top1),
-                        run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
-                                    seconds=time.perf_counter() - started, versions=versions(), seed=seed),
-                        samples=done.samples, findings=found,
-                        sanity=done.tally.probe.counts(done.tally.follow_ups.cpu().tolist(),
-                                                       adaptive.ids if adaptive is not None else ()),
-                        median_min_eps=_median_min_eps(done.samples, [a.eps for a in done.attacks]),
-                        min_norm=distances)
+    result = _result(done, classifier, points, attack=attack, early_stop=early_stop, adaptive=adaptive,
+                     minimum=minimum, gates=gates_for(points, min_robust_top1), run=(precision, seed, started))
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))
     return result
+
+
+def _adaptive_of(adaptive: bool | Adaptive, surrogate) -> Adaptive | None:
+    """`--adaptive`'s settings with the `--surrogate` model, or None; a surrogate alone is refused."""
+    if surrogate is not None and not adaptive:
+        raise UsageError("A surrogate model is used by the adaptive follow-up only: add --adaptive.")
+    if adaptive is True:
+        return Adaptive(surrogate=surrogate)
+    if adaptive is not False and surrogate is not None:
+        return dataclasses.replace(adaptive, surrogate=surrogate)
+    return adaptive or None
+
+
+def _result(done: _Attacked, classifier, points, *, attack: str, early_stop: bool, adaptive: Adaptive | None,
+            minimum: MinNormAttack | None, gates: tuple[Gate, ...], run: tuple) -> RobustResult:
+    """The RobustResult of one pass: the sanity findings, then --min-norm's distribution and its finding, then
+    the follow-ups' findings (merge re-derives them in this order). `run`: (precision, seed, start time)."""
+    from nnprobe.device import versions
+
+    precision, seed, started = run
+    eps = [a.eps for a in done.attacks]
+    follow_ups = done.tally.follow_ups.cpu().tolist()
+    distances = distribution_of(minimum, done.samples, int(done.tally.min_norm_passes), eps, done.attacks[0].norm)
+    found = findings(points, done.tally.probe) + tuple(min_norm_findings(points, distances))
+    if adaptive is not None:
+        found += tuple(follow_findings(adaptive, done.attacks, follow_ups))
+    return RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop, adaptive),
+                        model=classifier.info, data=done.data, gates=gates,
+                        run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
+                                    seconds=time.perf_counter() - started, versions=versions(), seed=seed),
+                        samples=done.samples, findings=found,
+                        sanity=done.tally.probe.counts(follow_ups, adaptive.ids if adaptive is not None else ()),
+                        median_min_eps=_median_min_eps(done.samples, eps), min_norm=distances)
 
 
 def _median_min_eps(samples: RobustSamples, eps: Sequence[float]) -> float | None:
