@@ -49,8 +49,8 @@ def slices_section(kind: str, result: Any) -> Html:
         return Html("")
     headers, cells, whole = _columns(kind, result)
     count = rows[0]["count"]
-    body = [(f"merged ({len(rows)})", "the whole run", *whole, f"{result.run.seconds:.1f}")]  # first: never cut
-    body += [(f"{r['index']}/{count}", r["part"], *cells(r), f"{r['seconds']:.1f}") for r in rows]
+    body = [(f"merged ({len(rows)})", "the whole run", *whole, f"{result.run.seconds:.2f}")]  # first: never cut
+    body += [(f"{r['index']}/{count}", r["part"], *cells(r), f"{r['seconds']:.2f}") for r in rows]
     drill = [details(f"slice {r['index']}/{count}: {r['part']}", dl(_pairs(kind, r, result))) for r in rows[:ROWS]]
     return section("Slices side by side", para(_present(rows), cls="note"),
                    table(("slice", "part", *headers, "seconds"), body, right=tuple(range(2, len(headers) + 3)),

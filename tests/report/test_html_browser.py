@@ -1,7 +1,8 @@
 """`--format html` pages rendered in a real browser (issue 21 part 5): Debian's Chromium, headless, with
 JavaScript disabled (tests/report/browser.py drives it over the DevTools pipe: Chromium's own
 `--blink-settings=scriptEnabled=false` leaves `--dump-dom` and `--screenshot` empty), loads each page (eval on
-the tiny colour model, diagnose of corpus runs with findings, robust, compare) and gives its DOM, its laid-out
+the tiny colour model, diagnose of corpus runs with findings, robust, compare, fool with its panels, the
+corruption sweep, merge with its slices side by side) and gives its DOM, its laid-out
 height and a screenshot of the whole page. The screenshot must not be blank, the figures must be where the
 page draws them and in colour, the page height must fit its content; the DOM (as the browser built it, no
 script run) must hold the findings' text and the table rows.
@@ -158,6 +159,55 @@ def test_compare_page(browser, tmp_path):
     assert colourful(pixels) > 200  # the FAIL badge and the header's verdict
     assert "Baseline and candidate side by side" in tree and "right → wrong" in tree
     assert tree.count("<tr>") >= len(result.metrics) + 1
+
+
+def test_fool_page_shows_each_panel(browser, tmp_path):
+    """Two photos attacked: one drill-down per image, each with its image | perturbation | adversarial panel
+    inlined; the panels are the figures whose pixels are checked."""
+    import tinymodels
+
+    from nnprobe import api
+
+    photos = [tinymodels.save_photo(tmp_path / "in" / f"photo{seed}.png", seed=seed, size=(320, 240))
+              for seed in (2, 3)]
+    model = api.load_classifier(tinymodels.tiny_classifier(), resize=20, crop=16)
+    result = api.fool(photos, model, attack="fgsm", eps=8 / 255, out_dir=tmp_path / "out", device="cpu")
+    _, tree = check_page(browser, render(result, "html"), tmp_path, "fool", figures=2)
+    summaries = re.findall(r"<summary>([^<]*)</summary>", tree)
+    assert [x.split(" at eps ")[0] for x in summaries] == [item.image for item in result.items]
+    assert tree.count("<img ") == 2
+    assert f"{result.fooled} of 2 adversarial images fool the model" in tree
+    for item in result.items:
+        assert f"<figcaption>{item.panel_image}</figcaption>" in tree
+
+
+def test_corruptions_page(browser, folders, tmp_path):
+    from nnprobe import api
+
+    result = api.corruptions(factory_spec("color_net_1000"), folders, corruptions="contrast,gaussian_noise",
+                             severity="1,3,5", workers=0, **PLAIN)
+    _, tree = check_page(browser, render(result, "html"), tmp_path, "corruptions", figures=1)
+    assert tree.count("<summary>contrast: ") == 1 and tree.count("<summary>gaussian_noise: ") == 1
+    assert f"({result.clean.correct_top1}/{result.clean.total})" in tree and "severity 5" in tree
+
+
+def test_merge_page_shows_the_slices_side_by_side(browser, folders, tmp_path):
+    import json as json_module
+
+    from nnprobe import api
+
+    parts = []
+    for k in (1, 2):
+        part = api.evaluate(factory_spec("color_net_1000"), folders, workers=0, shard=f"{k}/2", **PLAIN)
+        parts.append(tmp_path / f"part-{k}.json")
+        parts[-1].write_text(json_module.dumps(part.to_dict()))
+    result = api.merge([str(p) for p in parts])
+    _, tree = check_page(browser, render(result, "html"), tmp_path, "merge", figures=2)
+    assert "Slices side by side" in tree and tree.count("<summary>slice ") == 2
+    rows = re.findall(r"<tr><td>(merged \(2\)|\d/2)</td><td>([^<]*)</td><td class=\"num\">(\d+)</td>", tree)
+    assert [(a, b) for a, b, _ in rows] == [("merged (2)", "the whole run"), ("1/2", str(parts[0])),
+                                            ("2/2", str(parts[1]))]
+    assert int(rows[0][2]) == result.total == int(rows[1][2]) + int(rows[2][2])
 
 
 def _text(tree: str) -> str:

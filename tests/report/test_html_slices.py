@@ -60,7 +60,7 @@ def test_eval_slices_side_by_side_with_the_whole(tmp_path, data):
     for k, row in enumerate(rows[1:]):
         body = json.loads(Path(parts[k]).read_text())
         assert row[2:6] == [str(body["total"]), _count(body["correct_top1"], body["total"]),
-                            _count(body["correct_top5"], body["total"]), f"{body['run']['seconds']:.1f}"]
+                            _count(body["correct_top5"], body["total"]), f"{body['run']['seconds']:.2f}"]
     assert sum(int(r[2]) for r in rows[1:]) == one.total == 9
     assert page.text(page.all("p")[0]) == "slices 1..3, each once (merge refuses a missing or repeated slice)"
     assert [page.text(s) for s in page.all("summary")] == [f"slice {k}/3: {parts[k - 1]}" for k in (1, 2, 3)]
@@ -102,3 +102,17 @@ def test_a_missing_slice_is_named_and_an_unmerged_result_has_no_section(tmp_path
     note = _section(cut).all("p")[0]
     assert _section(cut).text(note) == "1 of 3 slices; missing: 1/3, 3/3. These numbers are not the whole run's."
     assert "Slices side by side" not in render_html(api.evaluate(MODEL, data, workers=0, **PLAIN))
+
+
+def test_each_cell_reads_its_own_count(tmp_path, data):
+    """On the tiny model top-1 and top-5 counts coincide; parts given as dicts with top-5 moved apart from top-1
+    show that each column reads its own count, from its own slice."""
+    bodies = [json.loads(Path(p).read_text()) for p in _parts(tmp_path, api.evaluate, data, 2)]
+    for body in bodies:
+        assert body["correct_top1"] < body["total"]  # room for a top-5 count above it
+        body["correct_top5"] = body["total"]
+        body["top5"] = 1.0  # as the schema's check wants it
+    rows = _rows(_section(api.merge(bodies)))
+    assert [r[:5] for r in rows[1:]] == [[f"{k + 1}/2", f"part {k + 1}", str(b["total"]),
+                                          _count(b["correct_top1"], b["total"]), _count(b["total"], b["total"])]
+                                         for k, b in enumerate(bodies)]
