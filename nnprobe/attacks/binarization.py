@@ -33,9 +33,10 @@ attack that fails where random points succeed is the strongest sign of a broken 
 
 Cost per checked sample (`cost.Meter`, pass equivalents): `INNER + 1` forwards for the features, two to
 verify the readout, `RANDOM` for the random points, the attack's own passes on one sample, and one forward
-to re-judge its answer: 75 plus the attack's on a sample it fools at once, plus one forward per run to find
-the layer. Deviations from the reference: 63 inner points instead of 999-9999 (cost), L-BFGS in torch
-instead of sklearn, and no rejection resampling for detectors.
+to re-judge its answer: 75 plus the attack's on a sample it fools at once. The one forward per process that
+finds the layer is not counted, so merged slices cost what one process does. Deviations from the
+reference: 63 inner points instead of 999-9999 (cost), L-BFGS in torch instead of sklearn, and no
+rejection resampling for detectors.
 """
 from __future__ import annotations
 
@@ -181,9 +182,10 @@ def check(attack, classifier, xs: torch.Tensor, ids: torch.Tensor, seed: int | N
     flags["binarization_asked"][:] = True
     if attack.eps <= 0 or attack.ball.id not in ("linf", "l2") or n == 0:
         return {**flags, "binarization_cost": cost}
-    meter = Meter()
-    with frozen(classifier), meter.counting(classifier):
+    meter = Meter()  # per sample only (finding the layer is not counted): slices add up to one process's cost
+    with frozen(classifier):
         layer = readout_layer(classifier, xs, autocast)
+    with frozen(classifier), meter.counting(classifier):
         for i in range(n if layer is not None else 0):
             random = SampleRandom(None if seed is None else (seed + SEED_OFFSET) % 2**31, 1, ids[i:i + 1], "cpu")
             verdict, by_chance = _sample(attack, classifier, layer, xs[i], ids[i:i + 1], random, autocast)

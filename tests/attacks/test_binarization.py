@@ -183,7 +183,8 @@ def test_cost_is_what_the_model_counts(data):
     model = counting_classifier()
     flags = binarization.check(build("pgd", EPS), model, data[0][:4], torch.arange(4), 0, NONE)
     counted = model.net.forwards + 2 * model.net.backwards
-    assert int(flags["binarization_cost"].sum()) == counted > 4 * (binarization.INNER + 1)
+    # all but the one image that finds the layer (per process, so that merged slices add up to one process)
+    assert int(flags["binarization_cost"].sum()) == counted - 1 > 4 * (binarization.INNER + 1)
 
 
 def test_cli_flag_json_table_and_the_corruption_sweep_refusal(tmp_path, invoke):
@@ -223,3 +224,21 @@ def test_around_the_default_model_on_a_photo():
         flags = binarization.check(attack, model, x, torch.arange(1), 0, NONE)
         assert int(flags["binarization_checked"].sum()) == 1 and int(flags["binarization_failed"].sum()) == failed
     assert binarization.readout_layer(base, x, NONE).in_features == 1280
+
+
+def test_slices_merged_equal_one_process(tmp_path):
+    """--shard slices each test their own first samples (readouts drawn per sample id): merged, the counts,
+    the cost and the finding equal one process's."""
+    from nnprobe import api
+
+    tinymodels.save_class_folders(tmp_path / "data", 12, seed=3)
+    spec = f"{planted.__file__}:wrong_sign_ste_classifier"
+    options = dict(eps="0,8/255", steps=3, seed=5, binarization_test=True, workers=0, device="cpu")
+    one = api.robust(spec, str(tmp_path / "data"), **options)
+    parts = [api.robust(spec, str(tmp_path / "data"), shard=f"{k}/2", **options).to_dict() for k in (1, 2)]
+    merged = api.merge(parts)
+    names = binarization.COUNTS
+    assert {k: merged.sanity["model"][k] for k in names} == {k: one.sanity["model"][k] for k in names}
+    assert one.sanity["model"]["binarization_asked"] == 12 and one.sanity["model"]["binarization_failed"] > 0
+    assert [f for f in merged.findings if f.id.startswith("binarization")] == \
+           [f for f in one.findings if f.id.startswith("binarization")]
