@@ -98,7 +98,8 @@ def evaluate(model: Any = None, data: Any = None, *, models: str | os.PathLike |
 
     `model` one spec (or Classifier), or a list of them, or a timm wildcard ("timm:convnext_*": the cached
     weights); `models` a file of specs, one per line: several models give a ModelRuns (one EvalResult each,
-    the same images, each model's gates).
+    the same images decoded once, each model's gates; `baseline` compared with each, `save_predictions` FILE
+    one file per model, FILE.MODEL.SUFFIX).
 
     The model's keywords (weights ... std) as `load_classifier`; the data's (labels_file, devkit, class_map,
     limit) as `find_images`; `variant` (imagenet-a, imagenet-r, objectnet, v2, sketch, real, val; None: detected

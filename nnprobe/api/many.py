@@ -7,8 +7,7 @@ from typing import Any
 
 from nnprobe.errors import UsageError
 
-SINGLE_ONLY = (("parity", "reference_model", "--reference-model"), ("baseline", "baseline", "--baseline"),
-               ("per_sample", "save_predictions", "--save-predictions"), ("shard", "shard", "--shard"))
+SINGLE_ONLY = (("parity", "reference_model", "--reference-model"), ("shard", "shard", "--shard"))
 
 
 def model_specs(model: Any) -> list:
@@ -21,9 +20,31 @@ def model_specs(model: Any) -> list:
     return model_list(model.model, model.models)
 
 
+def model_words(models: list) -> list[str]:
+    """Each model's word in the files written per model (`--save-predictions`, `--plot`): from its spec as the
+    user gave it (options.outputs.model_slugs), `modelN` for one given as an object."""
+    import os
+
+    from nnprobe.options.outputs import model_slugs
+
+    return model_slugs([os.fspath(s) if isinstance(s, (str, os.PathLike)) and s else f"model{i + 1}"
+                        for i, s in enumerate(models)])
+
+
+def per_model_files(path: Any, models: list) -> list:
+    """The file each model writes for a flag naming `path` (None: none): FILE.WORD.SUFFIX."""
+    import os
+
+    from nnprobe.options.outputs import model_file
+
+    if path is None:
+        return [None] * len(models)
+    return [model_file(os.fspath(path), word) for word in model_words(models)]
+
+
 def refuse_single_only(o: dict, count: int) -> None:
-    """Options about one model's images (a reference, a baseline, per-sample rows, a slice) are refused with
-    several models, in one sentence naming them."""
+    """Options about one model's images (a reference model, a slice) are refused with several models, in one
+    sentence naming them; a baseline, per-sample files and figures are one per model."""
     given = [flag for group, name, flag in SINGLE_ONLY if group in o and getattr(o[group], name) is not None]
     if given:
         raise UsageError(f"{', '.join(given)} judge{'s' if len(given) == 1 else ''} one model: run it for one "
@@ -47,6 +68,7 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
     variant = o["settings"].variant or "auto"
     keywords = eval_keywords(o, progress)
     alone = keywords["decode"] != "workers" or distributed.from_env().world_size > 1
+    saves = per_model_files(o["per_sample"].save_predictions, models)
     results: list = [None] * len(models)
     shared: dict = {}
     pending: dict = {}
@@ -57,8 +79,8 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
         if key not in shared:
             _, shared[key] = model_and_data(one, o["data"], variant=variant, classifier=classifier)
         group = pending.setdefault(key, [])
-        group.append((i, classifier))
-        if alone or len(group) >= PASS_MODELS or sum(_weight_bytes(c) for _, c in group) >= PASS_BYTES:
+        group.append((i, classifier, {"save_predictions": saves[i]}))
+        if alone or len(group) >= PASS_MODELS or sum(_weight_bytes(c) for _, c, _ in group) >= PASS_BYTES:
             _run(group, shared[key], keywords, results)
     for key, group in pending.items():
         _run(group, shared[key], keywords, results)
@@ -66,14 +88,17 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
 
 
 def _run(group: list, images: Any, keywords: dict, results: list) -> None:
-    """Evaluate the (position, classifier) pairs of `group` into `results`, one decoding pass for all; empty it."""
+    """Evaluate the (position, classifier, own keywords) of `group` into `results`, one decoding pass for all;
+    empty it."""
     from nnprobe.data.shared_decode import evaluate_shared
     from nnprobe.evaluation import evaluate
 
     if len(group) == 1:
-        results[group[0][0]] = evaluate(group[0][1], images, **keywords)
+        i, classifier, own = group[0]
+        results[i] = evaluate(classifier, images, **keywords, **own)
     elif group:
-        for (i, _), result in zip(group, evaluate_shared([c for _, c in group], images, keywords)):
+        together = evaluate_shared([c for _, c, _ in group], images, keywords, [own for _, _, own in group])
+        for (i, _, _), result in zip(group, together):
             results[i] = result
     group.clear()
 

@@ -18,6 +18,19 @@ def plot_paths(plot: str | None) -> dict[str, str]:
     return {f"--plot ({name})": figure_path(plot, name) for name in ("reliability", "per_class")}
 
 
+def per_model_outputs(options: dict, specs: list) -> dict[str, str]:
+    """With several models, the files written per model (FILE.MODEL.SUFFIX): each --plot figure and each
+    --save-predictions file, by the name the output guard reports them under."""
+    from nnprobe.api.many import model_words, per_model_files
+
+    plot, outputs = options["plot"].plot, {}
+    for word, path in zip(model_words(specs), per_model_files(plot, specs)):
+        outputs.update({f"{key[:-1]}, {word})": value for key, value in plot_paths(path).items()})
+    saves = per_model_files(options["per_sample"].save_predictions, specs)
+    outputs.update({f"--save-predictions ({word})": path for word, path in zip(model_words(specs), saves) if path})
+    return outputs
+
+
 @click.command("eval")
 @command_options(EVAL, verb="Evaluate")
 def command(**options) -> int:
@@ -28,13 +41,15 @@ def command(**options) -> int:
     """
     from nnprobe.api.many import model_specs
 
-    several = len(model_specs(options["model"])) > 1
-    if several and (options["plot"].plot or (options["scale"].nproc or 1) > 1):
-        raise UsageError("--plot and --nproc go with one model: run them for one model at a time.")
+    specs = model_specs(options["model"])
+    several = len(specs) > 1
+    if several and (options["scale"].nproc or 1) > 1:
+        raise UsageError("--nproc goes with one model: run it for one model at a time.")
     code = launched(options, "eval")
     if code is not None:
         return code
-    options = guard_verb("eval", options, plots=plot_paths(options["plot"].plot))
+    plots = per_model_outputs(options, specs) if several else plot_paths(options["plot"].plot)
+    options = guard_verb("eval", options, plots=plots)
     if hasattr(options["data"].data, "folders") and options["plot"].plot:
         raise UsageError("--plot draws one data set's figures: not with several --data NAME=DIR.")
 
@@ -49,9 +64,12 @@ def command(**options) -> int:
     if hasattr(result, "rows"):  # several --data NAME=DIR: the variants table (its notes are in it)
         return finish(result, options["report"], passed=result.passed)
     if options["plot"].plot:
+        from nnprobe.api.many import per_model_files
         from nnprobe.report.eval_plots import write_eval_plots
 
-        write_eval_plots(result, *plot_paths(options["plot"].plot).values())
+        plots = per_model_files(options["plot"].plot, specs) if several else [options["plot"].plot]
+        for run, plot in zip(getattr(result, "runs", (result,)), plots):
+            write_eval_plots(run, *plot_paths(plot).values())
     code = finish(result, options["report"], passed=result.passed)
     runs = getattr(result, "runs", (result,))  # several models: the same images, so one set of notes
     notes(runs[0].data["notes"])

@@ -220,9 +220,10 @@ class SharedShard(Shard):
         return super().finish(*counts)
 
 
-def evaluate_shared(classifiers: Sequence[Any], images: LabelledImages, keywords: dict) -> list:
-    """Each classifier's `evaluate(classifier, images, **keywords)` (the progress shown by the first), with the
-    images decoded once for all of them."""
+def evaluate_shared(classifiers: Sequence[Any], images: LabelledImages, keywords: dict,
+                    own: Sequence[dict] | None = None) -> list:
+    """Each classifier's `evaluate(classifier, images, **keywords, **own[i])` (the progress shown by the first),
+    with the images decoded once for all of them."""
     from nnprobe.evaluation import evaluate
 
     from nnprobe.device import resolve_device
@@ -233,8 +234,10 @@ def evaluate_shared(classifiers: Sequence[Any], images: LabelledImages, keywords
 
     def job(slot: int, classifier) -> Callable[[], Any]:
         source = functools.partial(SharedShard, shared, slot, baton)
-        return lambda: evaluate(classifier, images, **dict(keywords, progress=keywords.get("progress") if slot == 0
-                                                           else None), source=source)
+        mine = dict(keywords, **(own[slot] if own else {}))
+        if slot:
+            mine["progress"] = None
+        return lambda: evaluate(classifier, images, **mine, source=source)
 
     with shared:
         return run_in_turns([job(slot, c) for slot, c in enumerate(classifiers)], baton)

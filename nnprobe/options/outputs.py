@@ -75,6 +75,38 @@ def figure_path(plot: str, name: str | None) -> str:
     return f"{root}.{name}{ext}"
 
 
+def model_file(path: str, slug: str) -> str:
+    """Where one model of several writes the file a flag names: FILE's stem + "." + the model's word + its
+    suffix (preds.jsonl -> preds.resnet50.jsonl; preds.jsonl.gz -> preds.resnet50.jsonl.gz)."""
+    import os
+
+    root, ext = os.path.splitext(path)
+    if ext.lower() == ".gz":
+        root, inner = os.path.splitext(root)
+        ext = inner + ext
+    return f"{root}.{slug}{ext}"
+
+
+def model_slugs(names) -> list[str]:
+    """A file-name word per model (`model_file`): the last part of its name (a path's file name, a timm name)
+    with anything but letters, digits, '.', '_' and '-' made '_'; names that come out the same get -1, -2 ...
+    in order, so no two models share a file."""
+    import re
+
+    words = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(n).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1])
+             .strip("._") or "model" for n in names]
+    taken, out = set(words), []
+    for w in words:
+        if words.count(w) > 1:
+            n = 1
+            while f"{w}-{n}" in taken:
+                n += 1
+            w = f"{w}-{n}"
+            taken.add(w)
+        out.append(w)
+    return out
+
+
 @dataclass(frozen=True)
 class PlotOptions(Options):
     """--plot FILE, one convention for every command: a file whose suffix sets the format; a command with

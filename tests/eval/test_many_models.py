@@ -56,7 +56,7 @@ def test_cli_rows_in_every_format_and_the_exit_code_names_the_failed_model(data,
 
 
 @pytest.mark.parametrize("extra, named", [(["--reference-model", "default"], "--reference-model"),
-                                          (["--shard", "1/2"], "--shard"), (["--plot", "p.png"], "--plot")])
+                                          (["--shard", "1/2"], "--shard"), (["--nproc", "2"], "--nproc")])
 def test_options_about_one_model_are_refused_with_several(data, invoke, extra, named):
     run = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0", *extra)
     assert run.returncode == 2 and named in run.stderr and "Traceback" not in run.stderr
@@ -104,3 +104,53 @@ def test_timm_wildcard_takes_only_what_the_cache_holds(tmp_path, data):
     assert [(m["model"]["spec"], m["model"]["weights"], m["total"]) for m in body["models"]] == [
         ("timm:test_convnext.r160_in1k", "timm/test_convnext.r160_in1k", 4),
         ("timm:test_resnet.r160_in1k", "timm/test_resnet.r160_in1k", 4)]
+
+
+def _json(run):
+    assert run.returncode in (0, 1), run.stderr
+    return json.loads(run.stdout)
+
+
+def test_save_predictions_and_plot_write_one_file_per_model(data, tmp_path, invoke):
+    from nnprobe.per_sample import read
+
+    preds, plot = tmp_path / "preds.jsonl", tmp_path / "eval.png"
+    both = _json(invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0",
+                        "--save-predictions", str(preds), "--plot", str(plot), "--format", "json"))
+    words = ["tiny_models.py_color_net_1000", "default"]
+    assert not preds.exists() and not plot.exists()  # the names are templates: one file per model beside them
+    for spec, word, run in zip((GOOD, "default"), words, both["models"]):
+        mine = tmp_path / f"preds.{word}.jsonl"
+        assert run["per_sample"]["path"] == str(mine)
+        alone = tmp_path / f"alone.{word}.jsonl"
+        _json(invoke("eval", str(data), "--model", spec, *PLAIN_FLAGS, "--workers", "0", "--save-predictions",
+                     str(alone), "--format", "json"))
+        assert read(str(mine)) == read(str(alone))  # the same header and rows as that model's own eval
+        for figure in ("reliability", "per_class"):
+            assert (tmp_path / f"eval.{word}.{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_per_model_file_never_overwrites_an_input(data, tmp_path, invoke):
+    specs = tmp_path / "list.default.txt"  # what --save-predictions list.txt would name the default model's file
+    specs.write_text(f"{GOOD}\ndefault\n")
+    run = invoke("eval", str(data), "--models", str(specs), *PLAIN_FLAGS, "--workers", "0", "--save-predictions",
+                 str(tmp_path / "list.txt"))
+    assert run.returncode == 2 and "--save-predictions (default)" in run.stderr and "Traceback" not in run.stderr
+    assert specs.read_text() == f"{GOOD}\ndefault\n"
+
+
+def test_baseline_is_compared_with_each_model(data, tmp_path, invoke):
+    base = tmp_path / "base.json"
+    base.write_text(invoke("eval", str(data), "--model", GOOD, *PLAIN_FLAGS, "--workers", "0", "--format",
+                           "json").stdout)
+    gates = ["--baseline", str(base), "--max-drop-top1", "10pt"]
+    run = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0", *gates,
+                 "--format", "json")
+    assert run.returncode == 1 and "failed: default: max-drop-top1" in run.stderr
+    both = json.loads(run.stdout)
+    assert both["failed_models"] == ["default"]
+    for spec, model in zip((GOOD, "default"), both["models"]):
+        alone = json.loads(invoke("eval", str(data), "--model", spec, *PLAIN_FLAGS, "--workers", "0", *gates,
+                                  "--format", "json").stdout)
+        assert model["comparison"] == alone["comparison"] and model["gates"] == alone["gates"]
+    assert both["models"][0]["comparison"]["metrics"][0]["delta"] == 0
