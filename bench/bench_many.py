@@ -36,9 +36,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--mixed", action="store_true", help="a different resize per model")
-    parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "nnprobe-bench-jpegs"))
+    parser.add_argument("--root", help="the JPEG folder (default: one per --count in the temp folder)")
     args = parser.parse_args()
-    root = make(args.root, args.count)
+    root = make(args.root or os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-{args.count}"), args.count)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     names = args.models.split(",")
     classifiers = [api.load_classifier(name, weights="none", **(MIXED[i % len(MIXED)] if args.mixed else {}))
