@@ -112,12 +112,17 @@ def _kernel_spectrum(sigma: float, grid: int, margin: int, size: int) -> np.ndar
     return np.fft.rfft(np.exp(-offsets ** 2 / (2 * sigma ** 2)), size)
 
 
+def _margin(sigma: float, grid: int) -> int:
+    """Grid points the kernel reaches on each side: it is cut at 6 sigma (what it leaves out is below 1e-8
+    of its mass), so only that much is mirrored at each end."""
+    return int(min(grid - 1, math.ceil(6 * sigma * (grid - 1))))
+
+
 def _smoothed(sigma: float, hists: np.ndarray) -> np.ndarray:
     """Each column of `hists` (values on the grid) convolved with a Gaussian of width sigma reflected at 0
-    and 1 (mass that would leave [0, 1] folds back in), on the same grid; by FFT. The kernel is cut at
-    6 sigma (what it leaves out is below 1e-8 of its mass), so only that much is mirrored at each end."""
+    and 1 (mass that would leave [0, 1] folds back in), on the same grid; by FFT."""
     grid = hists.shape[0]
-    margin = int(min(grid - 1, math.ceil(6 * sigma * (grid - 1))))
+    margin = _margin(sigma, grid)
     extended = np.concatenate([hists[margin:0:-1], hists, hists[-2:-2 - margin:-1]])  # mirrored about 0 and 1
     size = 1 << (len(extended) + 2 * margin - 1).bit_length()  # a power of two >= the full length: fast FFTs
     spectrum = _kernel_spectrum(sigma, grid, margin, size)
@@ -125,12 +130,41 @@ def _smoothed(sigma: float, hists: np.ndarray) -> np.ndarray:
     return full[2 * margin:2 * margin + grid]  # grid point j sits at margin + j, the kernel centre at margin
 
 
-def _smooth_at(sigma: float, residual_hists: np.ndarray, mass_hists: np.ndarray) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _mass_weights(sigma: float, grid: int) -> np.ndarray:
+    """For each grid point s, sum_t (K e_s)(t): what a unit mass at s adds to the smoothed density summed over
+    the grid (`_smoothed`'s kernel around s, plus its mirror images at -s and 2 (grid - 1) - s where those
+    fold back in), from prefix sums of the kernel. The smoothed density's total is then a dot product with
+    the density: the smoothing is linear, and only its total is used."""
+    margin = _margin(sigma, grid)
+    kernel = np.exp(-(np.arange(-margin, margin + 1) / (grid - 1)) ** 2 / (2 * sigma ** 2))
+    prefix = np.concatenate([[0.0], np.cumsum(kernel)])
+
+    def reaching_grid(at: np.ndarray) -> np.ndarray:  # sum over t = 0..grid-1 of the kernel centred at `at`
+        lo, hi = np.maximum(-margin, -at), np.minimum(margin, grid - 1 - at)
+        return np.where(lo <= hi, prefix[np.clip(hi, lo - 1, None) + margin + 1] - prefix[lo + margin], 0.0)
+
+    s = np.arange(grid)
+    weights = reaching_grid(s)
+    left = (s >= 1) & (s <= margin)  # mirrored about 0: hists[margin:0:-1] in `_smoothed`
+    weights[left] += reaching_grid(-s[left])
+    right = (s >= grid - 1 - margin) & (s <= grid - 2)  # mirrored about 1: hists[-2:-2 - margin:-1]
+    weights[right] += reaching_grid(2 * (grid - 1) - s[right])
+    return weights
+
+
+def _mass_totals(left: np.ndarray, frac: np.ndarray, weights: np.ndarray, sigma: float, grid: int) -> np.ndarray:
+    """sum_t (K m)(t) of the density m that puts weights[r, i] on confidence i (split onto the grid at
+    left/frac), for each row r of `weights`."""
+    per_image = _mass_weights(sigma, grid)
+    per_image = (1 - frac) * per_image[left] + frac * per_image[left + 1]
+    return (weights * per_image).sum(axis=-1)
+
+
+def _smooth_at(sigma: float, residual_hists: np.ndarray, mass_totals: np.ndarray) -> np.ndarray:
     """smooth ECE at bandwidth sigma for each column: sum_t |K r|(t) / sum_t (K m)(t) over the grid, i.e.
-    |the smoothed residual| integrated against the smoothed density (both columns in one FFT)."""
-    columns = residual_hists.shape[1]
-    smoothed = _smoothed(sigma, np.concatenate([residual_hists, mass_hists], axis=1))
-    return np.abs(smoothed[:, :columns]).sum(axis=0) / smoothed[:, columns:].sum(axis=0)
+    |the smoothed residual| integrated against the smoothed density (its total from `_mass_totals`)."""
+    return np.abs(_smoothed(sigma, residual_hists)).sum(axis=0) / mass_totals
 
 
 def _grid_size(sigma: float, per_sigma: int, least: int) -> int:
@@ -144,8 +178,7 @@ def smooth_ece_at(conf: np.ndarray, hits: np.ndarray, sigma: float) -> float:
     grid = _grid_size(sigma, 80, 1001)
     left, frac = _split_to_grid(conf, grid)
     residual = _grid_histogram(left, frac, conf - hits, grid)
-    mass = _grid_histogram(left, frac, np.ones(len(conf)), grid)
-    return float(_smooth_at(sigma, residual[:, None], mass[:, None])[0])
+    return float(_smooth_at(sigma, residual[:, None], _mass_totals(left, frac, np.ones(len(conf)), sigma, grid))[0])
 
 
 def smooth_ece(conf: np.ndarray, hits: np.ndarray, *, tolerance: float = 1e-5) -> tuple[float, float]:
@@ -244,8 +277,7 @@ def _bootstrapped(conf, hits, nll, brier, index, bins, sigma, *, resamples, seed
         if math.isfinite(sigma):
             hist_r = (_offset_bincount(left, w * (1 - frac) * (conf - hits), grid)
                       + _offset_bincount(left + 1, w * frac * (conf - hits), grid))
-            hist_m = _offset_bincount(left, w * (1 - frac), grid) + _offset_bincount(left + 1, w * frac, grid)
-            draws["smooth_ece"].append(_smooth_at(sigma, hist_r.T, hist_m.T))
+            draws["smooth_ece"].append(_smooth_at(sigma, hist_r.T, _mass_totals(left, frac, w, sigma, grid)))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in draws.items()}
 
 

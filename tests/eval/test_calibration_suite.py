@@ -128,3 +128,24 @@ def test_suite_intervals_bracket_the_values_and_are_seeded():
 def test_suite_of_no_images_is_all_nan():
     empty = cs.suite([], [], [], [], resamples=10)
     assert np.isnan(empty.ece.value) and np.isnan(empty.smooth_ece.lo) and np.isnan(empty.aurc.value)
+
+
+@pytest.mark.parametrize("spread", [1.0, 30.0])
+def test_tallied_nll_on_the_temperature_grid_equals_scipy(spread):
+    """The tally's NLL sums at every grid temperature against scipy's float64 logsumexp of z / T; a spread
+    of 30 puts most exp terms below float32's range at small T (where the tally's exp2 form matters)."""
+    generator = torch.Generator().manual_seed(7)
+    logits = torch.randn(90, 12, generator=generator) * spread
+    labels = torch.randint(0, 12, (90,), generator=generator)
+    _, nll_sums = _tallied(logits, labels)
+    z, y = logits.double().numpy(), labels.numpy()
+    expected = [(logsumexp(z / t, axis=1) - z[np.arange(len(y)), y] / t).sum() for t in cs.TEMPERATURES]
+    assert nll_sums == pytest.approx(np.array(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("sigma, grid", [(0.3, 11), (0.05, 41), (1.0, 21), (0.01, 401)])
+def test_mass_weights_equal_the_smoothing_of_unit_masses(sigma, grid):
+    """What a unit mass at each grid point adds to the smoothed density's total, from the kernel's prefix
+    sums, against `_smoothed` (the FFT with the mirrored ends) applied to every unit mass."""
+    expected = cs._smoothed(sigma, np.eye(grid)).sum(axis=0)
+    assert cs._mass_weights(sigma, grid) == pytest.approx(expected, rel=1e-12, abs=1e-12)
