@@ -171,6 +171,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            binarization_test: bool = False, min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
            confidence: float | str = 0.95, corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
+           perturbation_baseline: Any = None,
            min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
            baseline: Any = None, max_drop_top1: float | str | None = None, max_drop_top5: float | str | None = None,
            max_class_drop: float | str | None = None, alpha: float | str | None = None,
@@ -194,15 +195,21 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
 def corruptions_with(o: Groups, progress: Progress | None = None) -> "CorruptionResult":
     """`corruptions` from parsed options."""
     from nnprobe.imagenet_c.sweep import corruption_sweep
+    from nnprobe.imagenet_c.relative import with_perturbation_baseline
     from nnprobe.intervals import RESAMPLES  # robust --corruptions: its --confidence, the default resamples
 
     c = o["corruption"]
+    if c.perturbation_baseline is not None and o["shard"].shard is not None:
+        raise UsageError("--perturbation-baseline divides the whole data set's flip rates: give it to a run "
+                         "without --shard.")
     classifier, images = _model_and_data(o["model"], o["data"])
-    return corruption_sweep(classifier, images, corruptions=c.corruptions or "all", severities=c.severity,
-                            seed=o["seed"].seed, **_loader(o), **_device(o), min_corruption_top1=c.min_corruption_top1,
-                            shard=o["shard"].shard, progress=progress, jpeg_roundtrip=c.jpeg_roundtrip,
-                            perturbations=c.perturbations, confidence=o["intervals"].confidence,
-                            bootstrap_resamples=getattr(o["intervals"], "bootstrap_resamples", RESAMPLES))
+    result = corruption_sweep(classifier, images, corruptions=c.corruptions or "all", severities=c.severity,
+                              seed=o["seed"].seed, **_loader(o), **_device(o),
+                              min_corruption_top1=c.min_corruption_top1, shard=o["shard"].shard, progress=progress,
+                              jpeg_roundtrip=c.jpeg_roundtrip, perturbations=c.perturbations,
+                              confidence=o["intervals"].confidence,
+                              bootstrap_resamples=getattr(o["intervals"], "bootstrap_resamples", RESAMPLES))
+    return with_perturbation_baseline(result, c.perturbation_baseline)
 
 
 @_keywords
@@ -214,6 +221,7 @@ def corruptions(model: Any = None, data: Any = None, *, weights: str | None = No
                 class_map: str | os.PathLike | None = None, limit: int | str | None = None,
                 corruptions: str | Sequence[str] = "all", severity: str | int | Sequence[int] = "1-5",
                 jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
+                perturbation_baseline: Any = None,
                 min_corruption_top1: float | str | None = None, seed: int | str = 0,
                 confidence: float | str = 0.95, bootstrap_resamples: int | str = 1000, shard: str | None = None,
                 batch_size: int | str = 32, workers: int | str | None = None, device: Any = "auto",
@@ -222,9 +230,10 @@ def corruptions(model: Any = None, data: Any = None, *, weights: str | None = No
     is "all", a family (noise, blur, weather, digital, c-bar) or names; `severity` "1-5", "3" or "1,3,5"; the
     gate `min_corruption_top1` judges the mean corruption top-1; `jpeg_roundtrip` saves each corrupted image
     as JPEG (quality 85) and decodes it, as the published files were made; `perturbations` ("all" or names)
-    adds ImageNet-P's flip probability and top-5 distance; the mean corruption top-1, mCE and relative mCE
-    carry percentile bootstrap intervals at `confidence` over the images (`bootstrap_resamples` resamples
-    seeded by `seed`). The model's and data's keywords as `evaluate`."""
+    adds ImageNet-P's flip probability and top-5 distance, and `perturbation_baseline` (a reference model's
+    result: a path, dict or result) divides them by its, for mFR and mT5D against that model; the mean
+    corruption top-1, mCE and relative mCE carry percentile bootstrap intervals at `confidence` over the images
+    (`bootstrap_resamples` resamples seeded by `seed`). The model's and data's keywords as `evaluate`."""
     return corruptions_with(verbs.build(verbs.CORRUPTIONS, _given(locals())), progress)
 
 

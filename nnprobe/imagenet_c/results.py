@@ -56,6 +56,20 @@ class PerturbationPoint:
 
 
 @dataclass(frozen=True)
+class PerturbationBaseline:
+    """A reference model's ImageNet-P counts on the same images and sequences (`--perturbation-baseline`):
+    each FP and T5D of this run is divided by its, as the paper divides by AlexNet's (`relative.py`)."""
+
+    source: str  # the result file the counts came from ("<dict>" or the object's type from the API)
+    model: str  # that run's model spec
+    perturbations: tuple[PerturbationPoint, ...]  # in the order of the result's own
+
+
+def _ratio(ours: float, theirs: float) -> float | None:
+    return ours / theirs if theirs > 0 else None
+
+
+@dataclass(frozen=True)
 class CorruptionSettings:
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
@@ -85,6 +99,33 @@ class CorruptionResult(Gated):
     confidence_level: float = 0.95  # of the bootstrap intervals
     bootstrap: CorruptionBootstrap | None = None  # intervals of the mean top-1 and mCE (None: no per-image bits)
     verdicts: ImageVerdicts | None = None  # a --shard part's per-image bits, for merge (None in a whole run)
+    perturbation_baseline: PerturbationBaseline | None = None  # --perturbation-baseline
+
+    def _versus_baseline(self, measure: str) -> dict[str, float | None] | None:
+        if self.perturbation_baseline is None:
+            return None
+        pairs = zip(self.perturbations, self.perturbation_baseline.perturbations)  # in the same order
+        return {p.perturbation: _ratio(getattr(p, measure), getattr(q, measure)) for p, q in pairs}
+
+    @property
+    def flip_rate_vs_baseline(self) -> dict[str, float | None] | None:
+        """Each perturbation's FP over the baseline's (None where the baseline never flipped)."""
+        return self._versus_baseline("flip_probability")
+
+    @property
+    def top5_distance_vs_baseline(self) -> dict[str, float | None] | None:
+        return self._versus_baseline("top5_distance")
+
+    @property
+    def mfr_vs_baseline(self) -> float | None:
+        """The paper's mFR with the baseline model in AlexNet's place: the FP ratios averaged."""
+        ratios = self.flip_rate_vs_baseline
+        return None if ratios is None or None in ratios.values() else _mean(ratios.values())
+
+    @property
+    def mt5d_vs_baseline(self) -> float | None:
+        ratios = self.top5_distance_vs_baseline
+        return None if ratios is None or None in ratios.values() else _mean(ratios.values())
 
     @property
     def mean_flip_probability(self) -> float | None:
@@ -160,7 +201,11 @@ class CorruptionResult(Gated):
                 "corruption_error": to_jsonable(self.corruption_error),
                 "relative_corruption_error": to_jsonable(self.relative_corruption_error),
                 "mean_flip_probability": to_jsonable(self.mean_flip_probability),
-                "mean_top5_distance": to_jsonable(self.mean_top5_distance), **body}
+                "mean_top5_distance": to_jsonable(self.mean_top5_distance),
+                "flip_rate_vs_baseline": to_jsonable(self.flip_rate_vs_baseline),
+                "top5_distance_vs_baseline": to_jsonable(self.top5_distance_vs_baseline),
+                "mfr_vs_baseline": to_jsonable(self.mfr_vs_baseline),
+                "mt5d_vs_baseline": to_jsonable(self.mt5d_vs_baseline), **body}
 
 
 def corruption_gate(threshold: float, measured: float) -> Gate:

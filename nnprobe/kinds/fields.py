@@ -56,6 +56,7 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         "verdicts": "a --shard part's per-image top-1 bits, for merge to resample the whole",
         "bootstrap.mean_corruption_top1.value": "the same number as mean_corruption_top1, shown from there",
         "settings.bootstrap_resamples": "named in the interval note (the bootstrap's method)",
+        "perturbation_baseline.perturbations": "the baseline model's counts: the reports show the ratios to them",
     },
     "fool": {
         "model": PROVENANCE, "run.versions": PROVENANCE, "run.seed": PROVENANCE,
@@ -150,6 +151,7 @@ MERGE: dict[str, dict[str, str]] = {
         "confidence_level": _SAME,
         "bootstrap": "resampled from the slices' per-image verdicts joined in data order (as one process does)",
         "verdicts": "joined in data order for the bootstrap, then dropped: the merged whole is no slice",
+        "perturbation_baseline": "a --shard slice cannot have one (--perturbation-baseline is refused with --shard)",
     },
 }
 

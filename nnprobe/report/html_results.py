@@ -185,11 +185,7 @@ def corruption_html(result: Any) -> list[Html]:
                             for p in result.points if p.corruption == name), right=(0, 1, 2, 3)))
              for name in s.corruptions]
     jpeg = [("JPEG round trip", f"quality {s.jpeg_roundtrip}")] if getattr(s, "jpeg_roundtrip", None) else []
-    moved = [section("ImageNet-P: flips along each perturbation sequence", table(
-        ("perturbation", "flip probability", "flips / compared frames", "top-5 distance"),
-        ((p.perturbation, pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
-          f"{p.top5_distance:.3f} ({p.top5_distance_sum}/{p.comparisons})") for p in result.perturbations),
-        right=(1, 2, 3), total=len(result.perturbations), noun="perturbations"))] if result.perturbations else []
+    moved = _perturbation_section(result) if result.perturbations else []
     return [header("robust --corruptions", result.passed, _subject(result), _note(result)),
             section("Corruption accuracy", summary, tag("div", grid, shown, cls="evidence")), gates(result.gates),
             section("Per corruption", *drill), *moved, slices_section("corruption", result),
@@ -197,6 +193,20 @@ def corruption_html(result: Any) -> list[Html]:
                 ("corruptions", f"{' and '.join(s.benchmarks)}, computed on the device at the model's input size, parameters of {s.reference}, "
                                 f"seed {s.seed}"), ("data", result.data.get("path")), *_plot_pair(result)]
                 + run_pairs(result.run)))]
+
+
+def _perturbation_section(result: Any) -> list[Html]:
+    """ImageNet-P's table, with each FP and T5D over the baseline model's when one was given, and the means."""
+    from nnprobe.report.perturbation_text import perturbation_summary, versus_baseline
+
+    base = result.perturbation_baseline is not None
+    rows = ((p.perturbation, pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
+             f"{p.top5_distance:.3f} ({p.top5_distance_sum}/{p.comparisons})",
+             *((versus_baseline(result, p.perturbation),) if base else ())) for p in result.perturbations)
+    return [section("ImageNet-P: flips along each perturbation sequence", table(
+        ("perturbation", "flip probability", "flips / compared frames", "top-5 distance",
+         *(("FP / T5D vs baseline",) if base else ())), rows, right=(1, 2, 3, 4), total=len(result.perturbations),
+        noun="perturbations"), para(perturbation_summary(result)))]
 
 
 def _plot_pair(result: Any) -> list[tuple[str, Any]]:

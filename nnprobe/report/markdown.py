@@ -195,10 +195,16 @@ def corruption_lines(result: Any) -> list[str]:
                    right=tuple(range(1, len(severities) + 2)), limit=20, total=len(result.per_corruption),
                    noun="corruptions")
     if result.perturbations:
-        lines += [""] + table(("ImageNet-P perturbation", "flip probability", "flips / compared", "top-5 distance"),
+        from nnprobe.report.perturbation_text import perturbation_summary, versus_baseline
+
+        base = result.perturbation_baseline is not None
+        lines += [""] + table(("ImageNet-P perturbation", "flip probability", "flips / compared", "top-5 distance",
+                               *(("FP / T5D vs baseline",) if base else ())),
                               ((escape(p.perturbation), pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
-                                f"{p.top5_distance:.3f}") for p in result.perturbations), right=(1, 2, 3),
+                                f"{p.top5_distance:.3f}", *((versus_baseline(result, p.perturbation),) if base else ()))
+                               for p in result.perturbations), right=(1, 2, 3, 4),
                               total=len(result.perturbations), noun="perturbations")
+        lines += ["", escape(perturbation_summary(result), 1000)]
     lines += gate_lines(result.gates)
     return lines + [run_line(result.run)]
 

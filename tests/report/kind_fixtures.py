@@ -12,7 +12,7 @@ import report_fixtures as fixtures
 from nnprobe.attacks.results import MinNormDistribution, MinNormPoint, RobustFinding
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
-                                        PerturbationPoint)
+                                        PerturbationBaseline, PerturbationPoint)
 from nnprobe.imagenet_c import verdicts
 from nnprobe.intervals import Interval
 from nnprobe.results import Gate
@@ -26,7 +26,11 @@ def corruption_result(gates: tuple[Gate, ...] = ()) -> CorruptionResult:
                               settings=CorruptionSettings(("gaussian_noise", "fog"), (1, 3), seed=0),
                               model=fixtures.MODEL, data={"path": "val", "layout": "folders"}, run=fixtures.RUN,
                               gates=gates, perturbations=(PerturbationPoint("brightness", 3, 210, 17),
-                                                          PerturbationPoint("gaussian_noise", 1, 210, 4)))
+                                                          PerturbationPoint("gaussian_noise", 1, 210, 4)),
+                              perturbation_baseline=PerturbationBaseline(
+                                  "alexnet.json", "torchvision:alexnet",
+                                  (PerturbationPoint("brightness", 6, 210, 30),
+                                   PerturbationPoint("gaussian_noise", 5, 210, 9))))
     # each point's first correct_top1 images right: bits that add up to the counts, and their intervals
     hits = np.arange(7)[:, None] < np.array([6, *(p.correct_top1 for p in points)])[None, :]
     return dataclasses.replace(result, bootstrap=verdicts.bootstrap(result, hits, confidence=0.95, resamples=50,

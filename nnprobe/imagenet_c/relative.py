@@ -1,0 +1,65 @@
+"""ImageNet-P flip rates relative to a reference model's (`--perturbation-baseline RESULT.json`).
+
+The paper's mFR divides each perturbation's flip probability by AlexNet's on the same sequences and averages
+(mT5D likewise with the top-5 distance). AlexNet's values were never published with the code (nor found in
+the paper's tables, the robustness repository, its issues, or code that computes mFR), so nnprobe prints no
+mFR against AlexNet: a user runs the reference model of their choice (AlexNet from torchvision, say) with the
+same --perturbations, data and seed, and gives that JSON here; each FP and T5D is divided by its, and the
+means are mFR and mT5D against that model. The counts come from the same images and the same sequences or
+the comparison is refused: other images, another seed (the noises' draws) or other frame counts would make
+the ratio compare different things.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from nnprobe.errors import UsageError
+from nnprobe.imagenet_c.results import CorruptionResult, PerturbationBaseline, PerturbationPoint
+
+WHAT = "Perturbation baseline"
+
+
+def _body(source: Any) -> tuple[dict, str]:
+    if isinstance(source, (str, os.PathLike)):
+        from nnprobe.io import check_input, read_json
+
+        check_input(source, WHAT, "result")
+        return read_json(source, f"the perturbation baseline {os.fspath(source)}"), os.fspath(source)
+    if isinstance(source, dict):
+        return source, "<dict>"
+    if callable(getattr(source, "to_dict", None)):
+        return source.to_dict(), f"<{type(source).__name__}>"
+    raise UsageError(f"the perturbation baseline must be a corruptions result JSON path, a dict or a result, "
+                     f"not {type(source).__name__}.")
+
+
+def with_perturbation_baseline(result: CorruptionResult, source: Any) -> CorruptionResult:
+    """`result` with the baseline's counts for its perturbations; one sentence when they do not compare."""
+    if source is None:
+        return result
+    if not result.perturbations:
+        raise UsageError("--perturbation-baseline divides ImageNet-P flip rates: give --perturbations too.")
+    body, origin = _body(source)
+    from nnprobe import kinds
+
+    kinds.validate(body, f"the perturbation baseline {origin}", ("corruption",))
+    theirs = {p.get("perturbation"): p for p in body.get("perturbations") or []}
+    names = [p.perturbation for p in result.perturbations]
+    missing = [n for n in names if n not in theirs]
+    if missing:
+        raise UsageError(f"the perturbation baseline {origin} has no {', '.join(missing)} sequences: run the "
+                         f"reference model with --perturbations {','.join(names)}.")
+    same_images = (body.get("data") or {}).get("fingerprint") == result.data.get("fingerprint")
+    if not same_images or (body.get("settings") or {}).get("seed") != result.settings.seed:
+        raise UsageError(f"the perturbation baseline {origin} ran on " + ("other images" if not same_images else
+                         "another --seed (other noise draws)") + ": flip rates compare on the same sequences.")
+    points = tuple(PerturbationPoint(n, theirs[n]["flips"], theirs[n]["comparisons"], theirs[n]["top5_distance_sum"])
+                   for n in names)
+    uneven = [p.perturbation for p, q in zip(points, result.perturbations) if p.comparisons != q.comparisons]
+    if uneven:
+        raise UsageError(f"the perturbation baseline {origin} compared another number of frames on "
+                         f"{', '.join(uneven)}: flip rates compare on the same sequences.")
+    spec = (body.get("model") or {}).get("spec") or "?"
+    return dataclasses.replace(result, perturbation_baseline=PerturbationBaseline(origin, str(spec), points))
