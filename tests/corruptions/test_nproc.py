@@ -1,5 +1,5 @@
 """`--nproc 2` on `robust` (an attack sweep with --min-norm distances and per-sample rows) and on `corruptions`
-(with ImageNet-P sequences): the report and the rows equal one process's, field for
+(with ImageNet-P sequences, translate's read from the canvas around each crop): the report and the rows equal one process's, field for
 field (the run's own provenance aside), and the exit codes stay nnprobe's: 1 on a failed gate with the report
 finished, 2 with one sentence on a missing folder, never a launcher traceback. Two workers on a tiny model:
 each case starts the workers once."""
@@ -18,7 +18,7 @@ VERBS = {  # a failing gate each, so one run shows both the equal report and exi
     "robust": (["robust", "--eps", "0,8/255", "--attack", "pgd", "--steps", "3", "--min-robust-top1", "8/255=0.99",
                 "--min-norm", "fmn-linf", "--min-norm-steps", "10"], "min-robust-top1@8/255"),
     "corruptions": (["corruptions", "--corruptions", "gaussian_noise,contrast,sparkles", "--severity", "1,4",
-                     "--perturbations", "gaussian_noise,brightness", "--min-corruption-top1", "1.0"],
+                     "--perturbations", "gaussian_noise,brightness,translate", "--min-corruption-top1", "1.0"],
                     "min-corruption-top1"),
 }
 RUN_OWN = ("seconds", "world_size")  # how long, and on how many ranks: the only fields allowed to differ
@@ -62,7 +62,7 @@ def test_nproc_2_equals_one_process_and_keeps_the_exit_codes(verb, folder, tmp_p
     else:  # the interval was resampled from every rank's per-image verdicts
         assert a["bootstrap"]["mean_corruption_top1"]["lo"] < a["bootstrap"]["mean_corruption_top1"]["hi"]
     assert a["passed"] is False and (a["points"][1]["correct_top1"] < 11 if verb == "robust" else
-                                     [p["comparisons"] for p in a["perturbations"]] == [11 * 30, 11 * 30])
+                                     [p["comparisons"] for p in a["perturbations"]] == [11 * 30, 11 * 30, 11 * 40])
     missing = run_cli(*command(verb, tmp_path / "nothing", "--nproc", "2"), env={"OMP_NUM_THREADS": "1"})
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().splitlines() == [f"Error: Data folder {tmp_path / 'nothing'} does not exist or is "
