@@ -31,9 +31,9 @@ As the reference's "random ASR", `RANDOM` random points on the ball's surface ar
 too: samples where one is already adversarial are counted (`random_point_adversarial` in the evidence); an
 attack that fails where random points succeed is the strongest sign of a broken gradient.
 
-Cost per checked sample (`cost.Meter`, pass equivalents): `INNER + 1` forwards for the features, two to
-verify the readout, `RANDOM` for the random points, the attack's own passes on one sample, and one forward
-to re-judge its answer: 75 plus the attack's on a sample it fools at once. The one forward per process that
+Cost per checked sample (`cost.Meter`, pass equivalents): `INNER + 2` forwards for the features (the clean
+image, the inner points, the boundary point), two to verify the readout, `RANDOM` for the random points,
+the attack's own passes on one sample, and one forward to re-judge its answer: 76 plus the attack's. The one forward per process that
 finds the layer is not counted, so merged slices cost what one process does. Deviations from the
 reference: 63 inner points instead of 999-9999 (cost), L-BFGS in torch instead of sklearn, and no
 rejection resampling for detectors.
@@ -52,7 +52,8 @@ from nnprobe.results import format_eps
 
 # samples the test was asked for, those whose readout was set up and verified, those the attack failed on, those
 # where one of RANDOM random points on the ball's surface is already adversarial (the reference's "random ASR":
-# how hard the binary problem is without an attack), and the test's cost in pass equivalents (summed over ranks and merge parts like every probe count)
+# how hard the binary problem is without an attack), and the test's cost in pass equivalents; summed over ranks
+# and merge parts like every probe count
 COUNTS = ("binarization_asked", "binarization_checked", "binarization_failed", "binarization_random",
           "binarization_cost")
 INNER = 63  # random inner points per sample (plus the clean image): the reference uses 999 or 9999
