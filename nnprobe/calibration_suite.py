@@ -58,6 +58,9 @@ class CalibrationSuite:
     temperature: Temperature | None
     smooth_ece_bandwidth: float
     bins: int = ECE_BINS
+    resamples: int = RESAMPLES  # of the bootstraps, drawn from `seed` (merge resamples the whole with them)
+    seed: int = SEED
+    missing: str | None = None  # after a merge: the numbers it could not give, and why (None: none missing)
 
 
 def binned_errors(conf: np.ndarray, hits: np.ndarray, index: np.ndarray, bins: int,
@@ -315,4 +318,4 @@ def suite(confidence_values, correct, nll, brier, *, classwise: tuple[np.ndarray
         aurc=iv["aurc"], equal_mass_ece=equal_mass_ece(conf, hits, bins), mce=mce, rmsce=rmsce,
         classwise_ece=classwise_ece(*classwise) if classwise is not None else None,
         temperature=fitted_temperature(temperature_sums, n) if temperature_sums is not None else None,
-        smooth_ece_bandwidth=sigma, bins=bins)
+        smooth_ece_bandwidth=sigma, bins=bins, resamples=resamples, seed=seed)

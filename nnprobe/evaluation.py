@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from nnprobe.calibration import calibration, confused_pairs, real_top1
 from nnprobe.calibration import real_labels as real_labels_of
+from nnprobe.calibration_merge import CalibrationSums
 from nnprobe.calibration_suite import suite
 from nnprobe.calibration_tally import CalibrationTally
 from nnprobe.parity_tally import ReferenceRun
@@ -72,7 +73,8 @@ def evaluate(classifier: Classifier, images: LabelledImages, *, device: str = "a
     classwise, nll_sums = tally.arrays()
     result = dataclasses.replace(result, confidence_level=confidence, calibration_suite=suite(
         samples.confidence, samples.correct, samples.loss, samples.brier, classwise=classwise,
-        temperature_sums=nll_sums, confidence=confidence, resamples=bootstrap_resamples, seed=seed))
+        temperature_sums=nll_sums, confidence=confidence, resamples=bootstrap_resamples, seed=seed),
+        calibration_sums=CalibrationSums.of(classwise, nll_sums) if part is not None else None)
     if setup_checks and part is None and sharded.ctx.is_main:
         result = _explained(result, classifier, images, device=sharded.device, batch_size=batch_size,
                             restrict_to_present=groups is not None)

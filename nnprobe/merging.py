@@ -64,7 +64,7 @@ def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool
     _same(parts, "model", lambda b: b.get("model"))
     _same(parts, "settings", lambda b: (b.get("settings"), b["data"].get("logits"), b["data"].get("top_k"),
                                          b.get("run", {}).get("precision"), b.get("run", {}).get("seed"),
-                                         b.get("confidence_level")))
+                                         b.get("confidence_level"), _bootstrap_of(b)))
     _same(parts, "--min-norm", lambda b: b.get("min_norm") and (b["min_norm"]["attack"], b["min_norm"]["steps"]))
     count = parts[0][1]["data"]["shard"]["count"]
     from nnprobe import kinds
@@ -104,6 +104,12 @@ def slice_row(kind: str, name: str, body: dict) -> dict[str, Any]:
     return dict(row, images=body["clean"]["total"], correct_top1=body["clean"]["correct_top1"],
                 correct_top5=body["clean"]["correct_top5"], corrupted_correct_top1=sum(p["correct_top1"] for p in points),
                 corrupted_total=sum(p["total"] for p in points))
+
+
+def _bootstrap_of(body: dict) -> tuple:
+    """The resamples and seed of a slice's calibration bootstrap (the merged suite resamples with them)."""
+    suite = body.get("calibration_suite")
+    return (suite.get("resamples"), suite.get("seed")) if isinstance(suite, dict) else (None, None)
 
 
 def _merged_data(parts: Sequence[dict]) -> dict[str, Any]:
@@ -154,6 +160,7 @@ def merge_eval(parts: Sequence[dict]) -> dict[str, Any]:
         variants[0], **{key: sum(v[key] for v in variants) for key in ("correct_top1_all", "total", "excluded")})
     # from the slices' rows when they are merged (top-k of a sum is not the sum of top-k's)
     body["confused_pairs"], body["setup_findings"], body["comparison"] = [], [], None
+    body["calibration_suite"] = body["calibration_sums"] = None  # the whole's, from every slice: _eval_result
     body["data"] = _merged_data(parts)
     body["run"] = _merged_run(parts)
     body["images_per_second"] = total / body["run"]["seconds"] if body["run"]["seconds"] else None
@@ -338,10 +345,12 @@ def _eval_result(merged: dict, bodies: Sequence[dict], saved, rows, gates: dict)
     parts = [(from_jsonable(Calibration, b["calibration"]), b["total"]) for b in bodies if b.get("calibration")]
     pairs = () if rows is None else confused_pairs([r["label"] for r in rows], [r["top5"][0] for r in rows],
                                                    lambda i: names.get(i, str(i)))
-    # the suite's equal-mass bins, smooth ECE, AURC and bootstraps need every image at once: not merged
+    from nnprobe.calibration_merge import merged_suite
+
+    whole = combined(parts) if len(parts) == len(bodies) else None
     result = dataclasses.replace(result, predictions=spread, per_sample=saved, confused_pairs=pairs,
-                                 calibration=combined(parts) if len(parts) == len(bodies) else None,
-                                 calibration_suite=None)
+                                 calibration=whole, calibration_suite=None if whole is None else merged_suite(
+                                     bodies, whole, rows, result.confidence_level))
     return dataclasses.replace(result, gates=eval_gates(result, **gates))
 
 

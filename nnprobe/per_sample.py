@@ -122,9 +122,8 @@ def eval_rows(samples: EvalSamples, paths: Sequence[str | None]) -> Iterator[dic
     for i, position in enumerate(samples.positions.tolist()):
         top = samples.top[i].tolist()
         yield {"i": position, "path": paths[i], "label": int(samples.labels[i]), "top5": top,
-               "loss": _finite(round(float(samples.loss[i]), 6)),
-               "confidence": _finite(round(float(samples.confidence[i]), 6)),
-               "correct": top[0] == int(samples.labels[i])}
+               "loss": _finite(float(samples.loss[i])), "confidence": _finite(float(samples.confidence[i])),
+               "brier": _finite(float(samples.brier[i])), "correct": top[0] == int(samples.labels[i])}
 
 
 def robust_rows(samples: RobustSamples, paths: Sequence[str | None], eps: Sequence[float]) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nnprobe.calibration import Calibration, ConfusedPair, worst_classes
+from nnprobe.calibration_merge import CalibrationSums
 from nnprobe.calibration_suite import CalibrationSuite
 from nnprobe.errors import UsageError
 from nnprobe.parity import Parity
@@ -339,6 +340,7 @@ class EvalResult(TopKRates, Gated):
     parity: Parity | None = None  # against --reference-model: changed answers, flips, logit differences
     calibration_suite: CalibrationSuite | None = None  # equal-mass/class-wise/smooth ECE, MCE, AURC, T, intervals
     variant: VariantTop1 | None = None  # the ImageNet variant's protocol, and the all-classes argmax beside it
+    calibration_sums: CalibrationSums | None = None  # a --shard slice's class-wise and temperature tallies (merge)
     samples: Any = field(default=None, repr=False, compare=False)  # EvalSamples: each image's answer (not JSON)
 
     @property

@@ -30,6 +30,9 @@ JSON_ONLY: dict[str, dict[str, str]] = {
         **{f"calibration_suite.{name}.method": "the same bootstrap as NLL's, named in the interval note"
            for name in ("ece", "brier", "smooth_ece", "aurc")},
         "calibration_suite.smooth_ece_bandwidth": "for tools: the fixed point sigma* (equal to smooth ECE)",
+        "calibration_suite.resamples": "named in the interval note (the bootstrap's method)",
+        "calibration_suite.seed": "named in the interval note (the bootstrap's method)",
+        "calibration_sums": "a --shard slice's class-wise and temperature tallies, for merge",
         "parity.confidence_level": "the result's confidence_level, named in the sentence",
         "parity.top1_changed_paths": "the first five are shown; the JSON lists twenty",
         "parity.right_to_wrong_paths": "the first five are shown; the JSON lists twenty",
@@ -128,8 +131,11 @@ MERGE: dict[str, dict[str, str]] = {
         "comparison": "a --shard slice cannot have one (--baseline is refused with --shard)",
         "samples": "in memory only", "confidence_level": _SAME,
         "parity": "a --shard slice cannot have one (--reference-model is refused with --shard)",
-        "calibration_suite": "not merged: equal-mass bins, smooth ECE, AURC, the class-wise tally, the "
-                             "temperature and the bootstraps need every image at once (None after a merge)",
+        "calibration_suite": "the whole's (calibration_merge.py): with the slices' per-sample rows (--save-predictions) "
+                             "every number and interval as one process; without them equal-width ECE, MCE, RMSCE, "
+                             "NLL, Brier, class-wise ECE and the temperature from the summed tallies, the rest null "
+                             "and named in `missing`",
+        "calibration_sums": "summed over the slices into the suite, then dropped: the merged whole is no slice",
     },
     "robust": {
         "points": "per eps, counts summed and mean norms re-weighted", "settings": _SAME, "model": _SAME,
@@ -170,6 +176,7 @@ COMPARE: dict[str, dict[str, str]] = {
         "samples": "rows of a result just computed (--baseline)",
         "confidence_level": "not compared: the delta intervals use the comparison's own level",
         "calibration_suite": "not compared: the ECE and loss deltas are bootstrapped from the paired rows",
+        "calibration_sums": "not compared: merge's input (a --shard slice cannot be compared: --baseline is refused)",
         "parity": "not compared: each run's own --reference-model",
     },
     "robust": {

@@ -157,6 +157,7 @@ def check_eval(check: Checker, body: Mapping[str, Any]) -> None:
             if got != want:
                 check.fail(f"the per-class {name} add up to {got}, not the {want} the totals say")
     _calibration(check, body.get("calibration"), n)
+    _calibration_sums(check, body.get("calibration_sums"))
     real = body.get("real")
     if real is not None:
         real = check.mapping(real, "real")
@@ -186,6 +187,22 @@ def _calibration(check: Checker, calibration: Any, total: int) -> None:
             check.number(row, key, "calibration bin ", low=0.0, high=1.0)
     if calibration.get("bins") and counted != total:
         check.fail(f"the calibration bins count {counted} images, the result {total}")
+
+
+def _calibration_sums(check: Checker, sums: Any) -> None:
+    """A --shard slice's class-wise and temperature tallies: one count, p sum and label count per listed
+    (class, bin) cell inside classes x bins, finite numbers (merge adds them up)."""
+    if sums is None:
+        return
+    sums = check.mapping(sums, "calibration_sums")
+    size = check.count(sums, "classes", "calibration_sums.") * check.count(sums, "bins", "calibration_sums.")
+    cells = check.items(sums, "cells", "calibration_sums.")
+    columns = [check.items(sums, key, "calibration_sums.") for key in ("counts", "prob_sums", "hit_sums")]
+    numbers = [v for column in columns for v in column] + check.items(sums, "nll_sums", "calibration_sums.")
+    if any(len(c) != len(cells) for c in columns) or \
+            not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < size for c in cells) or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        check.fail("calibration_sums do not hold one finite count, probability sum and label count per cell")
 
 
 def check_robust(check: Checker, body: Mapping[str, Any]) -> None:

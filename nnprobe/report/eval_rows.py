@@ -91,6 +91,8 @@ def interval_note(result: Any) -> str:
     suite = result.calibration_suite
     boot = suite.nll.method if suite is not None else None
     tail = f"; {boot} on calibration means" if boot else ""
+    if suite is not None and suite.missing:
+        tail = f"; {suite.missing}"
     return f"intervals: {level}, exact Clopper-Pearson on counts{tail}"
 
 

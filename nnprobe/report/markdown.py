@@ -133,7 +133,7 @@ def eval_lines(result: Any) -> list[str]:
     from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines, variant_line
 
     lines += table(HEADERS, metric_rows(result), right=(1, 2, 3, 4))  # numbers and fixed labels only
-    lines += [escape(interval_note(result)), ""]
+    lines += [escape(interval_note(result), limit=400), ""]  # our sentence, not user text: never cut
     lines += [escape(variant_line(result)), ""] if result.variant is not None else []
     lines += [f"- {escape(line.strip())}" for line in parity_lines(result)] + ([""] if result.parity else [])
     lines += gate_lines(result.gates)

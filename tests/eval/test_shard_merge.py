@@ -227,10 +227,10 @@ def test_merged_eval_and_corruption_equal_one_process_in_every_field(tmp_path, d
     one = api.evaluate(MODEL, data, workers=0, save_predictions=str(tmp_path / "one.jsonl"), min_top1=0.5, **PLAIN)
     merged = api.merge(_run_slices(tmp_path, api.evaluate, data, count), min_top1=0.5,
                        save_predictions=str(tmp_path / "merged.jsonl"))
-    # the calibration suite needs every image at once: merge leaves it out (declared in kinds/fields.py)
-    assert one.calibration_suite is not None and merged.calibration_suite is None
-    _same(_run_only(_without(one.to_dict(), "images_per_second", "calibration_suite")),
-          _run_only(_without(merged.to_dict(), "images_per_second", "calibration_suite")))
+    # the calibration suite from the merged rows, intervals too (tests/eval/test_merge_calibration.py)
+    assert merged.calibration_suite is not None and merged.calibration_suite.missing is None
+    _same(_run_only(_without(one.to_dict(), "images_per_second")),
+          _run_only(_without(merged.to_dict(), "images_per_second")))
     options = dict(corruptions="gaussian_noise,fog", severity="1,3", seed=4)
     one = api.robust(MODEL, data, workers=0, min_corruption_top1=0.1, **options, **PLAIN)
     parts = [api.robust(MODEL, data, workers=0, shard=f"{k}/{count}", **options, **PLAIN).to_dict()

@@ -29,7 +29,7 @@ CHOICES = {"severity": ("info", "warning", "error"), "fail_on": ("error", "warni
 IDENTIFYING = {"corruption": {"points.corruption", "points.severity"}}
 # fields the filled fixtures leave at None: not walked (fill them in kind_fixtures to walk them)
 UNFILLED = {
-    "eval": {"model.weights", "model.published_top5", "per_sample", "comparison", "samples"},
+    "eval": {"model.weights", "model.published_top5", "per_sample", "comparison", "samples", "calibration_sums"},
     "robust": {"model.weights", "model.published_top5", "plot", "per_sample", "samples", "comparison",
                "median_min_eps", "sanity", "settings.target_index", "settings.target_label"},
     # mCE needs ImageNet-C's 15 on 1000 classes: tests/corruptions/test_mce_bootstrap.py renders its intervals
@@ -39,7 +39,7 @@ UNFILLED = {
     "diagnose": {"comparison"},
     "models": set(),
     "eval-models": {"runs.model.weights", "runs.model.published_top5", "runs.per_sample", "runs.comparison",
-                    "runs.samples"},
+                    "runs.samples", "runs.calibration_sums"},
     "variants": {"model.weights", "model.published_top5"},
     "compare": {"new.baseline_severity", "new.baseline_message", "gone.baseline_severity", "gone.baseline_message",
                 "unchanged.baseline_severity", "unchanged.baseline_message"},
