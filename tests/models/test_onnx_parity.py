@@ -126,6 +126,7 @@ def _with_external(root, location: str) -> str:
         entry = tensor.external_data.add()
         entry.key, entry.value = key, value
     path = os.path.join(root, "ext", f"model-{abs(hash(location))}.onnx")
+    os.makedirs(os.path.dirname(path), exist_ok=True)  # a location outside ext/ leaves it uncreated
     with open(path, "wb") as handle:
         handle.write(model.SerializeToString())
     return path
