@@ -18,13 +18,17 @@ the same forward. Workloads:
   per-sample early stop.
 
 Timings interleave the two libraries round by round and keep the best of `--repeats` (the machine may be
-shared); images/s = batch / seconds.
+shared); images/s = batch / seconds. Each run's CPU seconds (this process's, `time.process_time`) are printed
+too, with their best-of ratio: on the CPU with one thread (`OMP_NUM_THREADS=1`) they are the work each
+library did, however loaded the machine, where the wall clock also counts the waits for a core; on a GPU
+they are not the cost (read the wall-clock columns there). The load average after each workload closes the row.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime
+import os
 import platform
 import statistics
 import time
@@ -166,13 +170,20 @@ def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
     }
 
 
-def measure(fn, device, repeats_out: list) -> int:
+def measure(fn, device, repeats_out: list, cpu_out: list) -> int:
+    """Runs fn once; appends its wall seconds and this process's CPU seconds (on a CPU run with one thread the
+    CPU seconds are what the attack cost, however many other jobs share the cores; on a GPU they are not)."""
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn()
     sync(device)
     repeats_out.append(time.perf_counter() - start)
+    cpu_out.append(time.process_time() - cpu)
     return result
+
+
+def _runs(seconds: list[float]) -> str:
+    return ", ".join(f"{t:.1f}" for t in seconds)
 
 
 def main() -> None:
@@ -187,6 +198,8 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma list of workloads")
     parser.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations (apgd-ce, autoattack)")
     parser.add_argument("--queries", type=int, default=5000, help="Square queries inside autoattack")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up round (long workloads: the "
+                        "first call's one-time costs are small against them)")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -202,8 +215,9 @@ def main() -> None:
     print(f"# {datetime.date.today()} {args.model} batch {args.batch} on {device} ({gpu}), "
           f"torch {torch.__version__}, torchattacks {torchattacks.__version__}, threads {torch.get_num_threads()}, "
           f"eps {args.eps * 255:.0f}/255, best of {args.repeats}")
-    print("| workload | precision | nnprobe img/s | torchattacks img/s | ratio | still right (nnprobe / torchattacks) |")
-    print("| --- | --- | ---: | ---: | ---: | --- |")
+    print("| workload | precision | nnprobe img/s | torchattacks img/s | ratio | still right (nnprobe / torchattacks) "
+          "| CPU s per run (nnprobe / torchattacks) | CPU ratio (best) | load average after |")
+    print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: | --- |")
     for precision in args.precision.split(","):
         if precision == "fp32":
             autocast_fn = contextlib.nullcontext
@@ -215,15 +229,18 @@ def main() -> None:
         if args.only:
             jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
         for name, (ours, theirs) in jobs.items():
-            ours(), theirs()  # warm-up
-            t_ours, t_theirs = [], []
+            if not args.no_warmup:
+                ours(), theirs()  # warm-up
+            t_ours, t_theirs, c_ours, c_theirs = [], [], [], []
             for _ in range(args.repeats):
-                right_ours = measure(ours, device, t_ours)
-                right_theirs = measure(theirs, device, t_theirs)
+                right_ours = measure(ours, device, t_ours, c_ours)
+                right_theirs = measure(theirs, device, t_theirs, c_theirs)
             a, b = min(t_ours), min(t_theirs)
+            load = "/".join(f"{v:.1f}" for v in os.getloadavg())
             print(f"| {name} | {precision} | {args.batch / a:.2f} | {args.batch / b:.2f} | {b / a:.2f}x | "
                   f"{right_ours} / {right_theirs} (median s: {statistics.median(t_ours):.2f} / "
-                  f"{statistics.median(t_theirs):.2f}) |", flush=True)
+                  f"{statistics.median(t_theirs):.2f}) | {_runs(c_ours)} / {_runs(c_theirs)} | "
+                  f"{min(c_theirs) / min(c_ours):.2f}x | {load} |", flush=True)
 
 
 if __name__ == "__main__":
