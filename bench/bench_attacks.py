@@ -38,6 +38,7 @@ import torchattacks
 import torchvision
 
 from nnprobe.attacks import build, sweep
+from nnprobe.attacks.cost import Meter
 from nnprobe.models.classifier import Classifier
 from nnprobe.results import ModelInfo, Preprocessing
 
@@ -182,6 +183,10 @@ def measure(fn, device, repeats_out: list, cpu_out: list) -> int:
     return result
 
 
+def _per_run(meter: Meter, repeats: int) -> str:
+    return f"{meter.forwards / repeats:.0f} / {meter.backwards / repeats:.0f}"
+
+
 def _runs(seconds: list[float]) -> str:
     return ", ".join(f"{t:.1f}" for t in seconds)
 
@@ -198,6 +203,8 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma list of workloads")
     parser.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations (apgd-ce, autoattack)")
     parser.add_argument("--queries", type=int, default=5000, help="Square queries inside autoattack")
+    parser.add_argument("--passes", action="store_true", help="count each library's image passes through the "
+                        "model (nnprobe/attacks/cost.py: a forward 1, a backward 2) and print them under each row")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up round (long workloads: the "
                         "first call's one-time costs are small against them)")
     args = parser.parse_args()
@@ -214,7 +221,7 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# {datetime.date.today()} {args.model} batch {args.batch} on {device} ({gpu}), "
           f"torch {torch.__version__}, torchattacks {torchattacks.__version__}, threads {torch.get_num_threads()}, "
-          f"eps {args.eps * 255:.0f}/255, best of {args.repeats}")
+          f"eps {args.eps * 255:.3g}/255, best of {args.repeats}")
     print("| workload | precision | nnprobe img/s | torchattacks img/s | ratio | still right (nnprobe / torchattacks) "
           "| CPU s per run (nnprobe / torchattacks) | CPU ratio (best) | load average after |")
     print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: | --- |")
@@ -232,15 +239,23 @@ def main() -> None:
             if not args.no_warmup:
                 ours(), theirs()  # warm-up
             t_ours, t_theirs, c_ours, c_theirs = [], [], [], []
+            meters = (Meter(), Meter())  # counted in every round when --passes (a pre-hook: negligible work)
             for _ in range(args.repeats):
-                right_ours = measure(ours, device, t_ours, c_ours)
-                right_theirs = measure(theirs, device, t_theirs, c_theirs)
+                with meters[0].counting(model if args.passes else None):
+                    right_ours = measure(ours, device, t_ours, c_ours)
+                with meters[1].counting(model if args.passes else None):
+                    right_theirs = measure(theirs, device, t_theirs, c_theirs)
             a, b = min(t_ours), min(t_theirs)
             load = "/".join(f"{v:.1f}" for v in os.getloadavg())
             print(f"| {name} | {precision} | {args.batch / a:.2f} | {args.batch / b:.2f} | {b / a:.2f}x | "
                   f"{right_ours} / {right_theirs} (median s: {statistics.median(t_ours):.2f} / "
                   f"{statistics.median(t_theirs):.2f}) | {_runs(c_ours)} / {_runs(c_theirs)} | "
                   f"{min(c_theirs) / min(c_ours):.2f}x | {load} |", flush=True)
+            if args.passes:
+                print(f"|   passes per run ({name}) | | forwards / backwards: nnprobe "
+                      f"{_per_run(meters[0], args.repeats)}, torchattacks {_per_run(meters[1], args.repeats)} | | "
+                      f"pass equivalents {meters[0].cost / args.repeats:.0f} / {meters[1].cost / args.repeats:.0f} "
+                      f"| {meters[1].cost / max(meters[0].cost, 1):.2f}x | | | |", flush=True)
 
 
 if __name__ == "__main__":
