@@ -50,7 +50,8 @@ def images():
     from PIL import Image
 
     paths = sorted(p for p in SAMPLES.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
-    chosen = [Image.open(paths[0]).convert("RGB"), Image.open([p for p in paths if p.suffix == ".png"][0]).convert("RGB")]
+    square = [p for p in paths if p.suffix == ".png"][0]
+    chosen = [Image.open(paths[0]).convert("RGB"), Image.open(square).convert("RGB")]
     chosen.append(chosen[0].rotate(90, expand=True).resize((301, 377)))
     return chosen
 

@@ -1,8 +1,8 @@
 """`--nproc 2` on `robust` (an attack sweep with --min-norm distances and per-sample rows) and on `corruptions`
-(with ImageNet-P sequences, translate's read from the canvas around each crop): the report and the rows equal one process's, field for
-field (the run's own provenance aside), and the exit codes stay nnprobe's: 1 on a failed gate with the report
-finished, 2 with one sentence on a missing folder, never a launcher traceback. Two workers on a tiny model:
-each case starts the workers once."""
+(with ImageNet-P sequences, translate's read from the canvas around each crop): the report and the rows equal
+one process's, field for field (the run's own provenance aside), and the exit codes stay nnprobe's: 1 on a
+failed gate with the report finished, 2 with one sentence on a missing folder, never a launcher traceback. Two
+workers on a tiny model: each case starts the workers once."""
 from __future__ import annotations
 
 import json
