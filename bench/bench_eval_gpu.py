@@ -67,11 +67,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
-    parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "nnprobe-bench-jpegs-gpu"))
+    parser.add_argument("--root", help="the JPEG folder, made when absent (default: a temporary folder per --count, "
+                        "as bench_eval.py: make() keeps a folder that already holds at least COUNT images)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_eval_gpu.py needs a CUDA GPU")
-    root = make(args.root, args.count)
+    root = make(args.root or os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-gpu-{args.count}"),
+                args.count)
     classifier = load_classifier("resnet50", weights="none")
     images = find_images(root, class_names=classifier.class_names, wnids=classifier.wnids, num_classes=1000)
     print(f"gpu={torch.cuda.get_device_name()} torch={torch.__version__} images={args.count} "

@@ -6,9 +6,7 @@ read the same way, as percentage points of accuracy, never as 0.3 % *of* the bas
 """
 from __future__ import annotations
 
-import math
 
-from nnprobe.errors import UsageError
 from nnprobe.results import Gate
 
 from nnprobe.options.gates import parse_alpha, parse_drop  # noqa: E402,F401  (the syntax lives with the options)

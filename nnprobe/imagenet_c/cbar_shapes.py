@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nnprobe.imagenet_c.cbar import (LEVELS, LUMA, Gens, _col, _finish, _grid, _pixels, _randint, _randn, _u,
+from nnprobe.imagenet_c.cbar import (LEVELS, LUMA, _col, _finish, _grid, _pixels, _randint, _randn, _u,
                                      param, side)
 
 MAX_RAYS = 200  # the reference draws ray counts with randint(50, 200)
