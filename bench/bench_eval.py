@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--variant", choices=("imagenet-a", "imagenet-r"), help="the same JPEGs under the first "
                         "10 classes of the variant: nnprobe applies its protocol, the plain loop its eval.py's mask")
     args = parser.parse_args()
-    root = make(args.root or os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-{args.count}"), args.count)
+    root = make(args.root, args.count)
     columns = None
     if args.variant:
         root, columns = variant_folder(root, args.variant)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import torch
@@ -72,8 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_eval_gpu.py needs a CUDA GPU")
-    root = make(args.root or os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-gpu-{args.count}"),
-                args.count)
+    root = make(args.root, args.count)
     classifier = load_classifier("resnet50", weights="none")
     images = find_images(root, class_names=classifier.class_names, wnids=classifier.wnids, num_classes=1000)
     print(f"gpu={torch.cuda.get_device_name()} torch={torch.__version__} images={args.count} "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import torch
@@ -38,7 +37,7 @@ def main() -> None:
     parser.add_argument("--mixed", action="store_true", help="a different resize per model")
     parser.add_argument("--root", help="the JPEG folder (default: one per --count in the temp folder)")
     args = parser.parse_args()
-    root = make(args.root or os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-{args.count}"), args.count)
+    root = make(args.root, args.count)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     names = args.models.split(",")
     classifiers = [api.load_classifier(name, weights="none", **(MIXED[i % len(MIXED)] if args.mixed else {}))

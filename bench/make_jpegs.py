@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 
-def make(root: str, count: int, classes: int = 10, seed: int = 0) -> str:
+def make(root: str | None, count: int, classes: int = 10, seed: int = 0) -> str:
+    """The folder of `count` images: `root`, or (None) one per count in the temp folder. An existing `root` holding
+    at least `count` images is kept as it is and timed whole, so the default is per count: a folder made for a
+    larger count is never timed under a smaller one's label."""
     from nnprobe.models.imagenet import imagenet_wnids
 
+    root = root or os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-{count}")
     wnids = imagenet_wnids()
     rng = np.random.default_rng(seed)
     done = sum(len(files) for _, _, files in os.walk(root)) if os.path.isdir(root) else 0

@@ -13,7 +13,6 @@ import cProfile
 import os
 import pstats
 import sys
-import tempfile
 import time
 
 import torch
@@ -54,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    root = make(os.path.join(tempfile.gettempdir(), f"nnprobe-bench-jpegs-{args.count}"), args.count)
+    root = make(None, args.count)
     classifier, device = load_classifier(args.model, weights="none"), torch.device("cpu")
     plain = lambda: plain_loop(root, classifier, device, args.batch_size, args.workers)  # noqa: E731
     ours = lambda: nnprobe_run(root, classifier, device, args.batch_size, args.workers)  # noqa: E731
