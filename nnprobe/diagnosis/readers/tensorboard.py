@@ -67,18 +67,10 @@ def _tensor_scalar(tensor) -> float | None:
 CHUNK = 16 << 20  # bytes read at a time: memory stays flat whatever the file's size
 
 
-def event_scalars(body) -> list[tuple[str, int, float, float]] | None:
-    """(tag, step, value, wall time) of each scalar in one record, through protobuf; None when the bytes
-    are not an Event. The path for every record the vectorised decoder leaves (and its reference)."""
-    from google.protobuf.message import DecodeError
-    from tensorboard.compat.proto.event_pb2 import Event
-
-    parsed = _event(body)
-    return None if parsed is None else parsed[0]
-
-
 def _event(body):
-    """(scalars as event_scalars gives them, histograms as (tag, HistogramStats)) of one record, or None."""
+    """(scalars as (tag, step, value, wall time), histograms as (tag, HistogramStats)) of one record through
+    protobuf, or None when the bytes are not an Event: the path for every record the vectorised decoder leaves
+    (and its reference)."""
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto.event_pb2 import Event
 
