@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnprobe.report.eval_rows import span
+from nnprobe.report.eval_rows import empty_slice_note, span
 from nnprobe.report.gates import print_gates
 
 if TYPE_CHECKING:  # nnprobe.imagenet_c imports torch; the report layer never does
@@ -35,6 +35,9 @@ def spanned(interval, fmt=None) -> str:
 def interval_note(result) -> str:
     """The level and method of the intervals on the means, or why there are none."""
     b = result.bootstrap
+    empty = empty_slice_note(result.data, result.clean.total)
+    if empty:
+        return empty
     if b is None:
         return "no intervals: the merged slices carry no per-image verdicts (written by an older nnprobe)"
     return f"intervals: {100 * result.confidence_level:g}%, {b.mean_corruption_top1.method}"

@@ -85,8 +85,25 @@ def variant_line(result: Any) -> str:
             f"{' (official)' if '(official)' in v.protocol else ''}" + "".join(f"; {e}" for e in extras))
 
 
+def empty_slice_note(data: dict, classified: int) -> str | None:
+    """Why a `--shard K/N` slice that classified no image has no interval (one sentence for eval, robust and
+    the corruption sweep), or None when it classified some or is no slice."""
+    shard = data.get("shard")
+    if classified or not shard:
+        return None
+    where = f"slice {shard['index']}/{shard['count']}"
+    if not shard["images"]:  # slices interleave (image i in slice i mod N): only a data set smaller than N leaves one empty
+        found = data.get("images_found", 0)
+        return (f"no intervals: {where} is empty (the data set has {found} image{'' if found == 1 else 's'} for "
+                f"{shard['count']} slices)")
+    return f"no intervals: {where} has no readable image ({shard['images']} skipped, each with its reason)"
+
+
 def interval_note(result: Any) -> str:
     """One sentence naming the level and the methods of the intervals shown."""
+    empty = empty_slice_note(result.data, result.total)
+    if empty:
+        return empty
     level = f"{100 * result.confidence_level:g}%"
     suite = result.calibration_suite
     boot = suite.nll.method if suite is not None else None
@@ -110,6 +127,9 @@ def robust_rows(result: Any) -> list[tuple[str, ...]]:
 
 def robust_interval_note(result: Any) -> str:
     """robust: the level and method of each budget's robust top-1 interval."""
+    empty = empty_slice_note(result.data, result.points[0].total if result.points else 0)
+    if empty:
+        return empty
     return (f"intervals: {100 * result.confidence_level:g}%, exact Clopper-Pearson on robust top-1 (each image is "
             "attacked on its own, so the verdicts are independent)")
 

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnprobe.report.eval_rows import robust_interval_note, span
+from nnprobe.report.eval_rows import empty_slice_note, robust_interval_note, span
 from nnprobe.report.gates import print_gates
 from nnprobe.results import format_eps
 
@@ -29,6 +29,13 @@ def _component(c: dict) -> str:
     budget = f"{c['queries']} queries" if "queries" in c else f"{c.get('steps')} steps"
     targets = f" x up to {c['target_classes']} targets" if "target_classes" in c else ""
     return f"{c['attack']} {budget}{targets}"
+
+
+def _spans(result: RobustResult) -> str:
+    """': eps: lo – hi, ...' after the interval note; nothing when an empty slice has none."""
+    if empty_slice_note(result.data, result.points[0].total if result.points else 0):
+        return ""
+    return ": " + ", ".join(f"{format_eps(p.eps)}: {span(iv)}" for p, iv in zip(result.points, result.top1_intervals()))
 
 
 def render(result: RobustResult, console: Console) -> None:
@@ -59,8 +66,7 @@ def render(result: RobustResult, console: Console) -> None:
     console.print(escape(
         "robust top-k: accuracy on the attack's images (the attack targets top-1); a sample counts as fooled "
         "as soon as any iterate fools it; norms averaged over the initially correct samples.\n"
-        f"{robust_interval_note(result)}: "
-        + ", ".join(f"{format_eps(p.eps)}: {span(iv)}" for p, iv in zip(result.points, result.top1_intervals())) + "\n"
+        f"{robust_interval_note(result)}{_spans(result)}\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped; "
         f"early stop {'on' if s.early_stop else 'off'}; cost: passes through the model per initially correct "
         "image, a forward 1 and a backward 2\n"
