@@ -190,6 +190,22 @@ def header(command: str, passed: bool, subject: str, note: str = "") -> Html:
                 f"{para(subject)}{para(note) if note else ''}</header>")
 
 
+def merged_from(result: Any) -> int | None:
+    """How many `--shard` slices `nnprobe merge` added up into `result`; None for a result one run made."""
+    data = getattr(result, "data", None)
+    return data.get("merged_from") if isinstance(data, dict) else None
+
+
+def run_header(command: str, result: Any, subject: str, note: str = "") -> Html:
+    """The header of a page of `command`'s result; of merge when the result is merged slices, naming what it
+    merged (the slices, each with its own counts, are listed further down)."""
+    count = merged_from(result)
+    if count:
+        subject = f"{count} slices of nnprobe {command} --shard K/{count} added up: {subject}"
+        command = "merge"
+    return header(command, result.passed, subject, note)
+
+
 def run_pairs(run: Any, extra: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
     """How a run was made (RunInfo): device, precision, world size, seconds, seed, versions."""
     versions = ", ".join(f"{k} {v}" for k, v in (run.versions or {}).items())
@@ -247,5 +263,6 @@ def render_html(result: Any) -> str:
     from nnprobe import kinds
 
     head, *sections = body(result)
-    title = f"nnprobe {kinds.of(result).name}: {'passed' if passed(result) else 'failed'}"
+    made = f"merge of {kinds.of(result).name} slices" if merged_from(result) else kinds.of(result).name
+    title = f"nnprobe {made}: {'passed' if passed(result) else 'failed'}"
     return page(title, [head, Html("<main>"), *sections, Html("</main>")])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nnprobe.report.html import (Html, card, details, dl, figure, gates, header, model_pairs, para, run_pairs,
-                                 section, skipped, table, tag)
+from nnprobe.report.html import (Html, card, details, dl, figure, gates, header, model_pairs, para, run_header,
+                                 run_pairs, section, skipped, table, tag)
 from nnprobe.report.html_slices import slices_section
 from nnprobe.report.markdown import pct
 from nnprobe.results import format_eps
@@ -29,7 +29,7 @@ def eval_html(result: Any) -> list[Html]:
     from nnprobe.report.eval_rows import HEADERS, interval_note, metric_rows, parity_lines, variant_line
 
     variant = [para(variant_line(result), cls="note")] if result.variant is not None else []
-    parts = [header("eval", result.passed, _subject(result), _note(result)),
+    parts = [run_header("eval", result, _subject(result), _note(result)),
              section("Accuracy", table(HEADERS, metric_rows(result), right=(1, 2, 3, 4)), para(interval_note(result),
                                                                                                cls="note"), *variant),
              gates(result.gates)]
@@ -116,7 +116,7 @@ def robust_html(result: Any) -> list[Html]:
     median = para(f"median smallest fooling budget on this grid: {format_eps(result.median_min_eps)}") \
         if result.median_min_eps is not None else Html("")
     shown = figure(lambda: accuracy_figure(result), "robust top-1 and top-5 against eps") if result.points else ""
-    parts = [header("robust", result.passed, f"{result.model.spec}: {_attack(s)}", _note(result)),
+    parts = [run_header("robust", result, f"{result.model.spec}: {_attack(s)}", _note(result)),
              section("Robust accuracy per budget", tag("div", tag("div", numbers, median), shown, cls="evidence")),
              gates(result.gates), *_min_norm(result)]
     if result.findings:
@@ -186,7 +186,7 @@ def corruption_html(result: Any) -> list[Html]:
              for name in s.corruptions]
     jpeg = [("JPEG round trip", f"quality {s.jpeg_roundtrip}")] if getattr(s, "jpeg_roundtrip", None) else []
     moved = _perturbation_section(result) if result.perturbations else []
-    return [header("robust --corruptions", result.passed, _subject(result), _note(result)),
+    return [run_header("robust --corruptions", result, _subject(result), _note(result)),
             section("Corruption accuracy", summary, tag("div", grid, shown, cls="evidence")), gates(result.gates),
             section("Per corruption", *drill), *moved, slices_section("corruption", result),
             section("How it was run", dl(model_pairs(result.model) + jpeg + [

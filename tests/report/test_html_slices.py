@@ -116,3 +116,28 @@ def test_each_cell_reads_its_own_count(tmp_path, data):
     assert [r[:5] for r in rows[1:]] == [[f"{k + 1}/2", f"part {k + 1}", str(b["total"]),
                                           _count(b["correct_top1"], b["total"]), _count(b["total"], b["total"])]
                                          for k, b in enumerate(bodies)]
+
+
+def _head(html: str) -> tuple[str, str, str]:
+    """(the page's <title>, its <h1> without the verdict, the header's first paragraph)."""
+    page = Page(html)
+    h1 = page.all("h1")[0]
+    verdict = "".join(page.text(e) for e in h1[3] if e[0] == "span")
+    header = page.all("header")[0]
+    first = next(e for e in header[3] if e[0] == "p")
+    return page.text(page.all("title")[0]), page.text(h1).removesuffix(verdict).strip(), page.text(first)
+
+
+@pytest.mark.parametrize("command, verb, options", [
+    ("eval", api.evaluate, {}),
+    ("robust", api.robust, dict(attack="pgd", eps="0,8/255", steps=2, seed=3)),
+    ("robust --corruptions", api.corruptions, dict(corruptions="brightness", severity="1", seed=1))])
+def test_a_merged_page_is_headed_by_merge_and_names_what_it_merged(tmp_path, data, command, verb, options):
+    merged = api.merge(_parts(tmp_path, verb, data, 3, **options))
+    title, h1, subject = _head(render_html(merged))
+    kind = {"eval": "eval", "robust": "robust", "robust --corruptions": "corruption"}[command]
+    assert (title, h1) == (f"nnprobe merge of {kind} slices: {'passed' if merged.passed else 'failed'}", "nnprobe merge")
+    assert subject.startswith(f"3 slices of nnprobe {command} --shard K/3 added up: {MODEL}")
+    one = verb(MODEL, data, workers=0, **options, **PLAIN)  # one run's page keeps its own command
+    title, h1, subject = _head(render_html(one))
+    assert (title.split(":")[0], h1) == (f"nnprobe {kind}", f"nnprobe {command}") and "added up" not in subject
