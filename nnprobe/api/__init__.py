@@ -129,6 +129,7 @@ def list_models(pattern: str | None = None) -> "ModelCatalog":
 def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | CorruptionResult":
     """`robust` from parsed options; with corruptions, the corruption sweep (`corruptions_with`)."""
     from nnprobe.attacks.robustness import robust as run
+    from nnprobe.intervals import RESAMPLES
 
     c, a = o["corruption"], o["attack"]
     if c.corruptions is not None or c.min_corruption_top1 is not None or c.jpeg_roundtrip or c.perturbations:
@@ -144,6 +145,9 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                              "--min-robust-top1, --min-norm, --binarization-test, --save-predictions and --baseline, or run "
                              "them separately.")
         return corruptions_with(dict(o, seed=a), progress)
+    if o["intervals"].bootstrap_resamples != RESAMPLES:
+        raise UsageError("--bootstrap-resamples sets the corruption sweep's intervals: give --corruptions too (an "
+                         "attack's robust top-1 intervals are exact Clopper-Pearson, with nothing to resample).")
     _refuse_sliced_baseline(o)
     classifier, images = _model_and_data(o["model"], o["data"])
     eps = a.eps if a.eps is not None else verbs.RobustAttackOptions.parse(eps=ROBUST_EPS).eps
@@ -169,7 +173,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            early_stop: bool = True, autoattack_version: str | None = None, adaptive: bool = False,
            surrogate: Any = None, min_norm: str | None = None, min_norm_steps: int | str | None = None,
            binarization_test: bool = False, min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
-           confidence: float | str = 0.95, corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
+           confidence: float | str = 0.95, bootstrap_resamples: int | str = 1000,
+           corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
            perturbation_baseline: Any = None,
            min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
@@ -188,7 +193,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
     min_norm_steps adds every sample's smallest fooling distance (`result.min_norm`); binarization_test runs
     Zimmermann et al.'s binarization test on the sanity checks' samples; save_predictions, shard, and baseline with the drop gates
     as `evaluate`. With
-    `corruptions` (and `severity`, `min_corruption_top1`): the ImageNet-C sweep instead, as `corruptions`."""
+    `corruptions` (and `severity`, `min_corruption_top1`, `bootstrap_resamples`): the ImageNet-C sweep instead,
+    as `corruptions`."""
     return robust_with(verbs.build(verbs.ROBUST, _given(locals())), progress)
 
 
@@ -196,8 +202,6 @@ def corruptions_with(o: Groups, progress: Progress | None = None) -> "Corruption
     """`corruptions` from parsed options."""
     from nnprobe.imagenet_c.sweep import corruption_sweep
     from nnprobe.imagenet_c.relative import with_perturbation_baseline
-    from nnprobe.intervals import RESAMPLES  # robust --corruptions: its --confidence, the default resamples
-
     c = o["corruption"]
     if c.perturbation_baseline is not None and o["shard"].shard is not None:
         raise UsageError("--perturbation-baseline divides the whole data set's flip rates: give it to a run "
@@ -208,7 +212,7 @@ def corruptions_with(o: Groups, progress: Progress | None = None) -> "Corruption
                               min_corruption_top1=c.min_corruption_top1, shard=o["shard"].shard, progress=progress,
                               jpeg_roundtrip=c.jpeg_roundtrip, perturbations=c.perturbations,
                               confidence=o["intervals"].confidence,
-                              bootstrap_resamples=getattr(o["intervals"], "bootstrap_resamples", RESAMPLES))
+                              bootstrap_resamples=o["intervals"].bootstrap_resamples)
     return with_perturbation_baseline(result, c.perturbation_baseline)
 
 

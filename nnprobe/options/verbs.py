@@ -28,7 +28,7 @@ EVAL: Groups = dict(data=DataOptions, model=EvalModelOptions, settings=EvalSetti
                     loader=LoaderOptions, device=DeviceOptions, report=ReportOptions)
 ROBUST: Groups = dict(data=DataOptions, model=ModelOptions, attack=RobustAttackOptions, gates=RobustGates,
                       plot=PlotOptions, corruption=CorruptionOptions, loader=AttackLoaderOptions,
-                      per_sample=PerSampleOptions, intervals=ConfidenceOptions, baseline=BaselineOptions,
+                      per_sample=PerSampleOptions, intervals=BootstrapOptions, baseline=BaselineOptions,
                       shard=ShardOptions,
                       scale=ScaleOptions, device=DeviceOptions, report=ReportOptions)
 CORRUPTIONS: Groups = dict(data=DataOptions, model=ModelOptions, corruption=CorruptionOptions,

@@ -198,3 +198,31 @@ def test_every_format_shows_the_intervals(folder, tmp_path, invoke):
         assert mean in text and mce in text and note in text, fmt
     refused = invoke(*base, "--bootstrap-resamples", "3")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_robust_corruptions_takes_the_resamples_option(folder, invoke):
+    """`robust --corruptions` takes --bootstrap-resamples as `nnprobe corruptions` does (one option, one parser):
+    recorded in the settings and named in the method, a different count moves the intervals, the same count and
+    seed repeat them, the default stays 1000; an attack sweep refuses it in one sentence."""
+    data = [str(folder), "--model", WIDE, "--workers", "0", "--device", "cpu", "--threads", "1", "-q"]
+    sweep = ["--corruptions", "all", "--severity", "2", "--seed", "5", "--format", "json"]
+
+    def run(*args: str) -> dict:
+        done = invoke(*args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    default, fewer = run("robust", *data, *sweep), run("robust", *data, *sweep, "--bootstrap-resamples", "120")
+    again = run("robust", *data, *sweep, "--bootstrap-resamples", "120")
+    verb = run("corruptions", *data, *sweep, "--bootstrap-resamples", "120")
+    assert (default["settings"]["bootstrap_resamples"], fewer["settings"]["bootstrap_resamples"]) == (1000, 120)
+    for body, count in ((default, 1000), (fewer, 120)):
+        assert {v["method"] for v in body["bootstrap"].values()} == \
+            {f"bootstrap-percentile ({count} resamples, seed 5) over images"}
+    assert fewer["bootstrap"] == again["bootstrap"] == verb["bootstrap"]
+    assert default["mce"] == fewer["mce"] and default["clean"] == fewer["clean"]  # the same sweep ...
+    assert any((default["bootstrap"][k]["lo"], default["bootstrap"][k]["hi"]) !=
+               (fewer["bootstrap"][k]["lo"], fewer["bootstrap"][k]["hi"]) for k in default["bootstrap"])  # ... resampled
+    refused = invoke("robust", *data, "--eps", "0,1/255", "--steps", "1", "--bootstrap-resamples", "120")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "--bootstrap-resamples sets the corruption sweep's intervals: give --corruptions too" in refused.stderr
