@@ -104,3 +104,58 @@ def finish(created: bool, clean: bool = True) -> None:
         if clean:
             dist.barrier()
         dist.destroy_process_group()
+
+
+# ---- who speaks at the end --------------------------------------------------------------------------
+# Rank 0 alone speaks (cli). torchrun (and --nproc, the same elastic agent) stops every rank as soon as one
+# fails, so a silent rank that fails first (the same usage error found a moment earlier) got rank 0 killed
+# before its sentence. A silent rank that is about to fail waits, at most SPEAK_WAIT seconds, until rank 0
+# has said what it had to; the agent's own key-value store carries that one bit (it outlives every rank).
+SPEAK_WAIT = 30.0
+
+
+def _agent_store(seconds: float):
+    """The launcher agent's TCPStore (torchrun's, where TORCHELASTIC_USE_AGENT_STORE says workers are its
+    clients), or None: another launcher's store lives in rank 0, which may be gone."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    try:
+        return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                             timeout=timedelta(seconds=seconds))
+    except (KeyError, ValueError, RuntimeError):  # no agent there (any more): nobody to tell or wait for
+        return None
+
+
+def _spoken_key() -> str:
+    return f"nnprobe/spoken/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"  # one per attempt
+
+
+def main_has_spoken() -> None:
+    """Rank 0, at its end: let the silent ranks waiting in `wait_for_main` go."""
+    store = _agent_store(5.0)
+    if store is not None:
+        try:
+            store.set(_spoken_key(), "1")
+        except RuntimeError:
+            pass
+
+
+def wait_for_main(seconds: float | None = None) -> bool:
+    """A silent rank about to exit with an error: wait until rank 0 has spoken (at most `seconds`, default
+    SPEAK_WAIT). False only when the agent's store is there and rank 0 did not say so in time (it may be
+    blocked waiting for this rank): the caller speaks. Without an agent store there is nothing to wait for."""
+    seconds = SPEAK_WAIT if seconds is None else seconds
+    store = _agent_store(seconds)
+    if store is None:
+        return True
+    from datetime import timedelta
+
+    try:
+        store.wait([_spoken_key()], timedelta(seconds=seconds))
+        return True
+    except RuntimeError:  # timed out (torch's DistStoreError is a RuntimeError), or the agent went away
+        return False

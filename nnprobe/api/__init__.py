@@ -29,7 +29,7 @@ from nnprobe.api.evaluating import refuse_sliced_baseline as _refuse_sliced_base
 from nnprobe.api.loading import bundled_samples, find_images, load_classifier  # noqa: F401 (public)
 from nnprobe.api.loading import model_and_data as _model_and_data
 from nnprobe.api.process import (detectable_drop, in_local_worker, is_main_rank, is_run, local_workers,  # noqa: F401
-                                 looks_like_log, part_names, process_setup, result_files, run_logs)
+                                 looks_like_log, part_names, process_setup, rank_end, result_files, run_logs)
 from nnprobe.options import verbs
 from nnprobe.options.base import Options, nearest
 

@@ -81,6 +81,22 @@ def is_main_rank() -> bool:
     return distributed.from_env().is_main
 
 
+def rank_end(failed: bool) -> bool:
+    """At the end of a command under torchrun or --nproc: rank 0 lets the silent ranks go; a silent rank that
+    failed waits until rank 0 has spoken (torchrun stops every rank at the first failure, so a silent rank
+    that failed first cut rank 0's sentence off). False when a failed silent rank must speak itself: rank 0
+    did not say it spoke in time."""
+    from nnprobe import distributed
+
+    ctx = distributed.from_env()
+    if not ctx.enabled:
+        return True
+    if ctx.is_main:
+        distributed.main_has_spoken()
+        return True
+    return not failed or distributed.wait_for_main()
+
+
 def in_local_worker() -> bool:
     """Whether this process is one of the workers --nproc started."""
     from nnprobe.launch import WORKER_VARIABLE

@@ -148,18 +148,34 @@ def _run(args: list[str]) -> None:
 @contextlib.contextmanager
 def _only_rank_zero_speaks(debug: bool):
     """Under torchrun (or --nproc), ranks other than 0 say nothing on stderr (rank 0 says it once); they
-    still exit with nnprobe's codes. --debug lets every rank speak."""
-    from nnprobe.api import is_main_rank
+    still exit with nnprobe's codes. A silent rank that fails waits until rank 0 has spoken (the launcher
+    stops every rank at the first failure), and says its own words only when rank 0 did not say it spoke
+    in time. --debug lets every rank speak."""
+    import io
+
+    from nnprobe.api import is_main_rank, rank_end
 
     if debug or is_main_rank():
-        yield
+        try:
+            yield
+        finally:
+            rank_end(failed=False)
         return
-    saved, sys.stderr = sys.stderr, open(os.devnull, "w")
+    saved, sys.stderr = sys.stderr, io.StringIO()
+    failed = True
     try:
         yield
+        failed = False
+    except SystemExit as exc:
+        failed = exc.code not in (None, 0)
+        raise
     finally:
-        sys.stderr.close()
-        sys.stderr = saved
+        said, sys.stderr = sys.stderr.getvalue(), saved
+        if not rank_end(failed) and said:
+            sys.stderr.write(said[-SAID:])
+
+
+SAID = 4000  # characters of a silent rank's own output it says when rank 0 could not
 
 
 def _exit_with_code(args: list[str], debug: bool) -> None:

@@ -4,8 +4,10 @@ CLI side of --shard auto ({shard} part names) and --quiet."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import PLAIN_FLAGS, factory_spec, make_wnid_folders, run_cli
@@ -42,13 +44,46 @@ def test_nproc_2_equals_one_process_and_keeps_exit_codes(data, tmp_path):
                                                    "not a folder."], missing.stderr
 
 
-def test_under_an_outer_torchrun_only_rank_zero_speaks(tmp_path):
+@pytest.mark.parametrize("late", [0, 1])
+def test_under_an_outer_torchrun_only_rank_zero_speaks(tmp_path, late):
+    """Both ranks find the same missing folder; rank `late` starts 3 s after the other. torchrun stops every
+    rank at the first failure (its monitor looks every 0.1 s), so when silent rank 1 failed first, rank 0 was
+    stopped before its sentence (under load this happened by chance): rank 1 now waits until rank 0 has
+    spoken."""
+    env = dict(os.environ, LATE_RANK=str(late), LATE_BY="3")
     ranks = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                            "-m", "nnprobe", *eval_args(tmp_path / "nothing")], capture_output=True, text=True,
-                           timeout=300)
+                            "--monitor-interval", "0.1", str(Path(__file__).with_name("late_rank.py")),
+                            *eval_args(tmp_path / "nothing")], capture_output=True, text=True, timeout=300, env=env)
     said = [line for line in ranks.stderr.splitlines() if line.startswith("Error: ")]
     assert said == [f"Error: Data folder {tmp_path / 'nothing'} does not exist or is not a folder."], ranks.stderr
-    assert "exitcode  : 2" in ranks.stderr  # each rank exited with nnprobe's code (torchrun's own summary)
+    assert "exitcode  : 2" in ranks.stderr  # the first rank to end exited with nnprobe's code (torchrun's summary)
+    assert ranks.returncode != 0
+
+
+def test_a_failed_silent_rank_speaks_only_when_rank_zero_did_not(tmp_path, invoke, monkeypatch):
+    """The handshake on a launcher agent's store (a real TCPStore here): rank 0 sets its key at its end; a
+    failed silent rank that finds it stays silent, one that waits in vain (rank 0 blocked or gone) says its
+    own sentence instead of nothing."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from nnprobe import distributed
+
+    store = dist.TCPStore("localhost", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=20))
+    for name, value in dict(TORCHELASTIC_USE_AGENT_STORE="True", MASTER_ADDR="localhost", MASTER_PORT=str(store.port),
+                            WORLD_SIZE="2", LOCAL_RANK="1", RANK="1", TORCHELASTIC_RESTART_COUNT="7").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(distributed, "SPEAK_WAIT", 0.5)
+    sentence = f"Error: Data folder {tmp_path / 'nothing'} does not exist or is not a folder."
+    alone = invoke(*eval_args(tmp_path / "nothing"))  # rank 0 never said it spoke
+    assert alone.returncode == 2 and alone.stderr.splitlines() == [sentence], alone.stderr
+    monkeypatch.setenv("RANK", "0")
+    main = invoke(*eval_args(tmp_path / "nothing"))
+    assert main.returncode == 2 and main.stderr.splitlines() == [sentence] and store.get("nnprobe/spoken/7") == b"1"
+    monkeypatch.setenv("RANK", "1")
+    quiet = invoke(*eval_args(tmp_path / "nothing"))
+    assert quiet.returncode == 2 and quiet.stderr == ""
 
 
 @pytest.mark.parametrize("codes, expected, names", [
