@@ -1,4 +1,5 @@
-"""ImageNet-C's official corruption error (Hendrycks & Dietterich, ICLR 2019): errors normalised by AlexNet's.
+"""ImageNet-C's official corruption error and ImageNet-P's flip rate (Hendrycks & Dietterich, ICLR 2019): a
+model's errors, flip probabilities and top-5 distances normalised by AlexNet's.
 
     CE_c = Σ_s E_{s,c} / Σ_s E^AlexNet_{s,c}                      mCE = mean of CE_c over the 15 corruptions
     relative CE_c = Σ_s (E_{s,c} − E_clean) / Σ_s (E^AlexNet_{s,c} − E^AlexNet_clean)   relative mCE = their mean
@@ -9,7 +10,18 @@ constants every mCE script uses, gaussian_noise 0.886428 ...). AlexNet's clean e
 published relative-mCE code (the paper's Table 1 rounds it to 43.5). Both sums run over the severities
 actually measured, so a run of severities 1-5 gives the paper's numbers and a subset gives the same ratio
 over that subset; mCE needs all 15 corruptions (otherwise it is None). The normalisation only means
-something for ImageNet's 1000 classes; other label sets get None. Torch-free.
+something for ImageNet's 1000 classes; other label sets get None.
+
+    FR_p = FP_p / FP^AlexNet_p    T5D_p = uT5D_p / uT5D^AlexNet_p    mFR, mT5D = their means (10 test perturbations)
+
+AlexNet's flip probability FP and unstandardised top-5 distance uT5D per ImageNet-P perturbation are printed
+in the paper's draft, Appendix E "Full perturbation robustness results" (new_draft.pdf in
+github.com/hendrycks/robustness at commit de7653a17d488af96ac22724efd015eca31222fe, uploaded 2018-09-06 and
+removed from the tree by e0377d4; hendrycks/robustness issue #49 points to a spreadsheet instead): FP in percent
+to two decimals, uT5D to two decimals, for the 10 test perturbations and the 4 validation ones. The same
+appendix's AlexNet ImageNet-C means (Appendix D) equal ALEXNET_ERRORS' means to the printed 0.1% for 14 of
+the 15 corruptions, and the 15th (JPEG, 60.65%) is a rounding tie. mFR and mT5D average the 10 test
+perturbations of the paper's Tables 3 and 4, and need all 10. Torch-free.
 """
 from __future__ import annotations
 
@@ -35,6 +47,19 @@ ALEXNET_ERRORS: dict[str, tuple[float, float, float, float, float]] = {
 }
 IMAGENET_CLASSES = 1000
 
+ALEXNET_FLIP_PROBABILITY: dict[str, float] = {
+    "gaussian_noise": 0.2365, "shot_noise": 0.3006, "motion_blur": 0.0930, "zoom_blur": 0.0594, "snow": 0.1193,
+    "brightness": 0.0489, "translate": 0.1101, "rotate": 0.1310, "tilt": 0.0705, "scale": 0.2353,
+    "speckle_noise": 0.1865, "gaussian_blur": 0.0278, "spatter": 0.0505, "shear": 0.1066,
+}
+ALEXNET_TOP5_DISTANCE: dict[str, float] = {
+    "gaussian_noise": 4.77, "shot_noise": 5.76, "motion_blur": 1.93, "zoom_blur": 1.34, "snow": 2.42,
+    "brightness": 1.19, "translate": 2.63, "rotate": 2.95, "tilt": 1.75, "scale": 4.48,
+    "speckle_noise": 3.89, "gaussian_blur": 0.70, "spatter": 1.26, "shear": 2.48,
+}
+IMAGENET_P_TEST = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness", "translate",
+                   "rotate", "tilt", "scale")  # mFR's and mT5D's; speckle, gaussian blur, spatter, shear: validation
+
 
 def corruption_errors(errors: Mapping[str, Mapping[int, float]], clean_error: float, *,
                       relative: bool = False) -> dict[str, float]:
@@ -51,7 +76,12 @@ def corruption_errors(errors: Mapping[str, Mapping[int, float]], clean_error: fl
 
 
 def mean_over_all(values: Mapping[str, float], names: Sequence[str] = tuple(ALEXNET_ERRORS)) -> float | None:
-    """The mean over all 15 ImageNet-C corruptions, or None when any is missing."""
+    """The mean over all `names` (ImageNet-C's 15 corruptions unless given), or None when any is missing."""
     if any(n not in values for n in names):
         return None
     return sum(values[n] for n in names) / len(names)
+
+
+def over_alexnet(measured: Mapping[str, float], alexnet: Mapping[str, float]) -> dict[str, float]:
+    """Each ImageNet-P perturbation's FP (or uT5D) over AlexNet's: FR_p (or T5D_p)."""
+    return {name: value / alexnet[name] for name, value in measured.items() if name in alexnet}

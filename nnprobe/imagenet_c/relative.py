@@ -1,13 +1,13 @@
 """ImageNet-P flip rates relative to a reference model's (`--perturbation-baseline RESULT.json`).
 
 The paper's mFR divides each perturbation's flip probability by AlexNet's on the same sequences and averages
-(mT5D likewise with the top-5 distance). AlexNet's values were never published with the code (nor found in
-the paper's tables, the robustness repository, its issues, or code that computes mFR), so nnprobe prints no
-mFR against AlexNet: a user runs the reference model of their choice (AlexNet from torchvision, say) with the
-same --perturbations, data and seed, and gives that JSON here; each FP and T5D is divided by its, and the
-means are mFR and mT5D against that model. The counts come from the same images and the same sequences or
-the comparison is refused: other images, another seed (the noises' draws) or other frame counts would make
-the ratio compare different things.
+(mT5D likewise with the top-5 distance); nnprobe reports that beside every 1000-class run (`mce.py`, AlexNet's
+values from the paper's appendix, measured on the published videos). A baseline run instead divides by a
+reference model of the user's choice run on the very same images and in-memory sequences (AlexNet from
+torchvision, or the model a change started from): each FP and T5D over its, and their means, mFR and mT5D
+against that model. The counts come from the same images and the same sequences or the comparison is
+refused: other images, another seed (the noises' draws) or other frame counts would make the ratio compare
+different things.
 """
 from __future__ import annotations
 

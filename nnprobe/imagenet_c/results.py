@@ -118,7 +118,7 @@ class CorruptionResult(Gated):
 
     @property
     def mfr_vs_baseline(self) -> float | None:
-        """The paper's mFR with the baseline model in AlexNet's place: the FP ratios averaged."""
+        """mFR with the baseline model in AlexNet's place: the FP ratios averaged over the perturbations run."""
         ratios = self.flip_rate_vs_baseline
         return None if ratios is None or None in ratios.values() else _mean(ratios.values())
 
@@ -127,10 +127,35 @@ class CorruptionResult(Gated):
         ratios = self.top5_distance_vs_baseline
         return None if ratios is None or None in ratios.values() else _mean(ratios.values())
 
+    def _versus_alexnet(self, measure: str, alexnet: dict[str, float]) -> dict[str, float] | None:
+        if self.model.num_classes != mce.IMAGENET_CLASSES or not self.perturbations:
+            return None
+        return mce.over_alexnet({p.perturbation: getattr(p, measure) for p in self.perturbations}, alexnet)
+
+    @property
+    def flip_rate_vs_alexnet(self) -> dict[str, float] | None:
+        """ImageNet-P's flip rate FR per perturbation: FP over AlexNet's (`mce.py`); None unless 1000 classes."""
+        return self._versus_alexnet("flip_probability", mce.ALEXNET_FLIP_PROBABILITY)
+
+    @property
+    def top5_distance_vs_alexnet(self) -> dict[str, float] | None:
+        """ImageNet-P's T5D per perturbation: the top-5 distance over AlexNet's; None unless 1000 classes."""
+        return self._versus_alexnet("top5_distance", mce.ALEXNET_TOP5_DISTANCE)
+
+    @property
+    def mfr(self) -> float | None:
+        """The paper's mFR (AlexNet = 1.0): FR averaged over the 10 test perturbations; None unless all 10 ran."""
+        rates = self.flip_rate_vs_alexnet
+        return None if rates is None else mce.mean_over_all(rates, mce.IMAGENET_P_TEST)
+
+    @property
+    def mt5d(self) -> float | None:
+        rates = self.top5_distance_vs_alexnet
+        return None if rates is None else mce.mean_over_all(rates, mce.IMAGENET_P_TEST)
+
     @property
     def mean_flip_probability(self) -> float | None:
-        """FP averaged over the perturbations run (None when none ran). Not mFR: that divides each FP by
-        AlexNet's, and those are not published with the code."""
+        """FP averaged over the perturbations run (None when none ran), unnormalised: not mFR."""
         return _mean(p.flip_probability for p in self.perturbations) if self.perturbations else None
 
     @property
@@ -205,7 +230,10 @@ class CorruptionResult(Gated):
                 "flip_rate_vs_baseline": to_jsonable(self.flip_rate_vs_baseline),
                 "top5_distance_vs_baseline": to_jsonable(self.top5_distance_vs_baseline),
                 "mfr_vs_baseline": to_jsonable(self.mfr_vs_baseline),
-                "mt5d_vs_baseline": to_jsonable(self.mt5d_vs_baseline), **body}
+                "mt5d_vs_baseline": to_jsonable(self.mt5d_vs_baseline),
+                "flip_rate_vs_alexnet": to_jsonable(self.flip_rate_vs_alexnet),
+                "top5_distance_vs_alexnet": to_jsonable(self.top5_distance_vs_alexnet),
+                "mfr": to_jsonable(self.mfr), "mt5d": to_jsonable(self.mt5d), **body}
 
 
 def corruption_gate(threshold: float, measured: float) -> Gate:

@@ -139,13 +139,14 @@ class CorruptionOptions(Options):
                                   "with theirs.", default=False, parse=p.flag, is_flag=True)
     perturbations: tuple[str, ...] | None = option(
         "--perturbations", "With the corruption sweep, ImageNet-P's perturbation sequences in the same pass: all or "
-        "names; reports each one's flip probability and top-5 distance (docs/corruptions.md).",
+        "names; reports each one's flip probability and top-5 distance, and on 1000 classes mFR and mT5D against "
+        "AlexNet (docs/corruptions.md).",
         parse=_perturbations, metavar="all|NAME[,NAME...]")
     perturbation_baseline: object = option(
         "--perturbation-baseline", "With --perturbations: each flip probability and top-5 distance divided by "
         "this earlier corruptions result's (a reference model's --format json run on the same images, seed and "
-        "perturbations); their means are mFR and mT5D against that model (the paper's are against AlexNet, "
-        "whose values are not published).", parse=None, metavar="RESULT.json", path=PathKind.INPUT,
+        "perturbations); their means are mFR and mT5D against that model (beside the paper's, against AlexNet).",
+        parse=None, metavar="RESULT.json", path=PathKind.INPUT,
         input_kind="result", what="Perturbation baseline")
     min_corruption_top1: float | None = option("--min-corruption-top1", "Gate: exit 1 when the mean corruption "
                                                "top-1 is below F (with --corruptions).", parse=p.fraction,

@@ -68,16 +68,15 @@ def _perturbation_table(result: CorruptionResult, console: Console) -> None:
     """ImageNet-P: flip probability and top-5 distance per perturbation sequence, and their means."""
     table = Table(title="ImageNet-P sequences (31 frames, translate 41; made on the device): flips along each",
                   title_justify="left", show_edge=False)
-    from nnprobe.report.perturbation_text import perturbation_summary, versus_baseline
+    from nnprobe.report.perturbation_text import perturbation_summary, ratio_cells, ratio_columns
 
-    base = result.perturbation_baseline
     for name, right in (("perturbation", False), ("flip probability", True), ("flips / compared frames", True),
-                        ("top-5 distance", True), *([("FP / T5D vs baseline", True)] if base else [])):
+                        ("top-5 distance", True), *((column, True) for column in ratio_columns(result))):
         table.add_column(name, justify="right" if right else "left")
     for p in result.perturbations:
         table.add_row(p.perturbation, _pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
                       f"{p.top5_distance:.3f} ({p.top5_distance_sum}/{p.comparisons})",
-                      *([versus_baseline(result, p.perturbation)] if base else []))
+                      *ratio_cells(result, p.perturbation))
     console.print(table)
     console.print(escape(perturbation_summary(result)))
 

@@ -197,15 +197,15 @@ def corruption_html(result: Any) -> list[Html]:
 
 def _perturbation_section(result: Any) -> list[Html]:
     """ImageNet-P's table, with each FP and T5D over the baseline model's when one was given, and the means."""
-    from nnprobe.report.perturbation_text import perturbation_summary, versus_baseline
+    from nnprobe.report.perturbation_text import perturbation_summary, ratio_cells, ratio_columns
 
-    base = result.perturbation_baseline is not None
+    extra = ratio_columns(result)
     rows = ((p.perturbation, pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
              f"{p.top5_distance:.3f} ({p.top5_distance_sum}/{p.comparisons})",
-             *((versus_baseline(result, p.perturbation),) if base else ())) for p in result.perturbations)
+             *ratio_cells(result, p.perturbation)) for p in result.perturbations)
     return [section("ImageNet-P: flips along each perturbation sequence", table(
-        ("perturbation", "flip probability", "flips / compared frames", "top-5 distance",
-         *(("FP / T5D vs baseline",) if base else ())), rows, right=(1, 2, 3, 4), total=len(result.perturbations),
+        ("perturbation", "flip probability", "flips / compared frames", "top-5 distance", *extra), rows,
+        right=tuple(range(1, 4 + len(extra))), total=len(result.perturbations),
         noun="perturbations"), para(perturbation_summary(result)))]
 
 

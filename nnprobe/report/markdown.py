@@ -195,14 +195,14 @@ def corruption_lines(result: Any) -> list[str]:
                    right=tuple(range(1, len(severities) + 2)), limit=20, total=len(result.per_corruption),
                    noun="corruptions")
     if result.perturbations:
-        from nnprobe.report.perturbation_text import perturbation_summary, versus_baseline
+        from nnprobe.report.perturbation_text import perturbation_summary, ratio_cells, ratio_columns
 
-        base = result.perturbation_baseline is not None
+        extra = ratio_columns(result)
         lines += [""] + table(("ImageNet-P perturbation", "flip probability", "flips / compared", "top-5 distance",
-                               *(("FP / T5D vs baseline",) if base else ())),
+                               *extra),
                               ((escape(p.perturbation), pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
-                                f"{p.top5_distance:.3f}", *((versus_baseline(result, p.perturbation),) if base else ()))
-                               for p in result.perturbations), right=(1, 2, 3, 4),
+                                f"{p.top5_distance:.3f}", *ratio_cells(result, p.perturbation))
+                               for p in result.perturbations), right=tuple(range(1, 4 + len(extra))),
                               total=len(result.perturbations), noun="perturbations")
         lines += ["", escape(perturbation_summary(result), 1000)]
     lines += gate_lines(result.gates)

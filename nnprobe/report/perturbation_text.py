@@ -1,4 +1,5 @@
-"""ImageNet-P's summary line and per-perturbation ratio, worded once for the table, markdown and HTML reports."""
+"""ImageNet-P's table columns, per-perturbation ratios and summary line, worded once for the table, markdown and
+HTML reports."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -6,9 +7,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nnprobe.imagenet_c.results import CorruptionResult
 
+ALEXNET = "FR / T5D (AlexNet = 100)"
+BASELINE = "FP / T5D vs baseline"
+
 
 def ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.1f}"
 
 
 def versus_baseline(result: "CorruptionResult", name: str) -> str:
@@ -16,16 +24,45 @@ def versus_baseline(result: "CorruptionResult", name: str) -> str:
     return f"{ratio(result.flip_rate_vs_baseline[name])} / {ratio(result.top5_distance_vs_baseline[name])}"
 
 
+def versus_alexnet(result: "CorruptionResult", name: str) -> str:
+    """'FR / T5D' of one perturbation, AlexNet = 100, as the paper's Tables 3 and 4 print them."""
+    return f"{_score(result.flip_rate_vs_alexnet.get(name))} / {_score(result.top5_distance_vs_alexnet.get(name))}"
+
+
+def ratio_columns(result: "CorruptionResult") -> tuple[str, ...]:
+    """The ratio columns after the counts: against AlexNet on 1000 classes, against the baseline when given."""
+    return ((ALEXNET,) if result.flip_rate_vs_alexnet is not None else ()) + \
+        ((BASELINE,) if result.perturbation_baseline is not None else ())
+
+
+def ratio_cells(result: "CorruptionResult", name: str) -> tuple[str, ...]:
+    cells = {ALEXNET: versus_alexnet, BASELINE: versus_baseline}
+    return tuple(cells[column](result, name) for column in ratio_columns(result))
+
+
+def _alexnet_words(result: "CorruptionResult") -> str:
+    """mFR and mT5D against AlexNet, or why there are none."""
+    from nnprobe.imagenet_c.mce import IMAGENET_P_TEST
+
+    if result.flip_rate_vs_alexnet is None:
+        return "no mFR against AlexNet: its flip probabilities normalise ImageNet's 1000 classes only"
+    if result.mfr is None:
+        missing = [n for n in IMAGENET_P_TEST if n not in result.flip_rate_vs_alexnet]
+        return (f"no mFR against AlexNet: it averages ImageNet-P's 10 test perturbations, {', '.join(missing)} "
+                f"not run here")
+    return (f"mFR {_score(result.mfr)}, mT5D {_score(result.mt5d)} (AlexNet = 100, its values from the paper's "
+            f"appendix; sequences made in memory, not decoded from the published videos)")
+
+
 def perturbation_summary(result: "CorruptionResult") -> str:
     means = (f"mean flip probability {100 * result.mean_flip_probability:.2f}%, mean top-5 distance "
-             f"{result.mean_top5_distance:.3f}")
+             f"{result.mean_top5_distance:.3f}; {_alexnet_words(result)}")
     base = result.perturbation_baseline
     if base is None:
-        return (f"{means} (no mFR: AlexNet's flip probabilities are not published; --perturbation-baseline "
-                f"divides by a reference model's run)")
+        return means
     never = [n for n, v in result.flip_rate_vs_baseline.items() if v is None]
     mfr = (f"mFR {result.mfr_vs_baseline:.3f}" if not never else
            f"no mFR ({base.model} never flipped on {', '.join(never)})")
     mt5d = "" if result.mt5d_vs_baseline is None else f", mT5D {result.mt5d_vs_baseline:.3f}"
     return (f"{means}; against {base.model} ({base.source}): {mfr}{mt5d} (each over that model's on the same "
-            f"sequences; the paper's are against AlexNet, whose values are not published)")
+            f"sequences, over the perturbations run)")
