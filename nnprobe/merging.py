@@ -227,13 +227,29 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
           max_ece: float | None = None, min_class_top1: float | None = None,
           min_robust_top1: Mapping[float, float] | None = None, min_corruption_top1: float | None = None,
           save_predictions: str | None = None, allow_version_mismatch: bool = False):
-    """The EvalResult or RobustResult of the whole data set from its `--shard K/N` slices (paths or dicts)."""
-    from nnprobe import kinds
+    """The EvalResult or RobustResult of the whole data set from its `--shard K/N` slices (paths or dicts); the
+    parts of a several-model eval give a ModelRuns, each model's slices merged alone (merging_models)."""
+    from nnprobe.merging_models import by_model, merge_models
 
-    gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
+    keywords = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1,
+                    min_robust_top1=min_robust_top1, min_corruption_top1=min_corruption_top1,
+                    save_predictions=save_predictions, allow_version_mismatch=allow_version_mismatch)
     named = load_parts(parts)
     if not named:
         raise UsageError("Give the --shard results to merge (part*.json).")
+    groups = by_model(named)
+    if len(groups) > 1:
+        return merge_models(groups, merge_named, **keywords)
+    return merge_named(next(iter(groups.values()))[1], **keywords)
+
+
+def merge_named(named: Sequence[tuple[str, dict]], *, min_top1=None, min_top5=None, max_ece=None,
+                min_class_top1=None, min_robust_top1=None, min_corruption_top1=None, save_predictions=None,
+                allow_version_mismatch: bool = False):
+    """`merge` of the (name, body) parts of one model."""
+    from nnprobe import kinds
+
+    gates = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1)
     check_slices(named, allow_version_mismatch)
     named = sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])
     bodies = [b for _, b in named]

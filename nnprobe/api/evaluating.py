@@ -54,6 +54,7 @@ def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | 
     if isinstance(o["data"].data, DataSets):
         return _table(o, models, progress)
     if len(models) > 1:
+        refuse_sliced_baseline(o)
         runs = evaluate_many(o, models, progress)  # each model against the one --baseline, when given
         return dataclasses.replace(runs, runs=tuple(with_baseline(r, o["baseline"]) for r in runs.runs))
     o = dict(o, model=o["model"].one(models[0] if models else None)) if hasattr(o["model"], "one") else o

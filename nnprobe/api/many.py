@@ -7,7 +7,7 @@ from typing import Any
 
 from nnprobe.errors import UsageError
 
-SINGLE_ONLY = (("parity", "reference_model", "--reference-model"), ("shard", "shard", "--shard"))
+SINGLE_ONLY = (("parity", "reference_model", "--reference-model"),)
 
 
 def model_specs(model: Any) -> list:
@@ -43,8 +43,8 @@ def per_model_files(path: Any, models: list) -> list:
 
 
 def refuse_single_only(o: dict, count: int) -> None:
-    """Options about one model's images (a reference model, a slice) are refused with several models, in one
-    sentence naming them; a baseline, per-sample files and figures are one per model."""
+    """Options about one model's images (a reference model) are refused with several models, in one sentence
+    naming them; a baseline, per-sample files, figures and --shard parts are one per model."""
     given = [flag for group, name, flag in SINGLE_ONLY if group in o and getattr(o[group], name) is not None]
     if given:
         raise UsageError(f"{', '.join(given)} judge{'s' if len(given) == 1 else ''} one model: run it for one "
@@ -58,16 +58,17 @@ PASS_BYTES = 4 << 30  # ... and their weights' bytes: a longer list takes severa
 def evaluate_many(o: dict, models: list, progress=None) -> Any:
     """A ModelRuns: each model of `models` on the same images, reported in order. Models with the same classes
     share the labelled images and one decoding pass (nnprobe.data.shared_decode), up to PASS_MODELS models or
-    PASS_BYTES of weights at a time; with --decode device or under torchrun each model decodes on its own."""
-    from nnprobe import distributed
+    PASS_BYTES of weights at a time; with --decode device each model decodes on its own. With `--shard K/N` each
+    model's result is its part of the slice (what `nnprobe merge` adds up); under torchrun (`--nproc`) the ranks
+    split the images (or the slice) once for every model of a pass."""
     from nnprobe.api.keywords import eval_keywords
     from nnprobe.api.loading import load_classifier, model_and_data
     from nnprobe.model_runs import ModelRuns
 
     refuse_single_only(o, len(models))
     variant = o["settings"].variant or "auto"
-    keywords = eval_keywords(o, progress)
-    alone = keywords["decode"] != "workers" or distributed.from_env().world_size > 1
+    keywords = dict(eval_keywords(o, progress), shard=o["shard"].shard)
+    alone = keywords["decode"] != "workers"
     saves = per_model_files(o["per_sample"].save_predictions, models)
     results: list = [None] * len(models)
     shared: dict = {}

@@ -23,7 +23,8 @@ from torch.utils.data import Dataset
 from nnprobe.data.decode import UndecodableImage, decode_rgb
 from nnprobe.data.layouts import LabelledImages
 from nnprobe.data.loader import collate, make_loader, model_pixels
-from nnprobe.data.shards import DeviceBatch, Shard, batch_on_device
+from nnprobe.data.shards import DeviceBatch, Shard, batch_on_device, shard_positions
+from nnprobe.options.parts import Part, parse_part
 from nnprobe.results import Preprocessing
 
 
@@ -33,17 +34,19 @@ def pixel_key(pre: Preprocessing) -> tuple:
 
 
 class SharedSamples(Dataset):
-    """(path, label) pairs -> (one uint8 CHW tensor per preprocessing, or None; label, position, converted, skip
-    reason): the file decoded once, then each preprocessing's resize and crop."""
+    """(path, label) pairs at `positions` (default: all) -> (one uint8 CHW tensor per preprocessing, or None;
+    label, position, converted, skip reason): the file decoded once, then each preprocessing's resize and crop."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], preprocessings: Sequence[Preprocessing],
-                 border: int = 0) -> None:
+                 border: int = 0, positions: Sequence[int] | None = None) -> None:
         self.samples, self.preprocessings, self.border = samples, tuple(preprocessings), border
+        self.positions = list(range(len(samples)) if positions is None else positions)
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.positions)
 
-    def __getitem__(self, position: int):
+    def __getitem__(self, i: int):
+        position = self.positions[i]
         path, label = self.samples[position]
         try:
             image, converted = decode_rgb(path)
@@ -60,17 +63,21 @@ def collate_shared(items, groups: int) -> list:
 
 
 class SharedDecode:
-    """The one pass over `images` for models with `preprocessings` (one per model, in model order)."""
+    """The one pass over this rank's images of `images` (of the `--shard` slice `part`, when given) for models
+    with `preprocessings` (one per model, in model order): the positions a `Shard` of this rank would take."""
 
     def __init__(self, images: LabelledImages, preprocessings: Sequence[Preprocessing], *, batch_size: int,
-                 workers: int | None, pin_memory: bool = False) -> None:
+                 workers: int | None, pin_memory: bool = False, part: Part | None = None) -> None:
+        from nnprobe import distributed
         from nnprobe.device import default_workers
 
         keys = list(dict.fromkeys(pixel_key(p) for p in preprocessings))
         self.group_of = [keys.index(pixel_key(p)) for p in preprocessings]
         firsts = [preprocessings[self.group_of.index(g)] for g in range(len(keys))]
-        self.images, self.preprocessings = images, firsts
-        self.dataset = SharedSamples(images.samples, firsts, images.border)
+        self.images, self.preprocessings, self.part = images, firsts, part
+        ctx = distributed.from_env()
+        positions = shard_positions(len(images.samples), ctx.rank, ctx.world_size, part)
+        self.dataset = SharedSamples(images.samples, firsts, images.border, positions)
         self.loader = make_loader(self.dataset, batch_size=batch_size, pin_memory=pin_memory,
                                   workers=default_workers() if workers is None else workers,
                                   collate_fn=functools.partial(collate_shared, groups=len(keys)))
@@ -188,6 +195,8 @@ class SharedShard(Shard):
         self.group = shared.group_of[slot]
         if pixel_key(preprocessing) != pixel_key(shared.preprocessings[self.group]):
             raise RuntimeError("a model's preprocessing differs from its share of the decoding")
+        if self.part != shared.part:
+            raise RuntimeError(f"a model evaluates slice {self.part} of a pass decoding slice {shared.part}")
         self._active = self._resumed = 0.0
 
     def __enter__(self) -> "SharedShard":
@@ -223,13 +232,17 @@ class SharedShard(Shard):
 def evaluate_shared(classifiers: Sequence[Any], images: LabelledImages, keywords: dict,
                     own: Sequence[dict] | None = None) -> list:
     """Each classifier's `evaluate(classifier, images, **keywords, **own[i])` (the progress shown by the first),
-    with the images decoded once for all of them."""
+    with this rank's images (of `keywords["shard"]`'s slice) decoded once for all of them. Under torchrun the
+    process group is joined once for the pass (unless the caller holds one); each model's counts are summed over
+    the ranks in model order, as its turn ends, so every rank makes the same collective calls in the same order."""
+    from nnprobe import distributed
+    from nnprobe.device import resolve_device
     from nnprobe.evaluation import evaluate
 
-    from nnprobe.device import resolve_device
-
+    device = resolve_device(keywords["device"])
     shared = SharedDecode(images, [c.preprocessing for c in classifiers], batch_size=keywords["batch_size"],
-                          workers=keywords["workers"], pin_memory=resolve_device(keywords["device"]).type == "cuda")
+                          workers=keywords["workers"], pin_memory=device.type == "cuda",
+                          part=parse_part(keywords.get("shard")))
     baton = Baton(len(classifiers))
 
     def job(slot: int, classifier) -> Callable[[], Any]:
@@ -239,5 +252,12 @@ def evaluate_shared(classifiers: Sequence[Any], images: LabelledImages, keywords
             mine["progress"] = None
         return lambda: evaluate(classifier, images, **mine, source=source)
 
-    with shared:
-        return run_in_turns([job(slot, c) for slot, c in enumerate(classifiers)], baton)
+    created = distributed.init(distributed.from_env(), device.type)
+    clean = False
+    try:
+        with shared:
+            results = run_in_turns([job(slot, c) for slot, c in enumerate(classifiers)], baton)
+        clean = True
+        return results
+    finally:
+        distributed.finish(created, clean=clean)

@@ -1,6 +1,6 @@
 """Several models in one eval run: --model repeated, --models FILE, a timm wildcard over the local cache only.
 Each model's row is what a single-model eval of it gives (run separately, as the reference), gates apply per
-model and the failure names the model; options about one model's images are refused in one sentence."""
+model and the failure names the model; what one model refuses, several refuse in one sentence."""
 from __future__ import annotations
 
 import json
@@ -55,11 +55,22 @@ def test_cli_rows_in_every_format_and_the_exit_code_names_the_failed_model(data,
     assert "| model | top-1 | top-1 interval |" in md.stdout and "19.41% – 99.37%" in md.stdout
 
 
-@pytest.mark.parametrize("extra, named", [(["--reference-model", "default"], "--reference-model"),
-                                          (["--shard", "1/2"], "--shard"), (["--nproc", "2"], "--nproc")])
-def test_options_about_one_model_are_refused_with_several(data, invoke, extra, named):
+@pytest.mark.parametrize("extra, named", [
+    (["--reference-model", "default"], "--reference-model"),
+    (["--shard", "1/2", "--min-top1", "0.5"], "Gates judge the whole data set"),  # as for one model
+    (["--shard", "1/2", "--baseline", "BASE"], "A --shard slice is not the whole data set")])
+def test_what_one_model_refuses_several_refuse_in_one_sentence(data, invoke, tmp_path, extra, named):
+    """--shard and --nproc work with several models (tests/eval/test_many_models_sliced.py); what stays refused
+    is what one model refuses with them too."""
+    base = tmp_path / "base.json"
+    base.write_text(invoke("eval", str(data), "--model", GOOD, *PLAIN_FLAGS, "--workers", "0", "--format",
+                           "json").stdout)
+    extra = [str(base) if word == "BASE" else word for word in extra]
     run = invoke("eval", str(data), "--model", GOOD, "--model", "default", *PLAIN_FLAGS, "--workers", "0", *extra)
-    assert run.returncode == 2 and named in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 2 and named in run.stderr and "Traceback" not in run.stderr, run.stderr
+    if "--shard" in extra:
+        alone = invoke("eval", str(data), "--model", GOOD, *PLAIN_FLAGS, "--workers", "0", *extra)
+        assert alone.returncode == 2 and named in alone.stderr
 
 
 def test_spec_file_comments_blank_lines_and_an_empty_file(tmp_path):
