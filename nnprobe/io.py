@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -283,6 +284,21 @@ def refuse_output_folder(option: str, folder: str | os.PathLike, *, inputs: Iter
                 raise UsageError(f"{option} {shown} is the folder of the input {path}; write the outputs to "
                                  "another folder so they are not mixed with (or taken for) the inputs.")
     refuse_overwriting_inputs({option: folder}, folders=data_sets)
+
+
+def refuse_out_among_inputs(option: str, folder: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """`refuse_output_folder` for a folder of outputs beside input files (fool --out): not the folder of an
+    input, nor inside a labelled data set that holds one (the parent of a class folder: an ImageNet wnid or an
+    index, as data/layouts.py reads them), where `nnprobe eval` would later count the outputs. Torch-free, so
+    the CLI refuses before any work and the API (which may be called without the CLI) with the same rule."""
+    inputs = [os.fspath(p) for p in inputs]
+    data_sets = []
+    for path in inputs:
+        for parent in {os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path))}:
+            name = os.path.basename(parent)
+            if re.fullmatch(r"n\d{8}", name) or (name.isascii() and name.isdigit()):
+                data_sets.append(("data set", os.path.dirname(parent)))
+    refuse_output_folder(option, folder, inputs=inputs, data_sets=data_sets)
 
 
 # ---- reading back what nnprobe wrote: results, slices to merge, per-sample files --------------------

@@ -14,9 +14,8 @@ import torch
 
 from nnprobe.attacks.budget import format_eps
 from nnprobe.data.decode import MAX_PIXELS, UndecodableImage, check_header, decode_rgb
-from nnprobe.data.layouts import WNID_RE
 from nnprobe.errors import InputError, UsageError
-from nnprobe.io import atomic_write_bytes, png_bytes, refuse_output_folder
+from nnprobe.io import atomic_write_bytes, png_bytes, refuse_out_among_inputs
 
 
 def _image_error(path: str, exc) -> InputError:
@@ -49,22 +48,6 @@ def check_readable(path: str) -> None:
         check_header(path)
     except UndecodableImage as exc:
         raise _image_error(path, exc) from None
-
-
-def _is_class_folder(name: str) -> bool:
-    """A folder named like a class of a labelled data set (an ImageNet wnid, or an index)."""
-    return bool(WNID_RE.match(name)) or (name.isascii() and name.isdigit())
-
-
-def refuse_out_among_inputs(images: Sequence[str], out_dir: str) -> None:
-    """--out may not be the folder of an input photo, nor lie inside a labelled data set that holds one
-    (the parent of a wnid or index class folder), where `nnprobe eval` would later count the PNGs."""
-    data_sets = []
-    for path in images:
-        for folder in {os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path))}:
-            if _is_class_folder(os.path.basename(folder)):
-                data_sets.append(("data set", os.path.dirname(folder)))
-    refuse_output_folder("--out", out_dir, inputs=images, data_sets=data_sets)
 
 
 def _stems(images: Sequence[str]) -> list[str]:
@@ -127,7 +110,7 @@ def output_names(images: Sequence[str], out_dir: str, eps: Sequence[float]) -> l
 
 def checked_outputs(paths: list[str], out: str, budgets) -> list[list[tuple[str, str]]]:
     """Refuse a bad --out and any unreadable photo before any work, so a failed run writes nothing."""
-    refuse_out_among_inputs(paths, out)
+    refuse_out_among_inputs("--out", out, paths)
     for path in paths:
         check_readable(path)
     return output_names(paths, out, budgets)

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from nnprobe.errors import ExitCode, UsageError
-from nnprobe.io import STDOUT, check_input, check_input_folder, check_writable_file, refuse_overwriting_inputs
+from nnprobe.io import (STDOUT, check_input, check_input_folder, check_writable_file, refuse_out_among_inputs,
+                        refuse_overwriting_inputs)
 from nnprobe.options.base import Options, PathKind
 from nnprobe.options.verbs import VERBS, fields
 from nnprobe.report.escaping import one_line
@@ -158,6 +159,9 @@ def guard_verb(verb: str, options: dict[str, Options], *, plots: Mapping[str, st
     files, folders = checked_inputs(verb, options)
     outputs = output_paths(verb, options, plots)
     guard_outputs(outputs, files=files, folders=folders)
+    for key, name, spec in fields(VERBS[verb]):  # fool --out: not among the inputs, nor in their data set
+        if spec.path == PathKind.OUTPUT_FOLDER and getattr(options[key], name) is not None:
+            refuse_out_among_inputs(spec.flag, getattr(options[key], name), files)
     options["report"] = with_step_summary(options["report"], outputs, files, folders)
     return options
 

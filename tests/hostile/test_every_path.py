@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -137,6 +139,26 @@ def test_every_output_refuses_an_input_and_a_fifo(verb, key, name, spec, world, 
     for target in targets:
         proc = invoke(*base[verb], spec.flag, target)
         expect_refusal(proc, 2)
+    inputs.unchanged()
+
+
+FOLDERS = [item for item in OUTPUTS if item[3].path == PathKind.OUTPUT_FOLDER]
+CHECK = "import sys\nfrom nnprobe.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n" \
+        "    print(e.code, 'torch' in sys.modules)"
+
+
+@pytest.mark.parametrize("verb, key, name, spec", FOLDERS, ids=[f"{v}-{s.flag}" for v, _, _, s in FOLDERS])
+def test_an_output_folder_among_the_inputs_is_refused_before_any_work(verb, key, name, spec, world):
+    """By the preflight, in a fresh process that never imports torch: fool --out was refused only after
+    torch, timm and the default model had loaded (7.6 s at load 8; once over the 20 s alarm above)."""
+    tmp_path, base, _ = world
+    inputs = Inputs(tmp_path / "data", tmp_path / "run", tmp_path / "result.json")
+    folder = os.path.dirname(_inputs_of(verb, tmp_path)[0])
+    for target, words in ((folder, "is the folder of the input"), (os.path.dirname(folder), "lies inside the data set")):
+        proc = subprocess.run([sys.executable, "-c", CHECK, *base[verb], spec.flag, target], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.stdout.split() == ["2", "False"], proc.stderr  # exit 2, torch never imported
+        assert len(proc.stderr.splitlines()) == 1 and words in proc.stderr, proc.stderr
     inputs.unchanged()
 
 
