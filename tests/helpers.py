@@ -65,3 +65,20 @@ def run_cli(*args: str, env: dict | None = None, cwd=None):
 class Invocation:
     def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def wait_in_main(proc, seconds: float = 120.0) -> None:
+    """Until `python -m nnprobe` (a Popen) runs nnprobe's main: its SIGTERM handler is installed (the SigCgt
+    mask in /proc/PID/status), so a signal sent now reaches nnprobe's own handling, not the interpreter's
+    start-up (a fixed sleep raced with start-up on a loaded machine)."""
+    import signal
+    import time
+
+    bit, deadline = 1 << (signal.SIGTERM - 1), time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/status") as status:
+            caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+        if caught & bit:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"nnprobe (pid {proc.pid}) did not reach its main within {seconds} s: {proc.poll()}")

@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     try:
         _run(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # Ctrl-C outside the command's own handling (its set-up): no traceback either
+        click.echo("Interrupted.", err=True)
+        sys.exit(128 + signal.SIGINT)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -104,3 +104,17 @@ def test_a_model_file_that_is_not_a_model_is_a_real_sentence(invoke, tmp_path, c
     line = run.stderr.strip().splitlines()[-1]
     assert line.startswith("Error: ") and "(101)" not in line and "pop from empty list" not in line, line
     assert reason in line or "could not be unpickled" in line or "pickled Python objects" in line, line
+
+
+def test_ctrl_c_before_the_command_runs_is_130_without_a_traceback(monkeypatch, capsys):
+    """A SIGINT during the set-up around the command (rank handling, its imports) exits 130 with one line,
+    as one inside it does, instead of the interpreter's traceback."""
+    import nnprobe.cli as cli
+
+    def interrupted(debug):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_only_rank_zero_speaks", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["eval", "--help"])
+    assert exit_.value.code == 130 and capsys.readouterr().err == "Interrupted.\n"

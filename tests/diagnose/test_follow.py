@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from diagnose_helpers import frame, wire_scalar_event
+from helpers import wait_in_main
 from nnprobe.diagnosis.follow import Follower, check_kill_target, follow
 from nnprobe.errors import InputError, UsageError
 
@@ -231,7 +232,8 @@ def test_mlflow_metric_appends_and_finished_status(tmp_path):
 
 def test_ctrl_c_while_following_exits_130(tmp_path):
     diag = _cli("--follow", str(tmp_path), "--poll", "0.1", "--idle", "60")
-    time.sleep(2.5)  # started and polling an empty folder
+    wait_in_main(diag)  # a fixed 2.5 s raced with start-up under load (SIGINT there is the interpreter's)
+    time.sleep(1.0)  # and polling the empty folder
     diag.send_signal(signal.SIGINT)
     diag.communicate(timeout=30)
     assert diag.returncode == 130
