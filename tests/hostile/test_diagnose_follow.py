@@ -180,22 +180,23 @@ def _s3_env(port):
             "AWS_ENDPOINT_URL": url, "FSSPEC_S3_ENDPOINT_URL": url}
 
 
-@pytest.mark.parametrize("server", ["silent", "refused"])
-def test_a_dead_s3_endpoint_gives_up_in_bounded_time(server):
+def test_a_dead_s3_endpoint_gives_up_in_bounded_time():
+    """A refused endpoint fails at once, a silent one after its --timeout 1 requests (one attempt each, not
+    s3fs' and botocore's retries). The silent one is bounded beyond the refused one's time, which is the same
+    process (interpreter, imports) minus the waits: a fixed bound on the total raced with load."""
     pytest.importorskip("s3fs")
-    if server == "silent":
-        holder = Silent()
-        port = holder.port
-    else:
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()  # nothing listens there now: connections are refused
-    started = time.monotonic()
-    proc = cli("diagnose", "s3://bucket/run", "--timeout", "1", env=_s3_env(port), timeout=120)
-    took = time.monotonic() - started
-    expect_refusal(proc, 2, "s3://bucket/run")
-    assert took < (15 if server == "silent" else 10), took  # interpreter start-up included
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    refused = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: connections are refused
+    took = {}
+    for server, port in (("refused", refused), ("silent", Silent().port)):
+        started = time.monotonic()
+        proc = cli("diagnose", "s3://bucket/run", "--timeout", "1", env=_s3_env(port), timeout=120)
+        took[server] = time.monotonic() - started
+        expect_refusal(proc, 2, "s3://bucket/run")
+    assert took["refused"] < 10, took  # interpreter start-up included
+    assert took["silent"] - took["refused"] < 10, took  # ~5 s of 1 s timeouts at load 10 (retries: minutes)
 
 
 def test_an_out_of_range_mlflow_step_or_timestamp_is_that_lines_problem(tmp_path):
