@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nnprobe.api.keywords import eval_keywords
-from nnprobe.api.loading import find_images, load_classifier, model_and_data
+from nnprobe.api.loading import find_images, load_classifier, model_and_data, with_reference
 from nnprobe.errors import UsageError
 from nnprobe.options.base import Options
 
@@ -63,7 +63,7 @@ def evaluate_with(o: Groups, progress: Progress | None = None) -> "EvalResult | 
     classifier, images = model_and_data(o["model"], o["data"], variant=s.variant or "auto")
     reference = None
     if parity.reference_model is not None:
-        classifier, reference = _with_reference(classifier, parity.reference_model, o["model"])
+        classifier, reference = with_reference(classifier, parity.reference_model, o["model"])
     result = run(classifier, images, **eval_keywords(o, progress), reference=reference,
                  save_predictions=o["per_sample"].save_predictions, shard=o["shard"].shard)
     return with_baseline(result, o["baseline"])
@@ -82,18 +82,3 @@ def _table(o: Groups, models: list, progress: Progress | None) -> "VariantTable"
                                                     variant=named_variant(name)))
               for name, folder in o["data"].data.items}
     return table(classifier, images, eval_keywords(o, progress))
-
-
-def _with_reference(classifier, reference: Any, model: Options):
-    """The reference model (a spec or Classifier), and the candidate: both see the same pixels, so the
-    preprocessing flags apply to a reference spec too; an ONNX export carries no preprocessing, so without
-    flags it takes the reference's."""
-    from nnprobe.models.classifier import Classifier, rebuild
-
-    given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
-             if getattr(model, k) is not None}
-    ref = reference if isinstance(reference, Classifier) else load_classifier(reference, **given)
-    if classifier.info.source == "onnx" and not given:
-        pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
-        classifier = rebuild(classifier, preprocessing=pre)
-    return classifier, ref

@@ -3,6 +3,7 @@ by the package), the bundled samples, and `model_and_data`, the step eval, robus
 diagnose's probe share. Importing this module imports no torch; each call does."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -98,3 +99,19 @@ def model_and_data(model: Options, data: Options, variant: str | None = None, cl
     if images is not None and not isinstance(images, (str, os.PathLike)):
         return classifier, images  # an iterable of (pixels, labels) batches (robust, corruptions)
     return classifier, find_images(images, classifier, **data.finder_keywords(), variant=variant)
+
+
+def with_reference(classifier, reference: Any, model: Options):
+    """The candidate and the reference model of `--reference-model` (a spec, loaded here, or a Classifier):
+    both see the same pixels, so the preprocessing flags apply to a reference spec too; an ONNX export
+    carries no preprocessing, so without flags it takes the reference's. With several models each is a
+    candidate against the one reference (loaded once: pass the returned reference on)."""
+    from nnprobe.models.classifier import Classifier, rebuild
+
+    given = {k: getattr(model, k) for k in ("resize", "crop", "interpolation", "mean", "std")
+             if getattr(model, k) is not None}
+    ref = reference if isinstance(reference, Classifier) else load_classifier(reference, **given)
+    if classifier.info.source == "onnx" and not given:
+        pre = dataclasses.replace(ref.preprocessing, source=f"the reference model's ({ref.info.spec})")
+        classifier = rebuild(classifier, preprocessing=pre)
+    return classifier, ref

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nnprobe.errors import UsageError
-
-SINGLE_ONLY = (("parity", "reference_model", "--reference-model"),)
-
 
 def model_specs(model: Any) -> list:
     """The run's models in order from eval's model options (each --model, a timm wildcard expanded from the
@@ -42,30 +38,23 @@ def per_model_files(path: Any, models: list) -> list:
     return [model_file(os.fspath(path), word) for word in model_words(models)]
 
 
-def refuse_single_only(o: dict, count: int) -> None:
-    """Options about one model's images (a reference model) are refused with several models, in one sentence
-    naming them; a baseline, per-sample files, figures and --shard parts are one per model."""
-    given = [flag for group, name, flag in SINGLE_ONLY if group in o and getattr(o[group], name) is not None]
-    if given:
-        raise UsageError(f"{', '.join(given)} judge{'s' if len(given) == 1 else ''} one model: run it for one "
-                         f"model at a time, not with the {count} models of this run.")
-
-
 PASS_MODELS = 8  # models one shared decoding pass holds at once ...
 PASS_BYTES = 4 << 30  # ... and their weights' bytes: a longer list takes several passes
 
 
 def evaluate_many(o: dict, models: list, progress=None) -> Any:
-    """A ModelRuns: each model of `models` on the same images, reported in order. Models with the same classes
+    """A ModelRuns: each model of `models` on the same images, reported in order; with `--reference-model`, each
+    model is a candidate held against that one reference (its parity and its --max-flips/--max-logit-diff gates
+    its own, as in a single-model run; the reference runs on each candidate's batches). Models with the same classes
     share the labelled images and one decoding pass (nnprobe.data.shared_decode), up to PASS_MODELS models or
     PASS_BYTES of weights at a time; with --decode device each model decodes on its own. With `--shard K/N` each
     model's result is its part of the slice (what `nnprobe merge` adds up); under torchrun (`--nproc`) the ranks
     split the images (or the slice) once for every model of a pass."""
     from nnprobe.api.keywords import eval_keywords
-    from nnprobe.api.loading import load_classifier, model_and_data
+    from nnprobe.api.loading import load_classifier, model_and_data, with_reference
     from nnprobe.model_runs import ModelRuns
 
-    refuse_single_only(o, len(models))
+    reference = o["parity"].reference_model
     variant = o["settings"].variant or "auto"
     keywords = dict(eval_keywords(o, progress), shard=o["shard"].shard)
     alone = keywords["decode"] != "workers"
@@ -76,11 +65,13 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
     for i, spec in enumerate(models):
         one = o["model"].one(spec)
         classifier = load_classifier(one.model, **one.loader_keywords())
+        if reference is not None:  # loaded by the first model's call, then passed on
+            classifier, reference = with_reference(classifier, reference, one)
         key = (classifier.num_classes, tuple(classifier.class_names))
         if key not in shared:
             _, shared[key] = model_and_data(one, o["data"], variant=variant, classifier=classifier)
         group = pending.setdefault(key, [])
-        group.append((i, classifier, {"save_predictions": saves[i]}))
+        group.append((i, classifier, {"save_predictions": saves[i], "reference": reference}))
         if alone or len(group) >= PASS_MODELS or sum(_weight_bytes(c) for _, c, _ in group) >= PASS_BYTES:
             _run(group, shared[key], keywords, results)
     for key, group in pending.items():

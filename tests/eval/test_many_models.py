@@ -56,12 +56,13 @@ def test_cli_rows_in_every_format_and_the_exit_code_names_the_failed_model(data,
 
 
 @pytest.mark.parametrize("extra, named", [
-    (["--reference-model", "default"], "--reference-model"),
+    (["--shard", "1/2", "--reference-model", "default"], "--reference-model compares whole runs"),
     (["--shard", "1/2", "--min-top1", "0.5"], "Gates judge the whole data set"),  # as for one model
     (["--shard", "1/2", "--baseline", "BASE"], "A --shard slice is not the whole data set")])
 def test_what_one_model_refuses_several_refuse_in_one_sentence(data, invoke, tmp_path, extra, named):
-    """--shard and --nproc work with several models (tests/eval/test_many_models_sliced.py); what stays refused
-    is what one model refuses with them too."""
+    """--shard, --nproc (tests/eval/test_many_models_sliced.py) and --reference-model
+    (tests/eval/test_many_models_reference.py) work with several models; what stays refused is what one model
+    refuses with them too."""
     base = tmp_path / "base.json"
     base.write_text(invoke("eval", str(data), "--model", GOOD, *PLAIN_FLAGS, "--workers", "0", "--format",
                            "json").stdout)
