@@ -14,6 +14,8 @@ from eval.test_shard_merge import _run_only, _same, _without
 from helpers import PLAIN_FLAGS, TESTS, factory_spec, make_wnid_folders
 
 from nnprobe import api
+from nnprobe.options.base import PathKind
+from nnprobe.options.verbs import VERBS, fields
 from nnprobe.per_sample import read
 
 GOOD = factory_spec("color_net_1000")
@@ -115,17 +117,34 @@ def test_merge_names_the_model_whose_slices_are_incomplete_and_refuses_mixed_par
         api.merge(mixed)
 
 
-def test_cli_merge_of_all_parts_and_a_part_that_is_an_input(sliced, data, invoke, tmp_path):
+def test_cli_merge_of_all_parts(sliced, invoke):
     run = invoke("merge", str(sliced / "many" / "part-*.json"), "--format", "json")
     assert run.returncode == 0, run.stderr
     body = json.loads(run.stdout)
     assert body["kind"] == "eval-models" and sorted(body["names"]) == sorted(WORDS)
-    specs = tmp_path / f"list-1-of-2.{WORDS[GOOD]}.json"  # what -o list-{shard}.json names GOOD's part 1/2
+
+
+# What each of eval's output flags writes for GOOD in a two-model --shard 1/2 run (written out by hand: the
+# enumeration below fails on an output flag added without its per-model name here).
+PER_MODEL = {"-o": ("x-{shard}.json", f"x-1-of-2.{WORDS[GOOD]}.json"),
+             "--save-predictions": ("x-{shard}.jsonl", f"x-1-of-2.{WORDS[GOOD]}.jsonl"),
+             "--plot": ("x.png", f"x.{WORDS[GOOD]}.reliability.png")}
+
+
+@pytest.mark.parametrize("flag", sorted({spec.flag for _, _, spec in fields(VERBS["eval"])
+                                         if spec.cli and spec.path == PathKind.OUTPUT}))
+def test_every_per_model_output_of_a_sliced_run_refuses_an_input(flag, data, tmp_path, invoke):
+    """Each output flag's per-model file ({shard} filled in) goes through the output guard: named as the
+    --models file, the run is refused before any work and the file is untouched."""
+    assert set(PER_MODEL) == {spec.flag for _, _, spec in fields(VERBS["eval"])
+                              if spec.cli and spec.path == PathKind.OUTPUT}
+    template, clash = PER_MODEL[flag]
+    specs = tmp_path / clash
     specs.write_text(f"{GOOD}\n{ROUNDED}\n")
-    refused = invoke("eval", str(data), "--models", str(specs), *FLAGS, "--shard", "1/2", "--format", "json",
-                     "-o", str(tmp_path / "list-{shard}.json"))
-    assert refused.returncode == 2 and f"-o ({WORDS[GOOD]})" in refused.stderr, refused.stderr
-    assert "Traceback" not in refused.stderr and specs.read_text() == f"{GOOD}\n{ROUNDED}\n"
+    run = invoke("eval", str(data), "--models", str(specs), *FLAGS, "--shard", "1/2", "--format", "json",
+                 flag, str(tmp_path / template))
+    assert run.returncode == 2 and f"{WORDS[GOOD]})" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert specs.read_text() == f"{GOOD}\n{ROUNDED}\n" and sorted(p.name for p in tmp_path.iterdir()) == [clash]
 
 
 def test_nproc_gives_each_model_its_own_nproc_and_one_process_numbers(data, invoke):
