@@ -66,6 +66,9 @@ def check_slices(parts: Sequence[tuple[str, dict]], allow_version_mismatch: bool
                                          b.get("run", {}).get("precision"), b.get("run", {}).get("seed"),
                                          b.get("confidence_level"), _bootstrap_of(b)))
     _same(parts, "--min-norm", lambda b: b.get("min_norm") and (b["min_norm"]["attack"], b["min_norm"]["steps"]))
+    _same(parts, "--perturbation-baseline (the reference model's counts)",
+          lambda b: b.get("perturbation_baseline") and (b["perturbation_baseline"].get("model"),
+                                                         b["perturbation_baseline"].get("perturbations")))
     count = parts[0][1]["data"]["shard"]["count"]
     from nnprobe import kinds
 
@@ -226,14 +229,16 @@ def _total(kind: str, merged: dict) -> int:
 def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = None, min_top5: float | None = None,
           max_ece: float | None = None, min_class_top1: float | None = None,
           min_robust_top1: Mapping[float, float] | None = None, min_corruption_top1: float | None = None,
-          save_predictions: str | None = None, allow_version_mismatch: bool = False):
-    """The EvalResult or RobustResult of the whole data set from its `--shard K/N` slices (paths or dicts); the
-    parts of a several-model eval give a ModelRuns, each model's slices merged alone (merging_models)."""
+          save_predictions: str | None = None, allow_version_mismatch: bool = False, perturbation_baseline=None):
+    """The EvalResult, RobustResult or CorruptionResult of the whole data set from its `--shard K/N` slices
+    (paths or dicts); the parts of a several-model eval give a ModelRuns, each model's slices merged alone
+    (merging_models); `perturbation_baseline` divides a corruption sweep's flip rates (`relative.merged`)."""
     from nnprobe.merging_models import by_model, merge_models
 
     keywords = dict(min_top1=min_top1, min_top5=min_top5, max_ece=max_ece, min_class_top1=min_class_top1,
                     min_robust_top1=min_robust_top1, min_corruption_top1=min_corruption_top1,
-                    save_predictions=save_predictions, allow_version_mismatch=allow_version_mismatch)
+                    save_predictions=save_predictions, allow_version_mismatch=allow_version_mismatch,
+                    perturbation_baseline=perturbation_baseline)
     named = load_parts(parts)
     if not named:
         raise UsageError("Give the --shard results to merge (part*.json).")
@@ -245,7 +250,7 @@ def merge(parts: Sequence[str | Mapping[str, Any]], *, min_top1: float | None = 
 
 def merge_named(named: Sequence[tuple[str, dict]], *, min_top1=None, min_top5=None, max_ece=None,
                 min_class_top1=None, min_robust_top1=None, min_corruption_top1=None, save_predictions=None,
-                allow_version_mismatch: bool = False):
+                allow_version_mismatch: bool = False, perturbation_baseline=None):
     """`merge` of the (name, body) parts of one model."""
     from nnprobe import kinds
 
@@ -254,12 +259,16 @@ def merge_named(named: Sequence[tuple[str, dict]], *, min_top1=None, min_top5=No
     named = sorted(named, key=lambda nb: nb[1]["data"]["shard"]["index"])
     bodies = [b for _, b in named]
     kind = bodies[0]["kind"]
+    if perturbation_baseline is not None and kind != "corruption":
+        raise UsageError(f"--perturbation-baseline divides ImageNet-P flip rates: these are {kind} slices.")
     merged = kinds.named(kind).piece("merge")(bodies)
     merged["data"]["slices"] = [slice_row(kind, name, body) for name, body in named]
     if not _total(kind, merged):
         raise DataError(f"None of the {len(bodies)} slices evaluated an image: nothing to report.")
     if kind == "corruption":
-        return _corruption_result(merged, min_corruption_top1)
+        from nnprobe.imagenet_c import relative
+
+        return relative.merged(_corruption_result(merged, min_corruption_top1), perturbation_baseline)
     # --min-norm's quantiles need every sample's distance: the slices' rows are read even without a file to write
     needed = save_predictions or (kind == "robust" and bodies[0].get("min_norm") is not None)
     saved, rows = _merge_rows(named, save_predictions) if needed else (None, None)

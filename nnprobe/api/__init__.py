@@ -203,9 +203,6 @@ def corruptions_with(o: Groups, progress: Progress | None = None) -> "Corruption
     from nnprobe.imagenet_c.sweep import corruption_sweep
     from nnprobe.imagenet_c.relative import with_perturbation_baseline
     c = o["corruption"]
-    if c.perturbation_baseline is not None and o["shard"].shard is not None:
-        raise UsageError("--perturbation-baseline divides the whole data set's flip rates: give it to a run "
-                         "without --shard.")
     classifier, images = _model_and_data(o["model"], o["data"])
     result = corruption_sweep(classifier, images, corruptions=c.corruptions or "all", severities=c.severity,
                               seed=o["seed"].seed, **_loader(o), **_device(o),
@@ -403,7 +400,8 @@ def merge_with(o: Groups):
     return run(parts, min_top1=g.min_top1, min_top5=g.min_top5, max_ece=g.max_ece,
                min_class_top1=g.min_class_top1, min_robust_top1=g.min_robust_top1 or {},
                min_corruption_top1=g.min_corruption_top1, save_predictions=o["per_sample"].save_predictions,
-               allow_version_mismatch=g.allow_version_mismatch)
+               allow_version_mismatch=g.allow_version_mismatch,
+               perturbation_baseline=o["inputs"].perturbation_baseline)
 
 
 @_keywords
@@ -412,11 +410,13 @@ def merge(parts: Iterable[str | os.PathLike | Mapping[str, Any]], *, min_top1: f
           min_class_top1: float | str | None = None,
           min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
           min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
-          allow_version_mismatch: bool = False) -> "EvalResult | RobustResult | CorruptionResult":
+          allow_version_mismatch: bool = False,
+          perturbation_baseline: Any = None) -> "EvalResult | RobustResult | CorruptionResult":
     """The whole data set's EvalResult, RobustResult or CorruptionResult from its `shard="K/N"` slices
     (result JSON paths or their dicts), exactly, as `nnprobe merge`; refuses gaps, overlaps and slices of
     other runs. A part may also be a glob ("parts/part-*.json") or a bucket URL (s3://...; the remote
     extra). Gates as `evaluate` (eval parts), `robust` (robust parts) and `corruptions`; `save_predictions`
     merges the slices' per-sample files into one; `allow_version_mismatch` merges slices written by other
-    nnprobe, torch or torchvision versions."""
+    nnprobe, torch or torchvision versions; `perturbation_baseline` (a path, dict or result, as `corruptions`)
+    divides a corruption sweep's merged flip rates by a reference model's."""
     return merge_with(verbs.build(verbs.MERGE, _given(locals())))

@@ -35,10 +35,9 @@ def _body(source: Any) -> tuple[dict, str]:
                      f"not {type(source).__name__}.")
 
 
-def with_perturbation_baseline(result: CorruptionResult, source: Any) -> CorruptionResult:
-    """`result` with the baseline's counts for its perturbations; one sentence when they do not compare."""
-    if source is None:
-        return result
+def _baseline_of(result: CorruptionResult, source: Any) -> PerturbationBaseline:
+    """The baseline's counts for the result's perturbations, checked: a corruption result with those
+    sequences, on the same images, with the same seed. (The frame counts: `_check_frames`, on a whole.)"""
     if not result.perturbations:
         raise UsageError("--perturbation-baseline divides ImageNet-P flip rates: give --perturbations too.")
     body, origin = _body(source)
@@ -55,11 +54,51 @@ def with_perturbation_baseline(result: CorruptionResult, source: Any) -> Corrupt
     if not same_images or (body.get("settings") or {}).get("seed") != result.settings.seed:
         raise UsageError(f"the perturbation baseline {origin} ran on " + ("other images" if not same_images else
                          "another --seed (other noise draws)") + ": flip rates compare on the same sequences.")
+    if "shard" in (body.get("data") or {}):
+        raise UsageError(f"the perturbation baseline {origin} is one --shard slice: give the reference model's "
+                         f"whole run (nnprobe merge its slices first).")
     points = tuple(PerturbationPoint(n, theirs[n]["flips"], theirs[n]["comparisons"], theirs[n]["top5_distance_sum"])
                    for n in names)
-    uneven = [p.perturbation for p, q in zip(points, result.perturbations) if p.comparisons != q.comparisons]
-    if uneven:
-        raise UsageError(f"the perturbation baseline {origin} compared another number of frames on "
-                         f"{', '.join(uneven)}: flip rates compare on the same sequences.")
     spec = (body.get("model") or {}).get("spec") or "?"
-    return dataclasses.replace(result, perturbation_baseline=PerturbationBaseline(origin, str(spec), points))
+    return PerturbationBaseline(origin, str(spec), points)
+
+
+def _check_frames(result: CorruptionResult) -> None:
+    """A whole run's frames compared, perturbation by perturbation, equal its baseline's."""
+    base = result.perturbation_baseline
+    pairs = zip(base.perturbations, result.perturbations)
+    uneven = [p.perturbation for p, q in pairs if p.comparisons != q.comparisons]
+    if uneven:
+        raise UsageError(f"the perturbation baseline {base.source} compared another number of frames on "
+                         f"{', '.join(uneven)}: flip rates compare on the same sequences.")
+
+
+def with_perturbation_baseline(result: CorruptionResult, source: Any) -> CorruptionResult:
+    """`result` with the baseline's counts for its perturbations; one sentence when they do not compare. A
+    --shard slice carries them for merge, which checks the frame counts on the whole (`merged`)."""
+    if source is None:
+        return result
+    result = dataclasses.replace(result, perturbation_baseline=_baseline_of(result, source))
+    if "shard" not in result.data:
+        _check_frames(result)
+    return result
+
+
+def _counts(base: PerturbationBaseline) -> tuple:
+    return base.model, base.perturbations
+
+
+def merged(result: CorruptionResult, source: Any = None) -> CorruptionResult:
+    """`nnprobe merge`'s whole with the baseline its slices carry (check_slices holds them equal) or the one
+    merge is given (`--perturbation-baseline`; refused when the slices carry another), its frames checked."""
+    if source is not None:
+        given = _baseline_of(result, source)
+        carried = result.perturbation_baseline
+        if carried is not None and _counts(carried) != _counts(given):
+            raise UsageError(f"the slices were run against {carried.model} ({carried.source}) and "
+                             f"--perturbation-baseline {given.source} counts other flips: give merge one or the "
+                             f"other.")
+        result = dataclasses.replace(result, perturbation_baseline=given)
+    if result.perturbation_baseline is not None:
+        _check_frames(result)
+    return result

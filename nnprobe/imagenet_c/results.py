@@ -102,7 +102,7 @@ class CorruptionResult(Gated):
     perturbation_baseline: PerturbationBaseline | None = None  # --perturbation-baseline
 
     def _versus_baseline(self, measure: str) -> dict[str, float | None] | None:
-        if self.perturbation_baseline is None:
+        if self.perturbation_baseline is None or "shard" in self.data:  # a slice's ratios come with merge
             return None
         pairs = zip(self.perturbations, self.perturbation_baseline.perturbations)  # in the same order
         return {p.perturbation: _ratio(getattr(p, measure), getattr(q, measure)) for p, q in pairs}

@@ -157,7 +157,8 @@ MERGE: dict[str, dict[str, str]] = {
         "confidence_level": _SAME,
         "bootstrap": "resampled from the slices' per-image verdicts joined in data order (as one process does)",
         "verdicts": "joined in data order for the bootstrap, then dropped: the merged whole is no slice",
-        "perturbation_baseline": "a --shard slice cannot have one (--perturbation-baseline is refused with --shard)",
+        "perturbation_baseline": "the same in every slice (check_slices refuses slices whose baselines differ) or "
+                                 "merge's --perturbation-baseline; its frame counts checked against the summed ones",
     },
 }
 

@@ -264,14 +264,24 @@ def check_corruption(check: Checker, body: Mapping[str, Any]) -> None:
         where = f"the point {point.get('corruption')!r} severity {point.get('severity')!r}: "
         if _topk(check, point, where)[2] != n:
             check.fail(f"{where}total is {point['total']}, the clean pass counts {n}")
-    for move in check.items(body, "perturbations", "", required=False):
-        move = check.mapping(move, "a perturbation")
+    _perturbation_counts(check, body, "", "the")
+    base = body.get("perturbation_baseline")
+    if base is not None:
+        base = check.mapping(base, "perturbation_baseline")
+        if not isinstance(base.get("source"), str) or not isinstance(base.get("model"), str):
+            check.fail("perturbation_baseline does not name its source and model")
+        _perturbation_counts(check, base, "perturbation_baseline.", "the baseline's")
+    _verdicts(check, body.get("verdicts"), n, 1 + len(body["points"]))
+
+
+def _perturbation_counts(check: Checker, body: Mapping[str, Any], where: str, whose: str) -> None:
+    for move in check.items(body, "perturbations", where, required=False):
+        move = check.mapping(move, f"{whose} perturbation")
         counts = [move.get(k) for k in ("flips", "comparisons", "top5_distance_sum")]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts) or \
                 counts[0] > counts[1] or counts[2] > 25 * counts[1]:
-            check.fail(f"the perturbation {move.get('perturbation')!r} has counts {counts}: flips and top-5 "
+            check.fail(f"{whose} perturbation {move.get('perturbation')!r} has counts {counts}: flips and top-5 "
                        f"distances (at most 25 per frame) out of the compared frames")
-    _verdicts(check, body.get("verdicts"), n, 1 + len(body["points"]))
 
 
 def _verdicts(check: Checker, record: Any, images: int, points: int) -> None:

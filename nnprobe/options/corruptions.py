@@ -70,6 +70,12 @@ PERTURBATIONS = ("gaussian_noise", "shot_noise", "speckle_noise", "brightness", 
 # (a name's index is part of its sequences' seeds)
 
 
+def perturbation_baseline_option(help: str) -> object:
+    """`--perturbation-baseline RESULT.json`, declared once for the corruption sweep and for merge."""
+    return option("--perturbation-baseline", help, parse=None, metavar="RESULT.json", path=PathKind.INPUT,
+                  input_kind="result", what="Perturbation baseline")
+
+
 def parse_perturbations(spec: str | Sequence[str]) -> tuple[str, ...]:
     """`all` or ImageNet-P names (comma-separated) -> names in PERTURBATIONS order."""
     words = [w.strip().lower() for w in (spec.split(",") if isinstance(spec, str) else spec) if w.strip()]
@@ -142,12 +148,11 @@ class CorruptionOptions(Options):
         "names; reports each one's flip probability and top-5 distance, and on 1000 classes mFR and mT5D against "
         "AlexNet (docs/corruptions.md).",
         parse=_perturbations, metavar="all|NAME[,NAME...]")
-    perturbation_baseline: object = option(
-        "--perturbation-baseline", "With --perturbations: each flip probability and top-5 distance divided by "
-        "this earlier corruptions result's (a reference model's --format json run on the same images, seed and "
-        "perturbations); their means are mFR and mT5D against that model (beside the paper's, against AlexNet).",
-        parse=None, metavar="RESULT.json", path=PathKind.INPUT,
-        input_kind="result", what="Perturbation baseline")
+    perturbation_baseline: object = perturbation_baseline_option(
+        "With --perturbations: each flip probability and top-5 distance divided by this earlier corruptions "
+        "result's (a reference model's --format json run on the same images, seed and perturbations); their means "
+        "are mFR and mT5D against that model (beside the paper's, against AlexNet). With --shard the slices carry "
+        "it to nnprobe merge.")
     min_corruption_top1: float | None = option("--min-corruption-top1", "Gate: exit 1 when the mean corruption "
                                                "top-1 is below F (with --corruptions).", parse=p.fraction,
                                                metavar="F", once=True)

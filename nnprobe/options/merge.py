@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from nnprobe.options import parsers as p
 from nnprobe.options.base import Options, PathKind, argument, option
+from nnprobe.options.corruptions import perturbation_baseline_option
 from nnprobe.options.gates import EvalGates, robust_floors
 
 
@@ -26,6 +27,9 @@ class MergeInputs(Options):
     parts: tuple = argument("PART...", "", default=(), parse=parts, nargs=-1, required=True, path=PathKind.INPUT,
                             remote_ok=True,
                             input_kind="result", what="Result")
+    perturbation_baseline: object = perturbation_baseline_option(
+        "robust --corruptions parts with --perturbations: each merged flip probability and top-5 distance divided "
+        "by this reference model's whole run (as the corruption sweep's option); slices run with one carry it.")
 
 
 @dataclass(frozen=True)

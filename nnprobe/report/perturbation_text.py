@@ -32,7 +32,7 @@ def versus_alexnet(result: "CorruptionResult", name: str) -> str:
 def ratio_columns(result: "CorruptionResult") -> tuple[str, ...]:
     """The ratio columns after the counts: against AlexNet on 1000 classes, against the baseline when given."""
     return ((ALEXNET,) if result.flip_rate_vs_alexnet is not None else ()) + \
-        ((BASELINE,) if result.perturbation_baseline is not None else ())
+        ((BASELINE,) if result.flip_rate_vs_baseline is not None else ())
 
 
 def ratio_cells(result: "CorruptionResult", name: str) -> tuple[str, ...]:
@@ -60,6 +60,8 @@ def perturbation_summary(result: "CorruptionResult") -> str:
     base = result.perturbation_baseline
     if base is None:
         return means
+    if result.flip_rate_vs_baseline is None:  # a --shard slice: its counts over the whole's baseline mean nothing
+        return f"{means}; against {base.model} ({base.source}): once nnprobe merge adds the slices up"
     never = [n for n, v in result.flip_rate_vs_baseline.items() if v is None]
     mfr = (f"mFR {result.mfr_vs_baseline:.3f}" if not never else
            f"no mFR ({base.model} never flipped on {', '.join(never)})")

@@ -1,7 +1,7 @@
 """--perturbation-baseline: ImageNet-P flip rates over a reference model's run on the same sequences (mFR and
 mT5D against that model, since AlexNet's are not published). The ratios against a plain computation from
-the two JSON files; the refusals (other images, seed or perturbations, a sliced run, no --perturbations, a
-result of another kind) one sentence each; the CLI and the reports."""
+the two JSON files; the refusals (other images, seed or perturbations, no --perturbations, a result of another
+kind) one sentence each; the CLI and the reports. Slices, merge and --nproc: test_relative_merge.py."""
 from __future__ import annotations
 
 import io
@@ -71,7 +71,6 @@ def test_a_baseline_that_does_not_compare_is_refused_in_one_sentence(runs, tmp_p
         (dict(body, settings=dict(body["settings"], seed=9)), {}, "another --seed"),
         (dict(body, data=dict(body["data"], fingerprint="0" * 16)), {}, "other images"),
         (dict(body, perturbations=body["perturbations"][:1]), {}, "has no translate sequences"),
-        (body, dict(shard="1/2"), "without --shard"),
         (body, dict(perturbations=None), "give --perturbations too"),
     ]
     for baseline, change, message in cases:
