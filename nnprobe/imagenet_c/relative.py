@@ -35,28 +35,53 @@ def _body(source: Any) -> tuple[dict, str]:
                      f"not {type(source).__name__}.")
 
 
-def _baseline_of(result: CorruptionResult, source: Any) -> PerturbationBaseline:
-    """The baseline's counts for the result's perturbations, checked: a corruption result with those
-    sequences, on the same images, with the same seed. (The frame counts: `_check_frames`, on a whole.)"""
-    if not result.perturbations:
-        raise UsageError("--perturbation-baseline divides ImageNet-P flip rates: give --perturbations too.")
-    body, origin = _body(source)
+def _checked(body: dict, origin: str, names: list[str], seed: int, fingerprint: str | None) -> dict[str, dict]:
+    """The baseline's perturbation rows by name, once it is a whole corruption result with those sequences, on
+    the same images (unless `fingerprint` is not known yet) and with the same seed."""
     from nnprobe import kinds
 
     kinds.validate(body, f"the perturbation baseline {origin}", ("corruption",))
     theirs = {p.get("perturbation"): p for p in body.get("perturbations") or []}
-    names = [p.perturbation for p in result.perturbations]
     missing = [n for n in names if n not in theirs]
     if missing:
         raise UsageError(f"the perturbation baseline {origin} has no {', '.join(missing)} sequences: run the "
                          f"reference model with --perturbations {','.join(names)}.")
-    same_images = (body.get("data") or {}).get("fingerprint") == result.data.get("fingerprint")
-    if not same_images or (body.get("settings") or {}).get("seed") != result.settings.seed:
+    same_images = fingerprint is None or (body.get("data") or {}).get("fingerprint") == fingerprint
+    if not same_images or (body.get("settings") or {}).get("seed") != seed:
         raise UsageError(f"the perturbation baseline {origin} ran on " + ("other images" if not same_images else
                          "another --seed (other noise draws)") + ": flip rates compare on the same sequences.")
     if "shard" in (body.get("data") or {}):
         raise UsageError(f"the perturbation baseline {origin} is one --shard slice: give the reference model's "
                          f"whole run (nnprobe merge its slices first).")
+    return theirs
+
+
+def _needs_perturbations(names) -> None:
+    if not names:
+        raise UsageError("--perturbation-baseline divides ImageNet-P flip rates: give --perturbations too.")
+
+
+def preflight(source: Any, names, seed: int, images: Any = None) -> None:
+    """Before the sweep, what needs no counts (`images`: the data set, for its fingerprint when it has one),
+    so that a baseline that cannot compare costs no sweep."""
+    if source is None:
+        return
+    _needs_perturbations(names)
+    fingerprint = None
+    if hasattr(images, "root") and hasattr(images, "samples"):
+        from nnprobe.per_sample import data_fingerprint
+
+        fingerprint = data_fingerprint(images.root, images.samples)
+    _checked(*_body(source), list(names), seed, fingerprint)
+
+
+def _baseline_of(result: CorruptionResult, source: Any) -> PerturbationBaseline:
+    """The baseline's counts for the result's perturbations, checked (`_checked`; the frame counts:
+    `_check_frames`, on a whole)."""
+    _needs_perturbations(result.perturbations)
+    body, origin = _body(source)
+    names = [p.perturbation for p in result.perturbations]
+    theirs = _checked(body, origin, names, result.settings.seed, result.data.get("fingerprint"))
     points = tuple(PerturbationPoint(n, theirs[n]["flips"], theirs[n]["comparisons"], theirs[n]["top5_distance_sum"])
                    for n in names)
     spec = (body.get("model") or {}).get("spec") or "?"

@@ -90,3 +90,25 @@ def test_cli_prints_mfr_against_the_baseline_and_refuses_a_missing_file(runs, in
     assert json.loads(done.stdout)["mfr_vs_baseline"] == pytest.approx(ours.mfr_vs_baseline)
     missing = invoke("corruptions", *common, "--perturbation-baseline", str(root / "nope.json"))
     assert missing.returncode == 2 and "Perturbation baseline" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_baseline_that_cannot_compare_is_refused_before_the_sweep(runs, monkeypatch):
+    """Other images, seed, sequences or a slice: one sentence before any image is corrupted, not after."""
+    from nnprobe.imagenet_c import sweep
+
+    root, options, path, _ = runs
+    body = json.loads(path.read_text())
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("the sweep ran before the baseline was checked")
+
+    monkeypatch.setattr(sweep, "corruption_sweep", no_sweep)
+    cases = [(dict(body, settings=dict(body["settings"], seed=9)), "another --seed"),
+             (dict(body, data=dict(body["data"], fingerprint="0" * 16)), "other images"),
+             (dict(body, perturbations=body["perturbations"][:1]), "has no translate sequences"),
+             (dict(body, data=dict(body["data"], shard={"index": 1, "count": 2})), "is one --shard slice")]
+    for baseline, message in cases:
+        with pytest.raises(UsageError, match=message):
+            nnprobe.corruptions(tinymodels.linear_classifier(), **options, perturbation_baseline=baseline)
+    with pytest.raises(AssertionError, match="the sweep ran"):  # a baseline that compares gets to the sweep
+        nnprobe.corruptions(tinymodels.linear_classifier(), **options, perturbation_baseline=body)
