@@ -26,6 +26,16 @@ def _note(result: Any) -> str:
     return f"{len(result.runs)} models on the same images; intervals {', '.join(levels)} exact Clopper-Pearson; {verdict}"
 
 
+def parity_note(result: Any) -> str:
+    """With --reference-model, each model against it in one sentence (its own report has the details)."""
+    held = [(name, r.parity) for name, r in result.named if getattr(r, "parity", None) is not None]
+    if not held:
+        return ""
+    each = "; ".join(f"{name} {p.top1_changed}/{p.images} (largest logit difference {p.max_logit_diff:.3g})"
+                     for name, p in held)
+    return f"top-1 answers changed against the reference {held[0][1].reference}: {each}"
+
+
 def render_table(result: Any, console) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -38,7 +48,8 @@ def render_table(result: Any, console) -> None:
     for row in summary_rows(result):
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
-    console.print(escape(_note(result)))
+    for line in filter(None, (_note(result), parity_note(result))):
+        console.print(escape(line))
     for i, (name, run) in enumerate(result.named, 1):
         console.print()
         console.print(escape(f"model {i} of {len(result.runs)}: {name}"))
@@ -50,7 +61,8 @@ def markdown_lines(result: Any) -> list[str]:
 
     lines = heading("eval", result.passed, f"{len(result.runs)} models", "" if result.gates else "no gates")
     lines += table(HEADERS, ([escape(c) for c in row] for row in summary_rows(result)), right=(1, 2, 3, 4, 5, 6))
-    lines += [escape(_note(result)), ""]
+    for line in filter(None, (_note(result), parity_note(result))):
+        lines += [escape(line, limit=4000), ""]
     from nnprobe.report.markdown import eval_lines
 
     for i, (name, run) in enumerate(result.named, 1):
@@ -82,7 +94,8 @@ def html_parts(result: Any) -> list:
     from nnprobe.report.html_results import eval_html
 
     parts = [header("eval", result.passed, f"{len(result.runs)} models", "" if result.gates else "no gates"),
-             section("Models", table(HEADERS, summary_rows(result), right=(1, 2, 3, 4, 5, 6)), para(_note(result)))]
+             section("Models", table(HEADERS, summary_rows(result), right=(1, 2, 3, 4, 5, 6)),
+                     *(para(line) for line in filter(None, (_note(result), parity_note(result)))))]
     for run in result.runs:
         parts += eval_html(run)
     return parts

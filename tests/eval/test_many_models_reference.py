@@ -47,4 +47,12 @@ def test_cli_names_the_drifting_model(setup, invoke):  # noqa: F811
     assert body["kind"] == "eval-models" and body["failed_models"] == [bad]
     assert [m["parity"]["top1_changed"] == 0 for m in body["models"]] == [True, False]
     loose = invoke(*argv, "--max-flips", "1000", "-q")
-    assert loose.returncode == 0 and loose.stdout.count("top-1 answers changed") == 2, loose.stdout
+    assert loose.returncode == 0 and loose.stdout.count("top-1 answers changed") == 1 + 2, loose.stdout  # the summary, each report
+    summary = loose.stdout.split("model 1 of 2")[0]  # under the summary: each model against the reference
+    p = [m["parity"] for m in body["models"]]
+    each = "; ".join(f"{name} {q['top1_changed']}/9 (largest logit difference {q['max_logit_diff']:.3g})"
+                     for name, q in zip((good, bad), p))
+    said = f"top-1 answers changed against the reference {FACTORY}: {each}"
+    assert " ".join(said.split()) in " ".join(summary.split()), summary
+    md = invoke(*argv, "--max-flips", "1000", "--format", "markdown").stdout
+    assert said.replace("_", "\\_") in md.split("#### model 1 of 2")[0], md
