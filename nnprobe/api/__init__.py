@@ -176,7 +176,7 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            confidence: float | str = 0.95, bootstrap_resamples: int | str = 1000,
            corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
-           perturbation_baseline: Any = None,
+           x264_roundtrip: bool = False, perturbation_baseline: Any = None,
            min_corruption_top1: float | str | None = None, save_predictions: str | os.PathLike | None = None,
            baseline: Any = None, max_drop_top1: float | str | None = None, max_drop_top5: float | str | None = None,
            max_class_drop: float | str | None = None, alpha: float | str | None = None,
@@ -209,6 +209,7 @@ def corruptions_with(o: Groups, progress: Progress | None = None) -> "Corruption
                               seed=o["seed"].seed, **_loader(o), **_device(o),
                               min_corruption_top1=c.min_corruption_top1, shard=o["shard"].shard, progress=progress,
                               jpeg_roundtrip=c.jpeg_roundtrip, perturbations=c.perturbations,
+                              x264_roundtrip=c.x264_roundtrip,
                               confidence=o["intervals"].confidence,
                               bootstrap_resamples=o["intervals"].bootstrap_resamples)
     return with_perturbation_baseline(result, c.perturbation_baseline)
@@ -223,7 +224,7 @@ def corruptions(model: Any = None, data: Any = None, *, weights: str | None = No
                 class_map: str | os.PathLike | None = None, limit: int | str | None = None,
                 corruptions: str | Sequence[str] = "all", severity: str | int | Sequence[int] = "1-5",
                 jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
-                perturbation_baseline: Any = None,
+                x264_roundtrip: bool = False, perturbation_baseline: Any = None,
                 min_corruption_top1: float | str | None = None, seed: int | str = 0,
                 confidence: float | str = 0.95, bootstrap_resamples: int | str = 1000, shard: str | None = None,
                 batch_size: int | str = 32, workers: int | str | None = None, device: Any = "auto",
@@ -232,7 +233,8 @@ def corruptions(model: Any = None, data: Any = None, *, weights: str | None = No
     is "all", a family (noise, blur, weather, digital, c-bar) or names; `severity` "1-5", "3" or "1,3,5"; the
     gate `min_corruption_top1` judges the mean corruption top-1; `jpeg_roundtrip` saves each corrupted image
     as JPEG (quality 85) and decodes it, as the published files were made; `perturbations` ("all" or names)
-    adds ImageNet-P's flip probability and top-5 distance, and `perturbation_baseline` (a reference model's
+    adds ImageNet-P's flip probability and top-5 distance (`x264_roundtrip`: each sequence encoded and decoded
+    as the published videos were, with the ffmpeg of nnprobe[video]), and `perturbation_baseline` (a reference model's
     result: a path, dict or result) divides them by its, for mFR and mT5D against that model; the mean
     corruption top-1, mCE and relative mCE carry percentile bootstrap intervals at `confidence` over the images
     (`bootstrap_resamples` resamples seeded by `seed`). The model's and data's keywords as `evaluate`."""

@@ -20,8 +20,9 @@ The geometric ones (translate over 41 frames, rotate, tilt, scale, shear) move p
 into it (the reference transforms the whole resized image, then crops): they read the canvas around the crop
 that the data path hands them (`geometric.py`). Spatter runs OpenCV's pipeline (Canny, distance transform,
 histogram equalisation) as torch operations (`spatter.py`). Snow's motion blur is ImageMagick's, as
-`imagecorruptions` re-implements it (ops.motion_blur_at). The published sequences were also x264-encoded videos: in memory
-the frames are not, as `--jpeg-roundtrip` is to ImageNet-C.
+`imagecorruptions` re-implements it (ops.motion_blur_at). The published sequences are x264-encoded videos: in
+memory the frames are not, unless `--x264-roundtrip` encodes and decodes each sequence as they were (`x264.py`),
+as `--jpeg-roundtrip` does for ImageNet-C.
 
 Metrics as `ImageNet-P/test.py`: for the noise sequences each frame is compared with frame 0, for the others
 each frame with the one before. FP = share of compared frames whose top-1 differs; T5D = mean over compared
@@ -37,8 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from nnprobe.errors import UsageError
-from nnprobe.options.corruptions import PERTURBATIONS  # noqa: E402  (the names, torch-free)
-NOISES = ("gaussian_noise", "shot_noise", "speckle_noise")  # compared with frame 0 (test.py's noise_perturbation)
+from nnprobe.options.corruptions import NOISES, PERTURBATIONS  # noqa: E402, F401  (the names, torch-free)
 FRAMES = 31
 P_SALT = 1 << 41  # keeps the sequences' seeds apart from the corruptions'
 
@@ -172,14 +172,20 @@ def top5_distance(earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
 
 
 def count_sequence(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, name: str,
-                   gens: Sequence[torch.Generator], context: tuple[torch.Tensor, torch.Tensor] | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   gens: Sequence[torch.Generator], context: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   x264: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """int64 (flips, comparisons, top-5 distance summed) over the batch's sequences of `name`, on the device,
-    and a per-sample flag of non-finite logits."""
+    and a per-sample flag of non-finite logits. x264: each image's sequence encoded and decoded as the
+    published videos were (`x264.py`) before it is classified."""
     reference = None
     counts = torch.zeros(3, dtype=torch.int64, device=x.device)
     broken = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    for frame in frames(x, name, gens, context):
+    sequence = frames(x, name, gens, context)
+    if x264:
+        from nnprobe.imagenet_c.x264 import roundtrip_frames
+
+        sequence = roundtrip_frames(sequence, name)
+    for frame in sequence:
         logits = classify(frame)
         broken |= ~torch.isfinite(logits).all(dim=1)
         if reference is not None:

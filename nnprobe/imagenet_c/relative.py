@@ -82,6 +82,10 @@ def _baseline_of(result: CorruptionResult, source: Any) -> PerturbationBaseline:
     body, origin = _body(source)
     names = [p.perturbation for p in result.perturbations]
     theirs = _checked(body, origin, names, result.settings.seed, result.data.get("fingerprint"))
+    frames = (body.get("settings") or {}).get("x264_roundtrip"), result.settings.x264_roundtrip
+    if frames[0] != frames[1]:
+        raise UsageError(f"the perturbation baseline {origin} scored other frames ({frames[0] or 'in memory'}; this "
+                         f"run: {frames[1] or 'in memory'}): give both runs the same --x264-roundtrip.")
     points = tuple(PerturbationPoint(n, theirs[n]["flips"], theirs[n]["comparisons"], theirs[n]["top5_distance_sum"])
                    for n in names)
     spec = (body.get("model") or {}).get("spec") or "?"

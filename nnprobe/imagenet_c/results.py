@@ -78,6 +78,7 @@ class CorruptionSettings:
     jpeg_roundtrip: int | None = None  # JPEG quality each corrupted image was saved and decoded at (None: none)
     benchmarks: tuple[str, ...] = ("ImageNet-C",)  # the sets the corruptions come from (ImageNet-C, ImageNet-C-bar)
     bootstrap_resamples: int = 1000  # of the intervals on the means (resampled images, seeded by `seed`)
+    x264_roundtrip: str | None = None  # the encoder settings each ImageNet-P sequence went through (None: in memory)
 
 
 def _mean(values) -> float:

@@ -35,12 +35,13 @@ def _count(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[int], torch
 def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Sequence[int],
                 grid: Sequence[tuple[str, int]], seed: int, counts: torch.Tensor, nonfinite: torch.Tensor,
                 autocast=None, jpeg_quality: int | None = None, perturbations: Sequence[str] = (),
-                context: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                context: tuple[torch.Tensor, torch.Tensor] | None = None, x264: bool = False) -> torch.Tensor:
     """Add one batch (float [0, 1] NCHW on the device) to `counts` (1 + len(grid) + len(perturbations), 3):
     row 0 clean, then one row per (corruption, severity) (top-1, top-5, total), then one per ImageNet-P
     perturbation (flips, comparisons, top-5 distance summed); `nonfinite` counts samples with NaN/Inf logits
     and samples seen. jpeg_quality: each corrupted batch saved and decoded as JPEG first, as the published
-    files were. context: (uint8 canvas, boxes) around `x`, for the geometric perturbations. Returns each
+    files were. context: (uint8 canvas, boxes) around `x`, for the geometric perturbations. x264: each
+    perturbation sequence encoded and decoded as the published videos were (`x264.py`). Returns each
     image's top-1 verdict at clean and every grid point (bool, images x 1 + grid)."""
     autocast = autocast or contextlib.nullcontext()
     broken = torch.zeros(labels.numel(), dtype=torch.bool, device=x.device)
@@ -60,7 +61,7 @@ def sweep_batch(classifier, x: torch.Tensor, labels: torch.Tensor, positions: Se
     for name in perturbations:
         row, bad = perturb.count_sequence(lambda frame: _classify(classifier, frame, autocast), x, name,
                                           _generators(x, [perturb.perturbation_seed(seed, p, name) for p in positions]),
-                                          context)
+                                          context, x264)
         rows.append(row.to(counts.device)[None])
         broken |= bad
     counts += torch.cat(rows)
@@ -80,7 +81,7 @@ def _generators(x: torch.Tensor, seeds: Sequence[int]) -> list[torch.Generator]:
 def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str, int]], *, seed: int = 0,
                   device="cpu", precision: str = "fp32", progress: Callable[[int, int], None] | None = None,
                   total: int | None = None, jpeg_quality: int | None = None,
-                  perturbations: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+                  perturbations: Sequence[str] = (), x264: bool = False) -> tuple[torch.Tensor, torch.Tensor, tuple]:
     """The loop over plain batches of (pixels uint8 or float [0, 1] NCHW, labels[, positions[, boxes]]);
     positions default to the running count. With boxes the pixels are canvases around the model's crop
     (`data/context.py`), cropped here. Returns the int64 counts and non-finite tallies on `device`, and this
@@ -104,7 +105,7 @@ def sweep_batches(classifier, batches: Iterable[tuple], grid: Sequence[tuple[str
         x, context = _crop_of(x.to(dev), item[3] if len(item) > 3 else None, classifier)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         hits = sweep_batch(classifier, x, labels.to(dev).long(), positions, grid, seed, counts, nonfinite,
-                           autocast, jpeg_quality, perturbations, context)
+                           autocast, jpeg_quality, perturbations, context, x264)
         seen.append((positions, hits))
         done += labels.numel()
         if progress is not None:
@@ -137,10 +138,9 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
                      severities: str | Sequence[int] = "1-5", device: str = "auto", batch_size: int = 32,
                      workers: int | None = None, seed: int = 0, precision: str = "fp32",
                      min_corruption_top1: float | None = None, shard=None,
-                     progress: Callable[[int, int], None] | None = None,
-                     jpeg_roundtrip: bool | int = False,
+                     progress: Callable[[int, int], None] | None = None, jpeg_roundtrip: bool | int = False,
                      perturbations: str | Sequence[str] | None = None, confidence: float = CONFIDENCE,
-                     bootstrap_resamples: int = RESAMPLES) -> CorruptionResult:
+                     bootstrap_resamples: int = RESAMPLES, x264_roundtrip: bool = False) -> CorruptionResult:
     """Top-1/top-5 of `classifier` on `images` (a LabelledImages, decoded and cropped as `nnprobe eval`
     does and sharded over torchrun ranks; or an iterable of batches at the model's input size) under
     every chosen corruption and severity, plus clean, in one pass.
@@ -148,16 +148,15 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     jpeg_roundtrip: True (quality 85, the published ImageNet-C files') or a JPEG quality: each corrupted
     image is truncated to 8 bits, saved as JPEG and decoded before it is classified (`jpeg.py`).
     perturbations: ImageNet-P sequences ("all" or names, `perturb.py`) in the same pass: each one's flip
-    probability and top-5 distance. The mean corruption top-1, mCE and relative mCE get percentile bootstrap
-    intervals at `confidence` over the images (`bootstrap_resamples` resamples seeded by `seed`; `verdicts.py`)."""
+    probability and top-5 distance, each sequence x264-encoded as the published videos with x264_roundtrip
+    (`x264.py`). The mean corruption top-1, mCE and relative mCE get percentile bootstrap intervals at
+    `confidence` over the images (`bootstrap_resamples` resamples seeded by `seed`; `verdicts.py`)."""
     from nnprobe.data.checks import check_batch_size, check_seed, check_workers
     from nnprobe.data.layouts import LabelledImages
     from nnprobe.device import versions
     from nnprobe.options.parts import parse_part
 
-    check_batch_size(batch_size)
-    check_workers(workers)
-    check_seed(seed)
+    check_batch_size(batch_size), check_workers(workers), check_seed(seed)
     check_confidence(confidence)
     check_resamples(bootstrap_resamples)
     started = time.perf_counter()
@@ -169,7 +168,8 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
                          "--min-corruption-top1 to nnprobe merge, not to a --shard run.")
     quality = _jpeg_quality(jpeg_roundtrip)
     moves = () if perturbations is None else parse_perturbations(perturbations)
-    options = dict(seed=seed, precision=precision, jpeg_quality=quality, perturbations=moves)
+    encoder = _x264_settings(x264_roundtrip, moves)
+    options = dict(seed=seed, precision=precision, jpeg_quality=quality, perturbations=moves, x264=bool(encoder))
     if isinstance(images, LabelledImages):
         counts, nonfinite, seen, dev, world, data = _sweep_data_set(classifier, images, grid, options, device=device,
                                                               batch_size=batch_size, workers=workers, part=part,
@@ -182,7 +182,7 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
         seen = verdicts.in_data_order([seen[0]], [seen[1]])
     clean, points = _points(counts, grid, precision, nonfinite, part)
     result = CorruptionResult(clean=clean, points=points, perturbations=_moved(counts[1 + len(grid):], moves),
-                              settings=_settings(names, levels, seed, quality, bootstrap_resamples),
+                              settings=_settings(names, levels, seed, quality, bootstrap_resamples, encoder),
                               confidence_level=confidence,
                               model=classifier.info, data=data,
                               run=RunInfo(device=str(dev), precision=precision, world_size=world,
@@ -195,11 +195,22 @@ def corruption_sweep(classifier, images, *, corruptions: str | Sequence[str] = "
     return dataclasses.replace(result, gates=(corruption_gate(min_corruption_top1, result.mean_corruption_top1),))
 
 
-def _settings(names, levels, seed: int, quality: int | None, resamples: int) -> CorruptionSettings:
+def _settings(names, levels, seed: int, quality: int | None, resamples: int, encoder: str | None) -> CorruptionSettings:
     """The settings naming the benchmark(s) the chosen corruptions come from and each one's reference."""
     benchmarks = tuple(b for b in BENCHMARKS if any(CORRUPTIONS[n].benchmark == b for n in names))
     return CorruptionSettings(names, levels, seed, jpeg_roundtrip=quality, benchmarks=benchmarks,
-                              reference="; ".join(BENCHMARKS[b] for b in benchmarks), bootstrap_resamples=resamples)
+                              reference="; ".join(BENCHMARKS[b] for b in benchmarks), bootstrap_resamples=resamples,
+                              x264_roundtrip=encoder)
+
+
+def _x264_settings(x264_roundtrip: bool, moves: Sequence[str]) -> str | None:
+    """The encoder's settings as recorded in the result, after checking PyAV is there (None: no round trip)."""
+    if not x264_roundtrip:
+        return None
+    from nnprobe.imagenet_c import x264
+
+    x264.check_request(moves)
+    return x264.describe()
 
 
 def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:

@@ -68,6 +68,8 @@ PERTURBATIONS = ("gaussian_noise", "shot_noise", "speckle_noise", "brightness", 
                  "motion_blur", "snow", "translate", "rotate", "tilt", "scale", "shear", "spatter")
 # ImageNet-P's, as generated on the device (nnprobe/imagenet_c/perturb.py, geometric.py); new ones go at the end
 # (a name's index is part of its sequences' seeds)
+NOISES = ("gaussian_noise", "shot_noise", "speckle_noise")  # compared with frame 0 (test.py's noise_perturbation);
+# the published videos encoded them with x264's film-grain tuning (imagenet_c/x264.py)
 
 
 def perturbation_baseline_option(help: str) -> object:
@@ -148,6 +150,10 @@ class CorruptionOptions(Options):
         "names; reports each one's flip probability and top-5 distance, and on 1000 classes mFR and mT5D against "
         "AlexNet (docs/corruptions.md).",
         parse=_perturbations, metavar="all|NAME[,NAME...]")
+    x264_roundtrip: bool = option("--x264-roundtrip", "With --perturbations: encode each image's sequence as the "
+                                  "published ImageNet-P videos were (libx264, preset veryslow, crf 20; the noises "
+                                  "tune grain) and score the decoded frames; needs nnprobe[video].", default=False,
+                                  parse=p.flag, is_flag=True)
     perturbation_baseline: object = perturbation_baseline_option(
         "With --perturbations: each flip probability and top-5 distance divided by this earlier corruptions "
         "result's (a reference model's --format json run on the same images, seed and perturbations); their means "
@@ -156,3 +162,9 @@ class CorruptionOptions(Options):
     min_corruption_top1: float | None = option("--min-corruption-top1", "Gate: exit 1 when the mean corruption "
                                                "top-1 is below F (with --corruptions).", parse=p.fraction,
                                                metavar="F", once=True)
+
+    def check(self) -> None:
+        if self.x264_roundtrip:
+            from nnprobe.options.video import check_request
+
+            check_request(self.perturbations)

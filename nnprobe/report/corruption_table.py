@@ -68,7 +68,7 @@ def _perturbation_table(result: CorruptionResult, console: Console) -> None:
     """ImageNet-P: flip probability and top-5 distance per perturbation sequence, and their means."""
     table = Table(title="ImageNet-P sequences (31 frames, translate 41; made on the device): flips along each",
                   title_justify="left", show_edge=False)
-    from nnprobe.report.perturbation_text import perturbation_summary, ratio_cells, ratio_columns
+    from nnprobe.report.perturbation_text import frames_note, perturbation_summary, ratio_cells, ratio_columns
 
     for name, right in (("perturbation", False), ("flip probability", True), ("flips / compared frames", True),
                         ("top-5 distance", True), *((column, True) for column in ratio_columns(result))):
@@ -79,6 +79,8 @@ def _perturbation_table(result: CorruptionResult, console: Console) -> None:
                       *ratio_cells(result, p.perturbation))
     console.print(table)
     console.print(escape(perturbation_summary(result)))
+    for line in frames_note(result):
+        console.print(escape(line))
 
 
 def render(result: CorruptionResult, console: Console) -> None:

@@ -197,7 +197,7 @@ def corruption_html(result: Any) -> list[Html]:
 
 def _perturbation_section(result: Any) -> list[Html]:
     """ImageNet-P's table, with each FP and T5D over the baseline model's when one was given, and the means."""
-    from nnprobe.report.perturbation_text import perturbation_summary, ratio_cells, ratio_columns
+    from nnprobe.report.perturbation_text import frames_note, perturbation_summary, ratio_cells, ratio_columns
 
     extra = ratio_columns(result)
     rows = ((p.perturbation, pct(p.flip_probability), f"{p.flips}/{p.comparisons}",
@@ -206,7 +206,8 @@ def _perturbation_section(result: Any) -> list[Html]:
     return [section("ImageNet-P: flips along each perturbation sequence", table(
         ("perturbation", "flip probability", "flips / compared frames", "top-5 distance", *extra), rows,
         right=tuple(range(1, 4 + len(extra))), total=len(result.perturbations),
-        noun="perturbations"), para(perturbation_summary(result)))]
+        noun="perturbations"), para(perturbation_summary(result)),
+        *(para(line) for line in frames_note(result)))]
 
 
 def _plot_pair(result: Any) -> list[tuple[str, Any]]:

@@ -195,7 +195,7 @@ def corruption_lines(result: Any) -> list[str]:
                    right=tuple(range(1, len(severities) + 2)), limit=20, total=len(result.per_corruption),
                    noun="corruptions")
     if result.perturbations:
-        from nnprobe.report.perturbation_text import perturbation_summary, ratio_cells, ratio_columns
+        from nnprobe.report.perturbation_text import frames_note, perturbation_summary, ratio_cells, ratio_columns
 
         extra = ratio_columns(result)
         lines += [""] + table(("ImageNet-P perturbation", "flip probability", "flips / compared", "top-5 distance",
@@ -205,6 +205,7 @@ def corruption_lines(result: Any) -> list[str]:
                                for p in result.perturbations), right=tuple(range(1, 4 + len(extra))),
                               total=len(result.perturbations), noun="perturbations")
         lines += ["", escape(perturbation_summary(result), 1000)]
+        lines += [text for line in frames_note(result) for text in ("", escape(line, 1000))]
     lines += gate_lines(result.gates)
     return lines + [run_line(result.run)]
 

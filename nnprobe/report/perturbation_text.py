@@ -50,8 +50,16 @@ def _alexnet_words(result: "CorruptionResult") -> str:
         missing = [n for n in IMAGENET_P_TEST if n not in result.flip_rate_vs_alexnet]
         return (f"no mFR against AlexNet: it averages ImageNet-P's 10 test perturbations, {', '.join(missing)} "
                 f"not run here")
+    frames = ("sequences x264-encoded and decoded as the published videos were" if result.settings.x264_roundtrip
+              else "sequences made in memory, not decoded from the published videos")
     return (f"mFR {_score(result.mfr)}, mT5D {_score(result.mt5d)} (AlexNet = 100, its values from the paper's "
-            f"appendix; sequences made in memory, not decoded from the published videos)")
+            f"appendix; {frames})")
+
+
+def frames_note(result: "CorruptionResult") -> list[str]:
+    """The x264 round trip the frames went through, as a line to add (none for frames scored in memory)."""
+    encoder = result.settings.x264_roundtrip
+    return [f"frames x264-encoded and decoded as the published videos ({encoder})"] if encoder else []
 
 
 def perturbation_summary(result: "CorruptionResult") -> str:

@@ -21,6 +21,7 @@ VERBS = {  # a failing gate each, so one run shows both the equal report and exi
                      "--perturbations", "gaussian_noise,brightness,translate", "--min-corruption-top1", "1.0"],
                     "min-corruption-top1"),
 }
+VERBS["corruptions --x264-roundtrip"] = (VERBS["corruptions"][0] + ["--x264-roundtrip"], "min-corruption-top1")
 RUN_OWN = ("seconds", "world_size")  # how long, and on how many ranks: the only fields allowed to differ
 
 

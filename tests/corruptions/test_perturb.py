@@ -180,14 +180,18 @@ def test_noise_sequences_draw_the_published_noise():
         assert not torch.equal(seq[1], seq[2])  # every frame draws afresh
 
 
-def test_the_sweep_counts_at_any_batch_size_merge_and_report(six_images):
+@pytest.mark.parametrize("x264", [False, True], ids=["in-memory", "x264-roundtrip"])
+def test_the_sweep_counts_at_any_batch_size_merge_and_report(six_images, x264):
     from nnprobe.kinds import schema
     from nnprobe.merging import merge_corruption
     from nnprobe.report.corruption_table import render
 
+    if x264:
+        pytest.importorskip("imageio_ffmpeg")
     pixels, labels = six_images
     model = tinymodels.tiny_classifier()
-    options = dict(corruptions="contrast", severities=1, device="cpu", seed=2, perturbations="brightness,zoom_blur")
+    options = dict(corruptions="contrast", severities=1, device="cpu", seed=2, perturbations="brightness,zoom_blur",
+                   x264_roundtrip=x264)
     whole = corruption_sweep(model, [(pixels, labels)], **options)
     split = corruption_sweep(model, [(pixels[:4], labels[:4]), (pixels[4:], labels[4:])], **options)
     assert whole.perturbations == split.perturbations
@@ -210,6 +214,7 @@ def test_the_sweep_counts_at_any_batch_size_merge_and_report(six_images):
     assert "ImageNet-P sequences" in text and "zoom_blur" in text
     assert "no mFR against AlexNet: its flip probabilities normalise ImageNet's 1000" in text  # a 10-class model
     assert f"{whole.perturbations[0].flips}/{whole.perturbations[0].comparisons}" in text
+    assert ("x264-encoded and decoded as the published videos" in text) == x264
 
 
 def test_perturbations_that_are_not_generated_are_refused_in_one_sentence(six_images):
