@@ -51,19 +51,43 @@ class ParityTally:
                       paths["changed"], paths["r2w"], paths["w2r"], paths["top5"], confidence)
 
 
+class SharedReference:
+    """One reference held against several candidates (eval with several models and --reference-model): its
+    logits on a batch are computed once and handed to each candidate that sees equal pixels (the candidates of
+    one decoding pass take their turns on the same batch, one after the other), so N candidates cost N + 1
+    forwards per batch instead of 2N. Pass it to `evaluate(reference=...)` in place of the Classifier."""
+
+    def __init__(self, reference) -> None:
+        self.reference = reference
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def logits(self, pixels: torch.Tensor, precision: str) -> torch.Tensor:
+        last = self._last
+        if last is not None and last[0].shape == pixels.shape and last[0].device == pixels.device \
+                and torch.equal(last[0], pixels):
+            return last[1]
+        with autocast(pixels.device, precision):
+            theirs = self.reference(pixels).float()
+        self._last = (pixels, theirs)
+        return theirs
+
+
 class ReferenceRun:
     """The evaluation hook of `--reference-model`: the reference's logits on each batch's pixels (the same
     tensor the candidate saw), tallied against the candidate's."""
 
-    def __init__(self, reference, precision: str) -> None:
-        self.reference, self.precision = reference, precision
+    def __init__(self, reference, precision: str, shared: SharedReference | None = None) -> None:
+        self.reference, self.precision, self.shared = reference, precision, shared
         self.tally = ParityTally(reference.info.spec, reference.info.source)
         self.moved = False
 
     @staticmethod
     def checked(candidate, reference, shard, max_flips, max_logit_diff, precision) -> "ReferenceRun | None":
-        """The hook, after refusing what cannot be compared (before any image is decoded); None without one."""
+        """The hook, after refusing what cannot be compared (before any image is decoded); None without one.
+        `reference` is a Classifier or a SharedReference of one."""
         check_parity_gates(max_flips, max_logit_diff)
+        shared = reference if isinstance(reference, SharedReference) else None
+        reference = shared.reference if shared is not None else reference
         if reference is None:
             if max_flips is not None or max_logit_diff is not None:
                 raise UsageError("--max-flips and --max-logit-diff judge a model against --reference-model: "
@@ -80,12 +104,15 @@ class ReferenceRun:
             raise UsageError(f"The model resizes {mine.resize_size} -> {mine.crop_size} {mine.interpolation} and "
                              f"--reference-model {theirs.resize_size} -> {theirs.crop_size} {theirs.interpolation}: "
                              "both must see the same pixels (give --resize/--crop/--interpolation).")
-        return ReferenceRun(reference, precision)
+        return ReferenceRun(reference, precision, shared)
 
     def __call__(self, pixels: torch.Tensor, positions, labels: torch.Tensor, logits: torch.Tensor) -> None:
         if not self.moved:
             self.reference = self.reference.to(pixels.device).eval()
             self.moved = True
-        with autocast(pixels.device, self.precision):
-            theirs = self.reference(pixels).float()
+        if self.shared is not None:
+            theirs = self.shared.logits(pixels, self.precision)
+        else:
+            with autocast(pixels.device, self.precision):
+                theirs = self.reference(pixels).float()
         self.tally.add(positions, labels, logits, theirs)

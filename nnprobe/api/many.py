@@ -45,7 +45,8 @@ PASS_BYTES = 4 << 30  # ... and their weights' bytes: a longer list takes severa
 def evaluate_many(o: dict, models: list, progress=None) -> Any:
     """A ModelRuns: each model of `models` on the same images, reported in order; with `--reference-model`, each
     model is a candidate held against that one reference (its parity and its --max-flips/--max-logit-diff gates
-    its own, as in a single-model run; the reference runs on each candidate's batches). Models with the same classes
+    its own, as in a single-model run; the reference's logits on a batch computed once for the candidates that
+    take their turns on it: parity_tally.SharedReference). Models with the same classes
     share the labelled images and one decoding pass (nnprobe.data.shared_decode), up to PASS_MODELS models or
     PASS_BYTES of weights at a time; with --decode device each model decodes on its own. With `--shard K/N` each
     model's result is its part of the slice (what `nnprobe merge` adds up); under torchrun (`--nproc`) the ranks
@@ -54,7 +55,9 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
     from nnprobe.api.loading import load_classifier, model_and_data, with_reference
     from nnprobe.model_runs import ModelRuns
 
-    reference = o["parity"].reference_model
+    from nnprobe.parity_tally import SharedReference
+
+    reference, shared_reference = o["parity"].reference_model, None
     variant = o["settings"].variant or "auto"
     keywords = dict(eval_keywords(o, progress), shard=o["shard"].shard)
     alone = keywords["decode"] != "workers"
@@ -71,7 +74,9 @@ def evaluate_many(o: dict, models: list, progress=None) -> Any:
         if key not in shared:
             _, shared[key] = model_and_data(one, o["data"], variant=variant, classifier=classifier)
         group = pending.setdefault(key, [])
-        group.append((i, classifier, {"save_predictions": saves[i], "reference": reference}))
+        if reference is not None and shared_reference is None:
+            shared_reference = SharedReference(reference)
+        group.append((i, classifier, {"save_predictions": saves[i], "reference": shared_reference}))
         if alone or len(group) >= PASS_MODELS or sum(_weight_bytes(c) for _, c, _ in group) >= PASS_BYTES:
             _run(group, shared[key], keywords, results)
     for key, group in pending.items():

@@ -25,7 +25,14 @@ def test_each_model_is_held_against_the_reference_as_alone(setup, given):  # noq
     _, data, reference, good, bad = setup
     data = str(data)
     options = dict(reference_model=FACTORY, **PLAIN) if given == "spec" else dict(reference_model=reference)
-    both = nnprobe.evaluate([good, bad], data, workers=0, max_logit_diff=0.01, **options)
+    calls = []
+    hook = reference.net.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
+    try:
+        both = nnprobe.evaluate([good, bad], data, workers=0, max_logit_diff=0.01, batch_size=4, **options)
+    finally:
+        hook.remove()
+    if given == "classifier":  # one reference forward per batch, shared by the two candidates (not one each)
+        assert calls == [4, 4, 1]
     for spec, run in zip((good, bad), both.runs):
         alone = nnprobe.evaluate(spec, data, workers=0, max_logit_diff=0.01, **options)
         _same(_body(alone), _body(run))
