@@ -139,6 +139,7 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                               "--min-corruption-top1 gates a corruption sweep") + ": give --corruptions too.")
         if a.attack is not None or a.eps is not None or o["gates"].min_robust_top1 or a.adaptive or \
                 a.autoattack_version is not None or a.min_norm is not None or a.binarization_test or \
+                a.binarization_inner_points is not None or \
                 a.surrogate is not None or o["per_sample"].save_predictions is not None or \
                 o["baseline"].baseline is not None:
             raise UsageError("--corruptions runs the corruption sweep, not an attack: drop --attack, --eps, "
@@ -156,7 +157,8 @@ def robust_with(o: Groups, progress: Progress | None = None) -> "RobustResult | 
                  random_start=a.random_start, seed=a.seed, early_stop=a.early_stop, **_loader(o), **_device(o),
                  min_robust_top1=o["gates"].min_robust_top1 or {}, save_predictions=o["per_sample"].save_predictions,
                  shard=o["shard"].shard, progress=progress, adaptive=a.adaptive, surrogate=surrogate,
-                 min_norm=a.min_norm, min_norm_steps=a.min_norm_steps, binarization_test=a.binarization_test)
+                 min_norm=a.min_norm, min_norm_steps=a.min_norm_steps, binarization_test=a.binarization_test,
+                 binarization_inner_points=a.binarization_inner_points)
     result = dataclasses.replace(result, confidence_level=o["intervals"].confidence)
     return _with_baseline(result, o["baseline"])
 
@@ -172,7 +174,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
            step_size: str | float | None = None, random_start: bool | None = None, seed: int | str = 0,
            early_stop: bool = True, autoattack_version: str | None = None, adaptive: bool = False,
            surrogate: Any = None, min_norm: str | None = None, min_norm_steps: int | str | None = None,
-           binarization_test: bool = False, min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
+           binarization_test: bool = False, binarization_inner_points: int | str | None = None,
+           min_robust_top1: Mapping[float, float] | Sequence[str] | str | None = None,
            confidence: float | str = 0.95, bootstrap_resamples: int | str = 1000,
            corruptions: str | Sequence[str] | None = None, severity: str | int | Sequence[int] | None = None,
            jpeg_roundtrip: bool = False, perturbations: str | Sequence[str] | None = None,
@@ -191,7 +194,8 @@ def robust(model: Any = None, data: Any = None, *, weights: str | None = None, a
     or "2/255=0.30" items); `confidence` the level of each robust top-1 interval (exact Clopper-Pearson); adaptive runs the sanity checks' follow-up attacks (Square, EoT, and a transfer
     attack from `surrogate`, a spec or Classifier); min_norm ("fmn-linf", "fmn-l2", "fmn-l1", "fmn-l0") with
     min_norm_steps adds every sample's smallest fooling distance (`result.min_norm`); binarization_test runs
-    Zimmermann et al.'s binarization test on the sanity checks' samples; save_predictions, shard, and baseline with the drop gates
+    Zimmermann et al.'s binarization test on the sanity checks' samples (binarization_inner_points: its inner
+    points per sample, default 999); save_predictions, shard, and baseline with the drop gates
     as `evaluate`. With
     `corruptions` (and `severity`, `min_corruption_top1`, `bootstrap_resamples`): the ImageNet-C sweep instead,
     as `corruptions`."""

@@ -36,6 +36,12 @@ class AttackSettings:
 
 
 @dataclass(frozen=True)
+class RobustSettings(AttackSettings):
+    """`robust`'s settings: the attack's, and with `--binarization-test` its inner points per sample."""
+    binarization_inner_points: int | None = None  # None: the binarization test did not run
+
+
+@dataclass(frozen=True)
 class SearchTrial:
     """One budget tried by `fool --min-eps`: whether the 8-bit image at that budget fools the model."""
 
@@ -199,7 +205,7 @@ class MinNormDistribution:
 @dataclass(frozen=True)
 class RobustResult(Gated):
     points: tuple[RobustPoint, ...]
-    settings: AttackSettings
+    settings: RobustSettings
     model: ModelInfo
     data: dict[str, Any]
     run: RunInfo

@@ -27,7 +27,7 @@ from nnprobe.attacks.budget import budgets_for, format_eps, same_eps
 from nnprobe.attacks.cost import Meter
 from nnprobe.attacks.minnorm import MinNormAttack
 from nnprobe.attacks.minnorm import findings as min_norm_findings
-from nnprobe.attacks.results import AttackSettings, RobustPoint, RobustResult, robust_gate
+from nnprobe.attacks.results import RobustPoint, RobustResult, RobustSettings, robust_gate
 from nnprobe.attacks.robust_minnorm import distribution_of, min_norm_attack, min_norm_batch
 from nnprobe.attacks.sanity import Probe, findings
 from nnprobe.errors import DataError, UsageError
@@ -180,10 +180,10 @@ def robust_batches(classifier, batches: Iterable[tuple], *, attack: str = "pgd",
                    early_stop: bool = True, precision: str = "fp32", device: str = "auto",
                    progress: Callable[[int, int], None] | None = None,
                    total: int | None = None, adaptive: Adaptive | None = None,
-                   min_norm: MinNormAttack | None = None, binarization_test: bool = False) -> tuple[list, Tally]:
+                   min_norm: MinNormAttack | None = None, binarization_test: bool | int = False) -> tuple[list, Tally]:
     """The attack loop over plain tensors: batches of (pixels uint8 or float [0, 1] NCHW, labels) or
     (pixels, labels, ids) where ids are the samples' positions in the data set (default: the running
-    count, i.e. the position in the order given)."""
+    count, i.e. the position in the order given). binarization_test: True or the inner points per sample."""
     from nnprobe.device import autocast as make_autocast
     from nnprobe.device import resolve_device
 
@@ -243,16 +243,17 @@ def points_from(attacks, tally: Tally, fp32_check: bool) -> tuple[RobustPoint, .
     return tuple(points)
 
 
-def settings_of(attack: str, attacks, early_stop: bool, adaptive: Adaptive | None = None) -> AttackSettings:
+def settings_of(attack: str, attacks, early_stop: bool, adaptive: Adaptive | None = None,
+                binarization_inner_points: int | None = None) -> RobustSettings:
     follow = adaptive.settings(attacks[0].ball.id) if adaptive is not None else ()
     main = tuple(getattr(attacks[0], "component_settings", ()))
     if follow and not main:  # the main attack first, so the chain reads in the order it ran
         main = ({"attack": attacks[0].id, "norm": attacks[0].norm, "steps": attacks[0].steps, "role": "main"},)
-    return AttackSettings(attack=attack, norm=attacks[0].norm, eps=tuple(a.eps for a in attacks),
+    return RobustSettings(attack=attack, norm=attacks[0].norm, eps=tuple(a.eps for a in attacks),
                           steps=attacks[0].steps, step_size=tuple(a.step_size for a in attacks),
                           random_start=attacks[0].random_start, targeted=False, target_index=None,
                           target_label=None, early_stop=early_stop,
-                          components=main + follow)
+                          components=main + follow, binarization_inner_points=binarization_inner_points)
 
 
 class _Attacked(NamedTuple):
@@ -320,13 +321,14 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
            save_predictions: str | None = None, shard=None,
            progress: Callable[[int, int], None] | None = None, adaptive: bool | Adaptive = False,
            surrogate=None, min_norm: str | None = None, min_norm_steps: int | None = None,
-           binarization_test: bool = False) -> RobustResult:
+           binarization_test: bool = False, binarization_inner_points: int | None = None) -> RobustResult:
     """Robust accuracy of `classifier` on `data` per budget.
 
     adaptive: True (or an `Adaptive` with its settings) runs the follow-up attacks of `adaptive.py` on each
     budget's survivors (Square, APGD with EoT on log-probabilities, and a transfer attack from `surrogate`
     when given); robust accuracy is then the worst case over all of them. binarization_test: the sanity
-    probe also runs Zimmermann et al.'s binarization test on its samples (`binarization.py`).
+    probe also runs Zimmermann et al.'s binarization test on its samples (`binarization.py`), with
+    binarization_inner_points inner points per sample (default `binarization.INNER`, the reference's 999).
 
     data: a `nnprobe.data.layouts.LabelledImages` (any layout `nnprobe eval` reads; decoded and
     resized/cropped by the model's preprocessing, sharded over torchrun ranks with exact counts), or an
@@ -343,9 +345,10 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     budgets = budgets_for(eps, attack)
     adaptive = _adaptive_of(adaptive, surrogate)
     minimum = min_norm_attack(min_norm, min_norm_steps, shard, save_predictions)
+    inner = binarization_inner(binarization_test, binarization_inner_points)
     options = dict(attack=attack, eps=budgets, steps=steps, step_size=step_size, random_start=random_start,
                    seed=seed, early_stop=early_stop, precision=precision, adaptive=adaptive, min_norm=minimum,
-                   binarization_test=binarization_test)
+                   binarization_test=inner or False)
     part = parse_part(shard)
     if part is not None and (min_robust_top1 or not isinstance(data, LabelledImages)):
         raise UsageError("--shard slices a labelled data set, and gates judge the whole of it: give "
@@ -359,10 +362,20 @@ def robust(classifier, data, *, attack: str = "pgd", eps: Sequence[float] | str 
     from nnprobe import distributed
 
     result = _result(done, classifier, points, attack=attack, early_stop=early_stop, adaptive=adaptive,
-                     minimum=minimum, gates=gates_for(points, min_robust_top1), run=(precision, seed, started))
+                     minimum=minimum, gates=gates_for(points, min_robust_top1), run=(precision, seed, started),
+                     inner=inner)
     if save_predictions and distributed.from_env().is_main:
         result = dataclasses.replace(result, per_sample=save(result, save_predictions))
     return result
+
+
+def binarization_inner(test: bool, inner_points: int | None) -> int | None:
+    """The binarization test's inner points per sample (None: the test is off); a count alone is refused."""
+    from nnprobe.attacks.binarization import INNER
+
+    if inner_points is not None and not test:
+        raise UsageError("--binarization-inner-points sets the binarization test's points: add --binarization-test.")
+    return (INNER if inner_points is None else inner_points) if test else None
 
 
 def _adaptive_of(adaptive: bool | Adaptive, surrogate) -> Adaptive | None:
@@ -377,9 +390,11 @@ def _adaptive_of(adaptive: bool | Adaptive, surrogate) -> Adaptive | None:
 
 
 def _result(done: _Attacked, classifier, points, *, attack: str, early_stop: bool, adaptive: Adaptive | None,
-            minimum: MinNormAttack | None, gates: tuple[Gate, ...], run: tuple) -> RobustResult:
+            minimum: MinNormAttack | None, gates: tuple[Gate, ...], run: tuple,
+            inner: int | None = None) -> RobustResult:
     """The RobustResult of one pass: the sanity findings, then --min-norm's distribution and its finding, then
-    the follow-ups' findings (merge re-derives them in this order). `run`: (precision, seed, start time)."""
+    the follow-ups' findings (merge re-derives them in this order). `run`: (precision, seed, start time);
+    `inner`: the binarization test's inner points per sample (None: off)."""
     from nnprobe.device import versions
 
     precision, seed, started = run
@@ -389,7 +404,7 @@ def _result(done: _Attacked, classifier, points, *, attack: str, early_stop: boo
     found = findings(points, done.tally.probe) + tuple(min_norm_findings(points, distances))
     if adaptive is not None:
         found += tuple(follow_findings(adaptive, done.attacks, follow_ups))
-    return RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop, adaptive),
+    return RobustResult(points=points, settings=settings_of(attack, done.attacks, early_stop, adaptive, inner),
                         model=classifier.info, data=done.data, gates=gates,
                         run=RunInfo(device=str(done.device), precision=precision, world_size=done.world_size,
                                     seconds=time.perf_counter() - started, versions=versions(), seed=seed),

@@ -79,10 +79,11 @@ class Probe:
     """What the sanity checks saw during one robust pass; `attack_batch` calls `clean` once per batch and
     `attacked` once per budget."""
 
-    def __init__(self, attacks, device, seed: int | None, binarization_test: bool = False) -> None:
+    def __init__(self, attacks, device, seed: int | None, binarization_test: bool | int = False) -> None:
         self.attacks = list(attacks)
         self.seed = seed
-        self.binarization_test = binarization_test  # opt-in (`binarization.py`): ~70 passes per sample
+        # opt-in (`binarization.py`): True or its inner points per sample, each a forward
+        self.binarization_test = binarization.INNER if binarization_test is True else int(binarization_test)
         self.model = torch.zeros(len(_MODEL), dtype=torch.int64, device=device)
         self.budget = torch.zeros(len(self.attacks), len(_BUDGET), dtype=torch.int64, device=device)
         self.examples: dict[str, list[int]] = {}
@@ -173,7 +174,7 @@ class Probe:
         self._example("silent-success", ids[flags["silent_success"].cpu()])
         self._example("incomplete-optimisation", ids[flags["incomplete"].cpu()])
         if self.binarization_test:
-            flags = binarization.check(largest, classifier, xs, ids, self.seed, autocast)
+            flags = binarization.check(largest, classifier, xs, ids, self.seed, autocast, self.binarization_test)
             for name in binarization.COUNTS:
                 self.model[_col(_MODEL, name)] += int(flags[name].sum())
             self._example("binarization-test-fails", ids[flags["binarization_failed"].cpu()])

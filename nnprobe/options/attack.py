@@ -104,8 +104,13 @@ class RobustAttackOptions(AttackOptions):
     binarization_test: bool = option(
         "--binarization-test", "Also run the binarization test (Zimmermann et al. 2022) on the sanity checks' 16 "
         "samples: the model's last linear layer replaced by a readout with a known adversarial inside the largest "
-        "budget, which the attack must find (about 70 passes per sample, more where the attack fails).",
+        "budget, which the attack must find (about 1,000 passes per sample with the default 999 inner points, "
+        "plus the attack's).",
         default=False, parse=p.flag, is_flag=True, secondary="--no-binarization-test", show_default=True)
+    binarization_inner_points: int | None = option(
+        "--binarization-inner-points", "With --binarization-test: random points inside the ball per sample that the "
+        "readout must separate from the boundary point (default 999, the reference's; each costs a forward).",
+        parse=p.integer(1, 9_999), metavar="INTEGER")
 
     def attack_id(self) -> str:
         """The registered attack: --attack (default pgd), and for autoattack[-l2] the --autoattack-version."""

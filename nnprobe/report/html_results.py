@@ -131,8 +131,14 @@ def robust_html(result: Any) -> list[Html]:
               section("How it was run", dl(model_pairs(result.model) + [
                   ("attack", _attack(s)), ("eps", ", ".join(format_eps(e) for e in s.eps)),
                   *(("component", c) for c in components), ("early stop", "on" if s.early_stop else "off"),
-                  ("data", result.data.get("path")), *_plot_pair(result)] + run_pairs(result.run)))]
+                  *_binarization_pair(s), ("data", result.data.get("path")), *_plot_pair(result)] + run_pairs(result.run)))]
     return parts
+
+
+def _binarization_pair(settings: Any) -> list[tuple[str, str]]:
+    """`--binarization-test`: its inner points per sample (robust_table says the same)."""
+    inner = getattr(settings, "binarization_inner_points", None)
+    return [] if inner is None else [("binarization test", f"{inner} inner points per sample")]
 
 
 def _min_norm(result: Any) -> list[Html]:

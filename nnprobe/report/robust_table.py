@@ -68,7 +68,8 @@ def render(result: RobustResult, console: Console) -> None:
         "as soon as any iterate fools it; norms averaged over the initially correct samples.\n"
         f"{robust_interval_note(result)}{_spans(result)}\n"
         f"data: {data.get('path')} [{data.get('layout')}], {len(data.get('skipped', []))} skipped; "
-        f"early stop {'on' if s.early_stop else 'off'}; cost: passes through the model per initially correct "
+        f"early stop {'on' if s.early_stop else 'off'}; {binarization_setting(s)}cost: passes through the model "
+        "per initially correct "
         "image, a forward 1 and a backward 2\n"
         f"run: {result.run.device} {result.run.precision}, world size {result.run.world_size}, "
         f"{result.run.seconds:.2f} s, seed {result.run.seed}"))
@@ -122,6 +123,12 @@ def print_findings(findings, console: Console) -> None:
     for f in findings:
         evidence = ", ".join(f"{k}={v}" for k, v in f.evidence.items())
         console.print(escape(f"  [{f.severity}] {f.id}: {f.message}\n    evidence: {evidence}\n    hint: {f.hint}"))
+
+
+def binarization_setting(settings) -> str:
+    """`--binarization-test`'s inner points per sample for the table's settings line ('' when it did not run)."""
+    inner = getattr(settings, "binarization_inner_points", None)
+    return "" if inner is None else f"binarization test with {inner} inner points per sample; "
 
 
 def binarization_summary(m: dict) -> str | None:

@@ -14,6 +14,7 @@ import tinymodels
 from nnprobe.attacks import binarization, build
 from nnprobe.attacks.base import SampleRandom
 from nnprobe.attacks.robustness import robust
+from nnprobe.errors import DataError
 from test_cost import counting_classifier
 
 EPS = 8 / 255
@@ -68,12 +69,14 @@ def test_off_by_default_and_its_counts_stay_zero(data):
     result = robust(planted.classifier("noise-backward"), [data], attack="pgd", eps=(0.0, EPS))
     assert _finding(result, "binarization-test-fails") is None
     assert all(result.sanity["model"][name] == 0 for name in binarization.COUNTS)
+    assert result.settings.binarization_inner_points is None
 
 
 def test_a_planted_weak_attack_fails_it_on_an_honest_model(data):
-    """One PGD step of 1/255 without a random start cannot reach the planted adversarial on every sample;
-    ten steps of 2/255 reach it on all (the control above)."""
-    result = _run(planted.classifier("plain"), data, steps=1, step_size=1 / 255, random_start=False)
+    """Two PGD steps of 0.75/255 without a random start cannot reach the planted adversarial on every sample
+    (the readout's boundary lies 0.9999 of the way to the boundary point); ten steps of 2/255 reach it on all
+    (the control above)."""
+    result = _run(planted.classifier("plain"), data, steps=2, step_size=0.75 / 255, random_start=False)
     finding = _finding(result, "binarization-test-fails")
     assert finding is not None and 0 < finding.evidence["failed"] < 16
 
@@ -140,11 +143,15 @@ def test_the_fitted_readout_separates_and_is_scaled_to_a_range_of_one(data):
     layer = binarization.readout_layer(model, data[0], NONE)
     inner, boundary = binarization.training_points(data[0][0], build("pgd", EPS).ball, EPS,
                                                    SampleRandom(0, 1, torch.tensor([0]), "cpu"))
-    f = binarization.features(model, layer, torch.cat([inner, boundary]), NONE)
+    assert inner.shape[0] == binarization.INNER + 1 == 1000  # the reference's 999 and the clean image
+    f = binarization.features(model, layer, torch.cat([inner, boundary]), NONE).double()
     w, b = binarization.fit_readout(f[:-1], f[-1:])
     z = f @ w + b
     assert (z[:-1] < 0).all() and z[-1] > 0
-    assert 2 * z.abs().max() == pytest.approx(1.0, abs=1e-5)  # logits (-z, z) span a range of 1
+    assert 2 * z.abs().max() == pytest.approx(1.0, abs=1e-12)  # logits (-z, z) span a range of 1
+    # the reference's decision_boundary_closeness: the boundary moved 0.9999 of the way to the boundary point
+    moved = f @ w + binarization.closer(b, float(z[-1]))
+    assert (moved[:-1] < z[:-1]).all() and float(moved[-1]) == pytest.approx(1e-4 * float(z[-1]), rel=1e-6)
     # one point inside the convex hull of the others cannot be separated: refused
     assert binarization.fit_readout(f[:-1], f[:-1].mean(0, keepdim=True)) is None
 
@@ -154,7 +161,7 @@ def test_verdicts_equal_a_hand_written_pgd_loop(data):
     are found adversarial as the test says passed (the same readouts: same seed, same sample ids)."""
     x = data[0][:8]
     model = planted.classifier("plain")
-    attack = build("pgd", EPS, steps=2, step_size=0.5 / 255, random_start=False)  # too short for some
+    attack = build("pgd", EPS, steps=2, step_size=0.75 / 255, random_start=False)  # too short for some
     flags = binarization.check(attack, model, x, torch.arange(8), 0, NONE)
     layer = binarization.readout_layer(model, x, NONE)
     mean, std = torch.tensor(tinymodels.PRE.mean).view(1, 3, 1, 1), torch.tensor(tinymodels.PRE.std).view(1, 3, 1, 1)
@@ -164,27 +171,35 @@ def test_verdicts_equal_a_hand_written_pgd_loop(data):
         inner, boundary = binarization.training_points(x[i], attack.ball, EPS, random)
         f = binarization.features(model, layer, torch.cat([inner, boundary]), NONE)
         w, b = binarization.fit_readout(f[:-1], f[-1:])
+        with torch.no_grad():  # the boundary point's score in pixel space, as the test takes it
+            far = float(model.net.net.features((torch.stack([x[i], boundary[0]]) - mean) / std)[1].double() @ w + b)
+        b = b - 0.9999 * far
         adv, hit = x[i:i + 1].clone(), False
         for _ in range(2):
             adv.requires_grad_(True)
-            z = model.net.net.features((adv - mean) / std) @ w + b
+            z = model.net.net.features((adv - mean) / std).double() @ w + b
             hit |= bool(z.item() > 0)
             grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(
                 torch.stack([-z, z, -z.abs() - 1, -z.abs() - 1], 1), torch.zeros(1, dtype=torch.long)), adv)
-            adv = (x[i:i + 1] + (adv.detach() + 0.5 / 255 * grad.sign() - x[i:i + 1]).clamp(-EPS, EPS)).clamp(0, 1)
+            adv = (x[i:i + 1] + (adv.detach() + 0.75 / 255 * grad.sign() - x[i:i + 1]).clamp(-EPS, EPS)).clamp(0, 1)
         with torch.no_grad():
-            hit |= bool((model.net.net.features((adv - mean) / std) @ w + b).item() > 0)
+            hit |= bool((model.net.net.features((adv - mean) / std).double() @ w + b).item() > 0)
         found.append(hit)
     assert flags["binarization_checked"].all()
     assert (~flags["binarization_failed"]).tolist() == found and 0 < sum(found) < 8
 
 
-def test_cost_is_what_the_model_counts(data):
+@pytest.mark.parametrize("inner", [binarization.INNER, 31])
+def test_cost_is_what_the_model_counts(data, inner):
     model = counting_classifier()
-    flags = binarization.check(build("pgd", EPS), model, data[0][:4], torch.arange(4), 0, NONE)
+    flags = binarization.check(build("pgd", EPS), model, data[0][:4], torch.arange(4), 0, NONE, inner=inner)
     counted = model.net.forwards + 2 * model.net.backwards
     # all but the one image that finds the layer (per process, so that merged slices add up to one process)
-    assert int(flags["binarization_cost"].sum()) == counted - 1 > 4 * (binarization.INNER + 1)
+    assert int(flags["binarization_cost"].sum()) == counted - 1 > 4 * (inner + 1)
+    # per sample: the clean image, the inner points and the boundary point, 2 to check the readout, the random
+    # points, 1 to judge the attack's answer, and the attack's own passes (PGD-10 with early stop: 4 to 33)
+    per_sample = (counted - 1) / 4 - (inner + 2 + 2 + binarization.RANDOM + 1)
+    assert 4 <= per_sample <= 33
 
 
 def test_cli_flag_json_table_and_the_corruption_sweep_refusal(tmp_path, invoke):
@@ -198,8 +213,19 @@ def test_cli_flag_json_table_and_the_corruption_sweep_refusal(tmp_path, invoke):
     body = json.loads(proc.stdout)
     assert "binarization-test-fails" in {f["id"] for f in body["findings"]}
     assert body["sanity"]["model"]["binarization_failed"] == body["sanity"]["model"]["binarization_asked"] == 8
+    assert body["settings"]["binarization_inner_points"] == binarization.INNER == 999  # the reference's
     table = invoke(*args)
     assert "the attack found the planted adversarial for 0 of 8 samples" in table.stdout
+    assert "binarization test with 999 inner points per sample" in " ".join(table.stdout.split())
+    fewer = json.loads(invoke(*args, "--binarization-inner-points", "31", "--format", "json").stdout)
+    assert fewer["settings"]["binarization_inner_points"] == 31
+    # 968 fewer forwards per sample, everything else the same (thermometer: no gradient, the same attack passes)
+    assert body["sanity"]["model"]["binarization_cost"] - fewer["sanity"]["model"]["binarization_cost"] == 8 * 968
+    alone = invoke(*args[:-1], "--binarization-inner-points", "31")
+    assert alone.returncode == 2 and "add --binarization-test" in alone.stderr and "Traceback" not in alone.stderr
+    for bad in ("0", "10000", "many"):
+        refused = invoke(*args, "--binarization-inner-points", bad)
+        assert refused.returncode == 2 and "--binarization-inner-points" in refused.stderr, bad
     refused = invoke(*args, "--corruptions", "all")
     assert refused.returncode == 2 and "--binarization-test" in refused.stderr and "Traceback" not in refused.stderr
 
@@ -222,8 +248,8 @@ def test_around_the_default_model_on_a_photo():
     # no random start: the verdicts follow the gradient alone (at 1/255 random corners of the ball are already
     # adversarial for the binary problems of both photos tried, so a random start could pass by chance)
     attack = build("pgd", 1 / 255, steps=3, step_size=0.25 / 255, random_start=False)
-    for model, failed in ((defended, 1), (base, 0)):
-        flags = binarization.check(attack, model, x, torch.arange(1), 0, NONE)
+    for model, failed in ((defended, 1), (base, 0)):  # 63 inner points: 999 take ~80 s per photo here
+        flags = binarization.check(attack, model, x, torch.arange(1), 0, NONE, inner=63)
         assert int(flags["binarization_checked"].sum()) == 1 and int(flags["binarization_failed"].sum()) == failed
     assert binarization.readout_layer(base, x, NONE).in_features == 1280
 
@@ -235,7 +261,8 @@ def test_slices_merged_equal_one_process(tmp_path):
 
     tinymodels.save_class_folders(tmp_path / "data", 12, seed=3)
     spec = f"{planted.__file__}:wrong_sign_ste_classifier"
-    options = dict(eps="0,8/255", steps=3, seed=5, binarization_test=True, workers=0, device="cpu")
+    options = dict(eps="0,8/255", steps=3, seed=5, binarization_test=True, binarization_inner_points=31, workers=0,
+                   device="cpu")
     one = api.robust(spec, str(tmp_path / "data"), **options)
     parts = [api.robust(spec, str(tmp_path / "data"), shard=f"{k}/2", **options).to_dict() for k in (1, 2)]
     merged = api.merge(parts)
@@ -244,3 +271,7 @@ def test_slices_merged_equal_one_process(tmp_path):
     assert one.sanity["model"]["binarization_asked"] == 12 and one.sanity["model"]["binarization_failed"] > 0
     assert [f for f in merged.findings if f.id.startswith("binarization")] == \
            [f for f in one.findings if f.id.startswith("binarization")]
+    assert merged.settings.binarization_inner_points == one.settings.binarization_inner_points == 31
+    other = api.robust(spec, str(tmp_path / "data"), shard="2/2", **dict(options, binarization_inner_points=15))
+    with pytest.raises(DataError, match="settings"):  # slices of two tests are not one job
+        api.merge([parts[0], other.to_dict()])

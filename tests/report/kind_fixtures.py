@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 import report_fixtures as fixtures
-from nnprobe.attacks.results import MinNormDistribution, MinNormPoint, RobustFinding
+from nnprobe.attacks.results import MinNormDistribution, MinNormPoint, RobustFinding, RobustSettings
 from nnprobe.comparison.results import ClassDelta, Comparison, EpsDelta, FindingChange, Flips, MetricDelta
 from nnprobe.imagenet_c.results import (CleanCounts, CorruptionPoint, CorruptionResult, CorruptionSettings,
                                         PerturbationBaseline, PerturbationPoint)
@@ -60,7 +60,10 @@ def robust_with_findings():
     curve = (MinNormPoint(2 / 255, 4, 7), MinNormPoint(0.0, 5, 7), MinNormPoint(0.01, 1, 7), MinNormPoint(0.02, 0, 7))
     min_norm = MinNormDistribution("fmn-linf", "linf", 100, 5, 4, 1, (0.1, 0.5, 0.9), (0.0081, 0.0123, None), 0.0123,
                                    curve, 500)
-    return dataclasses.replace(fixtures.robust_result(fixtures.robust_gates()), findings=(finding,), min_norm=min_norm)
+    result = fixtures.robust_result(fixtures.robust_gates())
+    settings = RobustSettings(**{f.name: getattr(result.settings, f.name) for f in dataclasses.fields(result.settings)},
+                              binarization_inner_points=999)
+    return dataclasses.replace(result, findings=(finding,), min_norm=min_norm, settings=settings)
 
 
 def eval_with_suite():
