@@ -208,7 +208,7 @@ def corruptions_with(o: Groups, progress: Progress | None = None) -> "Corruption
     from nnprobe.imagenet_c.relative import preflight, with_perturbation_baseline
     c = o["corruption"]
     classifier, images = _model_and_data(o["model"], o["data"])
-    preflight(c.perturbation_baseline, c.perturbations, o["seed"].seed, images)  # before the sweep's work
+    preflight(c.perturbation_baseline, c.perturbations, o["seed"].seed, images, c.x264_roundtrip)  # before the sweep
     result = corruption_sweep(classifier, images, corruptions=c.corruptions or "all", severities=c.severity,
                               seed=o["seed"].seed, **_loader(o), **_device(o),
                               min_corruption_top1=c.min_corruption_top1, shard=o["shard"].shard, progress=progress,

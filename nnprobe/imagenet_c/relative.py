@@ -35,9 +35,11 @@ def _body(source: Any) -> tuple[dict, str]:
                      f"not {type(source).__name__}.")
 
 
-def _checked(body: dict, origin: str, names: list[str], seed: int, fingerprint: str | None) -> dict[str, dict]:
+def _checked(body: dict, origin: str, names: list[str], seed: int, fingerprint: str | None,
+             encoder: str | None) -> dict[str, dict]:
     """The baseline's perturbation rows by name, once it is a whole corruption result with those sequences, on
-    the same images (unless `fingerprint` is not known yet) and with the same seed."""
+    the same images (unless `fingerprint` is not known yet), with the same seed and frames made the same way
+    (`encoder`: this run's settings.x264_roundtrip)."""
     from nnprobe import kinds
 
     kinds.validate(body, f"the perturbation baseline {origin}", ("corruption",))
@@ -53,6 +55,10 @@ def _checked(body: dict, origin: str, names: list[str], seed: int, fingerprint: 
     if "shard" in (body.get("data") or {}):
         raise UsageError(f"the perturbation baseline {origin} is one --shard slice: give the reference model's "
                          f"whole run (nnprobe merge its slices first).")
+    frames = (body.get("settings") or {}).get("x264_roundtrip"), encoder
+    if frames[0] != frames[1]:
+        raise UsageError(f"the perturbation baseline {origin} scored other frames ({frames[0] or 'in memory'}; this "
+                         f"run: {frames[1] or 'in memory'}): give both runs the same --x264-roundtrip.")
     return theirs
 
 
@@ -61,18 +67,20 @@ def _needs_perturbations(names) -> None:
         raise UsageError("--perturbation-baseline divides ImageNet-P flip rates: give --perturbations too.")
 
 
-def preflight(source: Any, names, seed: int, images: Any = None) -> None:
+def preflight(source: Any, names, seed: int, images: Any = None, x264_roundtrip: bool = False) -> None:
     """Before the sweep, what needs no counts (`images`: the data set, for its fingerprint when it has one),
     so that a baseline that cannot compare costs no sweep."""
     if source is None:
         return
+    from nnprobe.imagenet_c.x264 import describe
+
     _needs_perturbations(names)
     fingerprint = None
     if hasattr(images, "root") and hasattr(images, "samples"):
         from nnprobe.per_sample import data_fingerprint
 
         fingerprint = data_fingerprint(images.root, images.samples)
-    _checked(*_body(source), list(names), seed, fingerprint)
+    _checked(*_body(source), list(names), seed, fingerprint, describe() if x264_roundtrip else None)
 
 
 def _baseline_of(result: CorruptionResult, source: Any) -> PerturbationBaseline:
@@ -81,11 +89,8 @@ def _baseline_of(result: CorruptionResult, source: Any) -> PerturbationBaseline:
     _needs_perturbations(result.perturbations)
     body, origin = _body(source)
     names = [p.perturbation for p in result.perturbations]
-    theirs = _checked(body, origin, names, result.settings.seed, result.data.get("fingerprint"))
-    frames = (body.get("settings") or {}).get("x264_roundtrip"), result.settings.x264_roundtrip
-    if frames[0] != frames[1]:
-        raise UsageError(f"the perturbation baseline {origin} scored other frames ({frames[0] or 'in memory'}; this "
-                         f"run: {frames[1] or 'in memory'}): give both runs the same --x264-roundtrip.")
+    theirs = _checked(body, origin, names, result.settings.seed, result.data.get("fingerprint"),
+                      result.settings.x264_roundtrip)
     points = tuple(PerturbationPoint(n, theirs[n]["flips"], theirs[n]["comparisons"], theirs[n]["top5_distance_sum"])
                    for n in names)
     spec = (body.get("model") or {}).get("spec") or "?"

@@ -198,3 +198,31 @@ def test_the_setting_is_in_every_report_and_a_baseline_must_match(six_images, tm
     with pytest.raises(UsageError, match="same --x264-roundtrip"):
         with_perturbation_baseline(encoded, plain)
     assert with_perturbation_baseline(encoded, encoded).mfr_vs_baseline == pytest.approx(1.0)
+
+
+def test_a_baseline_scored_the_other_way_is_refused_before_the_sweep(tmp_path, monkeypatch):
+    """A --perturbation-baseline in memory under --x264-roundtrip, or encoded by another x264 build, is one
+    sentence before any frame is encoded (the round trip is the sweep's dearest part)."""
+    import nnprobe
+    from nnprobe.imagenet_c import sweep
+
+    tinymodels.save_class_folders(tmp_path / "data", 2, seed=5)
+    options = dict(data=str(tmp_path / "data"), corruptions="contrast", severity=1, device="cpu", workers=0,
+                   perturbations="brightness")
+    plain = nnprobe.corruptions(tinymodels.tiny_classifier(), **options).to_dict()
+    encoded = nnprobe.corruptions(tinymodels.tiny_classifier(), **options, x264_roundtrip=True).to_dict()
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("the sweep ran before the baseline was checked")
+
+    monkeypatch.setattr(sweep, "corruption_sweep", no_sweep)
+    other_build = dict(encoded, settings=dict(encoded["settings"], x264_roundtrip="libx264 core 155; ..."))
+    for baseline, x264_roundtrip, message in ((plain, True, r"scored other frames \(in memory; this run: libx264"),
+                                              (encoded, False, r"\(libx264 core .*; this run: in memory\)"),
+                                              (other_build, True, "core 155")):
+        with pytest.raises(UsageError, match=message):
+            nnprobe.corruptions(tinymodels.linear_classifier(), **options, perturbation_baseline=baseline,
+                                x264_roundtrip=x264_roundtrip)
+    with pytest.raises(AssertionError, match="the sweep ran"):  # the same frames get to the sweep
+        nnprobe.corruptions(tinymodels.linear_classifier(), **options, perturbation_baseline=encoded,
+                            x264_roundtrip=True)
