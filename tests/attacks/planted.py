@@ -148,11 +148,12 @@ PLANTED = {
     "detector": {"gradients-vanish-after-move"},
     "wrong-sign-ste": {"unconstrained-attack-fails"},
 }
-# the planted defenses the binarization test (`--binarization-test`) flags on all 16 probed samples with PGD-10 at
-# 8/255: every one whose gradient is absent, stopped, noise, of the wrong sign or saturated. Not in it (measured):
-# softmax-output (its gradient still leads there: 0 of 16 failed), noisy-forward and random-resize-pad (their
-# randomised forwards answer the training points differently when run again: most samples cannot be set up and
-# the set-up ones pass; randomised-forward flags them)
+# the planted defenses the binarization test (`--binarization-test`, 999 inner points) flags on all 16 probed
+# samples with PGD-10 at 8/255: every one whose gradient is absent, stopped, noise, of the wrong sign or saturated.
+# Not in it (measured, every attack: bench/bench_binarization.py, docs/fool.md): softmax-output (the readout's
+# logits span 1, so the softmax after it never saturates: 0 of 16 failed with every attack), noisy-forward and
+# random-resize-pad (their randomised forwards answer the training points differently when run again: most samples
+# cannot be set up; randomised-forward flags them)
 BINARIZATION = ("quantised-input", "quantise-layer", "numpy-preprocessing", "saturated-logits", "noise-backward",
                 "thermometer", "detector", "wrong-sign-ste")
 CONTROLS = ("plain", "differentiable-blur", "linear")
