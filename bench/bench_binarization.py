@@ -5,13 +5,17 @@ the probed samples the attack fails the test on, of those whose readout could be
     PYTHONPATH=. python bench/bench_binarization.py                          # the table (tiny net, 16 samples)
     PYTHONPATH=. python bench/bench_binarization.py --attacks pgd --inner 63  # one column at another strength
     PYTHONPATH=. python bench/bench_binarization.py --cost-default 1         # cost per photo, default model
+    PYTHONPATH=. python bench/bench_binarization.py --readout sklearn        # the reference's solver instead
 
 The samples are the tests' (tinymodels.make_data(16, seed=21) on the 8-bit grid), the budget 8/255 (L∞), each
 attack at its default settings and seed 0, exactly as `robust --attack ATTACK --eps 0,8/255
 --binarization-test` runs it on its first 16 samples (`binarization.check`). A cell reads FAILED/CHECKED
 (+R: random surface points were already adversarial for R of the checked samples). `--cost-default N`
 measures the test on EfficientNet-Lite0 and N bundled photos instead: pass equivalents (cost.Meter) and
-seconds per photo, for PGD-10 at 1/255, at 63 and at the reference's 999 inner points.
+seconds per photo, for PGD-10 at 1/255, at 63 and at the reference's 999 inner points. `--readout sklearn`
+fits the readout as the reference does (scikit-learn's LogisticRegression without penalty, max_iter 1000, on
+the raw features; a fit that does not separate every point is not set up, as the reference's "perfect"
+solution check) instead of nnprobe's L-BFGS on standardised features.
 """
 from __future__ import annotations
 
@@ -48,12 +52,34 @@ def cell(attack_id: str, kind: str, x: torch.Tensor, inner: int) -> tuple[int, i
             int(flags["binarization_random"].sum()), int(flags["binarization_cost"].sum()), seconds)
 
 
+def sklearn_readout(inner: torch.Tensor, boundary: torch.Tensor):
+    """The reference's readout fit (decision_boundary_binarization.py, optimizer "sklearn"), scaled as nnprobe's."""
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    f = torch.cat([inner, boundary]).double()
+    labels = np.r_[np.zeros(len(inner)), np.ones(len(boundary))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lbfgs rarely converges on separable points: the reference warns too
+        fit = LogisticRegression(penalty=None, max_iter=1000).fit(f.numpy(), labels)
+    w, b = torch.tensor(fit.coef_[0], dtype=f.dtype), torch.tensor(fit.intercept_[0], dtype=f.dtype)
+    z = f @ w + b
+    if not ((z[:len(inner)] < 0).all() and (z[len(inner):] > 0).all()):
+        return None
+    return w / (2 * z.abs().max()), b / (2 * z.abs().max())
+
+
 def table(attacks, kinds, n: int, inner: int) -> None:
     import planted
     import tinymodels
 
     x = planted.on_grid(tinymodels.make_data(n, seed=21)[0])
-    print(f"# binarization test, {n} samples, L∞ 8/255, {inner} inner points; {platform.processor() or 'cpu'}, "
+    from nnprobe.attacks import binarization
+
+    print(f"# binarization test, {n} samples, L∞ 8/255, {inner} inner points, readout "
+          f"{'sklearn' if binarization.fit_readout is sklearn_readout else 'nnprobe'}; {platform.processor() or 'cpu'}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {datetime.date.today()}")
     print("| defense | " + " | ".join(attacks) + " |")
     print("|---|" + "---:|" * len(attacks))
@@ -98,7 +124,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--inner", type=int, default=None, help="inner points (default: binarization.INNER)")
     parser.add_argument("--cost-default", type=int, default=0, metavar="PHOTOS")
+    parser.add_argument("--readout", choices=("nnprobe", "sklearn"), default="nnprobe")
     args = parser.parse_args()
+    if args.readout == "sklearn":
+        from nnprobe.attacks import binarization
+
+        binarization.fit_readout = sklearn_readout
     if args.cost_default:
         cost_default(args.cost_default)
         return
