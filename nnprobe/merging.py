@@ -18,30 +18,40 @@ MERGEABLE = ("eval", "robust", "corruption")
 _RUN_FIELDS = ("run", "images_per_second", "per_sample", "gates", "passed", "plot", "top1", "top5")
 
 
-def load_part(path: str, data: bytes | None = None) -> dict[str, Any]:
-    """One slice's result JSON, read back through the one reader (a regular file, size and depth caps) and
-    its kind's schema (`data`: a bucket object's bytes, fetched by part_files); anything else is one
-    sentence."""
+def load_part(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
+    """One part's result JSON, read back through the one reader (a regular file, size and depth caps) and
+    its kind's schema (`data`: a bucket object's bytes, fetched by part_files), as `per_model` bodies;
+    anything else is one sentence."""
+    from nnprobe.io import parse_json, read_json
+
+    origin = f"Result {path}"
+    return per_model(read_json(path, "Result") if data is None else parse_json(data, origin), origin)
+
+
+def per_model(body: Any, origin: str) -> list[dict[str, Any]]:
+    """The part's body checked against its kind's schema; the JSON of a several-model eval (what `--format
+    json` prints for `eval --model A --model B --shard K/N`) gives each model's eval part, its name in it."""
     from nnprobe import kinds
 
-    if data is None:
-        return kinds.read(path, "Result", MERGEABLE)
-    from nnprobe.io import parse_json
-
-    return kinds.validate(parse_json(data, f"Result {path}"), f"Result {path}", MERGEABLE)
+    if isinstance(body, Mapping) and body.get("kind") == "eval-models":
+        models = body.get("models")
+        if not isinstance(models, list) or not models:
+            raise DataError(f"{origin} holds no model's result: not a part nnprobe wrote.")
+        return [kinds.validate(m, f"{origin}, model {i + 1}", ("eval",)) for i, m in enumerate(models)]
+    return [kinds.validate(body, origin, MERGEABLE)]
 
 
 def load_parts(parts: Sequence[str | os.PathLike | Mapping[str, Any]]) -> list[tuple[str, dict]]:
-    """(name, body) per part: result dicts as given, paths, globs and bucket URLs through part_files."""
-    from nnprobe import kinds
+    """(name, body) per part, and per model of a several-model part: result dicts as given, paths, globs and
+    bucket URLs through part_files."""
     from nnprobe.part_files import fetch
 
     named: list[tuple[str, dict]] = []
     for i, p in enumerate(parts):
         if isinstance(p, Mapping):
-            named.append((f"part {i + 1}", kinds.validate(p, f"part {i + 1}", MERGEABLE)))
+            named += [(f"part {i + 1}", body) for body in per_model(p, f"part {i + 1}")]
         else:
-            named += [(name, load_part(name, data)) for name, data in fetch([os.fspath(p)])]
+            named += [(name, body) for name, data in fetch([os.fspath(p)]) for body in load_part(name, data)]
     return named
 
 

@@ -14,6 +14,7 @@ from eval.test_shard_merge import _run_only, _same, _without
 from helpers import PLAIN_FLAGS, TESTS, factory_spec, make_wnid_folders
 
 from nnprobe import api
+from nnprobe.errors import DataError
 from nnprobe.options.base import PathKind
 from nnprobe.options.verbs import VERBS, fields
 from nnprobe.per_sample import read
@@ -103,8 +104,6 @@ def test_merge_of_every_models_parts_is_each_models_own_merge(sliced, tmp_path):
 
 
 def test_merge_names_the_model_whose_slices_are_incomplete_and_refuses_mixed_parts(sliced, data, tmp_path):
-    from nnprobe.errors import DataError
-
     parts = sorted(glob.glob(str(sliced / "many" / "part-*.json")))
     short = [p for p in parts if not (p.endswith(f"2-of-3.{WORDS[ROUNDED]}.json"))]
     with pytest.raises(DataError, match=f"^{ROUNDED}: Slice 2/3 missing: 2 of 3 given"):
@@ -122,6 +121,24 @@ def test_cli_merge_of_all_parts(sliced, invoke):
     assert run.returncode == 0, run.stderr
     body = json.loads(run.stdout)
     assert body["kind"] == "eval-models" and sorted(body["names"]) == sorted(WORDS)
+
+
+def test_a_several_model_runs_json_is_a_part_of_every_model(data, sliced, invoke, tmp_path):
+    """What --format json prints for a several-model --shard run without -o (kind eval-models) is each model's
+    part too: merge splits it by model (from files and as dicts), giving what the per-model parts give."""
+    for k in (1, 2, 3):
+        run = invoke("eval", str(data), *_both("--shard", f"{k}/3", "--format", "json", "-q"))
+        assert run.returncode == 0, run.stderr
+        (tmp_path / f"all-{k}.json").write_text(run.stdout)
+    from_parts = api.merge([str(sliced / "many" / "part-*.json")])
+    dicts = [json.loads((tmp_path / f"all-{k}.json").read_text()) for k in (1, 2, 3)]
+    for merged in (api.merge([str(tmp_path / "all-*.json")]), api.merge(dicts)):
+        assert merged.names == (GOOD, ROUNDED)  # in the run's model order
+        for name, run in merged.named:
+            _same(_whole(dict(from_parts.named)[name]), _whole(run))
+    bad = dict(dicts[0], models=[])
+    with pytest.raises(DataError, match="holds no model's result"):
+        api.merge([bad])
 
 
 # What each of eval's output flags writes for GOOD in a two-model --shard 1/2 run (written out by hand: the
