@@ -13,8 +13,8 @@ Here each image's sequence goes through that command line, the raw frames piped 
 with the static ffmpeg binary of imageio-ffmpeg (`pip install 'nnprobe[video]'`), and is decoded to RGB by a
 second ffmpeg; the decoded frames are what the model sees. A fresh process per video, not FFmpeg's libraries
 in this one (PyAV): x264 at preset veryslow gave other frames from one call to the next inside one long-lived
-process (6 encodes of the same 224 px sequence, 4 different results; measured with PyAV 18.1), the command
-line the same frames every time. tests/corruptions/test_x264.py holds the frames equal to the generation
+process (5 encodes of the same 224 px noisy sequence, 4 different decodes; PyAV 18.1), the command line
+the same frames every time. tests/corruptions/test_x264.py holds the frames equal to the generation
 code's own command (PNG frames) read back by OpenCV as test.py reads them. The encoder is lossy: the frames
 move by a few grey levels, which is why the published videos' flip rates differ from in-memory sequences'.
 Encoding runs on the CPU whatever the device, the batch's videos in parallel processes.
@@ -100,7 +100,8 @@ def roundtrip_frames(frames: Iterator["torch.Tensor"], name: str) -> Iterator["t
         return
     videos = np.stack(kept, axis=1)  # B x T x H x W x 3
     del kept
-    with ThreadPoolExecutor(max(1, min(len(videos), os.cpu_count() or 1))) as pool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with ThreadPoolExecutor(max(1, min(len(videos), cores))) as pool:  # the CPUs this process may use
         decoded = np.stack(list(pool.map(lambda video: roundtrip(video, name), videos)), axis=1)
     for pixels in decoded:
         yield torch.from_numpy(pixels).permute(0, 3, 1, 2).to(like.device).to(like.dtype).div_(255)
