@@ -133,6 +133,17 @@ def workloads(model, x, y, eps, autocast_fn):
     }
 
 
+def torchattacks_chain(model, eps: float, steps: int, queries: int, classes: int) -> dict:
+    """torchattacks' parts of AutoAttack-standard by nnprobe's component ids, in order: APGD, APGDT with 9
+    targets, FAB multi-targeted with 9 targets, Square (the reference's sequence at these budgets)."""
+    targets = min(classes, 10)
+    return {"apgd-ce": torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
+            "apgd-t": torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=targets, seed=0),
+            "fab-t": torchattacks.FAB(model, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+                                      n_classes=targets, seed=0),
+            "square": torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)}
+
+
 def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
     """APGD-CE and AutoAttack for robust accuracy: nnprobe with per-sample early stop (first_success), and
     torchattacks' APGD / the same sequence from its own parts (MultiAttack of APGD, APGDT with 9 targets, FAB
@@ -150,13 +161,8 @@ def robust_workloads(model, x, y, eps, autocast_fn, steps: int, queries: int):
         return verdict(adv)
 
     def ta_autoattack():
-        parts = [torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
-                 torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10), seed=0),
-                 torchattacks.FAB(model, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
-                                  n_classes=min(classes, 10), seed=0),
-                 torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)]
         with autocast_fn():
-            adv = torchattacks.MultiAttack(parts)(x, y)
+            adv = torchattacks.MultiAttack(list(torchattacks_chain(model, eps, steps, queries, classes).values()))(x, y)
         return verdict(adv)
 
     def nn_run(attack_id, **options):

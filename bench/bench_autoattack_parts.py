@@ -19,8 +19,7 @@ import platform
 import time
 
 import torch
-import torchattacks
-from bench_attacks import make_model, sample_batch
+from bench_attacks import make_model, sample_batch, torchattacks_chain
 
 from nnprobe.attacks import build
 
@@ -43,13 +42,7 @@ def nnprobe_parts(model, x, y, eps, steps, queries) -> tuple[dict, int]:
 
 
 def torchattacks_parts(model, x, y, eps, steps, queries) -> tuple[dict, int]:
-    classes = int(model(x[:1]).shape[1])
-    parts = {"apgd-ce": torchattacks.APGD(model, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
-             "apgd-t": torchattacks.APGDT(model, eps=eps, steps=steps, n_restarts=1, n_classes=min(classes, 10),
-                                          seed=0),
-             "fab-t": torchattacks.FAB(model, eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
-                                       n_classes=min(classes, 10), seed=0),
-             "square": torchattacks.Square(model, eps=eps, n_queries=queries, n_restarts=1, seed=0)}
+    parts = torchattacks_chain(model, eps, steps, queries, int(model(x[:1]).shape[1]))
     robust = torch.ones(len(y), dtype=torch.bool)
     seconds = {}
     for name, attack in parts.items():

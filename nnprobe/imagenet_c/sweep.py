@@ -204,13 +204,15 @@ def _settings(names, levels, seed: int, quality: int | None, resamples: int, enc
 
 
 def _x264_settings(x264_roundtrip: bool, moves: Sequence[str]) -> str | None:
-    """The encoder's settings as recorded in the result, after checking PyAV is there (None: no round trip)."""
+    """The encoder's settings as recorded in the result, after the option's rule (sequences to encode, an ffmpeg
+    with libx264: options/video.py) holds for API callers too (None: no round trip)."""
     if not x264_roundtrip:
         return None
-    from nnprobe.imagenet_c import x264
+    from nnprobe.imagenet_c.x264 import describe
+    from nnprobe.options.video import check_request
 
-    x264.check_request(moves)
-    return x264.describe()
+    check_request(moves)
+    return describe()
 
 
 def _jpeg_quality(jpeg_roundtrip: bool | int) -> int | None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnprobe.options.video import check_request, require_ffmpeg  # noqa: F401  (the option's rule lives there)
+from nnprobe.options.video import require_ffmpeg
 
 if TYPE_CHECKING:
     import torch

@@ -20,6 +20,7 @@ from nnprobe.errors import UsageError
 from nnprobe.imagenet_c import perturb, x264
 from nnprobe.imagenet_c.perturb import FRAMES, NOISES
 from nnprobe.imagenet_c.sweep import corruption_sweep
+from nnprobe.options import video
 from test_perturb import reference_metrics, ten_class_model
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -180,7 +181,7 @@ def test_an_ffmpeg_without_libx264_is_one_sentence(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(fake))
     with pytest.raises(UsageError, match=f"libx264 encoder, which {fake} lacks"):
-        x264.check_request(("brightness",))
+        video.check_request(("brightness",))
 
 
 def test_the_setting_is_in_every_report_and_a_baseline_must_match(six_images, tmp_path):
